@@ -1,0 +1,28 @@
+# make run: set up and serve the gateway on the embedded default (SQLite, in-process queue).
+# make test: set up and run the whole suite (SQLite always; PostgreSQL and Redis when their URLs are set).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check-flows clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/flask --app app db upgrade
+	$(BIN)/flask --app app flows check > /dev/null
+	$(BIN)/flask --app app run --host 127.0.0.1 --port 5000
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check-flows: $(STAMP)
+	$(BIN)/flask --app app flows check
+
+clean:
+	rm -rf $(VENV) instance/gateway.db*

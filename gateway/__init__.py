@@ -1,0 +1,96 @@
+"""The SMS mobilization gateway: create_app() builds the Flask application."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from gateway.config import check_settings, database_url, load_settings, secret_key_for
+from gateway.db import make_engine, make_session_factory
+from gateway.flowfile import FlowError, FlowSet, load_flows
+from gateway.providers.base import Provider
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What the request handlers and commands share: database, flows, provider."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+    flow_set: FlowSet | None
+    flow_error: FlowError | None
+    provider: Provider
+    twilio: Any | None  # TwilioProvider when credentials are set: it checks webhook signatures
+    redis: Any = field(default=None)
+
+    @property
+    def flows(self) -> FlowSet:
+        """The loaded flows; a broken flow file stops here with every problem listed."""
+        if self.flow_set is None:
+            raise click.ClickException(f"flow files are broken:\n{self.flow_error}")
+        return self.flow_set
+
+
+def services() -> Services:
+    """The current application's services."""
+    return current_app.extensions["gateway"]
+
+
+def _providers(settings: dict[str, Any]) -> tuple[Provider, Any | None]:
+    from gateway.providers.console import ConsoleProvider
+    from gateway.providers.twilio import TwilioProvider
+
+    twilio = None
+    if settings["TWILIO_ACCOUNT_SID"] and settings["TWILIO_AUTH_TOKEN"]:
+        twilio = TwilioProvider(settings["TWILIO_ACCOUNT_SID"], settings["TWILIO_AUTH_TOKEN"],
+                                from_number=settings["TWILIO_FROM_NUMBER"],
+                                messaging_service_sid=settings["TWILIO_MESSAGING_SERVICE_SID"],
+                                api_base_url=settings["TWILIO_API_BASE_URL"])
+    provider = twilio if settings["SMS_PROVIDER"] == "twilio" else ConsoleProvider()
+    return provider, twilio
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app from the environment; `config` overrides settings (the test seam)."""
+    app = Flask(__name__)
+    settings = load_settings()
+    settings.update(config or {})
+    settings["DATABASE_URL"] = database_url(settings["DATABASE_URL"])
+    check_settings(settings)
+    app.config.update(settings)
+    app.config["SECRET_KEY"] = secret_key_for(settings)
+    app.config.setdefault("MAX_CONTENT_LENGTH", 256 * 1024)  # a webhook is a few hundred bytes
+    if settings["PROXY_FIX_HOPS"]:
+        hops = settings["PROXY_FIX_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
+
+    flow_set, flow_error = None, None
+    try:
+        flow_set = load_flows(settings["FLOWS_DIR"], default_language=settings["DEFAULT_LANGUAGE"])
+    except FlowError as exc:
+        # Under the flask command line, keep going so `flows check` can list the problems;
+        # a web server must not start with broken flows.
+        if click.get_current_context(silent=True) is None:
+            raise
+        flow_error = exc
+    engine = make_engine(settings["DATABASE_URL"])
+    provider, twilio = _providers(settings)
+    from gateway import queue
+
+    app.extensions["gateway"] = Services(engine, make_session_factory(engine), flow_set, flow_error,
+                                         provider, twilio, queue.connect(settings["REDIS_URL"]))
+
+    from gateway import cli, health, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(health.bp)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,134 @@
+"""`flask --app app ...` commands: thin adapters around the inbound path, flows and CSV."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from gateway import csvio, inbound, services
+from gateway.config import ROOT
+from gateway.flowfile import FlowError, check_prompts, load_flows
+from gateway.models import utcnow
+from gateway.providers.base import InboundSMS
+
+db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
+sms_cli = AppGroup("sms", help="Run texts through the inbound path.")
+flows_cli = AppGroup("flows", help="Flow files in flows/.")
+contacts_cli = AppGroup("contacts", help="Supporters as CSV.")
+reports_cli = AppGroup("reports", help="Service-delivery reports.")
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    """Alembic settings pointing at migrations/ and the given database."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.attributes["url"] = url
+    return cfg
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    command.upgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ('base' for an empty database)."""
+    command.downgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)
+
+
+@sms_cli.command("simulate")
+@click.option("--from", "sender", required=True, help="The supporter's number, e.g. +265991234567.")
+@click.argument("text", nargs=-1, required=True)
+def simulate(sender: str, text: tuple[str, ...]) -> None:
+    """Run TEXT from NUMBER through the whole inbound path and print the replies."""
+    svc = services()
+    body = " ".join(text)
+    stored = inbound.store(svc.sessions, InboundSMS("console", None, sender, None, body),
+                           current_app.config["DEFAULT_COUNTRY"])
+    if stored.contact_id is None or stored.message_id is None:
+        raise click.ClickException(f"{sender!r} is not a phone number; the text was kept, not handled")
+    inbound.handle_pending(svc.sessions, stored.contact_id, svc.flows, current_app.config["ORG_NAME"])
+    with svc.sessions() as session, session.begin():
+        replies = inbound.replies_to(session, stored.message_id)
+        for reply in replies:
+            click.echo(f"< {reply.body}")
+        inbound.mark_sent(session, replies)
+    if not replies:
+        click.echo("(no reply)")
+
+
+@flows_cli.command("check")
+def flows_check() -> None:
+    """Validate every flow file; print each prompt's encoding and segments per language."""
+    directory = Path(current_app.config["FLOWS_DIR"])
+    try:
+        flow_set = load_flows(directory, default_language=current_app.config["DEFAULT_LANGUAGE"])
+    except FlowError as exc:
+        for error in exc.errors:
+            click.echo(error, err=True)
+        raise click.ClickException(f"{len(exc.errors)} problem(s) in {directory}")
+    checks = check_prompts(flow_set, current_app.config["ORG_NAME"])
+    for c in checks:
+        mark = "ok" if c.ok else f"OVER {c.allowed} segment(s)"
+        click.echo(f"{c.where}: {c.encoding} {c.segments} seg {c.characters} chars {mark}"
+                   + (" (draft)" if c.draft else ""))
+    drafts = sorted({(f.path, lang) for f in flow_set.flows.values() for lang in f.drafts}
+                    | {(flow_set.system.path, lang) for lang in flow_set.system.drafts})
+    for path, lang in drafts:
+        click.echo(f"draft: {path}: '{lang}' not yet checked by a native speaker")
+    over = [c for c in checks if not c.ok]
+    if over:
+        raise click.ClickException(f"{len(over)} prompt(s) over their segment limit; shorten them or "
+                                   "set allow_segments on the step")
+    click.echo(f"{len(flow_set.flows)} flows, {len(checks)} prompts ok")
+
+
+@contacts_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def contacts_import(file: Path) -> None:
+    """Import FILE.csv (number, name, language, place, tags); bad lines are reported, good ones kept."""
+    svc = services()
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file}: not UTF-8 text; save the sheet as 'CSV UTF-8'")
+    rows, errors = csvio.parse_contacts(text, current_app.config["DEFAULT_COUNTRY"],
+                                        svc.flows.gazetteers.values(), ("en", "ny", "es"))
+    with svc.sessions() as session, session.begin():
+        summary = csvio.apply_contacts(session, rows, utcnow())
+    for error in errors:
+        click.echo(f"{file}: {error}", err=True)
+    click.echo(f"{summary.created} created, {summary.updated} updated "
+               f"({summary.kept_stopped} stay stopped), {len(errors)} line(s) with errors")
+    if errors:
+        sys.exit(1)
+
+
+@contacts_cli.command("export")
+def contacts_export() -> None:
+    """All contacts as CSV on stdout, with their status."""
+    with services().sessions() as session:
+        csvio.export_contacts(session, sys.stdout)
+
+
+@reports_cli.command("export")
+def reports_export() -> None:
+    """All reports as CSV on stdout (no phone numbers)."""
+    with services().sessions() as session:
+        csvio.export_reports(session, sys.stdout)
+
+
+def init_app(app: Flask) -> None:
+    """Register the command groups."""
+    for group in (db_cli, sms_cli, flows_cli, contacts_cli, reports_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,138 @@
+"""CSV in and out: contacts import (bad rows reported by line, good rows kept) and exports."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway import contacts
+from gateway.models import Contact, Report
+from gateway.places import Gazetteer, match_place
+from gateway.sms import InvalidNumber, normalise_number
+
+CONTACT_COLUMNS = ("number", "name", "language", "place", "tags")
+REPORT_COLUMNS = ("ref", "date", "country", "place", "service", "service_detail", "delivered",
+                  "details", "anonymous", "language")
+_TAG_SPLIT = re.compile(r"[;,|]")
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    line: int
+    number: str
+    name: str | None
+    language: str | None
+    place: str | None
+    tags: tuple[str, ...]
+
+
+@dataclass
+class ImportSummary:
+    created: int = 0
+    updated: int = 0
+    kept_stopped: int = 0  # updated, but an organizer's import never ends a supporter's opt-out
+    errors: list[str] = field(default_factory=list)
+
+
+def parse_contacts(text: str, default_country: str, gazetteers: Iterable[Gazetteer],
+                   languages: Sequence[str]) -> tuple[list[ContactRow], list[str]]:
+    """Pure: the usable rows and one error per unusable line ('line 4: ...')."""
+    gazetteers = list(gazetteers)
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = next(reader, None)
+    if not header:
+        return [], ["line 1: the file is empty; expected a header: " + ", ".join(CONTACT_COLUMNS)]
+    names = [h.strip().lower() for h in header]
+    unknown = [h for h in names if h and h not in CONTACT_COLUMNS]
+    if "number" not in names or unknown:
+        return [], [f"line 1: expected the columns {', '.join(CONTACT_COLUMNS)} (number is required)"
+                    + (f"; unknown: {', '.join(unknown)}" if unknown else "")]
+    rows, errors, seen = [], [], {}
+    for values in reader:
+        line = reader.line_num
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) > len(names):
+            errors.append(f"line {line}: {len(values)} values for {len(names)} columns")
+            continue
+        cell = {n: (values[i].strip() if i < len(values) else "") for i, n in enumerate(names)}
+        try:
+            number = normalise_number(cell["number"], default_country)
+        except InvalidNumber as exc:
+            errors.append(f"line {line}: number {cell['number']!r}: {exc}")
+            continue
+        language = cell.get("language", "").lower() or None
+        if language and language not in languages:
+            errors.append(f"line {line}: language {language!r}: expected one of {', '.join(languages)}")
+            continue
+        place = None
+        if cell.get("place"):
+            found = match_place(cell["place"], gazetteers, prefer_country=default_country)
+            if found is None:
+                errors.append(f"line {line}: place {cell['place']!r}: not in the gazetteers in flows/places/")
+                continue
+            place = found.name
+        if number.value in seen:
+            errors.append(f"line {line}: number repeats line {seen[number.value]}; this line was skipped")
+            continue
+        seen[number.value] = line
+        tags = tuple(t.strip().lower() for t in _TAG_SPLIT.split(cell.get("tags", "")) if t.strip())
+        rows.append(ContactRow(line, number.value, cell.get("name") or None, language, place, tags))
+    return rows, errors
+
+
+def apply_contacts(session: Session, rows: Sequence[ContactRow], now: datetime) -> ImportSummary:
+    """Create or update contacts; never touches a contact's status."""
+    summary = ImportSummary()
+    for row in rows:
+        contact = contacts.find(session, row.number)
+        if contact is None:
+            contact = contacts.new_contact(row.number)
+            contact.consent_at = now  # the organizer imports people who agreed to hear from them
+            session.add(contact)
+            summary.created += 1
+        else:
+            summary.updated += 1
+            summary.kept_stopped += contact.status == "stopped"
+        contact.name = row.name or contact.name
+        contact.language = row.language or contact.language
+        contact.place = row.place or contact.place
+        contacts.add_tags(session, contact, list(row.tags))
+    return summary
+
+
+def _safe(value: str | None) -> str:
+    """Free text a supporter wrote must not run as a spreadsheet formula."""
+    value = value or ""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def export_contacts(session: Session, out: io.TextIOBase) -> int:
+    """Write every contact as CSV; returns the count."""
+    writer = csv.writer(out)
+    writer.writerow([*CONTACT_COLUMNS, "status"])
+    count = 0
+    for c in session.scalars(select(Contact).order_by(Contact.id)):
+        writer.writerow([contacts.number_of(c), _safe(c.name), c.language or "", c.place or "",
+                         ";".join(c.tags), c.status])
+        count += 1
+    return count
+
+
+def export_reports(session: Session, out: io.TextIOBase) -> int:
+    """Write every report as CSV, without any phone number; returns the count."""
+    writer = csv.writer(out)
+    writer.writerow(REPORT_COLUMNS)
+    count = 0
+    for r in session.scalars(select(Report).order_by(Report.id)):
+        writer.writerow([r.ref, r.created_at.date().isoformat(), r.country or "", r.place or "", r.service,
+                         _safe(r.service_detail), r.delivered or "", _safe(r.details),
+                         "yes" if r.anonymous else "no", r.language or ""])
+        count += 1
+    return count

@@ -1,0 +1,107 @@
+"""Typed SQLAlchemy 2.0 models. Phone numbers are read and written only in gateway/contacts.py."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gateway.db import Base
+
+
+def utcnow() -> datetime:
+    """Naive UTC: SQLite keeps no time zone, so every timestamp is UTC without one."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)  # E.164 or a short code
+    name: Mapped[str | None] = mapped_column(String(120))
+    language: Mapped[str | None] = mapped_column(String(8))
+    place: Mapped[str | None] = mapped_column(String(80), index=True)
+    country: Mapped[str | None] = mapped_column(String(2))
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)  # active, stopped, blocked
+    consent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_hint_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    tag_rows: Mapped[list[ContactTag]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    @property
+    def tags(self) -> list[str]:
+        return sorted(t.tag for t in self.tag_rows)
+
+
+class ContactTag(Base):
+    __tablename__ = "contact_tags"
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_contact_open", "contact_id", "closed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    flow: Mapped[str] = mapped_column(String(40))
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    language: Mapped[str] = mapped_column(String(8))
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # completed, replaced, stopped, expired
+    redacted: Mapped[bool] = mapped_column(Boolean, default=False)  # it produced an anonymous report
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_id", name="uq_messages_provider_id"),
+        Index("ix_messages_contact_pending", "contact_id", "direction", "handled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3))  # in, out
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(20))
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(12), default="sms")  # sms, whatsapp
+    body: Mapped[str | None] = mapped_column(Text)  # None once purged (anonymous report, retention)
+    status: Mapped[str] = mapped_column(String(16))  # in: received, handled; out: queued ... delivered
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    encoding: Mapped[str | None] = mapped_column(String(8))
+    segments: Mapped[int | None] = mapped_column(Integer)
+    route: Mapped[str | None] = mapped_column(String(16))  # what handled an inbound message
+    inbox_status: Mapped[str | None] = mapped_column(String(8), index=True)  # open, handled
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Report(Base):
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_place_service", "place", "service"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(12), unique=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))  # None: anonymous
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    service: Mapped[str] = mapped_column(String(40))
+    service_detail: Mapped[str | None] = mapped_column(String(200))
+    place: Mapped[str | None] = mapped_column(String(80))
+    country: Mapped[str | None] = mapped_column(String(2))
+    delivered: Mapped[str | None] = mapped_column(String(10))  # yes, no, partly
+    details: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

@@ -1,0 +1,57 @@
+"""The small interface every SMS provider implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class InboundSMS:
+    """A provider-neutral inbound message, before number normalisation."""
+
+    provider: str
+    provider_id: str | None
+    sender: str
+    recipient: str | None
+    body: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the provider said when it accepted a message."""
+
+    provider_id: str | None
+    status: str  # the provider's word, mapped to ours: queued, sending, sent, delivered, failed
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery status reported by a provider for a message it accepted."""
+
+    provider_id: str
+    status: str  # ours: sent, delivered, undelivered, failed
+    error_code: str | None = None
+
+
+class ProviderError(Exception):
+    """A send the provider refused or that may not have reached it."""
+
+    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None,
+                 retryable: bool = False, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status
+        self.retryable = retryable  # safe to try again later (e.g. 429)
+        self.ambiguous = ambiguous  # may have been accepted: ask the provider before retrying
+
+
+class Provider(Protocol):
+    """Sends one message; the webhook side lives in the provider's blueprint code."""
+
+    name: str
+    inline_replies: bool  # True when replies can ride on the webhook's HTTP response
+
+    def send(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
+        """Hand one message to the provider; raise ProviderError when it is not accepted."""
+        ...

@@ -1,0 +1,30 @@
+"""A provider for development: prints each message instead of sending it."""
+from __future__ import annotations
+
+import sys
+import threading
+import uuid
+from typing import TextIO
+
+from gateway.providers.base import SendResult
+
+
+class ConsoleProvider:
+    """Writes `[sms to <number>] <text>` lines to a stream and remembers what it sent."""
+
+    name = "console"
+    inline_replies = True
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self.sent: list[tuple[str, str]] = []
+        self._lock = threading.Lock()  # workers may send from several threads
+
+    def send(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
+        """Print the message and report it sent."""
+        # Resolve sys.stdout at send time so pytest's capture (which swaps it) sees the output.
+        stream = self.stream if self.stream is not None else sys.stdout
+        with self._lock:
+            print(f"[sms to {to}] {body}", file=stream, flush=True)
+            self.sent.append((to, body))
+        return SendResult(provider_id=f"console-{uuid.uuid4().hex}", status="sent")

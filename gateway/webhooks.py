@@ -1,0 +1,73 @@
+"""Provider webhooks: inbound SMS and delivery status callbacks."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, current_app, request
+from sqlalchemy import select
+
+from gateway import inbound, services
+from gateway.models import Message
+
+bp = Blueprint("webhooks", __name__)
+logger = logging.getLogger(__name__)
+
+# Statuses only move forward; the three final ones never change again.
+STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3}
+
+
+def _signed_url() -> str:
+    """The URL Twilio signed: PUBLIC_BASE_URL plus the path and query, else the request's own."""
+    base = current_app.config.get("PUBLIC_BASE_URL")
+    if base:
+        return base + (request.full_path if request.query_string else request.path)
+    return request.url
+
+
+def _verified_twilio():  # type: ignore[no-untyped-def]
+    twilio = services().twilio
+    if twilio is None:
+        logger.warning("Twilio webhook refused: no TWILIO_AUTH_TOKEN to check its signature")
+        abort(403)
+    if not twilio.validate(_signed_url(), request.form, request.headers.get("X-Twilio-Signature")):
+        abort(403)
+    return twilio
+
+
+@bp.post("/sms/twilio")
+def twilio_inbound() -> Response:
+    """Store the message, handle it, answer with the replies as TwiML."""
+    twilio = _verified_twilio()
+    try:
+        sms = twilio.parse_inbound(request.form)
+    except ValueError as exc:
+        abort(400, description=str(exc))
+    svc = services()
+    stored = inbound.store(svc.sessions, sms, current_app.config["DEFAULT_COUNTRY"])
+    texts: list[str] = []
+    if stored.message_id is not None and stored.contact_id is not None:
+        inbound.handle_pending(svc.sessions, stored.contact_id, svc.flows, current_app.config["ORG_NAME"])
+        with svc.sessions() as session, session.begin():
+            replies = inbound.replies_to(session, stored.message_id)
+            texts = [r.body for r in replies if r.body]
+            inbound.mark_sent(session, replies)
+    return Response(twilio.twiml(texts), mimetype="application/xml")
+
+
+@bp.post("/sms/twilio/status")
+def twilio_status() -> tuple[str, int]:
+    """Move a sent message's status forward; unknown ids are ignored."""
+    twilio = _verified_twilio()
+    try:
+        update = twilio.parse_status(request.form)
+    except ValueError as exc:
+        abort(400, description=str(exc))
+    with services().sessions() as session, session.begin():
+        message = session.scalars(select(Message).where(
+            Message.provider == "twilio", Message.provider_id == update.provider_id).with_for_update()).first()
+        if message is None:
+            return "", 204
+        if STATUS_RANK.get(update.status, -1) > STATUS_RANK.get(message.status, -1):
+            message.status = update.status
+            message.error_code = update.error_code or message.error_code
+    return "", 204

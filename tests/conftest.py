@@ -1,0 +1,90 @@
+"""Fixtures: an app per test on SQLite, and again on PostgreSQL when DATABASE_URL names one."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from gateway import create_app
+from gateway.cli import alembic_config
+from gateway.config import database_url
+
+# CI sets this: a test that needs PostgreSQL or Redis must fail, never skip, if it cannot reach them.
+REQUIRE = os.environ.get("GATEWAY_REQUIRE_SERVICES") == "1"
+_env_db = os.environ.get("DATABASE_URL", "")
+POSTGRES_URL = database_url(_env_db) if _env_db.startswith("postgres") else None
+REDIS_URL = os.environ.get("REDIS_URL") or None
+TWILIO_TOKEN = "test-auth-token"
+PUBLIC_BASE = "https://gateway.example.org"
+
+
+def unavailable(what: str, why: str) -> None:
+    """Fail under CI, skip on a developer's laptop without the server."""
+    (pytest.fail if REQUIRE else pytest.skip)(f"{what}: {why}")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def migrated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A database migrated once per session: a template file on SQLite, the schema on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("template") / "gateway.db"
+        command.upgrade(alembic_config(f"sqlite:///{path}"), "head")
+        return "sqlite", str(path)
+    if POSTGRES_URL is None:
+        unavailable("PostgreSQL", "DATABASE_URL does not name a PostgreSQL database")
+    engine = sa.create_engine(POSTGRES_URL)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    except sa.exc.OperationalError as exc:
+        unavailable("PostgreSQL", f"cannot reach {POSTGRES_URL}: {exc}")
+    finally:
+        engine.dispose()
+    command.upgrade(alembic_config(POSTGRES_URL), "head")
+    return "postgres", POSTGRES_URL
+
+
+@pytest.fixture
+def db_url(migrated: tuple[str, str], tmp_path: Path) -> str:
+    """A clean database for one test."""
+    kind, where = migrated
+    if kind == "sqlite":
+        shutil.copy(where, tmp_path / "gateway.db")
+        return f"sqlite:///{tmp_path / 'gateway.db'}"
+    engine = sa.create_engine(where)
+    with engine.begin() as conn:
+        tables = [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
+        conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return where
+
+
+@pytest.fixture
+def app(db_url: str, tmp_path: Path) -> Iterator:
+    """The gateway on a clean database, console provider, Twilio signatures checked."""
+    app = create_app({
+        "DATABASE_URL": db_url, "REDIS_URL": None, "SECRET_KEY": "test", "SMS_PROVIDER": "console",
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": None,
+        "PUBLIC_BASE_URL": PUBLIC_BASE, "ORG_NAME": "Our Network", "DEFAULT_COUNTRY": "MW",
+        "INSTANCE_PATH": str(tmp_path), "TESTING": True,
+    })
+    yield app
+    app.extensions["gateway"].engine.dispose()
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    """A test client for the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):  # type: ignore[no-untyped-def]
+    """A runner for the app's command-line commands."""
+    return app.test_cli_runner()

@@ -1,0 +1,258 @@
+"""Every flow in every language, as transcripts through the whole inbound path (store, then handle)."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gateway.models import Contact, Message, Report
+from tests.transcript import Phone
+
+A = "+265991234567"
+B = "+265881234567"
+H = "+50499123456"
+
+
+def contact(app, number: str) -> Contact:  # type: ignore[no-untyped-def]
+    with app.extensions["gateway"].sessions() as s:
+        return s.scalars(select(Contact).where(Contact.number == number)).one()
+
+
+def reports(app) -> list[Report]:  # type: ignore[no-untyped-def]
+    with app.extensions["gateway"].sessions() as s:
+        return list(s.scalars(select(Report).order_by(Report.id)))
+
+
+def test_join_in_english(app) -> None:
+    Phone(app).run(f"""
+        {A} > JOIN
+        {A} < Our Network: you joined our SMS alerts. Text STOP any time to end, HELP for help. What is your name? (or SKIP)
+        {A} > Chikondi Banda
+        {A} < Where do you live? Send your district, e.g. Zomba.
+        {A} > kwathu
+        {A} < We did not find that place. Send your district name, e.g. Zomba or Choluteca.
+        {A} > zomb
+        {A} < What matters to you? Reply with numbers: 1 Health 2 Farming 3 Water 4 Education 5 Safety
+        {A} > 1 3
+        {A} < Welcome! You will get alerts for Zomba. Text REPORT to tell us if a service came, STOP to end.
+    """)
+    c = contact(app, A)
+    assert (c.name, c.place, c.language, c.status, c.tags) == ("Chikondi Banda", "Zomba", "en", "active",
+                                                              ["health", "water"])
+    assert c.consent_at is not None
+
+
+def test_join_in_chichewa_with_skip_and_typo(app) -> None:
+    Phone(app).run(f"""
+        {A} > lowa
+        {A} < Our Network: mwalowa mu mauthenga athu...
+        {A} > dumpha
+        {A} < Mumakhala kuti? Tumizani dzina la boma lanu, mwachitsanzo Zomba.
+        {A} > nkhatabay
+        {A} < Mumakonda chiyani? Yankhani ndi manambala: 1 Thanzi 2 Ulimi 3 Madzi 4 Maphunziro 5 Chitetezo
+        {A} > madzi
+        {A} < Takulandirani! Mudzalandira mauthenga a Nkhata Bay...
+    """)
+    c = contact(app, A)
+    assert (c.name, c.place, c.language) == (None, "Nkhata Bay", "ny")
+
+
+def test_join_in_spanish_from_honduras(app) -> None:
+    Phone(app).run(f"""
+        {H} > Unirme!
+        {H} < Our Network: se unio a nuestras alertas SMS. ALTO para salir, AYUDA para ayuda. ¿Como se llama? (o SALTAR)
+        {H} > Maria
+        {H} < ¿Donde vive? Envie su departamento, por ejemplo Choluteca.
+        {H} > francisco morazan
+        {H} < ¿Que le interesa?...
+        {H} > salud, seguridad
+        {H} < ¡Bienvenida! Recibira alertas de Francisco Morazán. REPORTE para contarnos si llego un servicio, ALTO para salir.
+    """)
+    c = contact(app, H)
+    assert (c.language, c.place, c.tags, c.country) == ("es", "Francisco Morazán", ["health", "safety"], "HN")
+
+
+def test_rejoin_updates_answers(app) -> None:
+    phone = Phone(app)
+    phone.run(f"""
+        {A} > JOIN
+        {A} < Our Network: you joined...
+        {A} > Chikondi
+        {A} < Where do you live?...
+        {A} > Zomba
+        {A} < What matters to you?...
+        {A} > skip
+        {A} < Welcome! You will get alerts for Zomba...
+        {A} > join
+        {A} < Our Network: you joined...
+        {A} > Chikondi B.
+        {A} < Where do you live?...
+        {A} > Blantyre
+        {A} < What matters to you?...
+        {A} > 2
+        {A} < Welcome! You will get alerts for Blantyre...
+    """)
+    c = contact(app, A)
+    assert (c.name, c.place, c.tags) == ("Chikondi B.", "Blantyre", ["farming"])
+
+
+def test_report_in_english_step_by_step(app) -> None:
+    Phone(app).run(f"""
+        {A} > REPORT
+        {A} < Which service? 1 Clinic 2 Fertilizer 3 Water 4 School 5 Other
+        {A} > 1
+        {A} < Where? Reply with your district, e.g. Zomba.
+        {A} > Zomba
+        {A} < Did it arrive? 1 Yes 2 No 3 Partly
+        {A} > 3
+        {A} < Any details, e.g. what was missing? Or reply SKIP.
+        {A} > only one nurse for 200 women
+        {A} < Keep your name and number off this report? 1 Yes 2 No
+        {A} > 2
+        {A} < Thank you. Report * is recorded. Your voice makes services come.
+    """)
+    [r] = reports(app)
+    assert (r.service, r.place, r.delivered, r.details, r.anonymous, r.country) == (
+        "clinic", "Zomba", "partly", "only one nurse for 200 women", False, "MW")
+    assert r.contact_id == contact(app, A).id and len(r.ref) == 6
+
+
+def test_report_other_service_branch_in_chichewa(app) -> None:
+    Phone(app).run(f"""
+        {B} > LIPOTI
+        {B} < Ntchito iti? 1 Chipatala 2 Feteleza 3 Madzi 4 Sukulu 5 Zina
+        {B} > 5
+        {B} < Ndi ntchito yanji? Yankhani mwachidule.
+        {B} > mankhwala a ana
+        {B} < Kuti? Tumizani dzina la boma, mwachitsanzo Zomba.
+        {B} > Mangochi
+        {B} < Kodi inafika? 1 Inde 2 Ayi 3 Pang'ono
+        {B} > ayi
+        {B} < Pali zina...
+        {B} > dumpha
+        {B} < Tisaike dzina ndi nambala yanu pa lipotili? 1 Inde 2 Ayi
+        {B} > inde
+        {B} < Zikomo. Lipoti * lalembedwa...
+    """)
+    [r] = reports(app)
+    assert (r.service, r.service_detail, r.place, r.delivered, r.details, r.anonymous) == (
+        "other", "mankhwala a ana", "Mangochi", "no", None, True)
+
+
+def test_one_sms_report_in_spanish_is_anonymous_and_leaves_no_trace(app) -> None:
+    Phone(app).run(f"""
+        {H} > DENUNCIA agua Cortes no el pozo esta seco
+        {H} < ¿Quiere que el reporte sea anonimo, sin su nombre ni numero? 1 Si 2 No
+        {H} > si
+        {H} < Gracias. Su reporte * quedo registrado...
+    """)
+    [r] = reports(app)
+    assert (r.service, r.place, r.delivered, r.details, r.anonymous, r.contact_id) == (
+        "water", "Cortés", "no", "el pozo esta seco", True, None)
+    assert (r.created_at.hour, r.created_at.minute) == (0, 0)  # only the day is kept
+    with app.extensions["gateway"].sessions() as s:
+        bodies = list(s.scalars(select(Message.body)))
+    assert bodies and all(b is None for b in bodies)  # neither what they wrote nor the reference
+
+
+def test_one_sms_report_asks_only_what_is_missing(app) -> None:
+    Phone(app).run(f"""
+        {A} > REPORT CLINIC ZOMBA NO nurse absent
+        {A} < Keep your name and number off this report? 1 Yes 2 No
+        {A} > no
+        {A} < Thank you. Report * is recorded...
+    """)
+    [r] = reports(app)
+    assert (r.service, r.place, r.delivered, r.details) == ("clinic", "Zomba", "no", "nurse absent")
+
+
+def test_stop_mid_flow_then_silence_until_start(app) -> None:
+    Phone(app).run(f"""
+        {A} > REPORT
+        {A} < Which service?...
+        {A} > STOP
+        {A} < You will get no more messages from Our Network. Text START to join again.
+        {A} > 1
+        {A} <
+        {A} > REPORT
+        {A} <
+        {A} > stop
+        {A} <
+        {A} > START
+        {A} < Welcome back to Our Network...
+        {A} > 1
+        {A} < Sorry, we did not understand...
+    """)
+    assert contact(app, A).status == "active"
+
+
+def test_stop_from_unknown_number_is_kept_and_join_reactivates(app) -> None:
+    Phone(app).run(f"""
+        {H} > BAJA
+        {H} < Ya no recibira mensajes de Our Network. Envie INICIO para volver.
+        {H} > hola
+        {H} <
+        {H} > AYUDA
+        {H} < Our Network: alertas y reportes de servicios por SMS...
+        {H} > ALTA
+        {H} < Our Network: se unio a nuestras alertas SMS...
+    """)
+    assert contact(app, H).status == "active"
+
+
+def test_expiry_and_help_and_rights(app) -> None:
+    Phone(app).run(f"""
+        {A} > REPORT
+        {A} < Which service?...
+        {A} > help
+        {A} < Our Network: alerts and service reports by SMS...
+        {A} > 2
+        {A} < Where? Reply with your district, e.g. Zomba.
+        ~ 25h
+        {A} > Zomba
+        {A} < Your last conversation timed out...
+        {A} > rights
+        {A} < Your rights: public services are for everyone...
+        {A} > ufulu
+        {A} < Ufulu wanu:...
+        {A} > derechos
+        {A} < Sus derechos:...
+    """)
+    assert reports(app) == []
+
+
+def test_unknown_text_goes_to_inbox_with_one_hint_a_day(app) -> None:
+    Phone(app).run(f"""
+        {A} > Hello, the clinic did not come
+        {A} < Sorry, we did not understand. Text JOIN to join, REPORT to report a service, HELP for help.
+        {A} > are you there?
+        {A} <
+        ~ 25h
+        {A} > hello?
+        {A} < Sorry, we did not understand...
+    """)
+    with app.extensions["gateway"].sessions() as s:
+        inbox = list(s.scalars(select(Message.body).where(Message.inbox_status == "open").order_by(Message.id)))
+    assert inbox == ["Hello, the clinic did not come", "are you there?", "hello?"]
+
+
+def test_gives_up_kindly_after_two_reasks(app) -> None:
+    Phone(app).run(f"""
+        {A} > REPORT
+        {A} < Which service?...
+        {A} > banana
+        {A} < Which service?...
+        {A} > mango
+        {A} < Which service?...
+        {A} > papaya
+        {A} < Sorry, we could not understand. Text REPORT to start again or HELP for help.
+        {A} > 1
+        {A} < Sorry, we did not understand...
+    """)
+
+
+def test_trigger_keyword_mid_flow_starts_that_flow(app) -> None:
+    Phone(app).run(f"""
+        {A} > REPORT
+        {A} < Which service?...
+        {A} > JOIN
+        {A} < Our Network: you joined...
+    """)

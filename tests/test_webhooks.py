@@ -1,0 +1,161 @@
+"""POST /sms/twilio and /sms/twilio/status with real Twilio signatures, and GET /healthz."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from itertools import count
+
+import pytest
+from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
+
+from gateway.models import Contact, Message
+from tests.conftest import PUBLIC_BASE, TWILIO_TOKEN
+
+_sids = count(1)
+
+
+def sign(url: str, params: dict[str, str]) -> str:
+    """The X-Twilio-Signature Twilio would send for these parameters."""
+    return RequestValidator(TWILIO_TOKEN).compute_signature(url, params)
+
+
+def inbound(client, params: dict[str, str], *, url: str = PUBLIC_BASE + "/sms/twilio",
+            signature: str | None = "sign"):  # type: ignore[no-untyped-def]
+    headers = {} if signature is None else {
+        "X-Twilio-Signature": sign(url, params) if signature == "sign" else signature}
+    return client.post("/sms/twilio", data=params, headers=headers)
+
+
+def sms(body: str, sender: str = "+265991234567", **extra: str) -> dict[str, str]:
+    return {"MessageSid": f"SM{next(_sids):032x}", "From": sender, "To": "+15005550006", "Body": body, **extra}
+
+
+def replies(response) -> list[str]:  # type: ignore[no-untyped-def]
+    assert response.mimetype == "application/xml"
+    return [m.text or "" for m in ET.fromstring(response.data).iter("Message")]
+
+
+def stored(app, **where) -> int:  # type: ignore[no-untyped-def]
+    with app.extensions["gateway"].sessions() as s:
+        q = select(func.count()).select_from(Message).filter_by(**where)
+        return s.scalar(q)
+
+
+def test_valid_signature_gets_twiml_replies(app, client) -> None:
+    response = inbound(client, sms("JOIN"))
+    assert response.status_code == 200
+    assert replies(response)[0].startswith("Our Network: you joined our SMS alerts")
+    assert stored(app, direction="in") == 1 and stored(app, direction="out", status="sent") == 1
+
+
+@pytest.mark.parametrize("signature", [None, "", "bm90IGEgc2lnbmF0dXJl"])
+def test_missing_or_wrong_signature_is_403_and_stores_nothing(app, client, signature) -> None:
+    assert inbound(client, sms("JOIN"), signature=signature).status_code == 403
+    assert stored(app) == 0
+
+
+def test_signature_for_another_url_is_403(app, client) -> None:
+    response = inbound(client, sms("JOIN"), url="https://evil.example.org/sms/twilio")
+    assert response.status_code == 403
+
+
+def test_tampered_body_is_403(app, client) -> None:
+    params = sms("JOIN")
+    signature = sign(PUBLIC_BASE + "/sms/twilio", params)
+    response = client.post("/sms/twilio", data={**params, "Body": "STOP"},
+                           headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 403
+
+
+def test_request_url_is_used_without_public_base_url(app, client) -> None:
+    app.config["PUBLIC_BASE_URL"] = None
+    assert inbound(client, sms("HELP"), url="http://localhost/sms/twilio").status_code == 200
+
+
+def test_duplicate_message_sid_is_dropped(app, client) -> None:
+    params = sms("JOIN")
+    first, second = inbound(client, params), inbound(client, params)
+    assert replies(first) and replies(second) == []
+    assert stored(app, direction="in") == 1 and stored(app, direction="out") == 1
+
+
+@pytest.mark.parametrize("body", [
+    "x" * 1600 + "y" * 400,                # longer than any SMS: kept, cut to 1,600
+    "ملاحظة: العيادة مغلقة 🏥🚫",          # right-to-left text and emoji
+    "hello\x00world",                      # a null byte
+    "{[~€^|]} \\ report",                  # GSM-7 extension characters
+    "",                                    # an empty body (an MMS without text)
+    "   ",
+])
+def test_odd_bodies_get_an_answer_below_500(app, client, body: str) -> None:
+    response = inbound(client, sms(body))
+    assert response.status_code == 200
+    assert len(replies(response)) <= 1
+    with app.extensions["gateway"].sessions() as s:
+        kept = s.scalars(select(Message.body).where(Message.direction == "in")).one()
+    assert kept is not None and "\x00" not in kept and len(kept) <= 1600
+
+
+def test_missing_from_is_400(app, client) -> None:
+    params = {"MessageSid": "SM" + "f" * 32, "Body": "JOIN", "To": "+15005550006"}
+    assert inbound(client, params).status_code == 400
+    assert stored(app) == 0
+
+
+def test_missing_body_is_answered(app, client) -> None:
+    params = {"MessageSid": "SM" + "e" * 32, "From": "+265991234567", "To": "+15005550006"}
+    assert inbound(client, params).status_code == 200
+
+
+def test_whatsapp_prefix_and_short_code_and_garbage_senders(app, client) -> None:
+    assert replies(inbound(client, sms("HELP", sender="whatsapp:+265991234567")))
+    assert replies(inbound(client, sms("HELP", sender="40404")))
+    assert inbound(client, sms("HELP", sender="not-a-number")).status_code == 200
+    with app.extensions["gateway"].sessions() as s:
+        numbers = set(s.scalars(select(Contact.number)))
+        channels = set(s.scalars(select(Message.channel).where(Message.direction == "in")))
+    assert numbers == {"+265991234567", "40404"} and channels == {"sms", "whatsapp"}
+    assert stored(app, direction="in") == 3  # the garbage one is kept too, unhandled
+
+
+def test_local_format_number_is_normalised(app, client) -> None:
+    inbound(client, sms("JOIN", sender="0991234567"))
+    with app.extensions["gateway"].sessions() as s:
+        assert s.scalars(select(Contact.number)).one() == "+265991234567"
+
+
+def status(client, params: dict[str, str], signature: str | None = "sign"):  # type: ignore[no-untyped-def]
+    url = PUBLIC_BASE + "/sms/twilio/status"
+    headers = {"X-Twilio-Signature": sign(url, params)} if signature == "sign" else {}
+    return client.post("/sms/twilio/status", data=params, headers=headers)
+
+
+def test_status_callbacks_only_move_forward(app, client) -> None:
+    with app.extensions["gateway"].sessions() as s, s.begin():
+        s.add(Message(direction="out", provider="twilio", provider_id="SM" + "1" * 32, body="hi", status="sent"))
+    sid = "SM" + "1" * 32
+    assert status(client, {"MessageSid": sid, "MessageStatus": "delivered"}).status_code == 204
+    assert status(client, {"MessageSid": sid, "MessageStatus": "sent"}).status_code == 204  # late, older
+    assert stored(app, provider_id=sid, status="delivered") == 1
+    failed = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "failed", "ErrorCode": "30003"}
+    status(client, failed)
+    assert stored(app, provider_id=sid, status="delivered") == 1  # final stays final
+
+
+def test_status_callback_errors(app, client) -> None:
+    unknown = {"MessageSid": "SM" + "9" * 32, "MessageStatus": "delivered"}
+    assert status(client, unknown).status_code == 204
+    assert status(client, {"MessageStatus": "delivered"}).status_code == 400
+    assert status(client, unknown, signature=None).status_code == 403
+
+
+def test_wrong_method_and_content_type_are_4xx(client) -> None:
+    assert client.get("/sms/twilio").status_code == 405
+    response = client.post("/sms/twilio", data=b"\xff\xfe" * 10, content_type="application/octet-stream",
+                           headers={"X-Twilio-Signature": "x"})
+    assert response.status_code == 403
+
+
+def test_healthz(client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json == {"status": "ok", "database": "ok", "queue": "ok"}

@@ -1,0 +1,85 @@
+"""Conversation tests that read like the conversation.
+
+    +265991234567 > JOIN
+    +265991234567 < Our Network: you joined our SMS alerts...
+    ~ 25h                      (the clock moves on)
+    +265991234567 <            (no reply at all)
+
+A reply line ending in "..." matches by prefix; "*" inside a reply matches any text (a reference).
+Each sent line must get exactly the replies listed after it, no more.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from gateway import inbound
+from gateway.models import utcnow
+from gateway.providers.base import InboundSMS
+
+
+def _pattern(expected: str) -> re.Pattern[str]:
+    prefix = expected.endswith("...")
+    text = expected[:-3] if prefix else expected
+    body = ".*?".join(re.escape(part) for part in text.split("*"))
+    return re.compile(body + (".*" if prefix else ""), re.DOTALL)
+
+
+class Phone:
+    """Drives the whole inbound path (store, then handle in order) like a supporter's phone."""
+
+    def __init__(self, app, now: datetime | None = None) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.now = now or utcnow()
+
+    def send(self, sender: str, text: str) -> list[str]:
+        """Send one text; return the replies the gateway stored for it."""
+        svc = self.app.extensions["gateway"]
+        stored = inbound.store(svc.sessions, InboundSMS("console", None, sender, None, text),
+                               self.app.config["DEFAULT_COUNTRY"])
+        if stored.contact_id is None or stored.message_id is None:
+            return []
+        inbound.handle_pending(svc.sessions, stored.contact_id, svc.flows, self.app.config["ORG_NAME"],
+                               now=self.now)
+        with svc.sessions() as session, session.begin():
+            replies = inbound.replies_to(session, stored.message_id)
+            texts = [r.body or "" for r in replies]
+            inbound.mark_sent(session, replies)
+        return texts
+
+    def run(self, script: str) -> list[str]:
+        """Play a transcript; assert every reply; return all replies seen."""
+        seen: list[str] = []
+        pending: list[str] | None = None
+        sent_line = ""
+
+        def settle() -> None:
+            if pending:
+                raise AssertionError(f"after {sent_line!r} also got {pending!r}")
+
+        for raw in script.strip().splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("~"):
+                settle()
+                amount = line[1:].strip()
+                unit = {"m": "minutes", "h": "hours", "d": "days"}[amount[-1]]
+                self.now += timedelta(**{unit: int(amount[:-1])})
+                continue
+            number, arrow, text = re.split(r"\s+([<>])\s?", line, maxsplit=1)
+            if arrow == ">":
+                settle()
+                sent_line = line
+                pending = self.send(number, text)
+                seen.extend(pending)
+            else:
+                assert pending is not None, f"{line!r}: a reply before anything was sent"
+                if not text:
+                    assert pending == [], f"after {sent_line!r} expected no reply, got {pending!r}"
+                    continue
+                assert pending, f"after {sent_line!r} expected {text!r}, got nothing more"
+                got = pending.pop(0)
+                assert _pattern(text).fullmatch(got), f"after {sent_line!r}\n expected {text!r}\n      got {got!r}"
+        settle()
+        return seen
