@@ -93,4 +93,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     cli.init_app(app)
+    if not settings["REDIS_URL"] and settings.get("EMBEDDED_WORKER", not settings.get("TESTING")):
+        _start_embedded_worker_on_first_request(app)
     return app
+
+
+def _start_embedded_worker_on_first_request(app: Flask) -> None:
+    """The web process runs the RQ jobs itself when there is no Redis (commands do not)."""
+    lock = __import__("threading").Lock()
+    started: list[object] = []
+
+    @app.before_request
+    def _start() -> None:
+        if not started:
+            with lock:
+                if not started:
+                    from gateway import queue
+
+                    started.append(queue.start_embedded_worker(app))

@@ -130,5 +130,8 @@ def reports_export() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the command groups."""
+    from gateway import cli_outbound
+
     for group in (db_cli, sms_cli, flows_cli, contacts_cli, reports_cli):
         app.cli.add_command(group)
+    cli_outbound.init_app(app)

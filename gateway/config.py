@@ -52,6 +52,11 @@ def load_settings(environ: Mapping[str, str] | None = None, instance: Path | Non
         "ORG_NAME": env.get("ORG_NAME") or "Our Network",
         "FLOWS_DIR": env.get("FLOWS_DIR") or str(ROOT / "flows"),
         "PROXY_FIX_HOPS": int(env.get("PROXY_FIX_HOPS") or 0),
+        "SENDER_RATE": float(env.get("SENDER_RATE") or 1),  # segments/s: Twilio's long-code default
+        "SENDER_RATES": env.get("SENDER_RATES") or "",  # per sender: "+15005550006=1,MG...=30"
+        "SMS_PRICES": env.get("SMS_PRICES") or "*=0.05",  # price per segment by country
+        "QUIET_HOURS": env.get("QUIET_HOURS", "21:00-07:00"),  # local time of the recipient's place
+        "SENDING_STALE_SECONDS": int(env.get("SENDING_STALE_SECONDS") or 120),
         "INSTANCE_PATH": str(instance),
     }
     return settings

@@ -19,6 +19,7 @@ from gateway.sms import InvalidNumber, normalise_number
 CONTACT_COLUMNS = ("number", "name", "language", "place", "tags")
 REPORT_COLUMNS = ("ref", "date", "country", "place", "service", "service_detail", "delivered",
                   "details", "anonymous", "language")
+MAX_NAME = 120  # Contact.name's column size
 _TAG_SPLIT = re.compile(r"[;,|]")
 
 
@@ -49,13 +50,15 @@ def parse_contacts(text: str, default_country: str, gazetteers: Iterable[Gazette
     if not header:
         return [], ["line 1: the file is empty; expected a header: " + ", ".join(CONTACT_COLUMNS)]
     names = [h.strip().lower() for h in header]
-    unknown = [h for h in names if h and h not in CONTACT_COLUMNS]
+    # "status" is accepted so an export imports again, but ignored: only a supporter ends an opt-out.
+    unknown = [h for h in names if h and h not in (*CONTACT_COLUMNS, "status")]
     if "number" not in names or unknown:
         return [], [f"line 1: expected the columns {', '.join(CONTACT_COLUMNS)} (number is required)"
                     + (f"; unknown: {', '.join(unknown)}" if unknown else "")]
     rows, errors, seen = [], [], {}
+    end = reader.line_num
     for values in reader:
-        line = reader.line_num
+        line, end = end + 1, reader.line_num  # a quoted field may span lines: name the first
         if not any(v.strip() for v in values):
             continue
         if len(values) > len(names):
@@ -66,6 +69,9 @@ def parse_contacts(text: str, default_country: str, gazetteers: Iterable[Gazette
             number = normalise_number(cell["number"], default_country)
         except InvalidNumber as exc:
             errors.append(f"line {line}: number {cell['number']!r}: {exc}")
+            continue
+        if len(cell.get("name", "")) > MAX_NAME:
+            errors.append(f"line {line}: name is longer than {MAX_NAME} characters")
             continue
         language = cell.get("language", "").lower() or None
         if language and language not in languages:

@@ -36,6 +36,7 @@ class ContactView:
     place: str | None = None
     joined: bool = False
     last_hint_at: datetime | None = None
+    pledges: dict[str, int] = field(default_factory=dict)  # reply keyword -> alert awaiting replies
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,12 @@ class ToInbox:
     hinted: bool
 
 
-Action = SetContact | AddTags | Subscribe | Unsubscribe | SaveReport | ToInbox
+@dataclass(frozen=True)
+class Pledge:
+    broadcast_id: int
+
+
+Action = SetContact | AddTags | Subscribe | Unsubscribe | SaveReport | ToInbox | Pledge
 
 
 @dataclass
@@ -188,6 +194,11 @@ def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, t
         flow = fs.flows[state.flow]
         new_state = _answer(run, flow, state, text, tokens)
         return Result("conversation", state.language, _merge(run.replies), run.actions, new_state)
+
+    if first in contact.pledges and contact.status == "active":
+        # A YES to an alert is a pledge, not a re-subscription and not an inbox message.
+        run.say("pledge", lang)
+        return Result("pledge", lang, run.replies, [Pledge(contact.pledges[first])], state=state)
 
     hint_due = contact.last_hint_at is None or now - contact.last_hint_at >= HINT_INTERVAL
     if hint_due:

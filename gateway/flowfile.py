@@ -16,7 +16,7 @@ from gateway.text import fold
 EXPECTS = ("choice", "choices", "yesno", "number", "place", "text")
 CONTACT_FIELDS = ("name", "place", "language")
 SYSTEM_KEYWORDS = ("stop", "start", "start_when_stopped", "help", "skip", "yes", "no")
-SYSTEM_TEXTS = ("stop", "start", "help", "hint", "gave_up", "expired_hint")
+SYSTEM_TEXTS = ("stop", "start", "help", "hint", "gave_up", "expired_hint", "pledge")
 # Sample values used to measure prompts whose placeholders are filled at run time.
 SAMPLE_VALUES = {"name": "Chikondi Banda", "place": "Nkhata Bay", "ref": "R7K2PQ",
                  "keyword": "REPORT", "language": "en"}

@@ -10,9 +10,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway import contacts, engine
+from gateway import broadcasts, contacts, engine
 from gateway.flowfile import FlowSet
-from gateway.models import Contact, Conversation, Message, Report, utcnow
+from gateway.models import Contact, Conversation, Message, Pledge, Report, utcnow
 from gateway.places import find_place
 from gateway.providers.base import InboundSMS
 from gateway.sms import InvalidNumber, count_segments, normalise_number
@@ -56,15 +56,23 @@ def store(factory: sessionmaker[Session], sms: InboundSMS, default_country: str)
 
 
 def handle_pending(factory: sessionmaker[Session], contact_id: int, flows: FlowSet, org: str,
-                   now: datetime | None = None) -> None:
-    """Handle this contact's unhandled messages in arrival order, holding the contact's row lock."""
+                   now: datetime | None = None, *, inline: bool = True) -> list[int]:
+    """Handle this contact's unhandled messages in arrival order, holding the contact's row lock.
+
+    Replies are stored as `inline` (they ride on the webhook's answer) or `queued` (for the
+    outbox to send); returns the ids of queued replies, to enqueue after commit.
+    """
     with factory() as session, session.begin():
         contact = session.scalars(select(Contact).where(Contact.id == contact_id).with_for_update()).one()
         pending = session.scalars(
             select(Message).where(Message.contact_id == contact_id, Message.direction == "in",
                                   Message.handled_at.is_(None)).order_by(Message.id)).all()
+        replies: list[Message] = []
         for message in pending:
-            _handle_one(session, contact, message, flows, org, now or utcnow())
+            replies += _handle_one(session, contact, message, flows, org, now or utcnow(),
+                                   "inline" if inline else "queued")
+        session.flush()
+        return [r.id for r in replies if r.status == "queued"]
 
 
 def _open_conversation(session: Session, contact_id: int) -> Conversation | None:
@@ -73,7 +81,7 @@ def _open_conversation(session: Session, contact_id: int) -> Conversation | None
 
 
 def _handle_one(session: Session, contact: Contact, message: Message, flows: FlowSet, org: str,
-                now: datetime) -> None:
+                now: datetime, reply_status: str) -> list[Message]:
     conv = _open_conversation(session, contact.id)
     state = None
     if conv is not None:
@@ -81,7 +89,8 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
                                          dict(conv.answers or {}), conv.retries)
     view = engine.ContactView(status=contact.status, language=contact.language, country=contact.country,
                               name=contact.name, place=contact.place, joined=contact.consent_at is not None,
-                              last_hint_at=contact.last_hint_at)
+                              last_hint_at=contact.last_hint_at,
+                              pledges=broadcasts.open_pledges(session, contact.id, now))
     result = engine.handle(flows, view, state, message.body or "", now, org=org)
 
     conversation_id = conv.id if conv is not None else None
@@ -107,12 +116,15 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
     _apply(session, contact, message, result, flows, now)
     message.route, message.status, message.handled_at = result.route, "handled", now
     contact.last_seen_at = now
+    replies = []
     for text in result.replies:
         info = count_segments(text)
-        session.add(Message(direction="out", contact_id=contact.id, reply_to_id=message.id,
-                            conversation_id=message.conversation_id, provider=message.provider,
-                            channel=message.channel, body=text, status="queued",
-                            encoding=info.encoding, segments=info.segments, created_at=now))
+        replies.append(Message(direction="out", contact_id=contact.id, reply_to_id=message.id,
+                               conversation_id=message.conversation_id, provider=message.provider,
+                               channel=message.channel, body=text, status=reply_status,
+                               encoding=info.encoding, segments=info.segments, created_at=now))
+    session.add_all(replies)
+    return replies
 
 
 def _apply(session: Session, contact: Contact, message: Message, result: engine.Result,
@@ -132,6 +144,14 @@ def _apply(session: Session, contact: Contact, message: Message, result: engine.
             contacts.add_tags(session, contact, list(action.tags))
         elif isinstance(action, engine.SaveReport):
             _save_report(session, contact, message, action, flows, now)
+        elif isinstance(action, engine.Pledge):
+            exists = session.scalar(select(Pledge.id).where(Pledge.broadcast_id == action.broadcast_id,
+                                                            Pledge.contact_id == contact.id))
+            if exists:
+                result.replies.clear()  # counted once; a second thank-you would only cost money
+            else:
+                session.add(Pledge(broadcast_id=action.broadcast_id, contact_id=contact.id,
+                                   place=contact.place, created_at=now))
         elif isinstance(action, engine.ToInbox):
             message.inbox_status = "open"
             if action.hinted:

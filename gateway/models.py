@@ -68,6 +68,9 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("provider", "provider_id", name="uq_messages_provider_id"),
         Index("ix_messages_contact_pending", "contact_id", "direction", "handled_at"),
+        Index("ix_messages_status_broadcast", "status", "broadcast_id"),
+        # One alert per supporter per broadcast, whatever retries or relaunches happen.
+        Index("uq_messages_broadcast_contact", "broadcast_id", "contact_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -83,6 +86,11 @@ class Message(Base):
     error_code: Mapped[str | None] = mapped_column(String(16))
     encoding: Mapped[str | None] = mapped_column(String(8))
     segments: Mapped[int | None] = mapped_column(Integer)
+    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    sender: Mapped[str | None] = mapped_column(String(40))  # the number or service it leaves from (pacing)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)  # queued -> sending
+    send_after: Mapped[datetime | None] = mapped_column(DateTime)  # held by quiet hours or a send time
     route: Mapped[str | None] = mapped_column(String(16))  # what handled an inbound message
     inbox_status: Mapped[str | None] = mapped_column(String(8), index=True)  # open, handled
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
@@ -105,3 +113,35 @@ class Report(Base):
     details: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Broadcast(Base):
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    texts: Mapped[dict[str, str]] = mapped_column(JSON)  # language -> text, with merge fields
+    default_language: Mapped[str] = mapped_column(String(8), default="en")
+    place: Mapped[str | None] = mapped_column(String(80))
+    language: Mapped[str | None] = mapped_column(String(8))
+    tag: Mapped[str | None] = mapped_column(String(40))
+    reply_keyword: Mapped[str | None] = mapped_column(String(20))  # "YES": replies are pledges
+    pledge_window_hours: Mapped[int] = mapped_column(Integer, default=72)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)  # ignores quiet hours
+    send_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(12), default="draft")  # draft, sending, done, cancelled
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    launched_at: Mapped[datetime | None] = mapped_column(DateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Pledge(Base):
+    __tablename__ = "pledges"
+    __table_args__ = (UniqueConstraint("broadcast_id", "contact_id", name="uq_pledges_broadcast_contact"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    place: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -15,10 +15,19 @@ from gateway.text import words
 
 # Fuzzy matching is deliberately conservative: a wrong district is worse than asking again.
 FUZZY_THRESHOLD = 0.8  # difflib ratio; one typo in a 5-letter name scores exactly 0.8
-FIRST_LETTER_EXEMPT = 0.9  # above this a differing first letter is tolerated ("holancho")
+FIRST_LETTER_EXEMPT = 0.92  # above this a differing first letter is tolerated ("holancho")
 TIE_MARGIN = 0.05  # two different places scoring this close is ambiguous, not a guess
-MIN_FUZZY_LETTERS = 4  # shorter queries ("no", "si", "ine", "ayi") only match exactly
+MIN_FUZZY_QUERY = 4  # shorter texted words ("no", "si", "ine", "ayi", "1") only match exactly
+MIN_FUZZY_NAME = 5  # shorter names ("Dowa", "Neno", "Yoro") only match exactly
 MAX_PREFIX_TOKENS = 4
+# Everyday words that sit one typo away from a place name; they only ever match exactly.
+# Found by running SMS vocabulary (English, Chichewa, Spanish) through the matcher; add more here.
+NEVER_FUZZY = frozenset({
+    "mwana", "mimba", "chikwama", "nyengo",  # Chichewa: child, pregnancy, bag, season
+    "colonia", "colonias", "colono", "colonos", "valles", "copa", "copas", "corte",
+    "lempiras", "atlantico", "esperanza",  # Spanish (lempiras: the currency)
+    "machine", "colony", "valley", "atlantic",  # English
+})
 
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _TOP_KEYS = {"gazetteer", "country", "timezone", "places"}
@@ -59,12 +68,6 @@ def _fail(path: str | Path, key: str, problem: str) -> GazetteerError:
     return GazetteerError(f"{path}: {key}: {problem}")
 
 
-def _key_forms(text: str) -> tuple[str, str]:
-    """The folded form ('nkhata bay') and the space-free form ('nkhatabay') of a text."""
-    spaced = " ".join(words(text))
-    return spaced, spaced.replace(" ", "")
-
-
 def _required_str(path: str | Path, raw: dict[str, Any], key: str, where: str) -> str:
     """A required non-empty string value."""
     if key not in raw or raw[key] is None:
@@ -98,7 +101,7 @@ def _load_place(path: str | Path, raw: Any, index: int, gazetteer: str, country:
         aliases.append(alias.strip())
     labelled = [(f"{where}.name", name)] + [(f"{where}.aliases[{j}]", a) for j, a in enumerate(aliases)]
     for key, text in labelled:
-        compact = _key_forms(text)[1]
+        compact = "".join(words(text))
         if not compact:
             raise _fail(path, key, f"{text!r} has no letters or digits to match on")
         if compact in seen:
@@ -161,40 +164,76 @@ def load_gazetteers(directory: str | Path) -> dict[str, Gazetteer]:
 # --------------------------------------------------------------------------- matching
 
 
+@dataclass(frozen=True)
+class _Query:
+    """A text as matched: its folded words and their space-free join."""
+
+    words: tuple[str, ...]
+    compact: str
+
+
+def _query(text: str) -> _Query:
+    """Fold a text for matching."""
+    folded = tuple(words(text))
+    return _Query(folded, "".join(folded))
+
+
 @lru_cache(maxsize=4096)
-def _place_keys(place: Place) -> tuple[str, ...]:
-    """Space-free folded forms of a place's name and aliases."""
-    return tuple(dict.fromkeys(_key_forms(t)[1] for t in (place.name, *place.aliases)))
+def _place_keys(place: Place) -> tuple[_Query, ...]:
+    """Folded forms of a place's name and aliases."""
+    keys = {_query(t).compact: _query(t) for t in (place.name, *place.aliases)}
+    return tuple(keys.values())
 
 
 def _identity(place: Place) -> tuple[str, str]:
     """Places with the same country and folded name are the same place."""
-    return place.country, _key_forms(place.name)[1]
+    return place.country, _query(place.name).compact
 
 
-def _fuzzy_score(query: str, key: str) -> float:
-    """difflib ratio, or 0 when the first letters differ and the match is not very close."""
+def _word_score(query: str, key: str) -> float:
+    """difflib ratio of two folded words, or 0 when they are too short, too common or too far apart."""
+    if query == key:
+        return 1.0
+    if (len(query) < MIN_FUZZY_QUERY or len(key) < MIN_FUZZY_NAME or query in NEVER_FUZZY
+            or not any(c.isalpha() for c in query)):
+        return 0.0
     matcher = SequenceMatcher(None, query, key, autojunk=False)
     if matcher.real_quick_ratio() < FUZZY_THRESHOLD or matcher.quick_ratio() < FUZZY_THRESHOLD:
         return 0.0
     score = matcher.ratio()
-    if query[0] != key[0] and score < FIRST_LETTER_EXEMPT:
+    if score < FUZZY_THRESHOLD or (query[0] != key[0] and score < FIRST_LETTER_EXEMPT):
         return 0.0
     return score
 
 
-def _scores(compact: str, places: Iterable[Place], fuzzy: bool) -> dict[tuple[str, str], tuple[float, Place]]:
+def _fuzzy_score(query: _Query, key: _Query) -> float:
+    """How well a query matches one name or alias, 0 when it does not.
+
+    One word is compared with the key's spaces removed ("nkatabay" ~ "Nkhata Bay").
+    Several words must line up one to one with the key's words, each exact or a
+    close typo, so that trailing or leading everyday words never join a match.
+    """
+    if len(query.words) == 1:
+        return _word_score(query.compact, key.compact)
+    if len(query.words) != len(key.words):
+        return 0.0
+    if not all(_word_score(q, k) for q, k in zip(query.words, key.words)):
+        return 0.0
+    return SequenceMatcher(None, query.compact, key.compact, autojunk=False).ratio()
+
+
+def _scores(query: _Query, places: Iterable[Place], fuzzy: bool) -> dict[tuple[str, str], tuple[float, Place]]:
     """Best score per distinct place (1.0 for an exact match), only those that pass."""
     best: dict[tuple[str, str], tuple[float, Place]] = {}
     for place in places:
         score = 0.0
         for key in _place_keys(place):
-            if key == compact:
+            if key.compact == query.compact:
                 score = 1.0
                 break
             if fuzzy:
-                score = max(score, _fuzzy_score(compact, key))
-        if score and (not fuzzy or score >= FUZZY_THRESHOLD):
+                score = max(score, _fuzzy_score(query, key))
+        if score:
             ident = _identity(place)
             if ident not in best or score > best[ident][0]:
                 best[ident] = (score, place)
@@ -212,23 +251,20 @@ def _pick(scored: dict[tuple[str, str], tuple[float, Place]]) -> tuple[Place, fl
     return top, top_score
 
 
-def _match(compact: str, gazetteers: Sequence[Gazetteer], prefer_country: str | None,
+def _match(query: _Query, gazetteers: Sequence[Gazetteer], prefer_country: str | None,
            allow_fuzzy: bool) -> tuple[Place, float] | None:
     """Exact then fuzzy; each stage tries the preferred country first, then every gazetteer."""
-    if not compact:
+    if not query.compact:
         return None
     everything = [p for g in gazetteers for p in g.places]
     preferred: list[Place] = []
     if prefer_country:
         wanted = prefer_country.strip().upper()
         preferred = [p for g in gazetteers if g.country == wanted for p in g.places]
-    fuzzy_ok = (allow_fuzzy and len(compact) >= MIN_FUZZY_LETTERS
-                and any(c.isalpha() for c in compact))
-    stages = [False, True] if fuzzy_ok else [False]
-    for fuzzy in stages:
+    for fuzzy in ((False, True) if allow_fuzzy else (False,)):
         for pool in (preferred, everything):
             if pool:
-                picked = _pick(_scores(compact, pool, fuzzy))
+                picked = _pick(_scores(query, pool, fuzzy))
                 if picked:
                     return picked
     return None
@@ -236,8 +272,7 @@ def _match(compact: str, gazetteers: Sequence[Gazetteer], prefer_country: str | 
 
 def match_place(text: str, gazetteers: Iterable[Gazetteer], prefer_country: str | None = None) -> Place | None:
     """The place a text names, tolerating typos and spacing; None if unknown or ambiguous."""
-    compact = _key_forms(text)[1]
-    result = _match(compact, list(gazetteers), prefer_country, allow_fuzzy=True)
+    result = _match(_query(text), list(gazetteers), prefer_country, allow_fuzzy=True)
     return result[0] if result else None
 
 
@@ -245,16 +280,14 @@ def match_place_prefix(tokens: Sequence[str], gazetteers: Iterable[Gazetteer],
                        prefer_country: str | None = None) -> tuple[Place, int] | None:
     """Longest run of leading tokens (up to 4) that names a place; returns the place and how many tokens it used."""
     gazetteers = list(gazetteers)
-    runs: list[tuple[int, str]] = []
-    for n in range(min(MAX_PREFIX_TOKENS, len(tokens)), 0, -1):
-        runs.append((n, _key_forms(" ".join(tokens[:n]))[1]))
-    for n, compact in runs:  # longest exact run wins
-        exact = _match(compact, gazetteers, prefer_country, allow_fuzzy=False)
+    runs = [(n, _query(" ".join(tokens[:n]))) for n in range(min(MAX_PREFIX_TOKENS, len(tokens)), 0, -1)]
+    for n, query in runs:  # the longest exact run wins
+        exact = _match(query, gazetteers, prefer_country, allow_fuzzy=False)
         if exact:
             return exact[0], n
     best: tuple[Place, int, float] | None = None
-    for n, compact in runs:  # then the closest fuzzy run; on equal scores the longer run
-        found = _match(compact, gazetteers, prefer_country, allow_fuzzy=True)
+    for n, query in runs:  # then the closest fuzzy run; on equal scores the longer run
+        found = _match(query, gazetteers, prefer_country, allow_fuzzy=True)
         if found and (best is None or found[1] > best[2]):
             best = (found[0], n, found[1])
     return (best[0], best[1]) if best else None
@@ -262,11 +295,11 @@ def match_place_prefix(tokens: Sequence[str], gazetteers: Iterable[Gazetteer],
 
 def find_place(name: str, gazetteers: Iterable[Gazetteer]) -> Place | None:
     """The place whose name or alias folds exactly to `name` (no typo tolerance), else None."""
-    compact = _key_forms(name)[1]
+    compact = _query(name).compact
     if not compact:
         return None
     for gazetteer in gazetteers:
         for place in gazetteer.places:
-            if compact in _place_keys(place):
+            if any(key.compact == compact for key in _place_keys(place)):
                 return place
     return None

@@ -157,8 +157,34 @@ def test_find_sent_reports_status_and_respects_since(fake: FakeTwilio, provider:
     assert (result.provider_id, result.status, result.error_code) == (sid, "undelivered", "30003")
     assert provider.find_sent(TO, datetime.now(timezone.utc) + timedelta(hours=1)) == []
     # An aware time in another zone is the same instant, not its wall-clock digits read as UTC.
-    later_elsewhere = (datetime.now(timezone.utc) + timedelta(minutes=30)).astimezone(timezone(timedelta(hours=2)))
+    later_elsewhere = (datetime.now(timezone.utc) + timedelta(minutes=30)).astimezone(timezone(timedelta(hours=-2)))
     assert provider.find_sent(TO, later_elsewhere) == []
+
+
+def test_find_sent_filters_to_the_second_when_twilio_filters_by_day(fake: FakeTwilio, provider: TwilioProvider) -> None:
+    while datetime.now(timezone.utc).strftime("%H:%M:%S") >= "23:59:55":  # keep "since" on the same day
+        time.sleep(0.5)
+    fake.filter_dates_by_day = True  # the fake's clear() turns it off again
+    provider.send(TO, "earlier today")
+    since = datetime.now(timezone.utc) + timedelta(seconds=2)
+    assert len(provider.client.messages.list(to=TO, date_sent_after=since)) == 1  # Twilio's coarse answer
+    assert provider.find_sent(TO, since) == []
+
+
+def test_find_sent_only_reports_this_sender(fake: FakeTwilio) -> None:
+    def make(**sender: str) -> TwilioProvider:
+        return TwilioProvider(fake.account_sid, fake.auth_token, api_base_url=fake.base_url, **sender)
+
+    by_number, other_number = make(from_number=FROM), make(from_number="+15005550009")
+    by_service, other_service = make(messaging_service_sid=SERVICE), make(messaging_service_sid="MG" + "9" * 32)
+    since = datetime.now(timezone.utc)
+    sids = {p: p.send(TO, "hi").provider_id for p in (by_number, other_number, by_service, other_service)}
+    assert [r.provider_id for r in by_number.find_sent(TO, since)] == [sids[by_number]]
+    assert [r.provider_id for r in by_service.find_sent(TO, since)] == [sids[by_service]]
+
+
+def test_timeout_reaches_the_sdk_http_client() -> None:
+    assert TwilioProvider("AC" + "3" * 32, "token", timeout=3.5).client.http_client.timeout == 3.5
 
 
 def test_find_sent_error_is_a_provider_error(fake: FakeTwilio, provider: TwilioProvider) -> None:

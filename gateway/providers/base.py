@@ -23,6 +23,7 @@ class SendResult:
     provider_id: str | None
     status: str  # the provider's word, mapped to ours: queued, sending, sent, delivered, failed
     error_code: str | None = None
+    body: str | None = None  # filled by look-ups, so a settled send is matched on its text too
 
 
 @dataclass(frozen=True)

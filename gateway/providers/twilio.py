@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -20,8 +19,6 @@ from twilio.twiml.messaging_response import MessagingResponse
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from gateway.providers.base import InboundSMS, ProviderError, SendResult, StatusUpdate
-
-logger = logging.getLogger(__name__)
 
 # Twilio's message statuses in our words. Twilio documents these; anything else is refused
 # by parse_status so that a new status shows up as a 400 in the logs rather than a guess.
@@ -113,7 +110,8 @@ def _result(message: Any) -> SendResult:
     status = (message.status or "").lower()
     error_code = message.error_code
     return SendResult(provider_id=message.sid, status=STATUS_MAP.get(status, status or "queued"),
-                      error_code=str(error_code) if error_code not in (None, "", 0) else None)
+                      error_code=str(error_code) if error_code not in (None, "", 0) else None,
+                      body=getattr(message, "body", None))
 
 
 class TwilioProvider:
@@ -198,7 +196,7 @@ class TwilioProvider:
         # are whole seconds too, so compare at that precision.
         since = since.replace(microsecond=0)
         filters: dict[str, Any] = {"to": to, "date_sent_after": since, "page_size": 1000}
-        if self.from_number and not self.messaging_service_sid:
+        if self.from_number:
             filters["from_"] = self.from_number
         try:
             messages = self.client.messages.list(**filters)
@@ -206,8 +204,8 @@ class TwilioProvider:
             _raise_provider_error(exc, "list")
         found = []
         for m in messages:
-            if self.messaging_service_sid and m.messaging_service_sid not in (None, self.messaging_service_sid):
-                continue  # another service on the same account wrote to this number
+            if self.messaging_service_sid and m.messaging_service_sid != self.messaging_service_sid:
+                continue  # sent by another service or number on the same account
             # Twilio filters by day; keep only what really is on or after `since`.
             when = m.date_sent or m.date_created
             if isinstance(when, datetime) and when < since:

@@ -102,6 +102,8 @@ class FakeTwilio:
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None, *, port: int = 0) -> None:
         self.account_sid = account_sid or "AC" + secrets.token_hex(16)
         self.auth_token = auth_token or secrets.token_hex(16)
+        # Twilio only documents day precision for DateSent filters; set True to filter that coarsely.
+        self.filter_dates_by_day = False
         self._port = port
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -240,13 +242,14 @@ class FakeTwilio:
             self._number_errors[number] = _Fail(status, code, message)
 
     def clear_faults(self) -> None:
-        """Cancel pending failures, hangs, per-number errors and latency."""
+        """Cancel pending failures, hangs, per-number errors, latency and day-precision filtering."""
         with self._lock:
             self._fails.clear()
             self._hangs.clear()
             self._accept_then_fail.clear()
             self._number_errors.clear()
             self._latency = 0.0
+        self.filter_dates_by_day = False
 
     # -- request handling (runs on the server's threads) ----------------------------------------
 
@@ -366,6 +369,9 @@ class FakeTwilio:
             page, size = int(q.get("Page", 0)), min(int(q.get("PageSize", 50)), 1000)
         except ValueError as exc:
             raise _Reply(400, 20001, f"Invalid parameter: {exc}") from exc
+        if self.filter_dates_by_day:
+            after = after.replace(hour=0, minute=0, second=0) if after else None
+            before = before.replace(hour=23, minute=59, second=59) if before else None
         with self._lock:
             rows = list(reversed(self._messages))  # Twilio lists newest first
         selected = []

@@ -1,0 +1,172 @@
+"""`flask --app app broadcast ...`, `outbox reconcile` and `worker`: thin adapters over the outbox."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from gateway import broadcasts, queue, services, tasks
+from gateway.compose import parse_prices
+from gateway.models import Broadcast
+from gateway.places import match_place
+
+broadcast_cli = AppGroup("broadcast", help="Action alerts to segments of supporters.")
+outbox_cli = AppGroup("outbox", help="The queue of outgoing messages.")
+
+
+def sender_name() -> str:
+    """The sender a broadcast is paced by: the messaging service, the number, or the console."""
+    cfg = current_app.config
+    if services().provider.name == "twilio":
+        return cfg["TWILIO_MESSAGING_SERVICE_SID"] or cfg["TWILIO_FROM_NUMBER"]
+    return services().provider.name
+
+
+def embedded() -> bool:
+    """No REDIS_URL: jobs live in this process, so the command runs them itself."""
+    return not current_app.config["REDIS_URL"]
+
+
+@broadcast_cli.command("send")
+@click.option("--text", required=True, help="The alert in the default language; {name} and {place} are filled in.")
+@click.option("--translation", "translations", multiple=True, metavar="LANG=TEXT",
+              help="The alert in another language, e.g. ny=\"...\"; repeatable.")
+@click.option("--language", help="Only supporters who speak this language (en, ny, es).")
+@click.option("--place", help="Only supporters in this place (a district or department).")
+@click.option("--tag", help="Only supporters with this tag.")
+@click.option("--reply-keyword", help="Replies with this word (e.g. YES) are counted as pledges.")
+@click.option("--urgent", is_flag=True, help="Send during quiet hours too.")
+@click.option("--at", "send_at", type=click.DateTime(), help="Send at this UTC time instead of now.")
+@click.option("--preview", "only_preview", is_flag=True, help="Show audience, segments and cost; send nothing.")
+def broadcast_send(text: str, translations: tuple[str, ...], language: str | None, place: str | None,
+                   tag: str | None, reply_keyword: str | None, urgent: bool, send_at: datetime | None,
+                   only_preview: bool) -> None:
+    """Launch an alert; prints its id."""
+    svc = services()
+    texts = {current_app.config["DEFAULT_LANGUAGE"]: text}
+    for item in translations:
+        lang, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: expected LANG=TEXT", param_hint="--translation")
+        texts[lang.strip()] = value
+    if place:
+        found = match_place(place, svc.flows.gazetteers.values(), current_app.config["DEFAULT_COUNTRY"])
+        if found is None:
+            raise click.BadParameter(f"{place!r} is not in the gazetteers in flows/places/", param_hint="--place")
+        place = found.name
+    with svc.sessions() as session, session.begin():
+        try:
+            b = broadcasts.create(session, texts, default_language=current_app.config["DEFAULT_LANGUAGE"],
+                                  place=place, language=language, tag=tag, reply_keyword=reply_keyword,
+                                  urgent=urgent, send_at=send_at, created_by="cli")
+        except broadcasts.BroadcastError as exc:
+            raise click.ClickException(str(exc))
+        p = broadcasts.preview(session, b, parse_prices(current_app.config["SMS_PRICES"]))
+        for t in p.texts:
+            click.echo(f"{t.language}: {t.recipients} recipients, {t.encoding}, {t.segments} segment(s)"
+                       + (f"; GSM-7 version: {t.suggestion_segments} segment(s)" if t.suggestion else ""), err=True)
+        click.echo(f"{p.recipients} recipients, {p.total_segments} segments, estimated cost {p.estimated_cost}",
+                   err=True)
+        if only_preview:
+            session.rollback()
+            return
+        broadcasts.launch(session, b, svc.provider.name, sender_name())
+        broadcast_id = b.id
+    _enqueue_broadcast(broadcast_id, send_at)
+    click.echo(broadcast_id)
+    if embedded() and send_at is None:
+        queue.work_burst(svc.redis)  # nobody else can see this process's in-memory queue
+
+
+def _enqueue_broadcast(broadcast_id: int, send_at: datetime | None) -> None:
+    from sqlalchemy import select
+
+    from gateway.models import Message
+
+    svc = services()
+    with svc.sessions() as session:
+        ids = list(session.scalars(select(Message.id).where(Message.broadcast_id == broadcast_id,
+                                                            Message.status == "queued").order_by(Message.id)))
+    queue.enqueue_ids(svc.redis, ids, at=send_at)
+
+
+@broadcast_cli.command("status")
+@click.argument("broadcast_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def broadcast_status(broadcast_id: int, as_json: bool) -> None:
+    """Counts by status, and pledges."""
+    with services().sessions() as session:
+        try:
+            p = broadcasts.progress(session, broadcast_id)
+        except broadcasts.BroadcastError as exc:
+            raise click.ClickException(str(exc))
+    if as_json:
+        click.echo(json.dumps(p))
+        return
+    click.echo(f"broadcast {p['id']}: {p['status']}, {p['recipients']} recipients")
+    for status, n in p["counts"].items():
+        if n:
+            click.echo(f"  {status}: {n}")
+    click.echo(f"  pledges: {p['pledges']}" + (f" (reply {p['reply_keyword']})" if p["reply_keyword"] else ""))
+    for place, n in sorted(p["pledges_by_place"].items()):
+        click.echo(f"    {place}: {n}")
+
+
+@broadcast_cli.command("cancel")
+@click.argument("broadcast_id", type=int)
+def broadcast_cancel(broadcast_id: int) -> None:
+    """Stop the messages of a broadcast that have not been sent yet."""
+    with services().sessions() as session, session.begin():
+        b = session.get(Broadcast, broadcast_id)
+        if b is None:
+            raise click.ClickException(f"no broadcast {broadcast_id}")
+        n = broadcasts.cancel(session, b)
+    click.echo(f"broadcast {broadcast_id} cancelled; {n} message(s) will not be sent")
+
+
+@outbox_cli.command("reconcile")
+def outbox_reconcile() -> None:
+    """Re-enqueue messages left queued, settle those left sending (asking the provider)."""
+    result = tasks.reconcile(force=True)
+    click.echo(", ".join(f"{k}: {v}" for k, v in result.items()))
+    if embedded() and result["jobs"]:
+        queue.work_burst(services().redis)
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Quit when the queues are empty.")
+@click.option("--reconcile-every", default=60, show_default=True, help="Seconds between reconciler runs.")
+def worker(burst: bool, reconcile_every: int) -> None:
+    """An RQ worker on the gateway's queues (replies first, then bulk), with the reconciler."""
+    connection = services().redis
+    if embedded():
+        click.echo("REDIS_URL is not set: this worker only sees jobs of its own process", err=True)
+
+    def schedule_reconcile() -> None:
+        q = queue.queue(connection, queue.REPLIES)
+        while True:
+            slot = int(time.time() // reconcile_every)
+            # One job id per time slot: several workers enqueue it, it runs once.
+            if q.fetch_job(f"reconcile-{slot}") is None:
+                q.enqueue("gateway.tasks.reconcile", job_id=f"reconcile-{slot}", result_ttl=reconcile_every * 2)
+            time.sleep(reconcile_every)
+
+    if not burst:
+        threading.Thread(target=schedule_reconcile, daemon=True).start()
+    w = SimpleWorker([queue.queue(connection, queue.REPLIES), queue.queue(connection, queue.BULK)],
+                     connection=connection, serializer=JSONSerializer)
+    w.work(burst=burst, with_scheduler=True)
+
+
+def init_app(app) -> None:  # type: ignore[no-untyped-def]
+    """Register the commands."""
+    app.cli.add_command(broadcast_cli)
+    app.cli.add_command(outbox_cli)
+    app.cli.add_command(worker)

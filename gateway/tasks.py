@@ -1,0 +1,74 @@
+"""RQ jobs. They take ids, never numbers or texts, and open their own database sessions."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask, current_app, has_app_context
+
+from gateway import outbox, queue
+from gateway.compose import parse_quiet_hours
+from gateway.pacing import Pacer, parse_rates
+from gateway.places import find_place
+
+logger = logging.getLogger(__name__)
+_app: Flask | None = None
+
+
+def _current() -> Flask:
+    """The app of this worker: the one in context, else one built once (plain `rq worker`)."""
+    global _app
+    if has_app_context():
+        return current_app._get_current_object()  # type: ignore[attr-defined]
+    if _app is None:
+        from gateway import create_app
+
+        _app = create_app()
+    return _app
+
+
+def build_outbox(app: Flask) -> outbox.Outbox:
+    """The outbox as configured for this app."""
+    svc = app.extensions["gateway"]
+    cfg = app.config
+    gazetteers = list(svc.flows.gazetteers.values())
+    by_country = {g.country: g.timezone for g in gazetteers}
+
+    def timezone_for(place: str | None, country: str | None) -> str:
+        found = find_place(place, gazetteers) if place else None
+        if found:
+            return found.timezone
+        return by_country.get(country or "") or by_country.get(cfg["DEFAULT_COUNTRY"]) or "UTC"
+
+    def schedule(ids: list[int], when: datetime) -> None:
+        queue.enqueue_ids(svc.redis, ids, at=when + timedelta(seconds=1))
+
+    base = cfg.get("PUBLIC_BASE_URL")
+    return outbox.Outbox(
+        sessions=svc.sessions, provider=svc.provider,
+        pacer=Pacer(svc.redis, float(cfg["SENDER_RATE"]), parse_rates(cfg["SENDER_RATES"])),
+        timezone_for=timezone_for, quiet=parse_quiet_hours(cfg["QUIET_HOURS"]),
+        status_callback=f"{base}/sms/twilio/status" if base and svc.provider.name == "twilio" else None,
+        schedule=schedule)
+
+
+def send_batch(ids: list[int]) -> dict[str, Any]:
+    """Send a batch of outbox rows; a 429 re-raises so RQ retries the batch later."""
+    result = outbox.send_batch(build_outbox(_current()), [int(i) for i in ids])
+    return result.__dict__
+
+
+def reconcile(force: bool = False) -> dict[str, Any]:
+    """Settle rows left sending; re-enqueue queued rows when no job is left to send them."""
+    app = _current()
+    box = build_outbox(app)
+    done = outbox.reconcile(box, stale_after=timedelta(seconds=int(app.config["SENDING_STALE_SECONDS"])))
+    redis = app.extensions["gateway"].redis
+    enqueued = 0
+    if done.due and (force or queue.pending_jobs(redis) == 0):
+        enqueued = queue.enqueue_ids(redis, done.due)
+    logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d jobs enqueued",
+                done.settled_sent, done.requeued, len(done.due), enqueued)
+    return {"settled_sent": done.settled_sent, "requeued": done.requeued, "due": len(done.due),
+            "jobs": enqueued}
