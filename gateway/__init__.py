@@ -53,7 +53,8 @@ def _providers(settings: dict[str, Any]) -> tuple[Provider, Any | None]:
         twilio = TwilioProvider(settings["TWILIO_ACCOUNT_SID"], settings["TWILIO_AUTH_TOKEN"],
                                 from_number=settings["TWILIO_FROM_NUMBER"],
                                 messaging_service_sid=settings["TWILIO_MESSAGING_SERVICE_SID"],
-                                api_base_url=settings["TWILIO_API_BASE_URL"])
+                                api_base_url=settings["TWILIO_API_BASE_URL"],
+                                timeout=float(settings.get("TWILIO_TIMEOUT", 10)))
     provider = twilio if settings["SMS_PROVIDER"] == "twilio" else ConsoleProvider()
     return provider, twilio
 

@@ -46,6 +46,7 @@ def load_settings(environ: Mapping[str, str] | None = None, instance: Path | Non
         "TWILIO_FROM_NUMBER": env.get("TWILIO_FROM_NUMBER") or None,
         "TWILIO_MESSAGING_SERVICE_SID": env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
         "TWILIO_API_BASE_URL": env.get("TWILIO_API_BASE_URL") or None,
+        "TWILIO_TIMEOUT": float(env.get("TWILIO_TIMEOUT") or 10),  # seconds; a send past it is ambiguous
         "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
         "DEFAULT_COUNTRY": (env.get("DEFAULT_COUNTRY") or "MW").upper(),
         "DEFAULT_LANGUAGE": env.get("DEFAULT_LANGUAGE") or "en",

@@ -88,3 +88,63 @@ def client(app):  # type: ignore[no-untyped-def]
 def runner(app):  # type: ignore[no-untyped-def]
     """A runner for the app's command-line commands."""
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def redis_url(migrated: tuple[str, str]) -> str | None:
+    """None (embedded fakeredis) alongside SQLite; the real Redis alongside PostgreSQL."""
+    if migrated[0] == "sqlite":
+        return None
+    if REDIS_URL is None:
+        unavailable("Redis", "REDIS_URL is not set")
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError as exc:
+        unavailable("Redis", f"cannot reach {REDIS_URL}: {exc}")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator:
+    """A fake Twilio REST API on loopback, reached by the real twilio SDK."""
+    from tests.fakes import FakeTwilio
+
+    with FakeTwilio() as fake:
+        yield fake
+
+
+def make_stack_app(db_url: str, redis_url: str | None, tmp_path: Path, **overrides):  # type: ignore[no-untyped-def]
+    """The gateway on one of the two stacks: SQLite + in-process queue, or PostgreSQL + Redis."""
+    config = {
+        "DATABASE_URL": db_url, "REDIS_URL": redis_url, "SECRET_KEY": "test", "SMS_PROVIDER": "console",
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": None,
+        "PUBLIC_BASE_URL": PUBLIC_BASE, "ORG_NAME": "Our Network", "DEFAULT_COUNTRY": "MW",
+        "INSTANCE_PATH": str(tmp_path), "TESTING": True, "QUIET_HOURS": "off",
+        "SENDER_RATE": 1000.0, "SENDER_RATES": "",
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture
+def stack_app(db_url: str, redis_url: str | None, tmp_path: Path) -> Iterator:
+    """The app with the console provider on both stacks (embedded, and PostgreSQL + Redis)."""
+    app = make_stack_app(db_url, redis_url, tmp_path)
+    yield app
+    app.extensions["gateway"].engine.dispose()
+
+
+@pytest.fixture
+def twilio_app(db_url: str, redis_url: str | None, tmp_path: Path, fake_twilio) -> Iterator:  # type: ignore[no-untyped-def]
+    """The app sending through the real twilio SDK to the fake Twilio API, on both stacks."""
+    app = make_stack_app(db_url, redis_url, tmp_path, SMS_PROVIDER="twilio",
+                         TWILIO_ACCOUNT_SID=fake_twilio.account_sid, TWILIO_AUTH_TOKEN=fake_twilio.auth_token,
+                         TWILIO_API_BASE_URL=fake_twilio.base_url)
+    yield app
+    app.extensions["gateway"].engine.dispose()
