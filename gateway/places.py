@@ -18,7 +18,9 @@ FUZZY_THRESHOLD = 0.8  # difflib ratio; one typo in a 5-letter name scores exact
 FIRST_LETTER_EXEMPT = 0.92  # above this a differing first letter is tolerated ("holancho")
 TIE_MARGIN = 0.05  # two different places scoring this close is ambiguous, not a guess
 MIN_FUZZY_QUERY = 4  # shorter texted words ("no", "si", "ine", "ayi", "1") only match exactly
-MIN_FUZZY_NAME = 5  # shorter names ("Dowa", "Neno", "Yoro") only match exactly
+MIN_FUZZY_NAME = 5  # shorter names (Dowa, Neno, Yoro) only match exactly
+# A 4-letter word may be one letter off ("zomb", 0.89) but not two ("sala" ~ Salima, 0.8).
+SHORT_QUERY_THRESHOLD = 0.85
 MAX_PREFIX_TOKENS = 4
 # Everyday words that sit one typo away from a place name; they only ever match exactly.
 # Found by running SMS vocabulary (English, Chichewa, Spanish) through the matcher; add more here.
@@ -26,6 +28,7 @@ NEVER_FUZZY = frozenset({
     "mwana", "mimba", "chikwama", "nyengo",  # Chichewa: child, pregnancy, bag, season
     "colonia", "colonias", "colono", "colonos", "valles", "copa", "copas", "corte",
     "lempiras", "atlantico", "esperanza",  # Spanish (lempiras: the currency)
+    "vale", "util",  # Spanish: OK, useful
     "machine", "colony", "valley", "atlantic",  # English
 })
 
@@ -201,7 +204,8 @@ def _word_score(query: str, key: str) -> float:
     if matcher.real_quick_ratio() < FUZZY_THRESHOLD or matcher.quick_ratio() < FUZZY_THRESHOLD:
         return 0.0
     score = matcher.ratio()
-    if score < FUZZY_THRESHOLD or (query[0] != key[0] and score < FIRST_LETTER_EXEMPT):
+    threshold = SHORT_QUERY_THRESHOLD if len(query) < MIN_FUZZY_NAME else FUZZY_THRESHOLD
+    if score < threshold or (query[0] != key[0] and score < FIRST_LETTER_EXEMPT):
         return 0.0
     return score
 

@@ -160,6 +160,18 @@ def test_short_names_only_match_exactly(all_g: list[Gazetteer]) -> None:
     assert name_of(match_place("Yoro", all_g)) == "Yoro"
     assert match_place("dowe", all_g) is None
     assert match_place("nino", all_g) is None  # not Neno
+    assert match_place("dowaa", all_g) is None
+    assert match_place("yorro", all_g) is None
+
+
+@pytest.mark.parametrize("text", ["sala", "lima", "bala", "vale", "util"])
+def test_four_letter_words_need_to_be_one_letter_off(all_g: list[Gazetteer], text: str) -> None:
+    assert match_place(text, all_g) is None  # Salima, Likoma, Balaka (0.8); Valle, Utila (common words)
+
+
+def test_four_letter_word_one_letter_short_matches(all_g: list[Gazetteer]) -> None:
+    assert name_of(match_place("zomb", all_g)) == "Zomba"
+    assert name_of(match_place("Mzuz", all_g)) == "Mzimba"
 
 
 def test_far_off_words_do_not_match(all_g: list[Gazetteer]) -> None:
@@ -177,6 +189,11 @@ def test_near_tie_between_two_places_is_ambiguous() -> None:
     g = [_fake("t", "XX", "Balaka", "Balaki")]
     assert match_place("balako", g) is None
     assert name_of(match_place("balaka", g)) == "Balaka"  # exact still wins
+
+
+def test_close_but_unequal_scores_are_ambiguous() -> None:
+    g = [_fake("t", "XX", "Mulanje", "Mulanjeni")]
+    assert match_place("mulanjen", g) is None  # 0.933 vs 0.941: too close to call
 
 
 def test_clear_winner_is_not_ambiguous(all_g: list[Gazetteer]) -> None:
