@@ -17,8 +17,18 @@ from gateway.config import database_url
 # CI sets this: a test that needs PostgreSQL or Redis must fail, never skip, if it cannot reach them.
 REQUIRE = os.environ.get("GATEWAY_REQUIRE_SERVICES") == "1"
 _env_db = os.environ.get("DATABASE_URL", "")
-POSTGRES_URL = database_url(_env_db) if _env_db.startswith("postgres") else None
-REDIS_URL = os.environ.get("REDIS_URL") or None
+# Each test run gets its own PostgreSQL schema and Redis database, so two runs on one machine
+# (a developer's and a helper's) never truncate or flush each other's data.
+_SCHEMA = f"gw_test_{os.getpid()}"
+POSTGRES_URL = None
+if _env_db.startswith("postgres"):
+    _sep = "&" if "?" in _env_db else "?"
+    POSTGRES_URL = database_url(_env_db) + f"{_sep}options=-csearch_path%3D{_SCHEMA}"
+_env_redis = os.environ.get("REDIS_URL") or None
+REDIS_URL = None
+if _env_redis:
+    _base, _, _db = _env_redis.rpartition("/")
+    REDIS_URL = f"{_base}/{os.getpid() % 16}" if _db.isdigit() else _env_redis
 TWILIO_TOKEN = "test-auth-token"
 PUBLIC_BASE = "https://gateway.example.org"
 
@@ -40,13 +50,21 @@ def migrated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     engine = sa.create_engine(POSTGRES_URL)
     try:
         with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {_SCHEMA} CASCADE; CREATE SCHEMA {_SCHEMA}"))
     except sa.exc.OperationalError as exc:
         unavailable("PostgreSQL", f"cannot reach {POSTGRES_URL}: {exc}")
     finally:
         engine.dispose()
     command.upgrade(alembic_config(POSTGRES_URL), "head")
+    request.addfinalizer(lambda: _drop_schema(POSTGRES_URL))
     return "postgres", POSTGRES_URL
+
+
+def _drop_schema(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {_SCHEMA} CASCADE"))
+    engine.dispose()
 
 
 @pytest.fixture
