@@ -10,7 +10,7 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from gateway import csvio, inbound, services
+from gateway import accounts, audit, csvio, inbound, services
 from gateway.config import ROOT
 from gateway.flowfile import FlowError, check_prompts, load_flows
 from gateway.models import utcnow
@@ -21,6 +21,7 @@ sms_cli = AppGroup("sms", help="Run texts through the inbound path.")
 flows_cli = AppGroup("flows", help="Flow files in flows/.")
 contacts_cli = AppGroup("contacts", help="Supporters as CSV.")
 reports_cli = AppGroup("reports", help="Service-delivery reports.")
+users_cli = AppGroup("users", help="Organizer accounts.")
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -124,14 +125,48 @@ def contacts_export() -> None:
 @reports_cli.command("export")
 def reports_export() -> None:
     """All reports as CSV on stdout (no phone numbers)."""
-    with services().sessions() as session:
+    with services().sessions() as session, session.begin():
         csvio.export_reports(session, sys.stdout)
+        audit.record(session, "cli", "export.reports", filter={})
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(accounts.ROLES), required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Asked for when not given.")
+def users_create(email: str, role: str, password: str) -> None:
+    """An organizer account; ROLE is admin, organizer or viewer."""
+    with services().sessions() as session, session.begin():
+        try:
+            user = accounts.create_user(session, email, role, password)
+        except accounts.AccountError as exc:
+            raise click.ClickException(str(exc))
+        audit.record(session, "cli", "user.create", email=user.email, role=role)
+    click.echo(f"{user.email} can log in as {role}")
+
+
+@users_cli.command("token")
+@click.option("--email", required=True)
+def users_token(email: str) -> None:
+    """Issue a new API token for an account (the old one stops working)."""
+    from sqlalchemy import select
+
+    from gateway.models import User
+
+    with services().sessions() as session, session.begin():
+        user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
+        if user is None:
+            raise click.ClickException(f"no account {email}")
+        token = accounts.new_api_token(user)
+        audit.record(session, "cli", "user.token", email=user.email)
+    click.echo(token)
 
 
 def init_app(app: Flask) -> None:
     """Register the command groups."""
     from gateway import cli_outbound
 
-    for group in (db_cli, sms_cli, flows_cli, contacts_cli, reports_cli):
+    for group in (db_cli, sms_cli, flows_cli, contacts_cli, reports_cli, users_cli):
         app.cli.add_command(group)
     cli_outbound.init_app(app)

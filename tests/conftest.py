@@ -166,3 +166,49 @@ def twilio_app(db_url: str, redis_url: str | None, tmp_path: Path, fake_twilio) 
                          TWILIO_API_BASE_URL=fake_twilio.base_url)
     yield app
     app.extensions["gateway"].engine.dispose()
+
+
+PASSWORD = "correct horse battery"
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    import re
+
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    assert match, "no csrf_token in the page"
+    return match.group(1)
+
+
+class Auth:
+    """Logs a test client in as an account of a given role (created on first use)."""
+
+    def __init__(self, app, client) -> None:  # type: ignore[no-untyped-def]
+        self.app, self.client = app, client
+
+    def user(self, role: str) -> str:
+        from sqlalchemy import select
+
+        from gateway import accounts
+        from gateway.models import User
+
+        email = f"{role}@example.org"
+        with self.app.extensions["gateway"].sessions() as s, s.begin():
+            if s.scalar(select(User.id).where(User.email == email)) is None:
+                accounts.create_user(s, email, role, PASSWORD)
+        return email
+
+    def login(self, role: str = "organizer"):  # type: ignore[no-untyped-def]
+        email = self.user(role)
+        token = csrf_from(self.client.get("/login").get_data(as_text=True))
+        return self.client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+
+    def csrf(self, path: str = "/") -> str:
+        """A CSRF token from a page the logged-in user can see."""
+        return csrf_from(self.client.get(path).get_data(as_text=True))
+
+
+@pytest.fixture
+def auth(app, client) -> Auth:  # type: ignore[no-untyped-def]
+    """Log the test client in: auth.login('viewer' | 'organizer' | 'admin')."""
+    return Auth(app, client)

@@ -1,0 +1,88 @@
+"""The organizers' web console: accounts, roles, CSRF, and the page blueprints."""
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import wraps
+from typing import Any, Callable, TypeVar
+
+from flask import Flask, abort, g, request
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
+
+from gateway import accounts, services
+from gateway.models import User
+
+F = TypeVar("F", bound=Callable[..., Any])
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please log in."
+csrf = CSRFProtect()
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    """The logged-in user, read fresh on each request (a disabled account is out at once)."""
+    if not user_id.isdigit():
+        return None
+    session = db()
+    user = session.get(User, int(user_id))
+    return user if user and user.active else None
+
+
+def db() -> Any:
+    """A database session for this request, closed at teardown."""
+    if "db" not in g:
+        g.db = services().sessions()
+    return g.db
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()
+
+
+def role_required(role: str) -> Callable[[F], F]:
+    """Only users whose role includes `role` (viewer < organizer < admin) get in."""
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if not accounts.can(current_user, role):
+                abort(403)
+            return view(*args, **kwargs)
+        return wrapped  # type: ignore[return-value]
+    return decorator
+
+
+def init_app(app: Flask) -> None:
+    """Sessions, CSRF, secure cookies and headers, and the console's blueprints."""
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_SECURE", bool((app.config.get("PUBLIC_BASE_URL") or "").startswith("https")))
+    app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=8))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    app.teardown_appcontext(close_db)
+
+    from gateway import webhooks
+    from gateway.console import admin, alerts, auth, flowsview, inbox, pages, reports, simulator, supporters
+
+    csrf.exempt(webhooks.bp)  # provider webhooks are signed, not CSRF-protected
+    for module in (auth, pages, supporters, alerts, reports, inbox, flowsview, simulator, admin):
+        app.register_blueprint(module.bp)
+
+    @app.after_request
+    def secure_headers(response):  # type: ignore[no-untyped-def]
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response

@@ -1,0 +1,16 @@
+"""Console: inbox (placeholder until its pages land)."""
+from __future__ import annotations
+
+from flask import Blueprint
+from flask.typing import ResponseReturnValue
+
+from gateway.console import role_required
+
+bp = Blueprint("inbox", __name__, template_folder="templates")
+
+
+@bp.get("/inbox")
+@role_required("viewer")
+def index() -> ResponseReturnValue:
+    """Placeholder."""
+    return "inbox: not built yet", 501

@@ -1,0 +1,41 @@
+"""The dashboard, and the console's static files."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, render_template
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func, select
+
+from gateway import services
+from gateway.console import db, role_required
+from gateway.models import Broadcast, Contact, Message, Report, utcnow
+
+bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/console-static")
+
+
+@bp.get("/")
+@role_required("viewer")
+def dashboard() -> ResponseReturnValue:
+    """Supporters, today's messages, recent delivery rate, newest reports, queue health."""
+    s = db()
+    counts = dict(s.execute(select(Contact.status, func.count()).group_by(Contact.status)).all())
+    today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    recent = select(Broadcast.id).where(Broadcast.launched_at >= utcnow() - timedelta(days=30))
+    by_status = dict(s.execute(select(Message.status, func.count()).where(
+        Message.broadcast_id.in_(recent)).group_by(Message.status)).all())
+    settled = sum(by_status.get(k, 0) for k in ("delivered", "undelivered", "failed"))
+    try:
+        services().redis.ping()
+        queue = "ok"
+    except Exception:  # shown, not raised: the dashboard must load when Redis is away
+        queue = "unreachable"
+    stats = {
+        "active": counts.get("active", 0), "stopped": counts.get("stopped", 0),
+        "messages_today": s.scalar(select(func.count()).select_from(Message).where(Message.created_at >= today)),
+        "delivery_rate": f"{100 * by_status.get('delivered', 0) // settled}%" if settled else "n/a",
+        "queue": queue,
+    }
+    reports = s.scalars(select(Report).order_by(Report.id.desc()).limit(10)).all()
+    return render_template("dashboard.html", stats=stats, reports=reports)
