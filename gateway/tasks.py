@@ -68,7 +68,31 @@ def reconcile(force: bool = False) -> dict[str, Any]:
     enqueued = 0
     if done.due and (force or queue.pending_jobs(redis) == 0):
         enqueued = queue.enqueue_ids(redis, done.due)
-    logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d jobs enqueued",
-                done.settled_sent, done.requeued, len(done.due), enqueued)
+    stranded = handle_stranded(app)
+    logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d jobs enqueued, %d inbound handled late",
+                done.settled_sent, done.requeued, len(done.due), enqueued, stranded)
     return {"settled_sent": done.settled_sent, "requeued": done.requeued, "due": len(done.due),
-            "jobs": enqueued}
+            "jobs": enqueued, "inbound_handled_late": stranded}
+
+
+def handle_stranded(app: Flask, older_than: timedelta = timedelta(minutes=1)) -> int:
+    """Handle inbound messages stored but never handled (the web process died in between).
+
+    Their webhook has long been answered, so the replies go out through the reply queue.
+    """
+    from sqlalchemy import select
+
+    from gateway import inbound
+    from gateway.models import Message, utcnow
+
+    svc = app.extensions["gateway"]
+    with svc.sessions() as session:
+        contact_ids = set(session.scalars(select(Message.contact_id).where(
+            Message.direction == "in", Message.handled_at.is_(None), Message.contact_id.is_not(None),
+            Message.created_at <= utcnow() - older_than)))
+    for contact_id in contact_ids:
+        reply_ids = inbound.handle_pending(svc.sessions, contact_id, svc.flows, app.config["ORG_NAME"],
+                                           inline=False)
+        if reply_ids:
+            queue.enqueue_ids(svc.redis, reply_ids, name=queue.REPLIES)
+    return len(contact_ids)

@@ -1,0 +1,33 @@
+"""An inbound message stored but never handled is handled by the reconciler; its reply is queued."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from gateway import inbound, queue, tasks
+from gateway.models import Message, utcnow
+from gateway.providers.base import InboundSMS
+
+
+def test_stranded_inbound_is_handled_and_replied_through_the_queue(stack_app) -> None:
+    svc = stack_app.extensions["gateway"]
+    stored = inbound.store(svc.sessions, InboundSMS("twilio", "SM-stranded", "+265991234567", None, "JOIN"), "MW")
+    with svc.sessions() as s, s.begin():  # as if the web process died right after storing it
+        s.execute(update(Message).where(Message.id == stored.message_id)
+                  .values(created_at=utcnow() - timedelta(minutes=5)))
+    with stack_app.app_context():
+        result = tasks.reconcile()
+        queue.work_burst(svc.redis)
+    assert result["inbound_handled_late"] == 1
+    with svc.sessions() as s:
+        reply = s.scalars(select(Message).where(Message.reply_to_id == stored.message_id)).one()
+    assert reply.status == "sent" and reply.body.startswith("Our Network: you joined")
+    assert svc.provider.sent == [("+265991234567", reply.body)]
+
+
+def test_fresh_unhandled_inbound_is_left_to_its_request(stack_app) -> None:
+    svc = stack_app.extensions["gateway"]
+    inbound.store(svc.sessions, InboundSMS("twilio", "SM-fresh", "+265991234567", None, "JOIN"), "MW")
+    with stack_app.app_context():
+        assert tasks.reconcile()["inbound_handled_late"] == 0
