@@ -89,7 +89,8 @@ def _load_place(path: str | Path, raw: Any, index: int, gazetteer: str, country:
         raise _fail(path, where, "expected a mapping with at least 'name'")
     for key in raw:
         if key not in _PLACE_KEYS:
-            raise _fail(path, f"{where}.{key}", f"unknown key (allowed: {', '.join(sorted(_PLACE_KEYS))})")
+            allowed = ", ".join(sorted(_PLACE_KEYS))
+            raise _fail(path, f"{where}.{key}", f"unknown key (allowed: {allowed})")
     name = _required_str(path, raw, "name", f"{where}.name")
     region = raw.get("region")
     if region is not None and (not isinstance(region, str) or not region.strip()):
@@ -137,14 +138,16 @@ def load_gazetteer(path: str | Path) -> Gazetteer:
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise _fail(path, "timezone", f"unknown timezone {timezone!r} (expected e.g. 'Africa/Blantyre')") from None
+        raise _fail(path, "timezone",
+                    f"unknown timezone {timezone!r} (expected e.g. 'Africa/Blantyre')") from None
     places_raw = raw.get("places")
     if places_raw is None:
         raise _fail(path, "places", "missing")
     if not isinstance(places_raw, list) or not places_raw:
         raise _fail(path, "places", "expected a non-empty list of places")
     seen: dict[str, str] = {}
-    places = tuple(_load_place(path, p, i, name, country, timezone, seen) for i, p in enumerate(places_raw))
+    places = tuple(_load_place(path, p, i, name, country, timezone, seen)
+                   for i, p in enumerate(places_raw))
     return Gazetteer(name=name, country=country, timezone=timezone, places=places)
 
 
@@ -158,7 +161,8 @@ def load_gazetteers(directory: str | Path) -> dict[str, Gazetteer]:
     for path in sorted(directory.glob("*.yaml")):
         gazetteer = load_gazetteer(path)
         if gazetteer.name in loaded:
-            raise _fail(path, "gazetteer", f"duplicate name {gazetteer.name!r}, also used by {origin[gazetteer.name]}")
+            raise _fail(path, "gazetteer",
+                        f"duplicate name {gazetteer.name!r}, also used by {origin[gazetteer.name]}")
         loaded[gazetteer.name] = gazetteer
         origin[gazetteer.name] = path
     return loaded
@@ -226,7 +230,8 @@ def _fuzzy_score(query: _Query, key: _Query) -> float:
     return SequenceMatcher(None, query.compact, key.compact, autojunk=False).ratio()
 
 
-def _scores(query: _Query, places: Iterable[Place], fuzzy: bool) -> dict[tuple[str, str], tuple[float, Place]]:
+def _scores(query: _Query, places: Iterable[Place],
+            fuzzy: bool) -> dict[tuple[str, str], tuple[float, Place]]:
     """Best score per distinct place (1.0 for an exact match), only those that pass."""
     best: dict[tuple[str, str], tuple[float, Place]] = {}
     for place in places:
@@ -274,7 +279,8 @@ def _match(query: _Query, gazetteers: Sequence[Gazetteer], prefer_country: str |
     return None
 
 
-def match_place(text: str, gazetteers: Iterable[Gazetteer], prefer_country: str | None = None) -> Place | None:
+def match_place(text: str, gazetteers: Iterable[Gazetteer],
+                prefer_country: str | None = None) -> Place | None:
     """The place a text names, tolerating typos and spacing; None if unknown or ambiguous."""
     result = _match(_query(text), list(gazetteers), prefer_country, allow_fuzzy=True)
     return result[0] if result else None

@@ -246,7 +246,8 @@ def test_exact_match_anywhere_beats_fuzzy_in_preferred_country(all_g: list[Gazet
     (["Chiradzlu", "water"], ("Chiradzulu", 1)),
     (["nkhotakota", "mwana"], ("Nkhotakota", 1)),
 ])
-def test_match_place_prefix(all_g: list[Gazetteer], tokens: list[str], expected: tuple[str, int]) -> None:
+def test_match_place_prefix(all_g: list[Gazetteer], tokens: list[str],
+                            expected: tuple[str, int]) -> None:
     result = match_place_prefix(tokens, all_g)
     assert result is not None
     assert (result[0].name, result[1]) == expected
@@ -323,7 +324,8 @@ def _error(path: Path) -> str:
 
 
 def test_valid_minimal_file_loads(tmp_path: Path) -> None:
-    path = _write(tmp_path, GOOD_HEAD + "places:\n  - name: Zomba\n    aliases: [Zomba City]\n  - name: Neno\n")
+    path = _write(tmp_path, GOOD_HEAD + "places:\n  - name: Zomba\n    aliases: [Zomba City]\n"
+                                        "  - name: Neno\n")
     g = load_gazetteer(path)
     assert g == Gazetteer("test", "MW", "Africa/Blantyre", (
         Place("Zomba", "MW", "test", "Africa/Blantyre", None, ("Zomba City",)),
@@ -390,8 +392,10 @@ def test_broken_files_name_the_key(tmp_path: Path, body: str, key: str) -> None:
 
 
 def test_invalid_yaml_and_non_mapping_name_the_file(tmp_path: Path) -> None:
-    assert _error(_write(tmp_path, "places: [unclosed\n", "a.yaml")).startswith(f"{tmp_path / 'a.yaml'}:")
-    assert _error(_write(tmp_path, "- just\n- a list\n", "b.yaml")).startswith(f"{tmp_path / 'b.yaml'}:")
+    broken = _write(tmp_path, "places: [unclosed\n", "a.yaml")
+    assert _error(broken).startswith(f"{broken}: invalid YAML")
+    a_list = _write(tmp_path, "- just\n- a list\n", "b.yaml")
+    assert _error(a_list).startswith(f"{a_list}:")
 
 
 def test_load_gazetteers_rejects_duplicate_gazetteer_names(tmp_path: Path) -> None:
