@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from gateway.compose import TextPreview, estimate_cost, preview_text, render
 from gateway.models import Broadcast, Contact, ContactTag, Message, Pledge, utcnow
-from gateway.sms import count_segments
+from gateway.sms import count_segments, is_gsm7
 from gateway.text import fold
 
 logger = logging.getLogger(__name__)
@@ -71,24 +71,35 @@ class Preview:
     by_country: dict[str, int] = field(default_factory=dict)
 
 
+def _worst_values(values: set[str]) -> list[str]:
+    """The values that can make a text longest: the longest GSM-7 one and the longest other one."""
+    gsm = [v for v in values if is_gsm7(v)]
+    other = [v for v in values if not is_gsm7(v)]
+    return [max(group, key=len) for group in (gsm, other) if group] or [""]
+
+
 def preview(session: Session, b: Broadcast, prices: dict[str, float]) -> Preview:
     """Audience size, per-language encoding and segments (after merge fields), cost."""
     sub = audience(b).subquery()
     lang = func.coalesce(sub.c.language, b.default_language)
-    rows = session.execute(select(lang, sub.c.country, func.count(), func.max(func.length(sub.c.name)),
-                                  func.max(func.length(sub.c.place))).group_by(lang, sub.c.country)).all()
     per_lang: dict[str, dict[str, Any]] = {}
-    for language, country, n, name_len, place_len in rows:
+    for language, country, n in session.execute(select(lang, sub.c.country, func.count())
+                                                .group_by(lang, sub.c.country)):
         key = language if language in b.texts else b.default_language
-        entry = per_lang.setdefault(key, {"n": 0, "countries": {}, "name": 0, "place": 0})
+        entry = per_lang.setdefault(key, {"n": 0, "countries": {}, "names": set(), "places": set()})
         entry["n"] += n
         entry["countries"][country] = entry["countries"].get(country, 0) + n
-        entry["name"], entry["place"] = max(entry["name"], name_len or 0), max(entry["place"], place_len or 0)
+    # The costliest recipient: one accented name ("María") can turn a whole text into UCS-2.
+    for language, name, place in session.execute(select(lang, sub.c.name, sub.c.place).distinct()):
+        entry = per_lang[language if language in b.texts else b.default_language]
+        entry["names"].add(name or "")
+        entry["places"].add(place or "")
     texts, segments_by_country, total = [], {}, 0
     for language, text in b.texts.items():
-        entry = per_lang.get(language, {"n": 0, "countries": {}, "name": 0, "place": 0})
-        # Worst case: the longest name and place in this part of the audience, as 'x' (GSM-7).
-        p = preview_text(language, text, entry["n"], "x" * entry["name"], "x" * entry["place"])
+        entry = per_lang.get(language, {"n": 0, "countries": {}, "names": set(), "places": set()})
+        candidates = [preview_text(language, text, entry["n"], name, place)
+                      for name in _worst_values(entry["names"]) for place in _worst_values(entry["places"])]
+        p = max(candidates, key=lambda c: (c.segments, c.encoding == "UCS-2", c.characters))
         texts.append(p)
         for country, n in entry["countries"].items():
             segments_by_country[country] = segments_by_country.get(country, 0) + n * p.segments
@@ -160,9 +171,12 @@ def finish_if_done(session: Session, broadcast_ids: set[int]) -> None:
 
 def open_pledges(session: Session, contact_id: int, now: datetime) -> dict[str, int]:
     """Reply keyword -> broadcast id, for alerts this contact got whose pledge window is open."""
-    rows = session.execute(select(Broadcast.reply_keyword, Broadcast.id, Broadcast.launched_at,
+    # The window opens when the alert left (claimed for sending), not when it was launched:
+    # quiet hours or a send time may hold it for a night.
+    rows = session.execute(select(Broadcast.reply_keyword, Broadcast.id, Message.claimed_at,
                                   Broadcast.pledge_window_hours).join(
         Message, and_(Message.broadcast_id == Broadcast.id, Message.contact_id == contact_id)).where(
-        Broadcast.reply_keyword.is_not(None)).order_by(Broadcast.launched_at)).all()
+        Broadcast.reply_keyword.is_not(None),
+        Message.status.in_(("sending", "sent", "delivered"))).order_by(Message.claimed_at)).all()
     return {fold(k): bid for k, bid, launched, hours in rows
             if launched and now - launched <= timedelta(hours=hours)}

@@ -14,7 +14,8 @@ MERGE_FIELDS = ("name", "place")
 def render(text: str, name: str | None, place: str | None) -> str:
     """Fill {name} and {place}; a missing value leaves no gap ('Hello {name},' -> 'Hello,')."""
     out = text.replace("{name}", name or "").replace("{place}", place or "")
-    return re.sub(r" +([,.!?])", r"\1", re.sub(r" {2,}", " ", out)).strip()
+    out = re.sub(r" +([,.!?])", r"\1", re.sub(r" {2,}", " ", out))
+    return re.sub(r"^[\s,;:]+", "", out).strip()
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class TextPreview:
     segments: int
     characters: int
     ucs2_chars: tuple[str, ...]
-    suggestion: str | None  # the GSM-7 version when it saves segments
+    suggestion: str | None  # a GSM-7 version, when it saves segments or leaves UCS-2 (basic phones prefer GSM-7)
     suggestion_segments: int | None
 
 
@@ -40,7 +41,7 @@ def preview_text(language: str, text: str, recipients: int, longest_name: str,
     suggestion, suggestion_segments = None, None
     if changes:
         better = count_segments(render(replaced, longest_name, longest_place))
-        if better.segments < info.segments or better.encoding != info.encoding:
+        if better.segments < info.segments or (better.encoding == "GSM-7" != info.encoding):
             suggestion, suggestion_segments = replaced, better.segments
     return TextPreview(language, recipients, info.encoding, info.segments, info.characters,
                        info.ucs2_chars, suggestion, suggestion_segments)
