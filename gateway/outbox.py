@@ -27,6 +27,9 @@ UNUSABLE_CODES = {"21211", "21214", "21217", "21407", "21408", "21421", "21612",
 SETTLE_MARGIN = timedelta(seconds=60)  # look back this far before a claim when asking the provider
 CANCEL_CHECK_SECONDS = 2.0
 WRITE_EVERY = 25  # rows per commit: fewer round trips, and a crash costs at most a settle
+FLUSH_SECONDS = 0.5
+# Statuses only move forward; the final ones never change again.
+STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3}
 
 
 class RetryLater(Exception):
@@ -44,6 +47,7 @@ class Outbox:
     quiet: tuple[dtime, dtime] | None = None
     status_callback: str | None = None
     schedule: Callable[[list[int], datetime], None] = lambda ids, when: None
+    early_status: Callable[[list[str]], dict[str, tuple[str, str | None]]] | None = None
     now: Callable[[], datetime] = utcnow
 
 
@@ -106,18 +110,25 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
         rows = _load(session, claimed) if claimed else []
     writes: list[dict[str, Any]] = []
     contact_writes: list[dict[str, Any]] = []
+    handled: set[int] = set()  # rows that have their outcome, written or about to be
     cancelled: set[int] = set()
     last_check = 0.0
+    last_flush = time.monotonic()
 
     def flush() -> None:
+        nonlocal last_flush
+        if box.early_status and writes:
+            _apply_early_status(box, writes)
         with box.sessions() as session, session.begin():
             if writes:
                 session.execute(update(Message), writes)
             if contact_writes:
                 session.execute(update(Contact), contact_writes)
             finish_if_done(session, {r.broadcast_id for r in rows if r.broadcast_id})
+        handled.update(w["id"] for w in writes)
         writes.clear()
         contact_writes.clear()
+        last_flush = time.monotonic()
 
     try:
         for i, row in enumerate(rows):
@@ -137,16 +148,30 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
                 result.held += 1
             else:
                 _send_one(box, row, writes, contact_writes, result)
-            if len(writes) >= WRITE_EVERY:
+            # Provider ids are written within a second, so a status callback finds its row.
+            if len(writes) >= WRITE_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
                 flush()
     except RetryLater:
-        done = {w["id"] for w in writes}
+        done = handled | {w["id"] for w in writes}
         writes.extend({"id": r.id, "status": "queued", "claimed_at": None}
                       for r in rows if r.id not in done)
         flush()
         raise
+    except BaseException:
+        flush()  # keep what was sent; the rest stays `sending` for the reconciler to settle
+        raise
     flush()
     return result
+
+
+def _apply_early_status(box: Outbox, writes: list[dict[str, Any]]) -> None:
+    """A status callback that came before its provider id was written is applied now."""
+    sids = [w["provider_id"] for w in writes if w.get("provider_id")]
+    early = box.early_status(sids) if sids else {}
+    for w in writes:
+        found = early.get(w.get("provider_id") or "")
+        if found and STATUS_RANK.get(found[0], -1) > STATUS_RANK.get(w.get("status", ""), -1):
+            w["status"], w["error_code"] = found[0], found[1] or w.get("error_code")
 
 
 def _send_one(box: Outbox, row: _Row, writes: list[dict[str, Any]], contact_writes: list[dict[str, Any]],
@@ -159,7 +184,10 @@ def _send_one(box: Outbox, row: _Row, writes: list[dict[str, Any]], contact_writ
             logger.warning("provider asks to slow down (%s); batch goes back to the queue", exc.code)
             raise RetryLater(str(exc)) from exc
         if exc.ambiguous:
-            found = settle(box, row.number, row.body, row.claimed_at)
+            try:
+                found = settle(box, row.number, row.body, row.claimed_at)
+            except ProviderError:
+                found = None  # cannot ask now: the reconciler asks again later
             if found is not None:
                 writes.append({"id": row.id, "status": "sent", "provider_id": found})
                 result.sent += 1

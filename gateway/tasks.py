@@ -11,6 +11,7 @@ from gateway import outbox, queue
 from gateway.compose import parse_quiet_hours
 from gateway.pacing import Pacer, parse_rates
 from gateway.places import find_place
+from gateway.webhooks import early_statuses
 
 logger = logging.getLogger(__name__)
 _app: Flask | None = None
@@ -50,7 +51,7 @@ def build_outbox(app: Flask) -> outbox.Outbox:
         pacer=Pacer(svc.redis, float(cfg["SENDER_RATE"]), parse_rates(cfg["SENDER_RATES"])),
         timezone_for=timezone_for, quiet=parse_quiet_hours(cfg["QUIET_HOURS"]),
         status_callback=f"{base}/sms/twilio/status" if base and svc.provider.name == "twilio" else None,
-        schedule=schedule)
+        schedule=schedule, early_status=lambda sids: early_statuses(svc.redis, sids))
 
 
 def send_batch(ids: list[int]) -> dict[str, Any]:

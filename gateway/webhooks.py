@@ -7,13 +7,13 @@ from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy import select
 
 from gateway import inbound, services
+from gateway.outbox import STATUS_RANK
 from gateway.models import Message
 
 bp = Blueprint("webhooks", __name__)
 logger = logging.getLogger(__name__)
 
-# Statuses only move forward; the three final ones never change again.
-STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3}
+EARLY_TTL = 600  # seconds a callback for a not-yet-written provider id is kept
 
 
 def _signed_url() -> str:
@@ -66,8 +66,33 @@ def twilio_status() -> tuple[str, int]:
         message = session.scalars(select(Message).where(
             Message.provider == "twilio", Message.provider_id == update.provider_id).with_for_update()).first()
         if message is None:
+            # Unknown now, but maybe a send whose id is not written yet: keep it a while
+            # (the outbox applies it when it writes the id); truly unknown ids just expire.
+            _remember_early(update.provider_id, update.status, update.error_code)
             return "", 204
         if STATUS_RANK.get(update.status, -1) > STATUS_RANK.get(message.status, -1):
             message.status = update.status
             message.error_code = update.error_code or message.error_code
     return "", 204
+
+
+def _remember_early(sid: str, status: str, error_code: str | None) -> None:
+    key = f"gateway:early-status:{sid}"
+    try:
+        redis = services().redis
+        current = redis.hget(key, "status")
+        if current is None or STATUS_RANK.get(status, -1) > STATUS_RANK.get(current.decode(), -1):
+            redis.hset(key, mapping={"status": status, "error_code": error_code or ""})
+            redis.expire(key, EARLY_TTL)
+    except Exception:  # Redis away: the callback is only an update, the send itself is recorded
+        logger.warning("could not keep an early status callback for %s", sid)
+
+
+def early_statuses(redis, sids: list[str]) -> dict[str, tuple[str, str | None]]:  # type: ignore[no-untyped-def]
+    """Status callbacks that arrived before these provider ids were written."""
+    with redis.pipeline() as pipe:
+        for sid in sids:
+            pipe.hgetall(f"gateway:early-status:{sid}")
+        found = pipe.execute()
+    return {sid: (h[b"status"].decode(), h.get(b"error_code", b"").decode() or None)
+            for sid, h in zip(sids, found) if h}

@@ -1,16 +1,125 @@
-"""Console: simulator (placeholder until its pages land)."""
+"""Console: a phone in the page that texts the gateway through the real inbound path (as `sms simulate`)."""
 from __future__ import annotations
 
-from flask import Blueprint
-from flask.typing import ResponseReturnValue
+from typing import Any
 
-from gateway.console import role_required
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from gateway import contacts, inbound, services
+from gateway.console import db, role_required
+from gateway.models import Message
+from gateway.providers.base import InboundSMS
+from gateway.sms import InvalidNumber, normalise_number
 
 bp = Blueprint("simulator", __name__, template_folder="templates")
 
+DEFAULT_NUMBER = "+265990000001"
+PROVIDER = "console"
+SHOWN = 200          # the newest messages shown on the screen
+MAX_TEXT = inbound.MAX_BODY
+SEEN_ON_PHONE = ("sent", "delivered", "inline")
+
+
+class SimulatorError(ValueError):
+    """A text the simulator will not send; the message says why."""
+
+
+def _normalise(raw: str) -> str:
+    try:
+        return normalise_number(raw, current_app.config["DEFAULT_COUNTRY"]).value
+    except InvalidNumber as exc:
+        raise SimulatorError(f"Test number: {exc}.") from None
+
+
+def _real_supporter(s: Any, number: str) -> bool:
+    """True when this number has texted or been texted through a real provider (not the console)."""
+    contact = contacts.find(s, number)
+    if contact is None:
+        return False
+    return s.scalar(select(Message.id).where(Message.contact_id == contact.id,
+                                             Message.provider != PROVIDER).limit(1)) is not None
+
+
+def _conversation(s: Any, number: str) -> list[dict[str, Any]]:
+    """The contact's messages, both directions, oldest first, as the phone shows them."""
+    contact = contacts.find(s, number)
+    if contact is None:
+        return []
+    rows = list(s.scalars(select(Message).where(Message.contact_id == contact.id)
+                          .order_by(Message.id.desc()).limit(SHOWN)))
+    out = []
+    for m in reversed(rows):
+        note = None
+        if m.direction == "out" and m.status not in SEEN_ON_PHONE:
+            note = m.status  # queued, cancelled, failed ...: not (yet) on a real phone
+        out.append({"id": m.id, "mine": m.direction == "in", "body": m.body,
+                    "at": m.created_at.strftime("%H:%M") if m.created_at else "", "note": note,
+                    "broadcast": m.broadcast_id})
+    return out
+
+
+def _simulate(number: str, text: str) -> list[str]:
+    """Exactly `flask sms simulate`: store, handle in order, read the replies, mark them sent."""
+    svc = services()
+    stored = inbound.store(svc.sessions, InboundSMS(PROVIDER, None, number, None, text),
+                           current_app.config["DEFAULT_COUNTRY"])
+    if stored.contact_id is None or stored.message_id is None:
+        raise SimulatorError(f"{number} is not a phone number; the text was kept, not handled.")
+    inbound.handle_pending(svc.sessions, stored.contact_id, svc.flows, current_app.config["ORG_NAME"])
+    with svc.sessions() as session, session.begin():
+        replies = inbound.replies_to(session, stored.message_id)
+        texts = [r.body for r in replies if r.body]
+        inbound.mark_sent(session, replies)
+    return texts
+
+
+def _page(raw_number: str, text: str = "", error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    number = None
+    try:
+        number = _normalise(raw_number)
+    except SimulatorError as exc:
+        error = error or str(exc)
+    messages = _conversation(db(), number) if number else []
+    return render_template("simulator_index.html", raw_number=raw_number, number=number or "",
+                           messages=messages, text=text, error=error, max_text=MAX_TEXT), status
+
 
 @bp.get("/simulator")
-@role_required("viewer")
+@role_required("organizer")
 def index() -> ResponseReturnValue:
-    """Placeholder."""
-    return "simulator: not built yet", 501
+    """The phone, showing the conversation of the test number (?from=)."""
+    return _page(request.args.get("from") or DEFAULT_NUMBER)
+
+
+@bp.post("/simulator/send")
+@role_required("organizer")
+def send() -> ResponseReturnValue:
+    """Text the gateway from a test number: JSON {from, text} -> {from, replies, conversation}; a form re-renders."""
+    as_json = request.is_json
+    data = request.get_json(silent=True) if as_json else request.form
+    if not isinstance(data, dict) and not hasattr(data, "get"):
+        return jsonify(error='send JSON like {"from": "+265990000001", "text": "JOIN"}'), 400
+    raw_number = str(data.get("from") or "").strip()
+    text = data.get("text") or ""
+    try:
+        if not isinstance(text, str) or not text.strip():
+            raise SimulatorError("Type a message first.")
+        if len(text) > MAX_TEXT:
+            raise SimulatorError(f"A text can have at most {MAX_TEXT} characters.")
+        number = _normalise(raw_number)
+        s = db()
+        if _real_supporter(s, number):
+            raise SimulatorError(f"{number} belongs to a real supporter. Use a test number (e.g. "
+                                 f"{DEFAULT_NUMBER}) so their subscription is not changed.")
+        s.commit()  # end this request's transaction: the inbound path opens its own
+        replies = _simulate(number, text)
+    except SimulatorError as exc:
+        if as_json:
+            return jsonify(error=str(exc)), 400
+        return _page(raw_number or DEFAULT_NUMBER, text if isinstance(text, str) else "", str(exc), 400)
+    if as_json:
+        return jsonify({"from": number, "sent": text, "replies": replies,
+                        "conversation": _conversation(db(), number)})
+    return redirect(url_for(".index", **{"from": number}, _anchor="sim-last"))

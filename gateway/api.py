@@ -1,0 +1,1016 @@
+"""The JSON API under /api/v1/: contacts, broadcasts and reports, for per-user bearer tokens.
+
+Every answer is JSON, errors included: {"error": {"code": "...", "message": "...", "field": "..."}}.
+Tokens come from `accounts.new_api_token`; a token acts with its account's role
+(viewer < organizer < admin): reads need viewer, writes need organizer.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import wraps
+from typing import Any, Callable, Iterable, TypeVar
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from gateway import accounts, audit, broadcasts, contacts, queue, services
+from gateway.compose import parse_prices
+from gateway.models import Broadcast, Contact, ContactTag, Message, Report, utcnow
+from gateway.places import match_place
+from gateway.sms import InvalidNumber, normalise_number
+from gateway.text import fold
+
+logger = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+LANGUAGES = ("en", "ny", "es")  # the flows' languages, as `contacts import` accepts them
+STATUSES = ("active", "stopped", "blocked")
+DELIVERED = ("yes", "no", "partly")
+MAX_PER_PAGE, DEFAULT_PER_PAGE, MAX_PAGE = 200, 50, 1_000_000
+MAX_NAME, MAX_TAG, MAX_TAGS, MAX_KEYWORD, MAX_TEXT, MAX_FILTER = 120, 40, 50, 20, 1600, 200
+MAX_BODY = 64 * 1024  # bytes; the largest real body (three 1600-character texts) is a few KiB
+MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger one names nothing (and must not reach PostgreSQL)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, a stable code, a sentence, and the field at fault if any."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field:
+            error["field"] = self.field
+        response = jsonify(error=error)
+        response.status_code = self.status
+        response.headers.update(self.headers)
+        return response
+
+
+def invalid(field: str, message: str) -> ApiError:
+    """400 for one field: the message starts with the field's name."""
+    return ApiError(400, "invalid_field", f"{field}: {message}", field=field)
+
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_content_type",
+               429: "too_many_requests", 500: "internal_error", 503: "unavailable"}
+
+
+def http_error(exc: HTTPException) -> Response:
+    """A werkzeug HTTP error (routing, abort, body too large, server error) as JSON."""
+    status = exc.code or 500
+    if status == 404:
+        message = f"There is nothing at {request.path}; see /api/v1/openapi.json for the API's paths."
+    elif status == 405:
+        allowed = sorted(m for m in (getattr(exc, "valid_methods", None) or []) if m not in ("HEAD", "OPTIONS"))
+        message = f"{request.method} is not allowed on {request.path}" + (
+            f"; use {', '.join(allowed)}." if allowed else ".")
+    elif status == 413:
+        limit = request.max_content_length
+        message = "The request body is too large" + (f": at most {limit} bytes are accepted." if limit else ".")
+    elif status >= 500:
+        message = "The server failed to answer this request; the error has been logged."
+    else:
+        message = exc.description or exc.name
+    headers = {"Allow": ", ".join(exc.valid_methods)} if isinstance(exc, MethodNotAllowed) and exc.valid_methods else {}
+    return ApiError(status, _HTTP_CODES.get(status, exc.name.lower().replace(" ", "_")), message,
+                    headers=headers).response()
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    return exc.response()
+
+
+@bp.errorhandler(HTTPException)
+def _http_exception(exc: HTTPException) -> Response:
+    return http_error(exc)
+
+
+def _routing_errors() -> Response | None:
+    """Before any other hook: a path or method under /api/ that matches no route gets JSON.
+
+    Routing errors are raised after the before-request hooks, with no blueprint known, so the
+    blueprint's handlers never see them; checking here leaves the console's error pages alone.
+    """
+    exc = request.routing_exception
+    if exc is None or not (request.path == "/api" or request.path.startswith("/api/")):
+        return None
+    if isinstance(exc, HTTPException) and (exc.code or 0) >= 400:
+        return http_error(exc)
+    return None  # a redirect (e.g. a missing trailing slash) is not an error
+
+
+# --------------------------------------------------------------------------- session and auth
+
+
+def db() -> Session:
+    """One database session per API request, closed at teardown."""
+    if "api_db" not in g:
+        g.api_db = services().sessions()
+    return g.api_db
+
+
+@bp.teardown_request
+def _close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("api_db", None)
+    if session is not None:
+        session.close()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The account a token belongs to (plain values: they outlive a rollback)."""
+
+    id: int
+    email: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"api:{self.email}"[:254]  # AuditEvent.actor's size
+
+
+def caller() -> Caller:
+    return g.api_caller
+
+
+def requires(role: str) -> Callable[[F], F]:
+    """The view needs a valid bearer token whose account has `role` (viewer < organizer < admin)."""
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token:
+                raise ApiError(401, "unauthorized",
+                               "This needs an API token: send the header 'Authorization: Bearer <token>'.",
+                               headers={"WWW-Authenticate": 'Bearer realm="api"'})
+            user = accounts.user_for_token(db(), token)
+            if user is None:
+                raise ApiError(401, "invalid_token",
+                               "The API token is not valid: it is wrong, was replaced, or its account is disabled.",
+                               headers={"WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'})
+            if not accounts.can(user, role):
+                raise ApiError(403, "forbidden",
+                               f"This needs the {role} role or higher; the token's account is a {user.role}.")
+            g.api_caller = Caller(user.id, user.email, user.role)
+            return view(*args, **kwargs)
+        return wrapped  # type: ignore[return-value]
+    return decorator
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _check_text(field: str, value: str) -> str:
+    """Refuse what the databases cannot store (NUL, lone surrogates) instead of failing with a 500."""
+    if "\x00" in value:
+        raise invalid(field, "contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(field, "is not valid Unicode text (a lone surrogate)") from None
+    return value
+
+
+def json_body(allowed: Iterable[str]) -> dict[str, Any]:
+    """The request's JSON object; 400 for a wrong content type, malformed JSON or an unknown field."""
+    allowed = tuple(allowed)
+    if not request.is_json:
+        raise ApiError(400, "unsupported_content_type",
+                       "Send the body as JSON with the header 'Content-Type: application/json'"
+                       f" (got {request.mimetype or 'no content type'}).")
+    app_limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    request.max_content_length = min(app_limit, MAX_BODY) if app_limit else MAX_BODY
+    raw = request.get_data(cache=True)  # 413 here when the body is over the limit
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json",
+                       f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed_json", "The body is not valid JSON: it is not UTF-8 text.") from None
+    except (ValueError, RecursionError):
+        raise ApiError(400, "malformed_json", "The body is not valid JSON (or nests too deeply).") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_body", "The body must be a JSON object, e.g. {\"name\": \"...\"}.")
+    for key in data:
+        if key not in allowed:
+            raise ApiError(400, "invalid_field",
+                           f"{_check_text('field', key)!r} is not a field here; expected {', '.join(allowed)}.",
+                           field=key)
+    return data
+
+
+def _string(data: dict[str, Any], field: str, *, max_length: int, required: bool = False,
+            nullable: bool = True) -> str | None:
+    """A trimmed string field; None when absent or null (if allowed) or blank."""
+    value = data.get(field)
+    if value is None:
+        if required:
+            raise invalid(field, "is required")
+        if field in data and not nullable:
+            raise invalid(field, "cannot be null")
+        return None
+    if not isinstance(value, str):
+        raise invalid(field, f"expected a string, got {_json_type(value)}")
+    value = _check_text(field, value).strip()
+    if not value:
+        if required:
+            raise invalid(field, "is required and cannot be blank")
+        return None
+    if len(value) > max_length:
+        raise invalid(field, f"is longer than {max_length} characters")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "an object"}.get(type(value), "null" if value is None else type(value).__name__)
+
+
+def _language(field: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.lower()
+    known = _languages()
+    if value not in known:
+        raise invalid(field, f"{value!r} is not a language of the flows; expected one of {', '.join(known)}")
+    return value
+
+
+def _languages() -> tuple[str, ...]:
+    default = current_app.config["DEFAULT_LANGUAGE"]
+    return LANGUAGES if default in LANGUAGES else (default, *LANGUAGES)
+
+
+def _place(field: str, value: str | None) -> str | None:
+    """A place name as the gazetteers spell it ('zomba city' -> 'Zomba'); 400 if unknown."""
+    if value is None:
+        return None
+    found = match_place(value, services().flows.gazetteers.values(), current_app.config["DEFAULT_COUNTRY"])
+    if found is None:
+        raise invalid(field, f"{value!r} is not a place in the gazetteers (flows/places/)")
+    return found.name
+
+
+def _tags(field: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise invalid(field, f"expected a list of strings, got {_json_type(value)}")
+    if len(value) > MAX_TAGS:
+        raise invalid(field, f"at most {MAX_TAGS} tags")
+    tags: list[str] = []
+    for i, tag in enumerate(value):
+        name = f"{field}[{i}]"
+        if not isinstance(tag, str):
+            raise invalid(name, f"expected a string, got {_json_type(tag)}")
+        tag = _check_text(name, tag).strip().lower()
+        if not tag:
+            raise invalid(name, "a tag cannot be blank")
+        if len(tag) > MAX_TAG:
+            raise invalid(name, f"is longer than {MAX_TAG} characters")
+        if tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+def _number(field: str, value: str) -> str:
+    """A supporter's phone number, local or international, as E.164."""
+    try:
+        address = normalise_number(value, current_app.config["DEFAULT_COUNTRY"])
+    except InvalidNumber as exc:
+        raise invalid(field, str(exc)) from None
+    if address.kind != "e164":
+        raise invalid(field, f"{value!r} is a short code, not a supporter's phone number")
+    return address.value
+
+
+def _datetime(field: str, value: Any, *, end_of_day: bool = False) -> datetime:
+    """ISO 8601 date or date-time as naive UTC; a bare date means its start (or, for `end_of_day`, its end)."""
+    if not isinstance(value, str):
+        raise invalid(field, f"expected an ISO 8601 date-time string, got {_json_type(value)}")
+    text = _check_text(field, value).strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime.combine(day, datetime.min.time())
+            return start + timedelta(days=1) if end_of_day and day < date.max else start
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise invalid(field, f"{value!r} is not an ISO 8601 date (2025-03-01) or date-time (2025-03-01T08:00:00Z)") from None
+    if parsed.tzinfo is not None:
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise invalid(field, f"{value!r} is out of range") from None
+    return parsed
+
+
+def query_args(allowed: Iterable[str]) -> dict[str, str]:
+    """The query string's parameters; 400 for an unknown one (a typo would silently widen a filter)."""
+    allowed = tuple(allowed)
+    args: dict[str, str] = {}
+    for key in request.args:
+        if key not in allowed:
+            raise ApiError(400, "invalid_parameter",
+                           f"{_check_text('parameter', key)!r} is not a query parameter here; expected {', '.join(allowed)}.",
+                           field=key)
+        value = _check_text(key, request.args.get(key, "")).strip()
+        if len(value) > MAX_FILTER:
+            raise invalid(key, f"is longer than {MAX_FILTER} characters")
+        if value:
+            args[key] = value
+    return args
+
+
+def pagination(args: dict[str, str]) -> tuple[int, int]:
+    def number(name: str, default: int, maximum: int) -> int:
+        if name not in args:
+            return default
+        try:
+            value = int(args[name])
+        except ValueError:
+            raise invalid(name, f"expected a whole number, got {args[name]!r}") from None
+        if not 1 <= value <= maximum:
+            raise invalid(name, f"must be between 1 and {maximum}")
+        return value
+    return number("page", 1, MAX_PAGE), number("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
+
+
+def paginate(session: Session, query: Select[Any], order: Any, page: int, per_page: int) -> tuple[list[Any], dict[str, Any]]:
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    items = list(session.scalars(query.order_by(order).offset((page - 1) * per_page).limit(per_page)))
+    return items, {"page": page, "per_page": per_page, "total": total,
+                   "pages": (total + per_page - 1) // per_page}
+
+
+def _get(session: Session, model: type, ident: int, what: str, *, lock: bool = False) -> Any:
+    """The row with this id, or 404."""
+    row = session.get(model, ident, with_for_update=lock) if 0 < ident <= MAX_ID else None
+    if row is None:
+        raise ApiError(404, "not_found", f"There is no {what} {ident}.")
+    return row
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def created(body: dict[str, Any], location: str) -> tuple[Response, int, dict[str, str]]:
+    return jsonify(body), 201, {"Location": location}
+
+
+# --------------------------------------------------------------------------- contacts
+
+
+CONTACT_FIELDS = ("number", "name", "language", "place", "tags")
+CONTACT_PATCH_FIELDS = ("name", "language", "place", "tags", "status")
+
+
+def contact_json(c: Contact) -> dict[str, Any]:
+    return {"id": c.id, "number": contacts.number_of(c), "name": c.name, "language": c.language,
+            "place": c.place, "country": c.country, "tags": c.tags, "status": c.status,
+            "created_at": _iso(c.created_at)}
+
+
+@bp.get("/contacts")
+@requires("viewer")
+def list_contacts() -> ResponseReturnValue:
+    args = query_args(("place", "language", "tag", "status", "number", "page", "per_page"))
+    page, per_page = pagination(args)
+    query = select(Contact)
+    if "place" in args:
+        query = query.where(Contact.place == _place("place", args["place"]))
+    if "language" in args:
+        query = query.where(Contact.language == _language("language", args["language"]))
+    if "tag" in args:
+        tag = args["tag"].lower()
+        query = query.where(exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag == tag))
+    if "status" in args:
+        if args["status"] not in STATUSES:
+            raise invalid("status", f"expected one of {', '.join(STATUSES)}")
+        query = query.where(Contact.status == args["status"])
+    if "number" in args:
+        found = contacts.find(db(), _number("number", args["number"]))
+        query = query.where(Contact.id == (found.id if found else None))
+    items, meta = paginate(db(), query, Contact.id, page, per_page)
+    return jsonify(data=[contact_json(c) for c in items], pagination=meta)
+
+
+@bp.post("/contacts")
+@requires("organizer")
+def create_contact() -> ResponseReturnValue:
+    data = json_body(CONTACT_FIELDS)
+    raw_number = _string(data, "number", max_length=40, required=True)
+    assert raw_number is not None
+    number = _number("number", raw_number)
+    name = _string(data, "name", max_length=MAX_NAME)
+    language = _language("language", _string(data, "language", max_length=8))
+    place = _place("place", _string(data, "place", max_length=MAX_FILTER))
+    tags = _tags("tags", data.get("tags"))
+    session = db()
+    existing = contacts.find(session, number)
+    if existing is not None:
+        raise ApiError(409, "contact_exists",
+                       f"A contact with this number already exists (id {existing.id}); "
+                       f"change it with PATCH /api/v1/contacts/{existing.id}.")
+    contact = contacts.new_contact(number)
+    contact.consent_at = utcnow()  # like an import: organizers add people who agreed to hear from them
+    contact.name, contact.language, contact.place = name, language, place
+    session.add(contact)
+    contacts.add_tags(session, contact, tags)
+    try:
+        session.flush()
+        session.commit()
+    except IntegrityError:  # created by someone else between our check and insert
+        session.rollback()
+        raise ApiError(409, "contact_exists", "A contact with this number already exists.") from None
+    return created(contact_json(contact), f"/api/v1/contacts/{contact.id}")
+
+
+@bp.patch("/contacts/<int:contact_id>")
+@requires("organizer")
+def update_contact(contact_id: int) -> ResponseReturnValue:
+    data = json_body(CONTACT_PATCH_FIELDS)
+    if not data:
+        raise ApiError(400, "invalid_body",
+                       f"The body names nothing to change; send one or more of {', '.join(CONTACT_PATCH_FIELDS)}.")
+    changes: dict[str, Any] = {}
+    if "name" in data:
+        changes["name"] = _string(data, "name", max_length=MAX_NAME)
+    if "language" in data:
+        changes["language"] = _language("language", _string(data, "language", max_length=8))
+    if "place" in data:
+        changes["place"] = _place("place", _string(data, "place", max_length=MAX_FILTER))
+    tags = _tags("tags", data["tags"]) if "tags" in data else None
+    status = _string(data, "status", max_length=16, nullable=False) if "status" in data else None
+    if "status" in data and status not in STATUSES:
+        raise invalid("status", f"expected one of {', '.join(STATUSES)}")
+    session = db()
+    contact = _get(session, Contact, contact_id, "contact", lock=True)
+    if status == "active" and contact.status == "stopped":
+        raise ApiError(409, "contact_stopped",
+                       "This supporter opted out (STOP), so the API cannot make them active again; "
+                       "only the supporter can, by texting START.", field="status")
+    for key, value in changes.items():
+        setattr(contact, key, value)
+    if status is not None and status != contact.status:
+        contact.status = status
+        if status == "stopped":
+            contact.stopped_at = utcnow()
+    if tags is not None:
+        contact.tag_rows = [row for row in contact.tag_rows if row.tag in tags]
+        contacts.add_tags(session, contact, tags)
+    session.commit()
+    return jsonify(contact_json(contact))
+
+
+# --------------------------------------------------------------------------- broadcasts
+
+
+BROADCAST_FIELDS = ("texts", "place", "language", "tag", "reply_keyword", "urgent", "send_at")
+
+
+def broadcast_options(data: dict[str, Any]) -> dict[str, Any]:
+    """Validated keyword arguments for `broadcasts.create`."""
+    default = current_app.config["DEFAULT_LANGUAGE"]
+    texts = data.get("texts")
+    if not isinstance(texts, dict):
+        if texts is None:
+            raise invalid("texts", f"is required: an object of language -> text, e.g. {{\"{default}\": \"...\"}}")
+        raise invalid("texts", f"expected an object of language -> text, got {_json_type(texts)}")
+    clean: dict[str, str] = {}
+    for language, text in texts.items():
+        field = f"texts.{_check_text('texts', language)}"
+        _language(field, language)
+        if not isinstance(text, str):
+            raise invalid(field, f"expected a string, got {_json_type(text)}")
+        text = _check_text(field, text).strip()
+        if len(text) > MAX_TEXT:
+            raise invalid(field, f"is longer than {MAX_TEXT} characters")
+        if text:
+            clean[language.lower()] = text
+    if default not in clean:
+        raise invalid(f"texts.{default}", f"a text in the default language '{default}' is required")
+    keyword = _string(data, "reply_keyword", max_length=MAX_KEYWORD)
+    if keyword is not None:
+        folded = fold(keyword)
+        if not folded or " " in folded:
+            raise invalid("reply_keyword", "must be one word of letters or digits, e.g. YES")
+    urgent = data.get("urgent", False)
+    if not isinstance(urgent, bool):
+        raise invalid("urgent", f"expected true or false, got {_json_type(urgent)}")
+    send_at = None if data.get("send_at") is None else _datetime("send_at", data["send_at"])
+    tag = _string(data, "tag", max_length=MAX_TAG)
+    return {"texts": clean, "default_language": default,
+            "place": _place("place", _string(data, "place", max_length=MAX_FILTER)),
+            "language": _language("language", _string(data, "language", max_length=8)),
+            "tag": tag.lower() if tag else None, "reply_keyword": keyword, "urgent": urgent, "send_at": send_at}
+
+
+def _create_broadcast(session: Session, options: dict[str, Any]) -> Broadcast:
+    try:
+        return broadcasts.create(session, **options, created_by=caller().actor[:120])
+    except broadcasts.BroadcastError as exc:
+        raise ApiError(400, "invalid_field", str(exc)) from None
+
+
+def broadcast_json(session: Session, b: Broadcast) -> dict[str, Any]:
+    body = broadcasts.progress(session, b.id)
+    body.update({"texts": b.texts, "default_language": b.default_language, "place": b.place,
+                 "language": b.language, "tag": b.tag, "urgent": b.urgent, "send_at": _iso(b.send_at),
+                 "created_by": b.created_by, "created_at": _iso(b.created_at),
+                 "launched_at": _iso(b.launched_at), "cancelled_at": _iso(b.cancelled_at)})
+    return body
+
+
+@bp.post("/broadcasts/preview")
+@requires("organizer")
+def preview_broadcast() -> ResponseReturnValue:
+    options = broadcast_options(json_body(BROADCAST_FIELDS))
+    session = db()
+    try:
+        b = _create_broadcast(session, options)
+        p = broadcasts.preview(session, b, parse_prices(current_app.config["SMS_PRICES"]))
+    finally:
+        session.rollback()  # a preview creates nothing
+    return jsonify(
+        audience=p.recipients, total_segments=p.total_segments, estimated_cost=p.estimated_cost,
+        segments_by_country=p.by_country,
+        texts=[{"language": t.language, "recipients": t.recipients, "encoding": t.encoding,
+                "segments": t.segments, "characters": t.characters, "ucs2_characters": list(t.ucs2_chars),
+                "gsm7_suggestion": t.suggestion, "gsm7_suggestion_segments": t.suggestion_segments}
+               for t in p.texts])
+
+
+@bp.post("/broadcasts")
+@requires("organizer")
+def create_broadcast() -> ResponseReturnValue:
+    options = broadcast_options(json_body(BROADCAST_FIELDS))
+    session = db()
+    b = _create_broadcast(session, options)
+    session.commit()
+    return created(broadcast_json(session, b), f"/api/v1/broadcasts/{b.id}")
+
+
+@bp.get("/broadcasts/<int:broadcast_id>")
+@requires("viewer")
+def get_broadcast(broadcast_id: int) -> ResponseReturnValue:
+    session = db()
+    return jsonify(broadcast_json(session, _get(session, Broadcast, broadcast_id, "broadcast")))
+
+
+@bp.post("/broadcasts/<int:broadcast_id>/launch")
+@requires("organizer")
+def launch_broadcast(broadcast_id: int) -> ResponseReturnValue:
+    from gateway.cli_outbound import sender_name
+
+    svc = services()
+    session = db()
+    b = _get(session, Broadcast, broadcast_id, "broadcast", lock=True)
+    if b.status != "draft":
+        raise ApiError(409, "not_a_draft", f"Broadcast {b.id} is already {b.status}; only a draft can be launched.")
+    try:
+        recipients = broadcasts.launch(session, b, svc.provider.name, sender_name())
+    except broadcasts.BroadcastError as exc:
+        raise ApiError(409, "not_a_draft", str(exc)) from None
+    audit.record(session, caller().actor, "broadcast.launch", broadcast_id=b.id, recipients=recipients)
+    session.commit()  # the outbox rows exist before their jobs
+    ids = list(session.scalars(select(Message.id).where(Message.broadcast_id == b.id, Message.status == "queued")
+                               .order_by(Message.id)))
+    body, send_at = broadcast_json(session, b), b.send_at
+    session.rollback()
+    if ids:
+        try:
+            queue.enqueue_ids(svc.redis, ids, at=send_at)
+        except Exception:  # the rows are committed as queued: the reconciler enqueues them later
+            logger.exception("broadcast %s: launched, but its send jobs could not be enqueued", b.id)
+            body["warning"] = "The queue could not be reached; the reconciler will send the messages when it is back."
+    return jsonify(body), 202, {"Location": f"/api/v1/broadcasts/{b.id}"}
+
+
+@bp.post("/broadcasts/<int:broadcast_id>/cancel")
+@requires("organizer")
+def cancel_broadcast(broadcast_id: int) -> ResponseReturnValue:
+    session = db()
+    b = _get(session, Broadcast, broadcast_id, "broadcast", lock=True)
+    if b.status in ("done", "cancelled"):
+        raise ApiError(409, f"already_{b.status}",
+                       f"Broadcast {b.id} is already {b.status}; there is nothing left to cancel.")
+    not_sent = broadcasts.cancel(session, b)
+    audit.record(session, caller().actor, "broadcast.cancel", broadcast_id=b.id, not_sent=not_sent)
+    session.commit()
+    body = broadcast_json(session, b)
+    body["not_sent"] = not_sent
+    return jsonify(body)
+
+
+# --------------------------------------------------------------------------- reports
+
+
+REPORT_FILTERS = ("place", "service", "delivered", "from", "to")
+
+
+def report_filters(args: dict[str, str]) -> tuple[list[Any], dict[str, str]]:
+    """SQL conditions for the report filters, and the filters as applied (for the audit log)."""
+    conditions: list[Any] = []
+    applied: dict[str, str] = {}
+    if "place" in args:
+        place = _place("place", args["place"])
+        conditions.append(Report.place == place)
+        applied["place"] = place or ""
+    if "service" in args:
+        applied["service"] = args["service"].lower()
+        conditions.append(Report.service == applied["service"])
+    if "delivered" in args:
+        if args["delivered"].lower() not in DELIVERED:
+            raise invalid("delivered", f"expected one of {', '.join(DELIVERED)}")
+        applied["delivered"] = args["delivered"].lower()
+        conditions.append(Report.delivered == applied["delivered"])
+    start = _datetime("from", args["from"]) if "from" in args else None
+    end = _datetime("to", args["to"], end_of_day=True) if "to" in args else None
+    if start and end and (start > end or (len(args["to"]) == 10 and start >= end)):
+        raise invalid("from", "is after 'to'")
+    if start:
+        conditions.append(Report.created_at >= start)
+        applied["from"] = args["from"]
+    if end:
+        # A bare date includes that whole day; a date-time is the exact end.
+        conditions.append(Report.created_at < end if len(args["to"]) == 10 else Report.created_at <= end)
+        applied["to"] = args["to"]
+    return conditions, applied
+
+
+def report_json(r: Report) -> dict[str, Any]:
+    """A report without any phone number; the contact's id only when the reporter did not ask for anonymity."""
+    body = {"id": r.id, "ref": r.ref, "date": r.created_at.date().isoformat(), "created_at": _iso(r.created_at),
+            "country": r.country, "place": r.place, "service": r.service, "service_detail": r.service_detail,
+            "delivered": r.delivered, "details": r.details, "anonymous": bool(r.anonymous), "language": r.language}
+    if not r.anonymous:
+        body["contact_id"] = r.contact_id
+    return body
+
+
+@bp.get("/reports")
+@requires("viewer")
+def list_reports() -> ResponseReturnValue:
+    args = query_args((*REPORT_FILTERS, "page", "per_page"))
+    page, per_page = pagination(args)
+    conditions, applied = report_filters(args)
+    session = db()
+    items, meta = paginate(session, select(Report).where(*conditions), Report.id, page, per_page)
+    # Reports are evidence: each export of them is on the record, with what was asked for.
+    audit.record(session, caller().actor, "export.reports", via="api", filters=applied, page=page,
+                 per_page=per_page, count=len(items))
+    body = {"data": [report_json(r) for r in items], "pagination": meta}
+    session.commit()
+    return jsonify(body)
+
+
+@bp.get("/reports/counts")
+@requires("viewer")
+def report_counts() -> ResponseReturnValue:
+    conditions, applied = report_filters(query_args(REPORT_FILTERS))
+    session = db()
+    groups = session.execute(select(Report.place, Report.service, Report.delivered, func.count())
+                             .where(*conditions).group_by(Report.place, Report.service, Report.delivered)).all()
+    day = func.date(Report.created_at)
+    days = session.execute(select(day, func.count()).where(*conditions).group_by(day)).all()
+
+    def tally(keys: list[tuple[Any, int]]) -> dict[Any, int]:
+        out: dict[Any, int] = {}
+        for key, n in keys:
+            out[key] = out.get(key, 0) + n
+        return out
+
+    by_place_service = tally([((p, s), n) for p, s, _d, n in groups])
+    weeks: dict[date, int] = {}
+    for value, n in days:
+        d = date.fromisoformat(value) if isinstance(value, str) else value
+        if isinstance(d, datetime):
+            d = d.date()
+        monday = d - timedelta(days=d.weekday())
+        weeks[monday] = weeks.get(monday, 0) + n
+
+    def ordered(counts: dict[Any, int]) -> list[tuple[Any, int]]:
+        return sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+
+    return jsonify(
+        filters=applied, total=sum(n for *_k, n in groups),
+        by_place=[{"place": k, "count": n} for k, n in ordered(tally([(p, n) for p, _s, _d, n in groups]))],
+        by_service=[{"service": k, "count": n} for k, n in ordered(tally([(s, n) for _p, s, _d, n in groups]))],
+        by_delivered=[{"delivered": k, "count": n} for k, n in ordered(tally([(d, n) for _p, _s, d, n in groups]))],
+        by_place_and_service=[{"place": p, "service": s, "count": n} for (p, s), n in ordered(by_place_service)],
+        by_week=[{"week": f"{m.isocalendar()[0]}-W{m.isocalendar()[1]:02d}", "week_start": m.isoformat(), "count": n}
+                 for m, n in sorted(weeks.items())])
+
+
+# --------------------------------------------------------------------------- OpenAPI
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> ResponseReturnValue:
+    """The API's OpenAPI 3.1 description (no token needed)."""
+    return jsonify(openapi_spec())
+
+
+def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+def _path_id(name: str, what: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": f"The {what}'s id.",
+            "schema": {"type": "integer", "minimum": 1}}
+
+
+def _operation(summary: str, responses: dict[str, Any], *, role: str | None = "viewer", tag: str,
+               parameters: list[dict[str, Any]] | None = None, body: str | None = None,
+               description: str | None = None, operation_id: str) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "operationId": operation_id, "tags": [tag]}
+    if description or role:
+        op["description"] = (description or "") + (f"\n\nNeeds a token of the {role} role or higher." if role else "")
+        op["description"] = op["description"].strip()
+    if parameters:
+        op["parameters"] = parameters
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    errors: dict[str, Any] = {}
+    if role:
+        errors["401"] = _ref("Unauthorized", "responses")
+        if role != "viewer":
+            errors["403"] = _ref("Forbidden", "responses")
+    if body or parameters:
+        errors["400"] = _ref("BadRequest", "responses")
+    if body:
+        errors["413"] = _ref("TooLarge", "responses")
+    op["responses"] = {**responses, **errors, "405": _ref("MethodNotAllowed", "responses")}
+    if role is None:
+        op["security"] = []
+    return op
+
+
+def openapi_spec() -> dict[str, Any]:
+    """OpenAPI 3.1 for every route of this blueprint."""
+    nullable_str = {"type": ["string", "null"]}
+    pagination_params = [
+        _query("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}),
+        _query("per_page", f"Items per page, at most {MAX_PER_PAGE}.",
+               {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE})]
+    report_params = [
+        _query("place", "Only reports from this place (a district or department; spelling is matched to the gazetteers)."),
+        _query("service", "Only reports about this service, e.g. clinic, water, school."),
+        _query("delivered", "Only reports with this answer to 'did it arrive?'.", {"type": "string", "enum": list(DELIVERED)}),
+        _query("from", "Only reports made at or after this UTC date (2025-03-01) or date-time.",
+               {"type": "string", "format": "date-time"}),
+        _query("to", "Only reports made up to this UTC date (inclusive) or date-time.", {"type": "string", "format": "date-time"}),
+    ]
+    not_found, conflict = _ref("NotFound", "responses"), _ref("Conflict", "responses")
+    broadcast_response = _json(_ref("Broadcast"), "The broadcast and its progress.")
+    schemas: dict[str, Any] = {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string", "description": "Stable, machine-readable, e.g. invalid_field."},
+                "message": {"type": "string", "description": "A sentence saying what is wrong."},
+                "field": {"type": "string", "description": "The body field or query parameter at fault."}}}}},
+        "Pagination": {"type": "object", "required": ["page", "per_page", "total", "pages"], "properties": {
+            "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"},
+            "pages": {"type": "integer"}}},
+        "Contact": {"type": "object", "required": ["id", "number", "status", "tags"], "properties": {
+            "id": {"type": "integer"}, "number": {"type": "string", "description": "E.164, e.g. +265991234567."},
+            "name": nullable_str, "language": nullable_str, "place": nullable_str, "country": nullable_str,
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "status": {"type": "string", "enum": list(STATUSES)},
+            "created_at": {"type": "string", "format": "date-time"}}},
+        "ContactList": {"type": "object", "required": ["data", "pagination"], "properties": {
+            "data": {"type": "array", "items": _ref("Contact")}, "pagination": _ref("Pagination")}},
+        "ContactCreate": {"type": "object", "required": ["number"], "additionalProperties": False, "properties": {
+            "number": {"type": "string", "description": "Local (0991 234 567, read in DEFAULT_COUNTRY) or international."},
+            "name": {"type": ["string", "null"], "maxLength": MAX_NAME},
+            "language": {"type": ["string", "null"], "enum": [*LANGUAGES, None]},
+            "place": {"type": ["string", "null"], "description": "Matched to the gazetteers and stored as they spell it."},
+            "tags": {"type": "array", "maxItems": MAX_TAGS, "items": {"type": "string", "maxLength": MAX_TAG}}}},
+        "ContactPatch": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
+            "name": {"type": ["string", "null"], "maxLength": MAX_NAME},
+            "language": {"type": ["string", "null"], "enum": [*LANGUAGES, None]},
+            "place": {"type": ["string", "null"]},
+            "tags": {"type": "array", "description": "Replaces all of the contact's tags.",
+                     "maxItems": MAX_TAGS, "items": {"type": "string", "maxLength": MAX_TAG}},
+            "status": {"type": "string", "enum": list(STATUSES),
+                       "description": "A stopped contact cannot be made active (409): only the supporter can, by texting START."}}},
+        "BroadcastInput": {"type": "object", "required": ["texts"], "additionalProperties": False, "properties": {
+            "texts": {"type": "object", "description": "Language -> text; {name} and {place} are filled in. "
+                      "The default language's text is required.",
+                      "additionalProperties": {"type": "string", "maxLength": MAX_TEXT},
+                      "propertyNames": {"enum": list(LANGUAGES)}},
+            "place": {"type": ["string", "null"], "description": "Only supporters in this place."},
+            "language": {"type": ["string", "null"], "enum": [*LANGUAGES, None],
+                         "description": "Only supporters who speak this language."},
+            "tag": {"type": ["string", "null"], "maxLength": MAX_TAG, "description": "Only supporters with this tag."},
+            "reply_keyword": {"type": ["string", "null"], "maxLength": MAX_KEYWORD,
+                              "description": "Replies with this one word (e.g. YES) count as pledges."},
+            "urgent": {"type": "boolean", "default": False, "description": "Send during quiet hours too."},
+            "send_at": {"type": ["string", "null"], "format": "date-time",
+                        "description": "Send at this time (UTC unless an offset is given) instead of at launch."}}},
+        "TextPreview": {"type": "object", "properties": {
+            "language": {"type": "string"}, "recipients": {"type": "integer"},
+            "encoding": {"type": "string", "enum": ["GSM-7", "UCS-2"]},
+            "segments": {"type": "integer", "description": "For the longest name and place in the audience."},
+            "characters": {"type": "integer"},
+            "ucs2_characters": {"type": "array", "items": {"type": "string"},
+                                "description": "The characters that force UCS-2."},
+            "gsm7_suggestion": {**nullable_str, "description": "The text with look-alike characters replaced, when that saves segments."},
+            "gsm7_suggestion_segments": {"type": ["integer", "null"]}}},
+        "Preview": {"type": "object", "required": ["audience", "texts", "total_segments", "estimated_cost"], "properties": {
+            "audience": {"type": "integer", "description": "Active, consenting supporters it would go to."},
+            "texts": {"type": "array", "items": _ref("TextPreview")},
+            "total_segments": {"type": "integer"},
+            "estimated_cost": {"type": "number", "description": "Per SMS_PRICES, in its currency."},
+            "segments_by_country": {"type": "object", "additionalProperties": {"type": "integer"}}}},
+        "Broadcast": {"type": "object", "required": ["id", "status", "recipients", "counts"], "properties": {
+            "id": {"type": "integer"},
+            "status": {"type": "string", "enum": ["draft", "sending", "done", "cancelled"]},
+            "recipients": {"type": "integer"},
+            "counts": {"type": "object", "description": "Messages by status.",
+                       "properties": {s: {"type": "integer"} for s in broadcasts.STATUSES}},
+            "pledges": {"type": "integer"},
+            "pledges_by_place": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "reply_keyword": nullable_str,
+            "texts": {"type": "object", "additionalProperties": {"type": "string"}},
+            "default_language": {"type": "string"}, "place": nullable_str, "language": nullable_str,
+            "tag": nullable_str, "urgent": {"type": "boolean"},
+            "send_at": {"type": ["string", "null"], "format": "date-time"}, "created_by": nullable_str,
+            "created_at": {"type": "string", "format": "date-time"},
+            "launched_at": {"type": ["string", "null"], "format": "date-time"},
+            "cancelled_at": {"type": ["string", "null"], "format": "date-time"},
+            "not_sent": {"type": "integer", "description": "Cancel only: messages that will not go out."},
+            "warning": {"type": "string", "description": "Launch only: the queue could not be reached."}}},
+        "Report": {"type": "object", "description": "Never a phone number. contact_id only when not anonymous.",
+                   "required": ["id", "ref", "date", "service", "anonymous"], "properties": {
+            "id": {"type": "integer"}, "ref": {"type": "string"}, "date": {"type": "string", "format": "date"},
+            "created_at": {"type": "string", "format": "date-time",
+                           "description": "An anonymous report keeps only its day (00:00)."},
+            "country": nullable_str, "place": nullable_str, "service": {"type": "string"},
+            "service_detail": nullable_str, "delivered": {"type": ["string", "null"], "enum": [*DELIVERED, None]},
+            "details": nullable_str, "anonymous": {"type": "boolean"}, "language": nullable_str,
+            "contact_id": {"type": ["integer", "null"]}}},
+        "ReportList": {"type": "object", "required": ["data", "pagination"], "properties": {
+            "data": {"type": "array", "items": _ref("Report")}, "pagination": _ref("Pagination")}},
+        "ReportCounts": {"type": "object", "required": ["total", "by_place", "by_service", "by_week"], "properties": {
+            "filters": {"type": "object", "additionalProperties": {"type": "string"}},
+            "total": {"type": "integer"},
+            "by_place": {"type": "array", "items": {"type": "object", "properties": {
+                "place": nullable_str, "count": {"type": "integer"}}}},
+            "by_service": {"type": "array", "items": {"type": "object", "properties": {
+                "service": {"type": "string"}, "count": {"type": "integer"}}}},
+            "by_delivered": {"type": "array", "items": {"type": "object", "properties": {
+                "delivered": nullable_str, "count": {"type": "integer"}}}},
+            "by_place_and_service": {"type": "array", "items": {"type": "object", "properties": {
+                "place": nullable_str, "service": {"type": "string"}, "count": {"type": "integer"}}}},
+            "by_week": {"type": "array", "items": {"type": "object", "properties": {
+                "week": {"type": "string", "description": "ISO week, e.g. 2025-W09."},
+                "week_start": {"type": "string", "format": "date", "description": "Its Monday."},
+                "count": {"type": "integer"}}}}}},
+    }
+    error = _ref("Error")
+    responses = {
+        "BadRequest": _json(error, "Malformed JSON, wrong content type, or an invalid field or parameter (named in the message and in error.field)."),
+        "Unauthorized": {**_json(error, "No token, or a wrong one."),
+                         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}}},
+        "Forbidden": _json(error, "The token's account does not have the role this needs."),
+        "NotFound": _json(error, "No such resource."),
+        "MethodNotAllowed": {**_json(error, "This method is not allowed on this path."),
+                             "headers": {"Allow": {"schema": {"type": "string"}, "description": "The allowed methods."}}},
+        "Conflict": _json(error, "The request conflicts with the resource's state."),
+        "TooLarge": _json(error, "The request body is too large."),
+    }
+    paths = {
+        "/api/v1/contacts": {
+            "get": _operation("List contacts", {"200": _json(_ref("ContactList"), "A page of contacts.")},
+                              tag="contacts", operation_id="listContacts", parameters=[
+                _query("place", "Only contacts in this place (matched to the gazetteers)."),
+                _query("language", "Only contacts with this language.", {"type": "string", "enum": list(LANGUAGES)}),
+                _query("tag", "Only contacts with this tag."),
+                _query("status", "Only contacts with this status.", {"type": "string", "enum": list(STATUSES)}),
+                _query("number", "Only the contact with this number (local or international)."),
+                *pagination_params]),
+            "post": _operation("Create a contact", {
+                "201": {**_json(_ref("Contact"), "Created."), "headers": {"Location": {"schema": {"type": "string"}}}},
+                "409": conflict}, role="organizer", tag="contacts", body="ContactCreate", operation_id="createContact",
+                description="The number is normalised to E.164. The contact is active and counted as consenting "
+                            "(as in a CSV import). 409 when the number already exists, whatever its status: "
+                            "a stopped contact is never reactivated by the API."),
+        },
+        "/api/v1/contacts/{contact_id}": {
+            "patch": _operation("Change a contact", {"200": _json(_ref("Contact"), "The changed contact."),
+                                                     "404": not_found, "409": conflict},
+                                role="organizer", tag="contacts", body="ContactPatch", operation_id="updateContact",
+                                parameters=[_path_id("contact_id", "contact")]),
+        },
+        "/api/v1/broadcasts/preview": {
+            "post": _operation("Preview a broadcast", {"200": _json(_ref("Preview"), "What a launch would send and cost.")},
+                               role="organizer", tag="broadcasts", body="BroadcastInput", operation_id="previewBroadcast",
+                               description="Audience, per-language encoding and segments (after {name} and {place} "
+                                           "are filled in), total segments and estimated cost. Creates nothing."),
+        },
+        "/api/v1/broadcasts": {
+            "post": _operation("Create a draft broadcast", {
+                "201": {**_json(_ref("Broadcast"), "The draft."), "headers": {"Location": {"schema": {"type": "string"}}}}},
+                role="organizer", tag="broadcasts", body="BroadcastInput", operation_id="createBroadcast"),
+        },
+        "/api/v1/broadcasts/{broadcast_id}": {
+            "get": _operation("A broadcast and its progress", {"200": broadcast_response, "404": not_found},
+                              tag="broadcasts", operation_id="getBroadcast",
+                              parameters=[_path_id("broadcast_id", "broadcast")]),
+        },
+        "/api/v1/broadcasts/{broadcast_id}/launch": {
+            "post": _operation("Launch a draft", {
+                "202": _json(_ref("Broadcast"), "Launched: one queued message per recipient; sending has started."),
+                "404": not_found, "409": conflict}, role="organizer", tag="broadcasts",
+                operation_id="launchBroadcast", parameters=[_path_id("broadcast_id", "broadcast")],
+                description="Recorded in the audit log (broadcast.launch). No request body. 409 if it is not a draft."),
+        },
+        "/api/v1/broadcasts/{broadcast_id}/cancel": {
+            "post": _operation("Cancel a broadcast", {
+                "200": _json(_ref("Broadcast"), "Cancelled; not_sent says how many messages will not go out."),
+                "404": not_found, "409": conflict}, role="organizer", tag="broadcasts",
+                operation_id="cancelBroadcast", parameters=[_path_id("broadcast_id", "broadcast")],
+                description="Stops what has not been sent yet. Recorded in the audit log (broadcast.cancel). "
+                            "No request body. 409 if it is already done or cancelled."),
+        },
+        "/api/v1/reports": {
+            "get": _operation("List service-delivery reports", {"200": _json(_ref("ReportList"), "A page of reports.")},
+                              tag="reports", operation_id="listReports", parameters=[*report_params, *pagination_params],
+                              description="Never includes a phone number; contact_id only for reports that are "
+                                          "not anonymous. Each call is recorded in the audit log (export.reports) "
+                                          "with its filters."),
+        },
+        "/api/v1/reports/counts": {
+            "get": _operation("Count reports", {"200": _json(_ref("ReportCounts"), "Counts.")}, tag="reports",
+                              operation_id="countReports", parameters=report_params,
+                              description="Counts by place, by service, by both, by answer, and by ISO week."),
+        },
+        "/api/v1/openapi.json": {
+            "get": _operation("This description", {"200": {"description": "OpenAPI 3.1 JSON.",
+                                                            "content": {"application/json": {"schema": {"type": "object"}}}}},
+                              role=None, tag="meta", operation_id="openapi"),
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "SMS gateway API", "version": "1.0.0",
+                 "description": "Contacts, broadcasts and service-delivery reports. Authenticate with a per-user "
+                                "API token: 'Authorization: Bearer <token>'. Reads need the viewer role, writes the "
+                                "organizer role. Every error is JSON: {\"error\": {\"code\", \"message\", \"field\"}}."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "tags": [{"name": "contacts"}, {"name": "broadcasts"}, {"name": "reports"}, {"name": "meta"}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "description": "A per-user API token (gw_...)."}},
+            "schemas": schemas,
+            "responses": responses,
+        },
+    }
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def init_app(app: Flask) -> None:
+    """Register the API, exempt it from CSRF (tokens, not cookies), and give /api/ JSON routing errors."""
+    from gateway.console import csrf
+
+    app.register_blueprint(bp)
+    csrf.exempt(bp)
+    # First, so no console hook (a login redirect, say) answers an unknown /api/ path with HTML.
+    app.before_request_funcs.setdefault(None, []).insert(0, _routing_errors)

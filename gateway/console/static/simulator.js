@@ -1,0 +1,97 @@
+/* Simulator: send the text with fetch (POST /simulator/send, JSON) and add the replies to the
+   phone's screen. Without JavaScript the form posts and the page shows the conversation again. */
+(function () {
+  "use strict";
+  var form = document.getElementById("sim-form");
+  var screen = document.getElementById("sim-screen");
+  if (!form || !screen || !window.fetch || !window.JSON) { return; }
+  var from = document.getElementById("sim-from");
+  var text = document.getElementById("sim-text");
+  var send = document.getElementById("sim-send");
+  var error = document.getElementById("sim-error");
+  var tokenInput = form.querySelector("input[name=csrf_token]");
+  var token = tokenInput ? tokenInput.value : "";
+  var busy = false;
+
+  function scrollDown() { screen.scrollTop = screen.scrollHeight; }
+
+  function showError(message) {
+    error.textContent = message || "";
+    error.hidden = !message;
+  }
+
+  function clock() {
+    var d = new Date();
+    return ("0" + d.getHours()).slice(-2) + ":" + ("0" + d.getMinutes()).slice(-2);
+  }
+
+  function add(mine, body, meta) {
+    var empty = document.getElementById("sim-empty");
+    if (empty) { empty.parentNode.removeChild(empty); }
+    var last = document.getElementById("sim-last");
+    if (last) { last.removeAttribute("id"); }
+    var li = document.createElement("li");
+    li.className = "msg " + (mine ? "mine" : "theirs");
+    li.id = "sim-last";
+    var span = document.createElement("span");
+    span.className = "msg-body" + (body === null ? " removed" : "");
+    span.textContent = body === null ? "(text removed: anonymous report)" : body;
+    var small = document.createElement("small");
+    small.className = "msg-meta";
+    small.textContent = meta || clock();
+    li.appendChild(span);
+    li.appendChild(small);
+    screen.appendChild(li);
+  }
+
+  function redraw(conversation) {
+    while (screen.firstChild) { screen.removeChild(screen.firstChild); }
+    (conversation || []).forEach(function (m) {
+      var meta = m.at + (m.broadcast ? " · alert " + m.broadcast : "") + (m.note ? " · " + m.note : "");
+      add(m.mine, m.body, meta);
+    });
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var body = text.value;
+    if (busy || !body.trim()) { return; }
+    busy = true;
+    send.disabled = true;
+    showError("");
+    fetch(form.getAttribute("action"), {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": token},
+      body: JSON.stringify({from: from.value, text: body})
+    }).then(function (response) {
+      return response.json().then(function (data) {
+        if (!response.ok && !data.error) { throw new Error("HTTP " + response.status); }
+        return data;
+      });
+    }).then(function (data) {
+      if (data.error) { showError(data.error); return; }
+      if (screen.getAttribute("data-number") !== data.from) {
+        // Another number: show its whole conversation, as the page would.
+        redraw(data.conversation);
+        screen.setAttribute("data-number", data.from);
+        if (window.history && history.replaceState) {
+          history.replaceState(null, "", "?from=" + encodeURIComponent(data.from));
+        }
+      } else {
+        add(true, body);
+        (data.replies || []).forEach(function (reply) { add(false, reply); });
+      }
+      text.value = "";
+      scrollDown();
+    }).catch(function () {
+      showError("Could not send. Check the connection, reload the page and try again.");
+    }).then(function () {
+      busy = false;
+      send.disabled = false;
+      text.focus();
+    });
+  });
+
+  scrollDown();
+})();

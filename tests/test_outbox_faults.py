@@ -1,0 +1,343 @@
+"""The outbox through the real twilio SDK against the fake Twilio API: every fault ends in one message per recipient."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any, Callable, Iterator
+
+import pytest
+from rq import Retry
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from gateway import broadcasts, outbox, queue, tasks
+from gateway.models import Broadcast, Contact, Message, utcnow
+from gateway.sms import normalise_number
+from tests.conftest import PUBLIC_BASE, make_stack_app
+from tests.fakes import FakeTwilio
+
+SENDER = "+15005550006"  # TWILIO_FROM_NUMBER of make_stack_app: the sender the pacer books for
+TEXT = "Rally at the district office on Saturday at 10."
+STATUS_URL = PUBLIC_BASE + "/sms/twilio/status"
+
+
+def number(i: int) -> str:
+    return "+26599100%04d" % i
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def build(db_url: str, redis_url: str | None, tmp_path, fake_twilio: FakeTwilio) -> Iterator[Callable[..., Any]]:
+    """Build the twilio app (sending to the fake) with extra settings, on both stacks."""
+    apps: list[Any] = []
+
+    def make(**overrides: Any) -> Any:
+        app = make_stack_app(db_url, redis_url, tmp_path, SMS_PROVIDER="twilio",
+                             TWILIO_ACCOUNT_SID=fake_twilio.account_sid, TWILIO_AUTH_TOKEN=fake_twilio.auth_token,
+                             TWILIO_API_BASE_URL=fake_twilio.base_url, **overrides)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["gateway"].engine.dispose()
+
+
+def launch(app: Any, n: int, text: str = TEXT) -> list[int]:
+    """n active, consenting contacts in Zomba and a broadcast launched to them; its outbox ids."""
+    svc = app.extensions["gateway"]
+    now = utcnow()
+    with svc.sessions() as s, s.begin():
+        for i in range(n):
+            assert normalise_number(number(i)).value == number(i)
+            s.add(Contact(number=number(i), country="MW", status="active", consent_at=now, place="Zomba",
+                          language="en"))
+        s.flush()
+        b = broadcasts.create(s, {"en": text}, place="Zomba")
+        assert broadcasts.launch(s, b, "twilio", SENDER) == n
+        bid = b.id
+    with svc.sessions() as s:
+        return list(s.scalars(select(Message.id).where(Message.broadcast_id == bid).order_by(Message.id)))
+
+
+def send(app: Any, ids: list[int]) -> dict[str, Any]:
+    """Run the RQ job's function in the app, as a worker would."""
+    with app.app_context():
+        return tasks.send_batch(ids)
+
+
+def rows(app: Any) -> dict[str, Message]:
+    """The outbox rows by recipient number."""
+    with app.extensions["gateway"].sessions() as s:
+        return {c.number: m for m, c in s.execute(
+            select(Message, Contact).join(Contact, Contact.id == Message.contact_id)
+            .where(Message.direction == "out"))}
+
+
+def contact_status(app: Any, i: int) -> str:
+    with app.extensions["gateway"].sessions() as s:
+        return s.scalars(select(Contact.status).where(Contact.number == number(i))).one()
+
+
+def at_fake(fake: FakeTwilio) -> Counter[str]:
+    """Accepted messages per recipient at the fake."""
+    return Counter(m["to"] for m in fake.messages)
+
+
+def assert_each_sent_once(app: Any, fake: FakeTwilio, recipients: range | list[int]) -> None:
+    """Each recipient has exactly one accepted message at the fake, and its row is sent with that sid."""
+    assert at_fake(fake) == Counter(number(i) for i in recipients)
+    sids = {m["to"]: m["sid"] for m in fake.messages}
+    by_number = rows(app)
+    assert {number(i): (by_number[number(i)].status, by_number[number(i)].provider_id) for i in recipients} == {
+        number(i): ("sent", sids[number(i)]) for i in recipients}
+
+
+def fault_on_send(monkeypatch: pytest.MonkeyPatch, app: Any, k: int, inject: Callable[[], None]) -> None:
+    """Call `inject` just before the k-th send (from 1) goes to the fake."""
+    provider = app.extensions["gateway"].provider
+    real, calls = provider.send, [0]
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == k:
+            inject()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(provider, "send", wrapped)
+
+
+# -- sending and provider faults -----------------------------------------------------------------
+
+
+def test_batch_sends_each_recipient_once_with_the_providers_ids(twilio_app, fake_twilio) -> None:
+    """20 recipients: rows sent, provider ids equal to the fake's sids, callback URL passed."""
+    ids = launch(twilio_app, 20)
+    result = send(twilio_app, ids)
+    assert result["sent"] == 20 and result["unsettled"] == result["failed"] == 0
+    assert_each_sent_once(twilio_app, fake_twilio, range(20))
+    assert {m["status_callback"] for m in fake_twilio.messages} == {STATUS_URL}
+    assert {m["body"] for m in fake_twilio.messages} == {TEXT}
+    with twilio_app.extensions["gateway"].sessions() as s:
+        assert s.scalars(select(Broadcast.status)).one() == "done"
+
+
+def test_429_puts_unsent_rows_back_and_a_rerun_sends_them_once(twilio_app, fake_twilio, monkeypatch) -> None:
+    """A 429 on the 3rd send: RetryLater, two rows stay sent, the rest queued; a rerun ends all sent."""
+    ids = launch(twilio_app, 20)
+    fault_on_send(monkeypatch, twilio_app, 3, lambda: fake_twilio.fail_next(1, status=429))
+    with pytest.raises(outbox.RetryLater):
+        send(twilio_app, ids)
+    after = rows(twilio_app)
+    sids = {m["to"]: m["sid"] for m in fake_twilio.messages}
+    assert sids.keys() == {number(0), number(1)}
+    assert {n: (m.status, m.provider_id) for n, m in after.items() if n in sids} == {
+        n: ("sent", sid) for n, sid in sids.items()}
+    assert {(m.status, m.claimed_at) for n, m in after.items() if n not in sids} == {("queued", None)}
+
+    send(twilio_app, ids)
+    assert_each_sent_once(twilio_app, fake_twilio, range(20))
+
+
+def test_429_after_a_flush_keeps_the_flushed_rows_sent(twilio_app, fake_twilio, monkeypatch) -> None:
+    """A 429 after WRITE_EVERY rows were written: the rows sent before it stay sent, none is sent twice."""
+    n, k = outbox.WRITE_EVERY + 5, outbox.WRITE_EVERY + 3
+    ids = launch(twilio_app, n)
+    fault_on_send(monkeypatch, twilio_app, k, lambda: fake_twilio.fail_next(1, status=429))
+    with pytest.raises(outbox.RetryLater):
+        send(twilio_app, ids)
+    after = rows(twilio_app)
+    assert sorted(m.status for m in after.values()) == ["queued"] * (n - k + 1) + ["sent"] * (k - 1)
+
+    send(twilio_app, ids)
+    assert_each_sent_once(twilio_app, fake_twilio, range(n))
+
+
+def test_500_not_accepted_is_left_sending_then_reconciled_and_sent_once(build, fake_twilio, monkeypatch) -> None:
+    """A 500 the fake did not accept: settle finds nothing, the row waits `sending`; reconcile requeues, resent once."""
+    app = build(SENDING_STALE_SECONDS=0)
+    ids = launch(app, 3)
+    fault_on_send(monkeypatch, app, 2, lambda: fake_twilio.fail_next(1, status=500))
+    result = send(app, ids)
+    assert (result["sent"], result["unsettled"]) == (2, 1)
+    row = rows(app)[number(1)]
+    assert (row.status, row.provider_id, row.error_code) == ("sending", None, "20500")
+    assert at_fake(fake_twilio) == Counter([number(0), number(2)])
+    assert send(app, ids)["sent"] == 0  # a duplicate job does not resend the row left sending
+    assert at_fake(fake_twilio) == Counter([number(0), number(2)])
+
+    with app.app_context():
+        done = tasks.reconcile()
+        assert (done["settled_sent"], done["requeued"], done["due"], done["jobs"]) == (0, 1, 1, 1)
+        queue.work_burst(app.extensions["gateway"].redis)
+    assert_each_sent_once(app, fake_twilio, range(3))
+    assert rows(app)[number(1)].attempts == 2
+
+
+def test_hang_past_the_timeout_is_settled_as_sent_without_a_second_post(build, fake_twilio) -> None:
+    """The fake records the message then hangs past TWILIO_TIMEOUT: settled as sent, one POST only."""
+    app = build(TWILIO_TIMEOUT=0.5)
+    ids = launch(app, 2)
+    fake_twilio.hang_next(1, seconds=3.0)
+    started = time.monotonic()
+    result = send(app, ids)
+    assert time.monotonic() - started < 2.5  # the client gave up at its timeout, not the fake's answer
+    assert (result["sent"], result["unsettled"]) == (2, 0)
+    assert fake_twilio.create_attempts == 2
+    assert_each_sent_once(app, fake_twilio, range(2))
+
+
+@pytest.mark.parametrize("mode", ["drop", "500"])
+def test_accepted_then_failed_is_settled_as_sent_without_a_duplicate(twilio_app, fake_twilio, mode) -> None:
+    """The fake accepts, then drops the connection or answers 500: settled as sent, nothing sent twice."""
+    ids = launch(twilio_app, 3)
+    fake_twilio.accept_then_fail_next(1, mode=mode)
+    result = send(twilio_app, ids)
+    assert (result["sent"], result["unsettled"]) == (3, 0)
+    assert fake_twilio.create_attempts == 3
+    assert_each_sent_once(twilio_app, fake_twilio, range(3))
+
+
+def test_settle_failure_is_recovered_by_the_reconciler(build, fake_twilio, monkeypatch) -> None:
+    """A 500 whose settle look-up also fails is settled by the reconciler; each recipient gets one."""
+    app = build(SENDING_STALE_SECONDS=0)
+    ids = launch(app, 3)
+    fault_on_send(monkeypatch, app, 2, lambda: fake_twilio.fail_next(2, status=500))
+    send(app, ids)
+    with app.app_context():
+        tasks.reconcile()
+        queue.work_burst(app.extensions["gateway"].redis)
+    assert_each_sent_once(app, fake_twilio, range(3))
+
+
+def test_settle_failure_keeps_what_was_already_sent(twilio_app, fake_twilio, monkeypatch) -> None:
+    """A settle look-up that fails leaves that row `sending` for the reconciler; the batch goes on."""
+    ids = launch(twilio_app, 3)
+    fault_on_send(monkeypatch, twilio_app, 2, lambda: fake_twilio.fail_next(2, status=500))
+    send(twilio_app, ids)
+    by_number = rows(twilio_app)
+    first, second, third = (by_number[number(i)] for i in range(3))
+    assert (first.status, first.provider_id) == ("sent", fake_twilio.messages[0]["sid"])
+    assert (second.status, second.provider_id) == ("sending", None)
+    assert third.status == "sent" and third.provider_id == fake_twilio.messages[1]["sid"]
+
+
+def test_refusals_stop_or_invalidate_the_contact_or_fail_the_row(twilio_app, fake_twilio) -> None:
+    """21610 stops the contact, 21211 makes it invalid, 30007 only fails the row; nothing is retried."""
+    ids = launch(twilio_app, 4)
+    fake_twilio.error_for_number(number(0), status=400, code=21610)
+    fake_twilio.error_for_number(number(1), status=400, code=21211)
+    fake_twilio.error_for_number(number(2), status=400, code=30007)
+    result = send(twilio_app, ids)
+    assert (result["sent"], result["failed"]) == (1, 3)
+    after = rows(twilio_app)
+    assert [(after[number(i)].status, after[number(i)].error_code) for i in range(3)] == [
+        ("failed", "21610"), ("failed", "21211"), ("failed", "30007")]
+    assert [contact_status(twilio_app, i) for i in range(4)] == ["stopped", "invalid", "active", "active"]
+    with twilio_app.extensions["gateway"].sessions() as s:
+        assert s.scalars(select(Contact.stopped_at).where(Contact.number == number(0))).one() is not None
+
+    with twilio_app.app_context():  # a later reconcile finds nothing to redo
+        assert tasks.reconcile(force=True)["due"] == 0
+    assert fake_twilio.create_attempts == 4
+    assert_each_sent_once(twilio_app, fake_twilio, [3])
+
+
+@pytest.mark.parametrize("code", [21211, 21614])
+def test_unusable_number_codes_mark_the_contact_invalid(twilio_app, fake_twilio, code) -> None:
+    """Twilio's invalid-number codes fail the row with the code and mark the contact invalid."""
+    ids = launch(twilio_app, 2)
+    fake_twilio.error_for_number(number(0), status=400, code=code)
+    send(twilio_app, ids)
+    row = rows(twilio_app)[number(0)]
+    assert (row.status, row.error_code, contact_status(twilio_app, 0)) == ("failed", str(code), "invalid")
+    assert_each_sent_once(twilio_app, fake_twilio, [1])
+
+
+# -- status callbacks ------------------------------------------------------------------------------
+
+
+def post_status(app: Any, fake: FakeTwilio, sid: str, status: str, error_code: str | None = None,
+                signature: str | None = None) -> int:
+    """POST a status callback for `sid` to the app's webhook, signed as Twilio would; the HTTP status."""
+    params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": fake.account_sid, "From": SENDER,
+              "MessageStatus": status, "SmsStatus": status}
+    if error_code:
+        params["ErrorCode"] = error_code
+    sig = signature or RequestValidator(app.config["TWILIO_AUTH_TOKEN"]).compute_signature(STATUS_URL, params)
+    return app.test_client().post("/sms/twilio/status", data=params, headers={"X-Twilio-Signature": sig}).status_code
+
+
+def test_status_callbacks_only_move_forward(twilio_app, fake_twilio) -> None:
+    """delivered, sent, queued -> delivered; failed after delivered is ignored; undelivered keeps its code."""
+    send(twilio_app, launch(twilio_app, 2))
+    sids = {m["to"]: m["sid"] for m in fake_twilio.messages}
+    a, b = sids[number(0)], sids[number(1)]
+    for status in ("delivered", "sent", "queued", "failed"):
+        assert post_status(twilio_app, fake_twilio, a, status) == 204
+    for status, code in (("undelivered", "30003"), ("sent", None), ("delivered", None)):
+        assert post_status(twilio_app, fake_twilio, b, status, code) == 204
+    assert post_status(twilio_app, fake_twilio, b, "failed", signature="bm90IGEgc2lnbmF0dXJl") == 403
+    after = rows(twilio_app)
+    assert (after[number(0)].status, after[number(0)].error_code) == ("delivered", None)
+    assert (after[number(1)].status, after[number(1)].error_code) == ("undelivered", "30003")
+    assert at_fake(fake_twilio) == Counter([number(0), number(1)])
+
+
+def test_status_callback_arriving_during_the_batch_is_not_lost(twilio_app, fake_twilio, monkeypatch) -> None:
+    """Twilio calls back `delivered` right after accepting the first message, while the batch still runs."""
+    ids = launch(twilio_app, 3)
+    provider = twilio_app.extensions["gateway"].provider
+    real = provider.send
+
+    def send_and_call_back(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if len(fake_twilio.messages) == 1:
+            assert post_status(twilio_app, fake_twilio, result.provider_id, "delivered") == 204
+        return result
+
+    monkeypatch.setattr(provider, "send", send_and_call_back)
+    send(twilio_app, ids)
+    assert at_fake(fake_twilio) == Counter(number(i) for i in range(3))
+    assert rows(twilio_app)[number(0)].status == "delivered"
+
+
+# -- through RQ --------------------------------------------------------------------------------------
+
+
+def test_rq_jobs_send_every_recipient_once(twilio_app, fake_twilio) -> None:
+    """enqueue_ids then a burst worker: every row sent once, no job left."""
+    ids = launch(twilio_app, 25)
+    redis = twilio_app.extensions["gateway"].redis
+    with twilio_app.app_context():
+        assert queue.enqueue_ids(redis, ids, batch_size=10) == 3
+        queue.work_burst(redis)
+        assert queue.pending_jobs(redis) == 0
+        assert queue.queue(redis).failed_job_registry.count == 0
+    assert_each_sent_once(twilio_app, fake_twilio, range(25))
+
+
+def test_rq_retries_a_batch_that_met_a_429(twilio_app, fake_twilio, monkeypatch) -> None:
+    """A 429 fails the job into RQ's retry schedule; after the interval the retry sends everything once."""
+    monkeypatch.setattr(queue, "RETRY", Retry(max=3, interval=1))
+    ids = launch(twilio_app, 5)
+    redis = twilio_app.extensions["gateway"].redis
+    fake_twilio.fail_next(1, status=429)
+    with twilio_app.app_context():
+        queue.enqueue_ids(redis, ids)
+        queue.work_burst(redis)
+        q = queue.queue(redis)
+        [job_id] = q.scheduled_job_registry.get_job_ids()
+        job = q.fetch_job(job_id)
+        assert (job.get_status(), job.retries_left) == ("scheduled", 2)
+        assert {m.status for m in rows(twilio_app).values()} == {"queued"}
+        assert fake_twilio.messages == []
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and {m.status for m in rows(twilio_app).values()} != {"sent"}:
+            time.sleep(0.25)
+            queue.work_burst(redis)
+        assert q.fetch_job(job_id).get_status() == "finished"
+    assert_each_sent_once(twilio_app, fake_twilio, range(5))

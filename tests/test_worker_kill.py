@@ -1,0 +1,141 @@
+"""A worker process killed or stopped mid-broadcast: after the reconciler, each recipient has exactly one message."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway import broadcasts, queue, tasks
+from gateway.models import Contact, Message, utcnow
+from gateway.sms import normalise_number
+from tests.conftest import PUBLIC_BASE, make_stack_app
+from tests.fakes import FakeTwilio
+from tests.fakes.twilio_api import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+SENDER = "+15005550006"
+N = 300
+WAIT = 60.0  # seconds: the bound on every wait for a worker
+
+
+def number(i: int) -> str:
+    return "+26599100%04d" % i
+
+
+@pytest.fixture
+def kill_app(db_url: str, redis_url: str | None, tmp_path: Path, fake_twilio: FakeTwilio) -> Iterator[Any]:
+    """The test's own view of the stack the worker processes use, reconciling at once."""
+    if redis_url is None:
+        pytest.skip("needs a worker process on real Redis")
+    app = make_stack_app(db_url, redis_url, tmp_path, SMS_PROVIDER="twilio", SENDING_STALE_SECONDS=0,
+                         TWILIO_ACCOUNT_SID=fake_twilio.account_sid, TWILIO_AUTH_TOKEN=fake_twilio.auth_token,
+                         TWILIO_API_BASE_URL=fake_twilio.base_url, TWILIO_FROM_NUMBER=SENDER)
+    yield app
+    app.extensions["gateway"].engine.dispose()
+
+
+def launch_and_enqueue(app: Any, n: int) -> None:
+    """n contacts, a broadcast to them, its outbox rows enqueued as RQ jobs."""
+    svc = app.extensions["gateway"]
+    now = utcnow()
+    with svc.sessions() as s, s.begin():
+        for i in range(n):
+            assert normalise_number(number(i)).value == number(i)
+            s.add(Contact(number=number(i), country="MW", status="active", consent_at=now, place="Zomba",
+                          language="en"))
+        s.flush()
+        b = broadcasts.create(s, {"en": "Vigil at the council hall tonight at 6."}, place="Zomba")
+        assert broadcasts.launch(s, b, "twilio", SENDER) == n
+        bid = b.id
+    with svc.sessions() as s:
+        ids = list(s.scalars(select(Message.id).where(Message.broadcast_id == bid).order_by(Message.id)))
+    assert queue.enqueue_ids(svc.redis, ids) == 3
+
+
+def start_worker(db_url: str, redis_url: str, fake: FakeTwilio, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`flask --app app worker` in its own process group, configured for the fake Twilio."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TWILIO_", "SMS_", "SENDER_", "QUIET_", "SENDING_", "FLASK_"))}
+    env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, SMS_PROVIDER="twilio", SECRET_KEY="test",
+               TWILIO_ACCOUNT_SID=fake.account_sid, TWILIO_AUTH_TOKEN=fake.auth_token,
+               TWILIO_API_BASE_URL=fake.base_url, TWILIO_FROM_NUMBER=SENDER, PUBLIC_BASE_URL=PUBLIC_BASE,
+               QUIET_HOURS="off", SENDER_RATE="1000", PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker", *args], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker's process group (the worker and its forked RQ scheduler), if still there."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+def statuses(app: Any) -> dict[str, int]:
+    with app.extensions["gateway"].sessions() as s:
+        return dict(s.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+
+
+def run_stop_and_recover(app: Any, db_url: str, redis_url: str, fake: FakeTwilio, tmp_path: Path,
+                         stop: signal.Signals) -> dict[str, Any]:
+    """Send through a worker, stop it with `stop` after ~50 messages, reconcile, finish with a burst worker."""
+    launch_and_enqueue(app, N)
+    fake.latency = 0.02
+    log = tmp_path / "worker.log"
+    worker = start_worker(db_url, redis_url, fake, log)
+    try:
+        assert wait_for(lambda: len(fake.messages) >= 50 or worker.poll() is not None, timeout=WAIT), \
+            f"the worker sent {len(fake.messages)} in {WAIT}s:\n{log.read_text()}"
+        assert worker.poll() is None, f"the worker exited early:\n{log.read_text()}"
+        if stop == signal.SIGKILL:
+            os.killpg(worker.pid, signal.SIGKILL)  # the container dies: worker and scheduler at once
+        else:
+            worker.send_signal(stop)  # warm shutdown: the worker finishes its batch, then exits
+        code = worker.wait(timeout=WAIT)
+    finally:
+        stop_group(worker)
+    mid = {"exit": code, "accepted": len(fake.messages), "statuses": statuses(app)}
+    assert 50 <= mid["accepted"] < N, f"not stopped mid-broadcast: {mid}"
+
+    fake.latency = 0.0
+    with app.app_context():
+        mid["reconciled"] = tasks.reconcile(force=True)
+    recovery = start_worker(db_url, redis_url, fake, log, "--burst")
+    try:
+        assert recovery.wait(timeout=WAIT) == 0, log.read_text()
+    finally:
+        stop_group(recovery)
+
+    assert Counter(m["to"] for m in fake.messages) == Counter(number(i) for i in range(N))
+    assert statuses(app) == {"sent": N}
+    with app.extensions["gateway"].sessions() as s:
+        ids = set(s.scalars(select(Message.provider_id)))
+    assert ids == {m["sid"] for m in fake.messages}
+    return mid
+
+
+def test_sigkill_mid_broadcast_loses_and_duplicates_nothing(kill_app, db_url, redis_url, fake_twilio, tmp_path) -> None:
+    """SIGKILL after ~50 of 300 sends: rows left sending are settled or requeued, then each sent exactly once."""
+    mid = run_stop_and_recover(kill_app, db_url, redis_url, fake_twilio, tmp_path, signal.SIGKILL)
+    assert mid["exit"] == -signal.SIGKILL
+    assert mid["statuses"].get("sending", 0) > 0  # the kill really left claimed rows behind
+    assert mid["reconciled"]["settled_sent"] + mid["reconciled"]["requeued"] == mid["statuses"]["sending"]
+
+
+def test_sigterm_mid_broadcast_finishes_the_batch_then_the_rest_is_sent_once(kill_app, db_url, redis_url,
+                                                                            fake_twilio, tmp_path) -> None:
+    """SIGTERM after ~50 of 300 sends: warm shutdown leaves no row sending; the rest is sent exactly once."""
+    mid = run_stop_and_recover(kill_app, db_url, redis_url, fake_twilio, tmp_path, signal.SIGTERM)
+    assert mid["exit"] == 0
+    assert "sending" not in mid["statuses"]
+    assert mid["statuses"]["sent"] == mid["accepted"] and mid["accepted"] % 100 == 0
