@@ -16,6 +16,7 @@ from gateway.config import database_url
 
 # CI sets this: a test that needs PostgreSQL or Redis must fail, never skip, if it cannot reach them.
 REQUIRE = os.environ.get("GATEWAY_REQUIRE_SERVICES") == "1"
+pytest_plugins = ["tests.browser"]  # chromium, live and page fixtures
 _env_db = os.environ.get("DATABASE_URL", "")
 # Each test run gets its own PostgreSQL schema and Redis database, so two runs on one machine
 # (a developer's and a helper's) never truncate or flush each other's data.

@@ -1,11 +1,11 @@
 """Logging in, in a real headless Chromium."""
 from __future__ import annotations
 
-from tests.browser import chromium, live, page, shot  # noqa: F401  (fixtures)
+from tests.browser import shot
 from tests.conftest import PASSWORD
 
 
-def test_login_in_the_browser(app, auth, live, page) -> None:  # noqa: F811
+def test_login_in_the_browser(app, auth, live, page) -> None:
     email = auth.user("organizer")
     page.goto(live.url + "/")
     assert "/login" in page.url

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway import engine
-from gateway.engine import ContactView, ConversationState, handle
+from gateway.engine import ContactView, handle
 from gateway.flowfile import load_flows
 
 FLOWS = Path(__file__).resolve().parent.parent / "flows"

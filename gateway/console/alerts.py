@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from gateway import accounts, audit, broadcasts, contacts, queue, services
 from gateway.cli_outbound import sender_name
-from gateway.compose import parse_prices, preview_text, render
+from gateway.compose import parse_prices, parse_quiet_hours, preview_text, render
 from gateway.console import db, role_required
 from gateway.models import Broadcast, Contact, ContactTag, Message, Pledge, utcnow
 from gateway.providers.base import ProviderError
@@ -66,13 +66,17 @@ def _place_names() -> set[str]:
     return {name for _, names in _place_groups() for name in names}
 
 
-def _zone() -> str:
-    """The time zone send times are typed in: the default country's gazetteer's."""
+def console_zone() -> tuple[str, str]:
+    """(time zone, label) that console times are typed and shown in: the default country's gazetteer's."""
     country = current_app.config["DEFAULT_COUNTRY"]
     for g in services().flows.gazetteers.values():
         if g.country == country:
-            return g.timezone
-    return "UTC"
+            return g.timezone, f"{g.name.replace('_', ' ').title()} time ({g.timezone})"
+    return "UTC", "UTC"
+
+
+def _zone() -> str:
+    return console_zone()[0]
 
 
 def _local(dt: datetime | None) -> str:
@@ -92,6 +96,15 @@ def _prices() -> dict[str, float] | None:
     except ValueError:
         logger.warning("SMS_PRICES is not readable: %r", current_app.config.get("SMS_PRICES"))
         return None
+
+
+def _quiet_hours() -> str | None:
+    """QUIET_HOURS as shown ('21:00-07:00'), or None when they are off."""
+    try:
+        quiet = parse_quiet_hours(current_app.config.get("QUIET_HOURS"))
+    except ValueError:
+        return None
+    return f"{quiet[0]:%H:%M}-{quiet[1]:%H:%M}" if quiet else None
 
 
 def _char_label(char: str) -> str:
@@ -270,7 +283,7 @@ def _render_compose(values: dict[str, Any], errors: list[str], status: int = 200
     return render_template(
         "alerts_new.html", values=values, errors=errors, measures=measures, recipients=recipients,
         languages=_languages(), language_names=LANGUAGES, default_language=current_app.config["DEFAULT_LANGUAGE"],
-        place_groups=_place_groups(), tags=_tags(s), zone=_zone(), max_text=MAX_TEXT), status
+        place_groups=_place_groups(), tags=_tags(s), zone=console_zone()[1], max_text=MAX_TEXT), status
 
 
 @bp.get("/broadcasts/new")
@@ -343,7 +356,7 @@ def _show_context(b: Broadcast) -> dict[str, Any]:
         "language_names": LANGUAGES, "status_labels": STATUS_LABELS, "local": _local,
         "texts": sorted(b.texts.items(), key=lambda kv: (kv[0] != b.default_language, kv[0])),
         "preview": None, "progress": None, "prices_ok": True, "launch_error": None, "cancel_error": None,
-        "test_number": current_user.phone or "", "quiet_hours": current_app.config.get("QUIET_HOURS"),
+        "test_number": current_user.phone or "", "quiet_hours": _quiet_hours(),
     }
     if b.status == "draft":
         prices = _prices()

@@ -94,7 +94,7 @@ class Bar:
     y: int = 0
 
 
-BAR_LEFT, BAR_WIDTH, BAR_HEIGHT, BAR_GAP = 160, 260, 18, 6
+BAR_LEFT, BAR_WIDTH, BAR_HEIGHT, BAR_GAP = 170, 250, 22, 6
 
 
 def bars(counts: Counter[str], other_label: str) -> list[Bar]:
@@ -126,7 +126,7 @@ class Week:
         return sum(self.counts.values())
 
 
-WEEK_WIDTH, WEEK_CHART_HEIGHT = 14, 120
+WEEK_CHART_WIDTH, WEEK_CHART_HEIGHT = 560, 120
 
 
 def weekly(rows: list[tuple[datetime, str | None]]) -> list[Week]:
@@ -147,9 +147,15 @@ def weekly(rows: list[tuple[datetime, str | None]]) -> list[Week]:
         weeks.append(Week(iso.year, iso.week, monday, by_week.get((iso.year, iso.week), Counter())))
         monday += timedelta(weeks=1)
     top = max(w.total for w in weeks) or 1
+    step = week_step(len(weeks))
     for i, w in enumerate(weeks):
-        w.x, w.height = i * WEEK_WIDTH, round(w.total / top * WEEK_CHART_HEIGHT, 1)
+        w.x, w.height = i * step, round(w.total / top * WEEK_CHART_HEIGHT, 1)
     return weeks
+
+
+def week_step(count: int) -> int:
+    """SVG units per week: wide bars for a few weeks, thin ones for years."""
+    return max(6, min(40, WEEK_CHART_WIDTH // max(count, 1)))
 
 
 # --------------------------------------------------------------------------- pages
@@ -192,10 +198,12 @@ def index() -> ResponseReturnValue:
     for w in weeks:
         delivered.update(w.counts)
     # The week chart scales to the page width: text grows with the number of weeks so it stays readable.
-    font = max(10, round(len(weeks) * WEEK_WIDTH / 50))
-    week_chart = {"width": max(len(weeks) * WEEK_WIDTH, 280), "height": WEEK_CHART_HEIGHT + font + 8,
-                  "font": font, "every": max(1, math.ceil(2.6 * font / WEEK_WIDTH)), "base": WEEK_CHART_HEIGHT,
-                  "label_y": WEEK_CHART_HEIGHT + font + 2, "bar": WEEK_WIDTH - 2}
+    step = week_step(len(weeks))
+    width = max(len(weeks) * step, WEEK_CHART_WIDTH // 2)
+    font = max(15, round(width / 36))
+    week_chart = {"width": width + 2 * font, "height": WEEK_CHART_HEIGHT + font + 8, "font": font,
+                  "every": max(1, math.ceil(2.6 * font / step)), "base": WEEK_CHART_HEIGHT,
+                  "label_y": WEEK_CHART_HEIGHT + font + 2, "bar": max(step - 2, 4)}
     return render_template(
         "reports_index.html", f=f, args=f.as_args(), page=page, choices=_choices(s), reporters=reporters,
         place_bars=bars(by_place, "other places"), service_bars=bars(by_service, "other services"),

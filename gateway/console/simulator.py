@@ -1,13 +1,16 @@
 """Console: a phone in the page that texts the gateway through the real inbound path (as `sms simulate`)."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from gateway import contacts, inbound, services
+from gateway.console.alerts import console_zone
 from gateway.console import db, role_required
 from gateway.models import Message
 from gateway.providers.base import InboundSMS
@@ -42,11 +45,17 @@ def _real_supporter(s: Any, number: str) -> bool:
                                              Message.provider != PROVIDER).limit(1)) is not None
 
 
+def _clock(at: datetime | None, zone: ZoneInfo) -> str:
+    """A stored (naive UTC) time as the phone shows it: HH:MM in the console's time zone."""
+    return f"{at.replace(tzinfo=UTC).astimezone(zone):%H:%M}" if at else ""
+
+
 def _conversation(s: Any, number: str) -> list[dict[str, Any]]:
     """The contact's messages, both directions, oldest first, as the phone shows them."""
     contact = contacts.find(s, number)
     if contact is None:
         return []
+    zone = ZoneInfo(console_zone()[0])
     rows = list(s.scalars(select(Message).where(Message.contact_id == contact.id)
                           .order_by(Message.id.desc()).limit(SHOWN)))
     out = []
@@ -55,7 +64,7 @@ def _conversation(s: Any, number: str) -> list[dict[str, Any]]:
         if m.direction == "out" and m.status not in SEEN_ON_PHONE:
             note = m.status  # queued, cancelled, failed ...: not (yet) on a real phone
         out.append({"id": m.id, "mine": m.direction == "in", "body": m.body,
-                    "at": m.created_at.strftime("%H:%M") if m.created_at else "", "note": note,
+                    "at": _clock(m.created_at, zone), "note": note,
                     "broadcast": m.broadcast_id})
     return out
 

@@ -20,11 +20,6 @@
     error.hidden = !message;
   }
 
-  function clock() {
-    var d = new Date();
-    return ("0" + d.getHours()).slice(-2) + ":" + ("0" + d.getMinutes()).slice(-2);
-  }
-
   function add(mine, body, meta) {
     var empty = document.getElementById("sim-empty");
     if (empty) { empty.parentNode.removeChild(empty); }
@@ -38,7 +33,7 @@
     span.textContent = body === null ? "(text removed: anonymous report)" : body;
     var small = document.createElement("small");
     small.className = "msg-meta";
-    small.textContent = meta || clock();
+    small.textContent = meta || "";
     li.appendChild(span);
     li.appendChild(small);
     screen.appendChild(li);
@@ -79,8 +74,10 @@
           history.replaceState(null, "", "?from=" + encodeURIComponent(data.from));
         }
       } else {
-        add(true, body);
-        (data.replies || []).forEach(function (reply) { add(false, reply); });
+        var conv = data.conversation || [];
+        var at = conv.length ? conv[conv.length - 1].at : "";  // the server's clock, as on reload
+        add(true, body, at);
+        (data.replies || []).forEach(function (reply) { add(false, reply, at); });
       }
       text.value = "";
       scrollDown();
