@@ -68,7 +68,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     check_settings(settings)
     app.config.update(settings)
     app.config["SECRET_KEY"] = secret_key_for(settings)
-    app.config.setdefault("MAX_CONTENT_LENGTH", 256 * 1024)  # a webhook is a few hundred bytes
+    # Uploads (a supporters CSV) up to 16 MB; webhooks are held to far less in webhooks.py.
+    app.config["MAX_CONTENT_LENGTH"] = settings.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024
     if settings["PROXY_FIX_HOPS"]:
         hops = settings["PROXY_FIX_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]

@@ -17,6 +17,7 @@ from gateway.text import fold
 logger = logging.getLogger(__name__)
 FINAL = ("sent", "delivered", "undelivered", "failed", "skipped", "cancelled")
 STATUSES = ("queued", "sending", *FINAL)
+SIMULATOR_TAG = "simulator"  # numbers typed into the console's phone simulator
 
 
 class BroadcastError(ValueError):
@@ -33,6 +34,9 @@ def audience(b: Broadcast) -> Select[Any]:
         query = query.where(Contact.language == b.language)
     if b.tag:
         query = query.where(exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag == b.tag))
+    if b.tag != SIMULATOR_TAG:  # a number tried in the simulator never gets a real alert
+        query = query.where(~exists().where(ContactTag.contact_id == Contact.id,
+                                            ContactTag.tag == SIMULATOR_TAG))
     return query
 
 

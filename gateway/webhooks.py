@@ -24,7 +24,12 @@ def _signed_url() -> str:
     return request.url
 
 
+MAX_WEBHOOK_BYTES = 64 * 1024  # a Twilio webhook is a few hundred bytes
+
+
 def _verified_twilio():  # type: ignore[no-untyped-def]
+    if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
+        abort(413)
     twilio = services().twilio
     if twilio is None:
         logger.warning("Twilio webhook refused: no TWILIO_AUTH_TOKEN to check its signature")

@@ -130,3 +130,22 @@ def test_only_organizers_and_only_with_csrf(app, client, auth) -> None:  # type:
     assert client.post("/simulator/send", data={"from": NUMBER, "text": "JOIN"}).status_code == 400
     with svc(app).sessions() as s:
         assert s.scalars(select(Message)).all() == []
+
+
+def test_simulator_numbers_are_left_out_of_real_alerts(app, client, auth) -> None:
+    """A number that joined through the simulator is tagged and gets no real broadcast."""
+    from gateway import broadcasts
+    from tests.transcript import Phone
+
+    auth.login("organizer")
+    token = auth.csrf("/simulator")
+    for text in ("JOIN", "Test", "Zomba", "1"):
+        client.post("/simulator/send", json={"from": "+265990000001", "text": text},
+                    headers={"X-CSRFToken": token})
+    for text in ("JOIN", "Real", "Zomba", "1"):
+        Phone(app).send("+265991234567", text)
+    with app.extensions["gateway"].sessions() as s, s.begin():
+        b = broadcasts.create(s, {"en": "Meeting Thursday"}, place="Zomba")
+        assert broadcasts.preview(s, b, {}).recipients == 1
+        b2 = broadcasts.create(s, {"en": "Simulator check"}, tag="simulator")
+        assert broadcasts.preview(s, b2, {}).recipients == 1

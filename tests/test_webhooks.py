@@ -159,3 +159,9 @@ def test_wrong_method_and_content_type_are_4xx(client) -> None:
 def test_healthz(client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200 and response.json == {"status": "ok", "database": "ok", "queue": "ok"}
+
+
+def test_oversized_webhook_is_413_and_stores_nothing(app, client) -> None:
+    params = sms("x" * 70_000)
+    assert inbound(client, params).status_code == 413
+    assert stored(app) == 0

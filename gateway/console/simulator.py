@@ -10,9 +10,10 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from gateway import contacts, inbound, services
+from gateway.broadcasts import SIMULATOR_TAG
 from gateway.console.alerts import console_zone
 from gateway.console import db, role_required
-from gateway.models import Message
+from gateway.models import Contact, Message
 from gateway.providers.base import InboundSMS
 from gateway.sms import InvalidNumber, normalise_number
 
@@ -81,6 +82,10 @@ def _simulate(number: str, text: str) -> list[str]:
         replies = inbound.replies_to(session, stored.message_id)
         texts = [r.body for r in replies if r.body]
         inbound.mark_sent(session, replies)
+        # A simulator phone is a test, not a supporter: real alerts leave it out (see audience()).
+        contact = session.get(Contact, stored.contact_id)
+        if contact is not None:
+            contacts.add_tags(session, contact, [SIMULATOR_TAG])
     return texts
 
 
