@@ -781,6 +781,7 @@ def _operation(summary: str, responses: dict[str, Any], *, role: str | None = "v
 def openapi_spec() -> dict[str, Any]:
     """OpenAPI 3.1 for every route of this blueprint."""
     nullable_str = {"type": ["string", "null"]}
+    date_or_time = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
     pagination_params = [
         _query("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}),
         _query("per_page", f"Items per page, at most {MAX_PER_PAGE}.",
@@ -789,9 +790,8 @@ def openapi_spec() -> dict[str, Any]:
         _query("place", "Only reports from this place (a district or department; spelling is matched to the gazetteers)."),
         _query("service", "Only reports about this service, e.g. clinic, water, school."),
         _query("delivered", "Only reports with this answer to 'did it arrive?'.", {"type": "string", "enum": list(DELIVERED)}),
-        _query("from", "Only reports made at or after this UTC date (2025-03-01) or date-time.",
-               {"type": "string", "format": "date-time"}),
-        _query("to", "Only reports made up to this UTC date (inclusive) or date-time.", {"type": "string", "format": "date-time"}),
+        _query("from", "Only reports made at or after this UTC date (2025-03-01) or date-time.", date_or_time),
+        _query("to", "Only reports made up to this UTC date (inclusive) or date-time.", date_or_time),
     ]
     not_found, conflict = _ref("NotFound", "responses"), _ref("Conflict", "responses")
     broadcast_response = _json(_ref("Broadcast"), "The broadcast and its progress.")

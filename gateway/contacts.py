@@ -1,7 +1,7 @@
 """The one place that reads or writes a contact's phone number (so it can be encrypted later)."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,11 @@ def get_or_create(session: Session, address: Address) -> Contact:
         found = find(session, address.value)
         assert found is not None
         return found
+
+
+def number_contains(digits: str) -> ColumnElement[bool]:
+    """A filter for contacts whose number contains these digits (organizers' search)."""
+    return Contact.number.contains(digits, autoescape=True)
 
 
 def number_of(contact: Contact) -> str:

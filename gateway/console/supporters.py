@@ -127,7 +127,7 @@ def contact_query(f: dict[str, str]) -> Select:
     if q := f.get("q"):
         conditions = [Contact.name.icontains(q, autoescape=True)]
         if digits := _number_query(q):
-            conditions.append(Contact.number.contains(digits, autoescape=True))
+            conditions.append(contacts.number_contains(digits))
         query = query.where(or_(*conditions))
     if f.get("place"):
         query = query.where(Contact.place == f["place"])
