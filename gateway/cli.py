@@ -22,6 +22,24 @@ flows_cli = AppGroup("flows", help="Flow files in flows/.")
 contacts_cli = AppGroup("contacts", help="Supporters as CSV.")
 reports_cli = AppGroup("reports", help="Service-delivery reports.")
 users_cli = AppGroup("users", help="Organizer accounts.")
+privacy_cli = AppGroup("privacy", help="Retention of what supporters wrote.")
+
+
+@privacy_cli.command("purge")
+@click.option("--older-than", "older_than", required=True, help="Age like 90d, 12h or 30m.")
+def privacy_purge(older_than: str) -> None:
+    """Remove message bodies (and closed conversations' answers) older than the given age."""
+    from gateway.flowfile import parse_duration
+    from gateway.privacy import purge
+
+    age = parse_duration(older_than)
+    if age is None:
+        raise click.BadParameter("expected an age like 90d, 12h or 30m", param_hint="--older-than")
+    with services().sessions() as session, session.begin():
+        done = purge(session, utcnow() - age)
+        audit.record(session, "cli", "privacy.purge", older_than=older_than, messages=done.messages,
+                     conversations=done.conversations)
+    click.echo(f"{done.messages} message bodies and {done.conversations} conversations' answers removed")
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -167,6 +185,6 @@ def init_app(app: Flask) -> None:
     """Register the command groups."""
     from gateway import cli_outbound
 
-    for group in (db_cli, sms_cli, flows_cli, contacts_cli, reports_cli, users_cli):
+    for group in (db_cli, sms_cli, flows_cli, contacts_cli, reports_cli, users_cli, privacy_cli):
         app.cli.add_command(group)
     cli_outbound.init_app(app)

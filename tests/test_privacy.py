@@ -1,0 +1,31 @@
+"""Retention: `privacy purge --older-than` forgets old words and keeps recent ones and the evidence."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from gateway.models import Message, Report, utcnow
+from tests.transcript import Phone
+
+
+def test_purge_removes_old_bodies_only(app, runner) -> None:
+    old = Phone(app, now=utcnow() - timedelta(days=100))
+    old.run("""
+        +265991234567 > REPORT CLINIC ZOMBA NO nurse absent
+        +265991234567 < Keep your name...
+        +265991234567 > 2
+        +265991234567 < Thank you...
+    """)
+    with app.extensions["gateway"].sessions() as s, s.begin():  # the Phone's clock stamps handling, not storage
+        for m in s.scalars(select(Message)):
+            m.created_at = utcnow() - timedelta(days=100)
+    Phone(app).send("+265991234567", "hello today")
+    result = runner.invoke(args=["privacy", "purge", "--older-than", "90d"])
+    assert result.exit_code == 0, result.output
+    with app.extensions["gateway"].sessions() as s:
+        bodies = {m.body for m in s.scalars(select(Message))}
+        report = s.scalars(select(Report)).one()
+    assert "hello today" in bodies and "2" not in bodies and "REPORT CLINIC ZOMBA NO nurse absent" not in bodies
+    assert report.details == "nurse absent"  # the evidence stays
+    assert runner.invoke(args=["privacy", "purge", "--older-than", "soon"]).exit_code != 0
