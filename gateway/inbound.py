@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -116,6 +116,8 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
     _apply(session, contact, message, result, flows, now)
     message.route, message.status, message.handled_at = result.route, "handled", now
     contact.last_seen_at = now
+    if result.replies and result.route != "stop" and _too_many(session, contact, message, now):
+        result.replies = []  # a flooding phone or a reply loop must not run up the bill
     replies = []
     for text in result.replies:
         info = count_segments(text)
@@ -125,6 +127,29 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
                                encoding=info.encoding, segments=info.segments, created_at=now))
     session.add_all(replies)
     return replies
+
+
+FLOOD_PER_MINUTE = 20  # inbound texts from one number in a minute before it stops getting replies
+LOOP_REPLIES = 15  # automatic replies to one number in LOOP_WINDOW before the gateway goes quiet
+LOOP_WINDOW = timedelta(minutes=5)
+FLOOD_TAG = "flood"  # organizers find flagged numbers with this tag
+
+
+def _too_many(session: Session, contact: Contact, message: Message, now: datetime) -> bool:
+    """True when this number floods us or is caught in an auto-reply loop; it is flagged once."""
+    inbound_last_minute = session.scalar(select(func.count()).select_from(Message).where(
+        Message.contact_id == contact.id, Message.direction == "in",
+        Message.created_at >= now - timedelta(minutes=1)))
+    replies_recent = session.scalar(select(func.count()).select_from(Message).where(
+        Message.contact_id == contact.id, Message.direction == "out", Message.reply_to_id.is_not(None),
+        Message.created_at >= now - LOOP_WINDOW))
+    if (inbound_last_minute or 0) > FLOOD_PER_MINUTE or (replies_recent or 0) >= LOOP_REPLIES:
+        if FLOOD_TAG not in contact.tags:
+            contacts.add_tags(session, contact, [FLOOD_TAG])
+            logger.warning("contact %s floods or loops: replies paused", contact.id)
+        message.inbox_status = message.inbox_status or "open"
+        return True
+    return False
 
 
 def _apply(session: Session, contact: Contact, message: Message, result: engine.Result,
