@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway.config import check_settings, database_url, load_settings, secret_key_for
+from gateway.config import check_settings, database_url, load_settings, resolve_defaults, secret_key_for
 from gateway.db import make_engine, make_session_factory
 from gateway.flowfile import FlowError, FlowSet, load_flows
 from gateway.providers.base import Provider
@@ -65,6 +65,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = load_settings()
     settings.update(config or {})
     settings["DATABASE_URL"] = database_url(settings["DATABASE_URL"])
+    resolve_defaults(settings)
     check_settings(settings)
     app.config.update(settings)
     app.config["SECRET_KEY"] = secret_key_for(settings)

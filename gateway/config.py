@@ -56,11 +56,19 @@ def load_settings(environ: Mapping[str, str] | None = None, instance: Path | Non
         "SENDER_RATE": float(env.get("SENDER_RATE") or 1),  # segments/s: Twilio's long-code default
         "SENDER_RATES": env.get("SENDER_RATES") or "",  # per sender: "+15005550006=1,MG...=30"
         "SMS_PRICES": env.get("SMS_PRICES") or "*=0.05",  # price per segment by country
-        "QUIET_HOURS": env.get("QUIET_HOURS", "21:00-07:00"),  # local time of the recipient's place
+        # Local time of the recipient's place. The console provider reaches no phone, so a trial
+        # install sends at any hour unless QUIET_HOURS is set.
+        "QUIET_HOURS": env.get("QUIET_HOURS") or None,
         "SENDING_STALE_SECONDS": int(env.get("SENDING_STALE_SECONDS") or 120),
         "INSTANCE_PATH": str(instance),
     }
     return settings
+
+
+def resolve_defaults(settings: dict[str, Any]) -> None:
+    """Defaults that depend on other settings, applied after any overrides."""
+    if settings.get("QUIET_HOURS") is None:
+        settings["QUIET_HOURS"] = "21:00-07:00" if settings["SMS_PROVIDER"] == "twilio" else "off"
 
 
 def check_settings(settings: Mapping[str, Any]) -> None:

@@ -269,3 +269,16 @@ def test_db_upgrade_and_downgrade_on_a_fresh_sqlite_file(tmp_path: Path) -> None
     finally:
         engine.dispose()
         fresh.extensions["gateway"].engine.dispose()
+
+
+def test_quiet_hours_default_follows_the_provider(tmp_path) -> None:
+    """Quiet hours hold bulk sends with Twilio by default; the console provider reaches no phone."""
+    from gateway.config import load_settings, resolve_defaults
+
+    console = load_settings({}, tmp_path)
+    resolve_defaults(console)
+    twilio = load_settings({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}, tmp_path)
+    resolve_defaults(twilio)
+    chosen = load_settings({"QUIET_HOURS": "22:00-06:00"}, tmp_path)
+    resolve_defaults(chosen)
+    assert (console["QUIET_HOURS"], twilio["QUIET_HOURS"], chosen["QUIET_HOURS"]) == ("off", "21:00-07:00", "22:00-06:00")
