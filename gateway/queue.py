@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import redis
 from rq import Queue, Retry, SimpleWorker
 from rq.serializers import JSONSerializer
+from rq.timeouts import TimerDeathPenalty
 
 logger = logging.getLogger(__name__)
 REPLIES = "gateway-replies"  # listened to first: a conversation never waits behind a broadcast
@@ -63,6 +64,9 @@ def pending_jobs(connection: Any) -> int:
 
 class ThreadWorker(SimpleWorker):
     """An RQ worker that can run in a thread of the web process (the embedded default)."""
+
+    # Job timeouts by a timer thread: the default (SIGALRM) only works in the main thread.
+    death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:  # signals belong to the main thread
         pass
