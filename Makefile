@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check-flows clean
+.PHONY: run test check-flows clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (PostgreSQL + Redis on 127.0.0.1; never part of `make test`). BENCH_FULL=1 adds 100,000.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(if $(BENCH_FULL),--full)
 
 check-flows: $(STAMP)
 	$(BIN)/flask --app app flows check

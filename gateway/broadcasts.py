@@ -123,9 +123,10 @@ def launch(session: Session, b: Broadcast, provider: str, sender: str, now: date
     if locked.status != "draft":
         raise BroadcastError(f"broadcast {b.id} is already {locked.status}")
     rows = []
+    measured: dict[str, Any] = {}  # most recipients share a few bodies: measure each once
     for contact_id, language, name, place, _country in session.execute(audience(locked)):
         body = render(text_for(locked, language), name, place)
-        info = count_segments(body)
+        info = measured.get(body) or measured.setdefault(body, count_segments(body))
         rows.append({"direction": "out", "contact_id": contact_id, "broadcast_id": locked.id,
                      "provider": provider, "sender": sender, "channel": "sms", "body": body,
                      "status": "queued", "encoding": info.encoding, "segments": info.segments,
