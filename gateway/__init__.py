@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +106,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def _start_embedded_worker_on_first_request(app: Flask) -> None:
     """The web process runs the RQ jobs itself when there is no Redis (commands do not)."""
-    lock = __import__("threading").Lock()
+    lock = threading.Lock()
     started: list[object] = []
 
     @app.before_request
