@@ -34,6 +34,14 @@ TWILIO_TOKEN = "test-auth-token"
 PUBLIC_BASE = "https://gateway.example.org"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `servers` need PostgreSQL + Redis processes: they have no SQLite half."""
+    dropped = [i for i in items if i.get_closest_marker("servers") and "[sqlite" in i.nodeid]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]
+
+
 def unavailable(what: str, why: str) -> None:
     """Fail under CI, skip on a developer's laptop without the server."""
     (pytest.fail if REQUIRE else pytest.skip)(f"{what}: {why}")

@@ -16,13 +16,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.servers]
 
 
 def test_benchmarks_run_at_tiny_sizes_and_print_sane_figures(db_url: str, redis_url: str | None,
                                                               tmp_path: Path) -> None:
-    if not db_url.startswith("postgres") or redis_url is None:
-        pytest.skip("the benchmarks run on PostgreSQL + Redis")
+    assert db_url.startswith("postgres") and redis_url is not None  # the `servers` mark
     figures_path = tmp_path / "figures.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--smoke", "--db-url", db_url, "--redis-url", redis_url,

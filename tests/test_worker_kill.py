@@ -20,6 +20,7 @@ from tests.fakes import FakeTwilio
 from tests.fakes.twilio_api import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.servers  # worker processes need real Redis: no SQLite half
 SENDER = "+15005550006"
 N = 300
 WAIT = 60.0  # seconds: the bound on every wait for a worker
@@ -32,8 +33,7 @@ def number(i: int) -> str:
 @pytest.fixture
 def kill_app(db_url: str, redis_url: str | None, tmp_path: Path, fake_twilio: FakeTwilio) -> Iterator[Any]:
     """The test's own view of the stack the worker processes use, reconciling at once."""
-    if redis_url is None:
-        pytest.skip("needs a worker process on real Redis")
+    assert redis_url is not None  # the `servers` mark keeps this test off the SQLite stack
     app = make_stack_app(db_url, redis_url, tmp_path, SMS_PROVIDER="twilio", SENDING_STALE_SECONDS=0,
                          TWILIO_ACCOUNT_SID=fake_twilio.account_sid, TWILIO_AUTH_TOKEN=fake_twilio.auth_token,
                          TWILIO_API_BASE_URL=fake_twilio.base_url, TWILIO_FROM_NUMBER=SENDER)
