@@ -246,7 +246,8 @@ def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2)) -> Rec
             Message.status == "sending", Message.claimed_at <= now - stale_after)).all()
     for ids in _chunks(list(stale), 200):
         with box.sessions() as session, session.begin():
-            for row in _load(session, ids):
+            loaded = _load(session, ids)
+            for row in loaded:
                 try:
                     found = settle(box, row.number, row.body, row.claimed_at)
                 except ProviderError:
@@ -259,7 +260,7 @@ def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2)) -> Rec
                     session.execute(update(Message).where(Message.id == row.id, Message.status == "sending")
                                     .values(status="queued", claimed_at=None))
                     out.requeued += 1
-            finish_if_done(session, {r.broadcast_id for r in _load(session, ids) if r.broadcast_id})
+            finish_if_done(session, {r.broadcast_id for r in loaded if r.broadcast_id})
     with box.sessions() as session:
         out.due = list(session.scalars(select(Message.id).where(
             Message.status == "queued", Message.direction == "out",

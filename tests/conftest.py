@@ -221,3 +221,25 @@ class Auth:
 def auth(app, client) -> Auth:  # type: ignore[no-untyped-def]
     """Log the test client in: auth.login('viewer' | 'organizer' | 'admin')."""
     return Auth(app, client)
+
+
+def launch_to_zomba(app, numbers: list[str], text: str, sender: str) -> list[int]:  # type: ignore[no-untyped-def]
+    """Active, consenting contacts in Zomba and a broadcast launched to them; its outbox ids."""
+    from sqlalchemy import select
+
+    from gateway import broadcasts
+    from gateway.models import Contact, Message, utcnow
+    from gateway.sms import normalise_number
+
+    svc = app.extensions["gateway"]
+    now = utcnow()
+    with svc.sessions() as s, s.begin():
+        for n in numbers:
+            assert normalise_number(n).value == n
+            s.add(Contact(number=n, country="MW", status="active", consent_at=now, place="Zomba", language="en"))
+        s.flush()
+        b = broadcasts.create(s, {"en": text}, place="Zomba")
+        assert broadcasts.launch(s, b, "twilio", sender) == len(numbers)
+        bid = b.id
+    with svc.sessions() as s:
+        return list(s.scalars(select(Message.id).where(Message.broadcast_id == bid).order_by(Message.id)))

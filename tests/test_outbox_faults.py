@@ -10,10 +10,9 @@ from rq import Retry
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from gateway import broadcasts, outbox, queue, tasks
-from gateway.models import Broadcast, Contact, Message, utcnow
-from gateway.sms import normalise_number
-from tests.conftest import PUBLIC_BASE, make_stack_app
+from gateway import outbox, queue, tasks
+from gateway.models import Broadcast, Contact, Message
+from tests.conftest import PUBLIC_BASE, launch_to_zomba, make_stack_app
 from tests.fakes import FakeTwilio
 
 SENDER = "+15005550006"  # TWILIO_FROM_NUMBER of make_stack_app: the sender the pacer books for
@@ -47,19 +46,7 @@ def build(db_url: str, redis_url: str | None, tmp_path, fake_twilio: FakeTwilio)
 
 def launch(app: Any, n: int, text: str = TEXT) -> list[int]:
     """n active, consenting contacts in Zomba and a broadcast launched to them; its outbox ids."""
-    svc = app.extensions["gateway"]
-    now = utcnow()
-    with svc.sessions() as s, s.begin():
-        for i in range(n):
-            assert normalise_number(number(i)).value == number(i)
-            s.add(Contact(number=number(i), country="MW", status="active", consent_at=now, place="Zomba",
-                          language="en"))
-        s.flush()
-        b = broadcasts.create(s, {"en": text}, place="Zomba")
-        assert broadcasts.launch(s, b, "twilio", SENDER) == n
-        bid = b.id
-    with svc.sessions() as s:
-        return list(s.scalars(select(Message.id).where(Message.broadcast_id == bid).order_by(Message.id)))
+    return launch_to_zomba(app, [number(i) for i in range(n)], text, SENDER)
 
 
 def send(app: Any, ids: list[int]) -> dict[str, Any]:

@@ -12,10 +12,9 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import func, select
 
-from gateway import broadcasts, queue, tasks
-from gateway.models import Contact, Message, utcnow
-from gateway.sms import normalise_number
-from tests.conftest import PUBLIC_BASE, make_stack_app
+from gateway import queue, tasks
+from gateway.models import Message
+from tests.conftest import PUBLIC_BASE, launch_to_zomba, make_stack_app
 from tests.fakes import FakeTwilio
 from tests.fakes.twilio_api import wait_for
 
@@ -43,20 +42,8 @@ def kill_app(db_url: str, redis_url: str | None, tmp_path: Path, fake_twilio: Fa
 
 def launch_and_enqueue(app: Any, n: int) -> None:
     """n contacts, a broadcast to them, its outbox rows enqueued as RQ jobs."""
-    svc = app.extensions["gateway"]
-    now = utcnow()
-    with svc.sessions() as s, s.begin():
-        for i in range(n):
-            assert normalise_number(number(i)).value == number(i)
-            s.add(Contact(number=number(i), country="MW", status="active", consent_at=now, place="Zomba",
-                          language="en"))
-        s.flush()
-        b = broadcasts.create(s, {"en": "Vigil at the council hall tonight at 6."}, place="Zomba")
-        assert broadcasts.launch(s, b, "twilio", SENDER) == n
-        bid = b.id
-    with svc.sessions() as s:
-        ids = list(s.scalars(select(Message.id).where(Message.broadcast_id == bid).order_by(Message.id)))
-    assert queue.enqueue_ids(svc.redis, ids) == 3
+    ids = launch_to_zomba(app, [number(i) for i in range(n)], "Vigil at the council hall tonight at 6.", SENDER)
+    assert queue.enqueue_ids(app.extensions["gateway"].redis, ids) == 3
 
 
 def start_worker(db_url: str, redis_url: str, fake: FakeTwilio, log: Path, *args: str) -> subprocess.Popen[bytes]:
