@@ -72,17 +72,13 @@ def simulate(sender: str, text: tuple[str, ...]) -> None:
     """Run TEXT from NUMBER through the whole inbound path and print the replies."""
     svc = services()
     body = " ".join(text)
-    stored = inbound.store(svc.sessions, InboundSMS("console", None, sender, None, body),
-                           current_app.config["DEFAULT_COUNTRY"])
-    if stored.contact_id is None or stored.message_id is None:
+    received = inbound.receive(svc.sessions, InboundSMS("console", None, sender, None, body),
+                               current_app.config["DEFAULT_COUNTRY"], svc.flows, current_app.config["ORG_NAME"])
+    if received.contact_id is None:
         raise click.ClickException(f"{sender!r} is not a phone number; the text was kept, not handled")
-    inbound.handle_pending(svc.sessions, stored.contact_id, svc.flows, current_app.config["ORG_NAME"])
-    with svc.sessions() as session, session.begin():
-        replies = inbound.replies_to(session, stored.message_id)
-        for reply in replies:
-            click.echo(f"< {reply.body}")
-        inbound.mark_sent(session, replies)
-    if not replies:
+    for text in received.texts:
+        click.echo(f"< {text}")
+    if not received.texts:
         click.echo("(no reply)")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from gateway.models import Contact, ContactTag, utcnow
 from gateway.sms import Address, country_of
@@ -13,13 +13,14 @@ def find(session: Session, number: str, *, lock: bool = False) -> Contact | None
     """The contact with this normalised number, optionally locked for the transaction."""
     query = select(Contact).where(Contact.number == number)
     if lock:
-        query = query.with_for_update()
+        # A locked look-up serves one inbound message: its tags load only if it needs them.
+        query = query.with_for_update().options(lazyload(Contact.tag_rows))
     return session.scalars(query).first()
 
 
-def get_or_create(session: Session, address: Address) -> Contact:
+def get_or_create(session: Session, address: Address, *, lock: bool = False) -> Contact:
     """The contact for an address, created (status active, no consent yet) if new; race-safe."""
-    contact = find(session, address.value)
+    contact = find(session, address.value, lock=lock)
     if contact is not None:
         return contact
     try:
@@ -28,7 +29,7 @@ def get_or_create(session: Session, address: Address) -> Contact:
             session.add(contact)
         return contact
     except IntegrityError:  # another request created it between our select and insert
-        found = find(session, address.value)
+        found = find(session, address.value, lock=lock)
         assert found is not None
         return found
 

@@ -48,15 +48,9 @@ def twilio_inbound() -> Response:
     except ValueError as exc:
         abort(400, description=str(exc))
     svc = services()
-    stored = inbound.store(svc.sessions, sms, current_app.config["DEFAULT_COUNTRY"])
-    texts: list[str] = []
-    if stored.message_id is not None and stored.contact_id is not None:
-        inbound.handle_pending(svc.sessions, stored.contact_id, svc.flows, current_app.config["ORG_NAME"])
-        with svc.sessions() as session, session.begin():
-            replies = inbound.replies_to(session, stored.message_id)
-            texts = [r.body for r in replies if r.body]
-            inbound.mark_sent(session, replies)
-    return Response(twilio.twiml(texts), mimetype="application/xml")
+    received = inbound.receive(svc.sessions, sms, current_app.config["DEFAULT_COUNTRY"], svc.flows,
+                               current_app.config["ORG_NAME"])
+    return Response(twilio.twiml(list(received.texts)), mimetype="application/xml")
 
 
 @bp.post("/sms/twilio/status")

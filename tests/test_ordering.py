@@ -53,3 +53,41 @@ def test_concurrent_messages_from_one_contact_are_handled_in_order(app, monkeypa
     assert replies[second.message_id] == ["Did it arrive? 1 Yes 2 No 3 Partly"]
     assert conv.answers == {"service": "clinic", "place": "Zomba"}
     assert handled[0] <= handled[1]
+
+
+def test_concurrent_webhooks_from_one_contact_store_and_handle_each_once(app, monkeypatch) -> None:
+    """receive() locks the contact before storing: two requests at once are handled one after the other."""
+    svc = app.extensions["gateway"]
+    Phone(app).send(A, "REPORT")
+    real_handle = engine.handle
+
+    def slow_handle(*args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(0.2)
+        return real_handle(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "handle", slow_handle)
+    barrier = threading.Barrier(2)
+    results: dict[str, inbound.Received] = {}
+    errors: list[BaseException] = []
+
+    def request(sid: str, body: str) -> None:
+        try:
+            barrier.wait()
+            results[sid] = inbound.receive(svc.sessions, InboundSMS("twilio", sid, A, None, body), "MW",
+                                           svc.flows, "Net")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=request, args=a) for a in (("SM-1", "1"), ("SM-2", "1"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    # The first answer is taken as the service; the second is then a (wrong) answer to "Where?".
+    first, second = sorted(results.values(), key=lambda r: r.message_id or 0)
+    assert first.texts == ("Where? Reply with your district, e.g. Zomba.",)
+    assert len(second.texts) == 1 and second.texts != first.texts
+    with svc.sessions() as s:
+        handled = s.scalars(select(Message).where(Message.provider == "twilio", Message.direction == "in")).all()
+    assert len(handled) == 2 and all(m.handled_at is not None for m in handled)

@@ -31,3 +31,29 @@ def test_fresh_unhandled_inbound_is_left_to_its_request(stack_app) -> None:
     inbound.store(svc.sessions, InboundSMS("twilio", "SM-fresh", "+265991234567", None, "JOIN"), "MW")
     with stack_app.app_context():
         assert tasks.reconcile()["inbound_handled_late"] == 0
+
+
+def test_a_failure_while_handling_keeps_the_message_for_the_reconciler(stack_app, monkeypatch) -> None:
+    from gateway import engine
+
+    svc = stack_app.extensions["gateway"]
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug in a flow")
+
+    monkeypatch.setattr(engine, "handle", broken)
+    received = inbound.receive(svc.sessions, InboundSMS("twilio", "SM-bug", "+265991234567", None, "JOIN"),
+                               "MW", svc.flows, "Our Network")
+    assert received.message_id is not None and received.texts == ()
+    with svc.sessions() as s:
+        kept = s.get(Message, received.message_id)
+        assert kept.body == "JOIN" and kept.handled_at is None and kept.status == "received"
+        assert s.scalars(select(Message).where(Message.direction == "out")).all() == []
+    monkeypatch.undo()
+    with svc.sessions() as s, s.begin():
+        s.execute(update(Message).where(Message.id == received.message_id)
+                  .values(created_at=utcnow() - timedelta(minutes=5)))
+    with stack_app.app_context():
+        assert tasks.reconcile()["inbound_handled_late"] == 1
+        queue.work_burst(svc.redis)
+    assert [to for to, _ in svc.provider.sent] == ["+265991234567"]

@@ -35,17 +35,10 @@ class Phone:
     def send(self, sender: str, text: str) -> list[str]:
         """Send one text; return the replies the gateway stored for it."""
         svc = self.app.extensions["gateway"]
-        stored = inbound.store(svc.sessions, InboundSMS("console", None, sender, None, text),
-                               self.app.config["DEFAULT_COUNTRY"])
-        if stored.contact_id is None or stored.message_id is None:
-            return []
-        inbound.handle_pending(svc.sessions, stored.contact_id, svc.flows, self.app.config["ORG_NAME"],
-                               now=self.now)
-        with svc.sessions() as session, session.begin():
-            replies = inbound.replies_to(session, stored.message_id)
-            texts = [r.body or "" for r in replies]
-            inbound.mark_sent(session, replies)
-        return texts
+        received = inbound.receive(svc.sessions, InboundSMS("console", None, sender, None, text),
+                                   self.app.config["DEFAULT_COUNTRY"], svc.flows, self.app.config["ORG_NAME"],
+                                   now=self.now)
+        return list(received.texts)
 
     def run(self, script: str) -> list[str]:
         """Play a transcript; assert every reply; return all replies seen."""

@@ -73,20 +73,16 @@ def _conversation(s: Any, number: str) -> list[dict[str, Any]]:
 def _simulate(number: str, text: str) -> list[str]:
     """Exactly `flask sms simulate`: store, handle in order, read the replies, mark them sent."""
     svc = services()
-    stored = inbound.store(svc.sessions, InboundSMS(PROVIDER, None, number, None, text),
-                           current_app.config["DEFAULT_COUNTRY"])
-    if stored.contact_id is None or stored.message_id is None:
+    received = inbound.receive(svc.sessions, InboundSMS(PROVIDER, None, number, None, text),
+                               current_app.config["DEFAULT_COUNTRY"], svc.flows, current_app.config["ORG_NAME"])
+    if received.contact_id is None:
         raise SimulatorError(f"{number} is not a phone number; the text was kept, not handled.")
-    inbound.handle_pending(svc.sessions, stored.contact_id, svc.flows, current_app.config["ORG_NAME"])
     with svc.sessions() as session, session.begin():
-        replies = inbound.replies_to(session, stored.message_id)
-        texts = [r.body for r in replies if r.body]
-        inbound.mark_sent(session, replies)
         # A simulator phone is a test, not a supporter: real alerts leave it out (see audience()).
-        contact = session.get(Contact, stored.contact_id)
+        contact = session.get(Contact, received.contact_id)
         if contact is not None:
             contacts.add_tags(session, contact, [SIMULATOR_TAG])
-    return texts
+    return list(received.texts)
 
 
 def _page(raw_number: str, text: str = "", error: str | None = None, status: int = 200) -> ResponseReturnValue:
