@@ -55,6 +55,8 @@ def load_settings(environ: Mapping[str, str] | None = None, instance: Path | Non
         "PROXY_FIX_HOPS": int(env.get("PROXY_FIX_HOPS") or 0),
         "SENDER_RATE": float(env.get("SENDER_RATE") or 1),  # segments/s: Twilio's long-code default
         "SENDER_RATES": env.get("SENDER_RATES") or "",  # per sender: "+15005550006=1,MG...=30"
+        # Sends in flight at once in each batch a worker runs; pacing still holds every sender.
+        "SEND_CONCURRENCY": int(env.get("SEND_CONCURRENCY") or 8),
         "SMS_PRICES": env.get("SMS_PRICES") or "*=0.05",  # price per segment by country
         # Local time of the recipient's place. The console provider reaches no phone, so a trial
         # install sends at any hour unless QUIET_HOURS is set.

@@ -6,7 +6,9 @@ sent, and a send whose outcome is unknown is settled by asking the provider, nev
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, time as dtime, timedelta
 from typing import Any, Callable, Sequence
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import contacts
 from gateway.broadcasts import finish_if_done
 from gateway.compose import quiet_until
-from gateway.models import Broadcast, Contact, Message, utcnow
+from gateway.models import Broadcast, Contact, Conversation, Message, utcnow
 from gateway.pacing import Pacer
 from gateway.providers.base import Provider, ProviderError
 
@@ -49,6 +51,9 @@ class Outbox:
     schedule: Callable[[list[int], datetime], None] = lambda ids, when: None
     early_status: Callable[[list[str]], dict[str, tuple[str, str | None]]] | None = None
     now: Callable[[], datetime] = utcnow
+    # Sends in flight at once per batch: a provider's answer takes ~100-300 ms, and while one
+    # request waits others can go; each still waits for its sender's pacing slot first.
+    concurrency: int = 1
 
 
 @dataclass
@@ -89,30 +94,43 @@ class _Row:
     sender: str
     claimed_at: datetime
     urgent: bool
+    redacted: bool = False  # a reply in a conversation that became an anonymous report
 
 
 def _load(session: Session, ids: list[int]) -> list[_Row]:
-    query = (select(Message, Contact, Broadcast.urgent)
+    query = (select(Message, Contact, Broadcast.urgent, Conversation.redacted)
              .join(Contact, Contact.id == Message.contact_id)
              .outerjoin(Broadcast, Broadcast.id == Message.broadcast_id)
+             .outerjoin(Conversation, Conversation.id == Message.conversation_id)
              .where(Message.id.in_(ids)).order_by(Message.id))
     return [_Row(m.id, m.broadcast_id, c.id, contacts.number_of(c), c.status, c.place, c.country,
                  m.body or "", m.segments or 1, m.sender or "default", m.claimed_at or utcnow(),
-                 bool(urgent) or m.broadcast_id is None)
-            for m, c, urgent in session.execute(query)]
+                 bool(urgent) or m.broadcast_id is None, bool(redacted))
+            for m, c, urgent, redacted in session.execute(query)]
+
+
+@dataclass
+class _Outcome:
+    """What one send came to: the row's write, maybe the contact's, and which counter it adds to."""
+
+    write: dict[str, Any]
+    counter: str  # sent, failed, unsettled
+    contact_write: dict[str, Any] | None = None
 
 
 def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
-    """Claim, then send each row at its sender's pace; every row ends in a definite state."""
+    """Claim, then send the rows (up to `box.concurrency` at once, each at its sender's pace).
+
+    Every row ends in a definite state: sent, failed, skipped, cancelled, held (queued with a
+    send time), queued again after a 429, or left `sending` for the reconciler to settle.
+    """
     result = BatchResult()
     with box.sessions() as session, session.begin():
         claimed = claim(session, ids, box.now())
         rows = _load(session, claimed) if claimed else []
     writes: list[dict[str, Any]] = []
     contact_writes: list[dict[str, Any]] = []
-    handled: set[int] = set()  # rows that have their outcome, written or about to be
-    cancelled: set[int] = set()
-    last_check = 0.0
+    broadcast_ids = {r.broadcast_id for r in rows if r.broadcast_id}
     last_flush = time.monotonic()
 
     def flush() -> None:
@@ -124,43 +142,97 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
                 session.execute(update(Message), writes)
             if contact_writes:
                 session.execute(update(Contact), contact_writes)
-            finish_if_done(session, {r.broadcast_id for r in rows if r.broadcast_id})
-        handled.update(w["id"] for w in writes)
+            finish_if_done(session, broadcast_ids)
         writes.clear()
         contact_writes.clear()
         last_flush = time.monotonic()
 
+    cancelled = _cancelled(box, broadcast_ids)
+    due: list[_Row] = []
+    for row in rows:
+        if row.broadcast_id in cancelled:
+            writes.append({"id": row.id, "status": "cancelled"})
+            result.cancelled += 1
+        elif row.contact_status != "active":  # an opt-out between launch and send is honoured
+            writes.append({"id": row.id, "status": "skipped", "error_code": row.contact_status})
+            result.skipped += 1
+        elif not row.urgent and (until := quiet_until(box.now(), box.timezone_for(row.place, row.country),
+                                                      box.quiet)):
+            writes.append({"id": row.id, "status": "queued", "claimed_at": None, "send_after": until})
+            box.schedule([row.id], until)
+            result.held += 1
+        else:
+            due.append(row)
+
+    stop = threading.Event()  # set on a 429 or an error here: no new sends from this batch
+
+    def attempt(row: _Row) -> _Outcome | None:
+        if stop.is_set() or row.broadcast_id in cancelled:
+            return None
+        box.pacer.wait(row.sender, row.segments)
+        if stop.is_set() or row.broadcast_id in cancelled:
+            return None  # the booked slot goes unused: cheaper than a send nobody wants
+        try:
+            return _send_one(box, row)
+        except RetryLater:
+            stop.set()  # here, not when the main thread collects: this thread's next row must not go
+            raise
+
+    outcomes: dict[int, _Outcome | None] = {}
+    slow_down: RetryLater | None = None
+
+    def collect(row: _Row, future: Future[_Outcome | None]) -> None:
+        nonlocal slow_down
+        try:
+            outcome = future.result()
+        except RetryLater as exc:
+            stop.set()
+            slow_down = slow_down or exc
+            return
+        outcomes[row.id] = outcome
+        if outcome is not None:
+            writes.append(outcome.write)
+            if outcome.contact_write:
+                contact_writes.append(outcome.contact_write)
+            setattr(result, outcome.counter, getattr(result, outcome.counter) + 1)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(box.concurrency, len(due))), thread_name_prefix="send")
+    futures = {pool.submit(attempt, row): row for row in due}
     try:
-        for i, row in enumerate(rows):
-            if row.broadcast_id and time.monotonic() - last_check > CANCEL_CHECK_SECONDS:
-                cancelled |= _cancelled(box, {r.broadcast_id for r in rows[i:] if r.broadcast_id})
+        pending: set[Future[_Outcome | None]] = set(futures)
+        last_check = time.monotonic()
+        while pending:
+            done, pending = wait(pending, timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                collect(futures[future], future)
+            if broadcast_ids and time.monotonic() - last_check > CANCEL_CHECK_SECONDS:
+                cancelled |= _cancelled(box, broadcast_ids)
                 last_check = time.monotonic()
-            if row.broadcast_id in cancelled:
-                writes.append({"id": row.id, "status": "cancelled"})
-                result.cancelled += 1
-            elif row.contact_status != "active":  # an opt-out between launch and send is honoured
-                writes.append({"id": row.id, "status": "skipped", "error_code": row.contact_status})
-                result.skipped += 1
-            elif not row.urgent and (until := quiet_until(box.now(), box.timezone_for(row.place, row.country),
-                                                          box.quiet)):
-                writes.append({"id": row.id, "status": "queued", "claimed_at": None, "send_after": until})
-                box.schedule([row.id], until)
-                result.held += 1
-            else:
-                _send_one(box, row, writes, contact_writes, result)
             # Provider ids are written within a second, so a status callback finds its row.
             if len(writes) >= WRITE_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
                 flush()
-    except RetryLater:
-        done = handled | {w["id"] for w in writes}
-        writes.extend({"id": r.id, "status": "queued", "claimed_at": None}
-                      for r in rows if r.id not in done)
+    except BaseException:
+        # A job timeout or shutdown: start nothing new, keep what was sent; rows not yet
+        # answered stay `sending` for the reconciler to settle.
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future, row in futures.items():
+            if future.done() and not future.cancelled() and row.id not in outcomes:
+                collect(row, future)
         flush()
         raise
-    except BaseException:
-        flush()  # keep what was sent; the rest stays `sending` for the reconciler to settle
-        raise
+    pool.shutdown(wait=True)
+    for row in due:
+        if outcomes.get(row.id) is None:  # never attempted: cancelled meanwhile, or a 429 stopped us
+            if row.broadcast_id in cancelled:
+                writes.append({"id": row.id, "status": "cancelled"})
+                result.cancelled += 1
+            else:
+                writes.append({"id": row.id, "status": "queued", "claimed_at": None})
     flush()
+    if slow_down is not None:
+        logger.warning("provider asks to slow down; unsent rows of the batch go back to the queue")
+        raise slow_down
     return result
 
 
@@ -174,14 +246,13 @@ def _apply_early_status(box: Outbox, writes: list[dict[str, Any]]) -> None:
             w["status"], w["error_code"] = found[0], found[1] or w.get("error_code")
 
 
-def _send_one(box: Outbox, row: _Row, writes: list[dict[str, Any]], contact_writes: list[dict[str, Any]],
-              result: BatchResult) -> None:
-    box.pacer.wait(row.sender, row.segments)
+def _send_one(box: Outbox, row: _Row) -> _Outcome:
+    """Send one claimed row; raise RetryLater when the provider asks us to slow down."""
+    forget = {"body": None} if row.redacted else {}  # an anonymous report's reply keeps no words once out
     try:
         sent = box.provider.send(row.number, row.body, status_callback=box.status_callback)
     except ProviderError as exc:
         if exc.retryable:
-            logger.warning("provider asks to slow down (%s); batch goes back to the queue", exc.code)
             raise RetryLater(str(exc)) from exc
         if exc.ambiguous:
             try:
@@ -189,21 +260,18 @@ def _send_one(box: Outbox, row: _Row, writes: list[dict[str, Any]], contact_writ
             except ProviderError:
                 found = None  # cannot ask now: the reconciler asks again later
             if found is not None:
-                writes.append({"id": row.id, "status": "sent", "provider_id": found})
-                result.sent += 1
-            else:  # the reconciler asks again once any request still in flight has ended
-                writes.append({"id": row.id, "error_code": exc.code or "ambiguous"})
-                result.unsettled += 1
-            return
-        writes.append({"id": row.id, "status": "failed", "error_code": exc.code or "error"})
-        result.failed += 1
+                return _Outcome({"id": row.id, "status": "sent", "provider_id": found, **forget}, "sent")
+            # The reconciler asks again once any request still in flight has ended.
+            return _Outcome({"id": row.id, "error_code": exc.code or "ambiguous"}, "unsettled")
+        contact_write = None
         if exc.code in STOPPED_CODES:
-            contact_writes.append({"id": row.contact_id, "status": "stopped", "stopped_at": box.now()})
+            contact_write = {"id": row.contact_id, "status": "stopped", "stopped_at": box.now()}
         elif exc.code in UNUSABLE_CODES:
-            contact_writes.append({"id": row.contact_id, "status": "invalid"})
-        return
-    writes.append({"id": row.id, "status": "sent", "provider_id": sent.provider_id, "error_code": None})
-    result.sent += 1
+            contact_write = {"id": row.contact_id, "status": "invalid"}
+        return _Outcome({"id": row.id, "status": "failed", "error_code": exc.code or "error", **forget},
+                        "failed", contact_write)
+    return _Outcome({"id": row.id, "status": "sent", "provider_id": sent.provider_id, "error_code": None,
+                     **forget}, "sent")
 
 
 def _cancelled(box: Outbox, broadcast_ids: set[int]) -> set[int]:
@@ -253,8 +321,9 @@ def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2)) -> Rec
                 except ProviderError:
                     continue  # provider unreachable: stays `sending`, asked again next time
                 if found is not None:
+                    forget = {"body": None} if row.redacted else {}
                     session.execute(update(Message).where(Message.id == row.id, Message.status == "sending")
-                                    .values(status="sent", provider_id=found))
+                                    .values(status="sent", provider_id=found, **forget))
                     out.settled_sent += 1
                 else:
                     session.execute(update(Message).where(Message.id == row.id, Message.status == "sending")

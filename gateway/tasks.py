@@ -51,7 +51,8 @@ def build_outbox(app: Flask) -> outbox.Outbox:
         pacer=Pacer(svc.redis, float(cfg["SENDER_RATE"]), parse_rates(cfg["SENDER_RATES"])),
         timezone_for=timezone_for, quiet=parse_quiet_hours(cfg["QUIET_HOURS"]),
         status_callback=f"{base}/sms/twilio/status" if base and svc.provider.name == "twilio" else None,
-        schedule=schedule, early_status=lambda sids: early_statuses(svc.redis, sids))
+        schedule=schedule, early_status=lambda sids: early_statuses(svc.redis, sids),
+        concurrency=int(cfg["SEND_CONCURRENCY"]))
 
 
 def send_batch(ids: list[int]) -> dict[str, Any]:

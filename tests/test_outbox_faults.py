@@ -29,10 +29,15 @@ def number(i: int) -> str:
 
 @pytest.fixture
 def build(db_url: str, redis_url: str | None, tmp_path, fake_twilio: FakeTwilio) -> Iterator[Callable[..., Any]]:
-    """Build the twilio app (sending to the fake) with extra settings, on both stacks."""
+    """Build the twilio app (sending to the fake) with extra settings, on both stacks.
+
+    One send at a time unless a test asks for more, so a fault lands on a known row; the
+    tests under "concurrent sends" check the same promises with sends in flight together.
+    """
     apps: list[Any] = []
 
     def make(**overrides: Any) -> Any:
+        overrides.setdefault("SEND_CONCURRENCY", 1)
         app = make_stack_app(db_url, redis_url, tmp_path, SMS_PROVIDER="twilio",
                              TWILIO_ACCOUNT_SID=fake_twilio.account_sid, TWILIO_AUTH_TOKEN=fake_twilio.auth_token,
                              TWILIO_API_BASE_URL=fake_twilio.base_url, **overrides)
@@ -42,6 +47,12 @@ def build(db_url: str, redis_url: str | None, tmp_path, fake_twilio: FakeTwilio)
     yield make
     for app in apps:
         app.extensions["gateway"].engine.dispose()
+
+
+@pytest.fixture
+def twilio_app(build: Callable[..., Any]) -> Any:
+    """The twilio app of conftest, sending one message at a time."""
+    return build()
 
 
 def launch(app: Any, n: int, text: str = TEXT) -> list[int]:
@@ -328,3 +339,75 @@ def test_rq_retries_a_batch_that_met_a_429(twilio_app, fake_twilio, monkeypatch)
             queue.work_burst(redis)
         assert q.fetch_job(job_id).get_status() == "finished"
     assert_each_sent_once(twilio_app, fake_twilio, range(5))
+
+
+# -- concurrent sends ------------------------------------------------------------------------------
+
+
+def track_in_flight(monkeypatch: pytest.MonkeyPatch, app: Any, hold: float = 0.05) -> list[int]:
+    """Count sends in flight at once (each held `hold` s, like a slow provider); [now, peak]."""
+    import threading
+
+    provider = app.extensions["gateway"].provider
+    real, lock, counts = provider.send, threading.Lock(), [0, 0]
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            counts[0] += 1
+            counts[1] = max(counts[1], counts[0])
+        try:
+            time.sleep(hold)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                counts[0] -= 1
+
+    monkeypatch.setattr(provider, "send", wrapped)
+    return counts
+
+
+def test_concurrent_sends_overlap_up_to_the_setting_and_reach_each_recipient_once(build, fake_twilio,
+                                                                                  monkeypatch) -> None:
+    app = build(SEND_CONCURRENCY=4)
+    ids = launch(app, 30)
+    counts = track_in_flight(monkeypatch, app)
+    result = send(app, ids)
+    assert result["sent"] == 30
+    assert 2 <= counts[1] <= 4  # overlapped, and never more than SEND_CONCURRENCY
+    assert_each_sent_once(app, fake_twilio, range(30))
+
+
+def test_one_send_at_a_time_when_concurrency_is_one(build, fake_twilio, monkeypatch) -> None:
+    app = build(SEND_CONCURRENCY=1)
+    counts = track_in_flight(monkeypatch, app, hold=0.01)
+    send(app, launch(app, 10))
+    assert counts[1] == 1
+    assert_each_sent_once(app, fake_twilio, range(10))
+
+
+def test_a_429_amid_concurrent_sends_requeues_only_unsent_rows(build, fake_twilio, monkeypatch) -> None:
+    """Sends in flight when the 429 comes finish and are kept; the rest go back; a rerun sends each once."""
+    app = build(SEND_CONCURRENCY=6)
+    ids = launch(app, 40)
+    fault_on_send(monkeypatch, app, 5, lambda: fake_twilio.fail_next(1, status=429))
+    with pytest.raises(outbox.RetryLater):
+        send(app, ids)
+    after = rows(app)
+    sids = {m["to"]: m["sid"] for m in fake_twilio.messages}
+    assert 4 <= len(sids) < 40
+    assert {n: (m.status, m.provider_id) for n, m in after.items() if n in sids} == {
+        n: ("sent", sid) for n, sid in sids.items()}
+    assert {(m.status, m.claimed_at) for n, m in after.items() if n not in sids} == {("queued", None)}
+    send(app, ids)
+    assert_each_sent_once(app, fake_twilio, range(40))
+
+
+def test_ambiguous_failures_amid_concurrent_sends_are_settled_without_duplicates(build, fake_twilio) -> None:
+    """Accepted-then-dropped answers while other sends are in flight: settled as sent, one POST each."""
+    app = build(SEND_CONCURRENCY=6)
+    ids = launch(app, 24)
+    fake_twilio.accept_then_fail_next(3, mode="drop")
+    result = send(app, ids)
+    assert (result["sent"], result["unsettled"]) == (24, 0)
+    assert fake_twilio.create_attempts == 24
+    assert_each_sent_once(app, fake_twilio, range(24))

@@ -29,3 +29,25 @@ def test_purge_removes_old_bodies_only(app, runner) -> None:
     assert "hello today" in bodies and "2" not in bodies and "REPORT CLINIC ZOMBA NO nurse absent" not in bodies
     assert report.details == "nurse absent"  # the evidence stays
     assert runner.invoke(args=["privacy", "purge", "--older-than", "soon"]).exit_code != 0
+
+
+def test_anonymous_report_reply_sent_through_the_queue_keeps_no_words(stack_app) -> None:
+    """On a channel without inline replies the reference reply is queued: once sent, its body goes."""
+    from gateway import inbound, queue
+    from gateway.providers.base import InboundSMS
+
+    svc = stack_app.extensions["gateway"]
+    queued: list[int] = []
+    for i, text in enumerate(["REPORT CLINIC ZOMBA NO nurse absent", "1"]):  # 1: keep my name off
+        got = inbound.receive(svc.sessions, InboundSMS("console", f"in-{i}", "+265991234567", None, text), "MW",
+                              svc.flows, "Our Network", inline=False)
+        queued += got.queued
+    with stack_app.app_context():
+        queue.enqueue_ids(svc.redis, queued, name=queue.REPLIES)
+        queue.work_burst(svc.redis)
+    with svc.sessions() as s:
+        report = s.scalars(select(Report)).one()
+        out = s.scalars(select(Message).where(Message.direction == "out").order_by(Message.id)).all()
+    assert report.anonymous and report.contact_id is None
+    assert svc.provider.sent[-1][1].startswith("Thank you") and report.ref in svc.provider.sent[-1][1]
+    assert [m.status for m in out] == ["sent", "sent"] and out[-1].body is None
