@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from gateway.config import DEFAULT_SEND_CONCURRENCY
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the venv's bin/ when run as .venv/bin/python -m bench.run
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -47,6 +49,7 @@ class Stack:
     workdir: Path
     fake_url: str = ""
     sender_rate: float = 100000.0  # high, so pacing does not limit fan-out
+    send_concurrency: int = DEFAULT_SEND_CONCURRENCY  # the gateway's default; the ceiling uses it too
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a gateway process (gunicorn, flask worker, flask db upgrade)."""
@@ -56,7 +59,7 @@ class Stack:
             "SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_FROM_NUMBER": FROM_NUMBER, "PUBLIC_BASE_URL": PUBLIC_BASE, "QUIET_HOURS": "off",
             "DEFAULT_COUNTRY": "MW", "SENDER_RATE": str(self.sender_rate), "SENDER_RATES": "",
-            "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT),
+            "SEND_CONCURRENCY": str(self.send_concurrency), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT),
         })
         if self.fake_url:
             env["TWILIO_API_BASE_URL"] = self.fake_url

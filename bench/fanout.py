@@ -2,7 +2,8 @@
 
 Per case (recipients x fake latency):
   ceiling   the gateway's HTTP client (TwilioProvider.send: twilio SDK + pooled requests session)
-            posting to the same fake in a tight loop, as many in parallel as there are workers (2)
+            posting to the same fake in a tight loop, as many processes as there are workers (2),
+            each with as many threads as a worker has sends in flight (SEND_CONCURRENCY)
   gateway   broadcasts.launch + enqueue exactly as `flask --app app broadcast send`, two
             `flask --app app worker` processes, SENDER_RATE high so pacing does not limit
   textbook  one RQ job per message, one commit per message, a new twilio Client per send
@@ -113,21 +114,36 @@ def stop_workers(procs: list[Proc]) -> None:
 # -- the HTTP ceiling --------------------------------------------------------------------------------
 
 def _ceiling_sender(base_url: str, index: int, until: float, limit: int, warm: int) -> tuple[int, float, float]:
-    """One sender: TwilioProvider.send in a tight loop until `until` (wall clock) or `limit` sends."""
+    """One sender process: TwilioProvider.send in a tight loop on SEND_CONCURRENCY threads, as a
+    worker sends, until `until` (wall clock) or `limit` sends in all."""
+    import itertools
+    import os
+    import threading
+
     from gateway.providers.twilio import TwilioProvider
 
     provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER, api_base_url=base_url)
     body = TEXT.format(place=MAIN_PLACE)
     for i in range(warm):
         provider.send(f"+{265994000000 + index * 100000 + i}", body)
+    counter, lock, sent = itertools.count(), threading.Lock(), [0]
+
+    def loop() -> None:
+        while time.time() < until:
+            i = next(counter)
+            if i >= limit:
+                return
+            provider.send(f"+{265995000000 + index * 1000000 + i}", body)
+            with lock:
+                sent[0] += 1
+
+    threads = [threading.Thread(target=loop) for _ in range(int(os.environ.get("SEND_CONCURRENCY") or 1))]
     start = time.time()
-    n = 0
-    for i in range(limit):
-        if time.time() >= until:
-            break
-        provider.send(f"+{265995000000 + index * 1000000 + i}", body)
-        n += 1
-    return n, start, time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sent[0], start, time.time()
 
 
 def http_ceiling(stack: Stack, fake: FakeProcess, seconds: float, limit: int) -> dict[str, Any]:
