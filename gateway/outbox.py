@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import contacts
 from gateway.broadcasts import finish_if_done
 from gateway.compose import quiet_until
-from gateway.models import Broadcast, Contact, Message, utcnow
+from gateway.models import Broadcast, Contact, Conversation, Message, utcnow
 from gateway.pacing import Pacer
 from gateway.providers.base import Provider, ProviderError
 
 logger = logging.getLogger(__name__)
-STOPPED_CODES = {"21610"}  # the recipient texted STOP to the provider: an opt-out
-UNUSABLE_CODES = {"21211", "21214", "21217", "21407", "21408", "21421", "21612", "21614"}
+STOPPED_CODES = {"21610", "at-406"}  # the recipient opted out at the provider (Twilio, Africa's Talking)
+UNUSABLE_CODES = {"21211", "21214", "21217", "21407", "21408", "21421", "21612", "21614", "at-403", "at-404"}
 SETTLE_MARGIN = timedelta(seconds=60)  # look back this far before a claim when asking the provider
 CANCEL_CHECK_SECONDS = 2.0
 WRITE_EVERY = 25  # rows per commit: fewer round trips, and a crash costs at most a settle
@@ -49,6 +49,7 @@ class Outbox:
     schedule: Callable[[list[int], datetime], None] = lambda ids, when: None
     early_status: Callable[[list[str]], dict[str, tuple[str, str | None]]] | None = None
     now: Callable[[], datetime] = utcnow
+    channels: Any = None  # gateway.channels.Channels; None: every row goes through `provider`
 
 
 @dataclass
@@ -89,17 +90,43 @@ class _Row:
     sender: str
     claimed_at: datetime
     urgent: bool
+    provider: str = ""
+    reply: bool = False
+    redacted: bool = False
 
 
 def _load(session: Session, ids: list[int]) -> list[_Row]:
-    query = (select(Message, Contact, Broadcast.urgent)
+    query = (select(Message, Contact, Broadcast.urgent, Conversation.redacted)
              .join(Contact, Contact.id == Message.contact_id)
              .outerjoin(Broadcast, Broadcast.id == Message.broadcast_id)
+             .outerjoin(Conversation, Conversation.id == Message.conversation_id)
              .where(Message.id.in_(ids)).order_by(Message.id))
     return [_Row(m.id, m.broadcast_id, c.id, contacts.number_of(c), c.status, c.place, c.country,
                  m.body or "", m.segments or 1, m.sender or "default", m.claimed_at or utcnow(),
-                 bool(urgent) or m.broadcast_id is None)
-            for m, c, urgent in session.execute(query)]
+                 bool(urgent) or m.broadcast_id is None, m.provider, m.reply_to_id is not None, bool(redacted))
+            for m, c, urgent, redacted in session.execute(query)]
+
+
+# -- channels: which provider and pacing sender a row leaves by --------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    channel: str
+    provider: Provider | None  # None: the channel is not configured (any more)
+    sender: str
+    status_callback: str | None
+
+
+def route(box: Outbox, row: _Row) -> Route:
+    """A reply leaves by the channel it answers; anything else by the routing file, chosen now."""
+    if box.channels is None:
+        return Route(box.provider.name, box.provider, row.sender, box.status_callback)
+    channel = row.provider if row.reply else box.channels.route(row.number)
+    # A broadcast row names the sender it was launched for; another channel paces by its own.
+    sender = row.sender if channel == row.provider and row.sender != "default" else box.channels.sender(channel)
+    return Route(channel, box.channels.provider(channel), sender,
+                 box.status_callback if channel == "twilio" else None)
 
 
 def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
@@ -112,6 +139,7 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
     contact_writes: list[dict[str, Any]] = []
     handled: set[int] = set()  # rows that have their outcome, written or about to be
     cancelled: set[int] = set()
+    away: dict[str, str] = {}  # channels that asked us to wait (429, a phone offline): why
     last_check = 0.0
     last_flush = time.monotonic()
 
@@ -147,20 +175,24 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
                 box.schedule([row.id], until)
                 result.held += 1
             else:
-                _send_one(box, row, writes, contact_writes, result)
+                way = route(box, row)
+                if way.channel in away:  # its rows wait; other channels' rows go on at their own pace
+                    writes.append({"id": row.id, "status": "queued", "claimed_at": None})
+                else:
+                    try:
+                        _send_one(box, row, way, writes, contact_writes, result)
+                    except RetryLater as exc:
+                        away[way.channel] = str(exc)
+                        writes.append({"id": row.id, "status": "queued", "claimed_at": None})
             # Provider ids are written within a second, so a status callback finds its row.
             if len(writes) >= WRITE_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
                 flush()
-    except RetryLater:
-        done = handled | {w["id"] for w in writes}
-        writes.extend({"id": r.id, "status": "queued", "claimed_at": None}
-                      for r in rows if r.id not in done)
-        flush()
-        raise
     except BaseException:
         flush()  # keep what was sent; the rest stays `sending` for the reconciler to settle
         raise
     flush()
+    if away:  # the waiting rows are queued again; RQ retries the job with backoff
+        raise RetryLater("; ".join(f"{channel}: {why}" for channel, why in sorted(away.items())))
     return result
 
 
@@ -174,35 +206,45 @@ def _apply_early_status(box: Outbox, writes: list[dict[str, Any]]) -> None:
             w["status"], w["error_code"] = found[0], found[1] or w.get("error_code")
 
 
-def _send_one(box: Outbox, row: _Row, writes: list[dict[str, Any]], contact_writes: list[dict[str, Any]],
-              result: BatchResult) -> None:
-    box.pacer.wait(row.sender, row.segments)
+def _send_one(box: Outbox, row: _Row, way: Route, writes: list[dict[str, Any]],
+              contact_writes: list[dict[str, Any]], result: BatchResult) -> None:
+    if way.provider is None:
+        logger.error("message %s: channel %r is not configured", row.id, way.channel)
+        writes.append({"id": row.id, "status": "failed", "error_code": "no-channel", "provider": way.channel})
+        result.failed += 1
+        return
+    box.pacer.wait(way.sender, row.segments)
     try:
-        sent = box.provider.send(row.number, row.body, status_callback=box.status_callback)
+        # `key` is one per row: a provider that keeps one message per key (a phone) never doubles it.
+        sent = way.provider.send(row.number, row.body, status_callback=way.status_callback, key=f"gw-{row.id}")
     except ProviderError as exc:
         if exc.retryable:
-            logger.warning("provider asks to slow down (%s); batch goes back to the queue", exc.code)
+            logger.warning("%s asks to wait (%s); its rows go back to the queue", way.channel, exc.code)
             raise RetryLater(str(exc)) from exc
         if exc.ambiguous:
             try:
-                found = settle(box, row.number, row.body, row.claimed_at)
+                found = settle(box, row.number, row.body, row.claimed_at, way.provider)
             except ProviderError:
                 found = None  # cannot ask now: the reconciler asks again later
             if found is not None:
-                writes.append({"id": row.id, "status": "sent", "provider_id": found})
+                writes.append({"id": row.id, "status": "sent", "provider_id": found, "provider": way.channel})
                 result.sent += 1
             else:  # the reconciler asks again once any request still in flight has ended
-                writes.append({"id": row.id, "error_code": exc.code or "ambiguous"})
+                writes.append({"id": row.id, "error_code": exc.code or "ambiguous", "provider": way.channel})
                 result.unsettled += 1
             return
-        writes.append({"id": row.id, "status": "failed", "error_code": exc.code or "error"})
+        writes.append({"id": row.id, "status": "failed", "error_code": exc.code or "error", "provider": way.channel})
         result.failed += 1
         if exc.code in STOPPED_CODES:
             contact_writes.append({"id": row.contact_id, "status": "stopped", "stopped_at": box.now()})
         elif exc.code in UNUSABLE_CODES:
             contact_writes.append({"id": row.contact_id, "status": "invalid"})
         return
-    writes.append({"id": row.id, "status": "sent", "provider_id": sent.provider_id, "error_code": None})
+    write = {"id": row.id, "status": "sent", "provider_id": sent.provider_id, "error_code": None,
+             "provider": way.channel}
+    if row.redacted:  # a reply in a conversation that became an anonymous report: forget its words
+        write["body"] = None
+    writes.append(write)
     result.sent += 1
 
 
@@ -214,9 +256,9 @@ def _cancelled(box: Outbox, broadcast_ids: set[int]) -> set[int]:
                                                               Broadcast.status == "cancelled")))
 
 
-def settle(box: Outbox, number: str, body: str, claimed_at: datetime) -> str | None:
+def settle(box: Outbox, number: str, body: str, claimed_at: datetime, provider: Provider | None = None) -> str | None:
     """Ask the provider whether it accepted this text for this number; its id, or None."""
-    find = getattr(box.provider, "find_sent", None)
+    find = getattr(provider or box.provider, "find_sent", None)
     if find is None:
         return None
     try:
@@ -249,7 +291,7 @@ def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2)) -> Rec
             loaded = _load(session, ids)
             for row in loaded:
                 try:
-                    found = settle(box, row.number, row.body, row.claimed_at)
+                    found = settle(box, row.number, row.body, row.claimed_at, _provider_of(box, row))
                 except ProviderError:
                     continue  # provider unreachable: stays `sending`, asked again next time
                 if found is not None:
@@ -266,6 +308,11 @@ def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2)) -> Rec
             Message.status == "queued", Message.direction == "out",
             or_(Message.send_after.is_(None), Message.send_after <= now)).order_by(Message.id)))
     return out
+
+
+def _provider_of(box: Outbox, row: _Row) -> Provider | None:
+    """The provider a row left `sending` was handed to (its channel is written with the attempt)."""
+    return box.provider if box.channels is None else box.channels.provider(row.provider)
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:
