@@ -93,6 +93,7 @@ class _Row:
     provider: str = ""
     reply: bool = False
     redacted: bool = False
+    stop_answer: bool = False  # the reply that confirms the STOP itself: it goes out
 
 
 def _load(session: Session, ids: list[int]) -> list[_Row]:
@@ -103,7 +104,8 @@ def _load(session: Session, ids: list[int]) -> list[_Row]:
              .where(Message.id.in_(ids)).order_by(Message.id))
     return [_Row(m.id, m.broadcast_id, c.id, contacts.number_of(c), c.status, c.place, c.country,
                  m.body or "", m.segments or 1, m.sender or "default", m.claimed_at or utcnow(),
-                 bool(urgent) or m.broadcast_id is None, m.provider, m.reply_to_id is not None, bool(redacted))
+                 bool(urgent) or m.broadcast_id is None, m.provider, m.reply_to_id is not None, bool(redacted),
+                 m.reply_to_id is not None and c.stopped_at is not None and m.created_at >= c.stopped_at)
             for m, c, urgent, redacted in session.execute(query)]
 
 
@@ -166,7 +168,7 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
             if row.broadcast_id in cancelled:
                 writes.append({"id": row.id, "status": "cancelled"})
                 result.cancelled += 1
-            elif row.contact_status != "active":  # an opt-out between launch and send is honoured
+            elif row.contact_status != "active" and not row.stop_answer:  # an opt-out before send is honoured
                 writes.append({"id": row.id, "status": "skipped", "error_code": row.contact_status})
                 result.skipped += 1
             elif not row.urgent and (until := quiet_until(box.now(), box.timezone_for(row.place, row.country),
