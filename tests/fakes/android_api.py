@@ -36,6 +36,16 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """No access log."""
 
+    def setup(self) -> None:
+        super().setup()
+        with self.server.fake._lock:
+            self.server.fake._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.fake._lock:
+            self.server.fake._connections.discard(self.connection)
+        super().finish()
+
     def do_POST(self) -> None:
         self.server.fake._handle(self, "POST")
 
@@ -57,6 +67,7 @@ class FakeAndroidPhone:
         self._order: list[str] = []
         self._fails: deque[int] = deque()
         self._drops = 0
+        self._connections: set[socket.socket] = set()  # open keep-alive connections, cut when it goes offline
         self.posts = 0  # POST /messages received, accepted or not
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -82,6 +93,13 @@ class FakeAndroidPhone:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            connections, self._connections = list(self._connections), set()
+        for conn in connections:  # a pooled client must not reach a phone that is gone
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def url(self) -> str:
