@@ -320,3 +320,22 @@ def test_console_dashboard_shows_each_phones_last_contact(capp, fakes) -> None:
     post(capp, body, headers)
     page = client.get("/").get_data(as_text=True)
     assert "never" not in page.split('id="phones"')[1].split("</table>")[0]
+
+
+def test_console_inbox_reply_leaves_by_the_phone_the_supporter_wrote_to(capp, fakes) -> None:
+    from tests.conftest import Auth, csrf_from
+
+    at, phone = fakes
+    assert post(capp, *phone.received(A, "the clinic did not come today")).status_code == 200
+    client = capp.test_client()
+    Auth(capp, client).login("organizer")
+    token = csrf_from(client.get("/inbox").get_data(as_text=True))
+    with capp.extensions["gateway"].sessions() as s:
+        inbound_id = s.scalars(select(Message.id).where(Message.inbox_status == "open")).one()
+    response = client.post(f"/inbox/{inbound_id}/reply", data={"csrf_token": token, "body": "We will call them."})
+    assert response.status_code == 302
+    assert [(m["to"], m["text"]) for m in phone.messages] == [(A, "We will call them.")] and at.messages == []
+    with capp.extensions["gateway"].sessions() as s:
+        reply = s.scalars(select(Message).where(Message.reply_to_id == inbound_id,
+                                                Message.body == "We will call them.")).one()
+    assert (reply.provider, reply.status, reply.provider_id) == ("android", "sent", phone.messages[0]["id"])
