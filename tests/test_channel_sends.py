@@ -149,7 +149,7 @@ def test_a_send_whose_answer_was_lost_is_resent_with_the_same_id_and_not_doubled
     assert {m.status for m in rows(app).values()} == {"sent"}
 
 
-def test_several_phones_share_the_load_each_number_once(build, db_url, redis_url, tmp_path) -> None:
+def test_several_phones_share_the_load_each_number_once(build) -> None:
     with FakeAndroidPhone(login="a") as a, FakeAndroidPhone(login="b") as b:
         app = build(f"""
 channels:
