@@ -31,6 +31,7 @@ class Services:
     provider: Provider
     twilio: Any | None  # TwilioProvider when credentials are set: it checks webhook signatures
     redis: Any = field(default=None)
+    channels: Any = field(default=None)  # gateway.channels.Channels: every configured way out and in
 
     @property
     def flows(self) -> FlowSet:
@@ -57,7 +58,7 @@ def _providers(settings: dict[str, Any]) -> tuple[Provider, Any | None]:
                                 api_base_url=settings["TWILIO_API_BASE_URL"],
                                 timeout=float(settings.get("TWILIO_TIMEOUT", 10)))
     provider = twilio if settings["SMS_PROVIDER"] == "twilio" else ConsoleProvider()
-    return provider, twilio
+    return provider, twilio  # create_app swaps in the channel's provider for the local channels
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -87,14 +88,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         flow_error = exc
     engine = make_engine(settings["DATABASE_URL"])
     provider, twilio = _providers(settings)
-    from gateway import queue
+    from gateway import channels as channels_module, queue
 
+    redis = queue.connect(settings["REDIS_URL"])
+    channels = channels_module.build(settings, twilio, redis)
+    if settings["SMS_PROVIDER"] in ("africastalking", "android"):
+        provider = channels.providers[settings["SMS_PROVIDER"]]
+    channels.providers[provider.name] = provider  # one console provider: what it printed is in one place
     app.extensions["gateway"] = Services(engine, make_session_factory(engine), flow_set, flow_error,
-                                         provider, twilio, queue.connect(settings["REDIS_URL"]))
+                                         provider, twilio, redis, channels)
 
-    from gateway import api, cli, console, health, webhooks
+    from gateway import api, channel_hooks, cli, console, health, webhooks
 
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(channel_hooks.bp)
     app.register_blueprint(health.bp)
     console.init_app(app)
     api.init_app(app)

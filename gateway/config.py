@@ -1,6 +1,7 @@
 """Settings from the environment, under the names of the external contract (DESIGN.md)."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -10,6 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Sends in flight per batch. A provider answers in ~100-300 ms; with 32 in flight a worker keeps
 # ~100-300 messages/s moving while each sender is still held to its own rate by the pacer.
 DEFAULT_SEND_CONCURRENCY = 32
+
+
+PROVIDERS = ("twilio", "console", "africastalking", "android")
 
 
 class ConfigError(RuntimeError):
@@ -65,6 +69,18 @@ def load_settings(environ: Mapping[str, str] | None = None, instance: Path | Non
         # install sends at any hour unless QUIET_HOURS is set.
         "QUIET_HOURS": env.get("QUIET_HOURS") or None,
         "SENDING_STALE_SECONDS": int(env.get("SENDING_STALE_SECONDS") or 120),
+        # Local channels (README "Local channels"): Africa's Talking and Android phones.
+        "AT_USERNAME": env.get("AT_USERNAME") or None,
+        "AT_API_KEY": env.get("AT_API_KEY") or None,
+        "AT_SENDER_ID": env.get("AT_SENDER_ID") or None,  # a short code or alphanumeric sender id
+        "AT_API_BASE_URL": (env.get("AT_API_BASE_URL") or "").rstrip("/") or None,
+        "AT_WEBHOOK_TOKEN": env.get("AT_WEBHOOK_TOKEN") or None,  # the secret in its callback URLs
+        "AT_ALLOWED_IPS": env.get("AT_ALLOWED_IPS") or "",  # optional: addresses or networks it calls from
+        "ANDROID_GATEWAY_URL": (env.get("ANDROID_GATEWAY_URL") or "").rstrip("/") or None,
+        "ANDROID_GATEWAY_LOGIN": env.get("ANDROID_GATEWAY_LOGIN") or None,
+        "ANDROID_GATEWAY_PASSWORD": env.get("ANDROID_GATEWAY_PASSWORD") or None,
+        "ANDROID_WEBHOOK_SIGNING_KEY": env.get("ANDROID_WEBHOOK_SIGNING_KEY") or None,
+        "SMS_ROUTES_FILE": env.get("SMS_ROUTES_FILE") or str(instance / "sms_routes.yaml"),
         "INSTANCE_PATH": str(instance),
     }
     return settings
@@ -79,8 +95,19 @@ def resolve_defaults(settings: dict[str, Any]) -> None:
 def check_settings(settings: Mapping[str, Any]) -> None:
     """Refuse to start on a configuration that would fail at 2 a.m. instead of now."""
     provider = settings["SMS_PROVIDER"]
-    if provider not in ("twilio", "console"):
-        raise ConfigError(f"SMS_PROVIDER={provider!r}: expected 'twilio' or 'console'")
+    if provider not in PROVIDERS:
+        raise ConfigError(f"SMS_PROVIDER={provider!r}: expected one of {', '.join(PROVIDERS)}")
+    if provider == "africastalking":
+        missing = [k for k in ("AT_USERNAME", "AT_API_KEY") if not settings.get(k)]
+        if missing:
+            raise ConfigError(f"SMS_PROVIDER=africastalking needs {' and '.join(missing)}")
+    if provider == "android" and not settings.get("ANDROID_GATEWAY_PASSWORD"):
+        raise ConfigError("SMS_PROVIDER=android needs ANDROID_GATEWAY_PASSWORD (and ANDROID_GATEWAY_URL)")
+    for name in ("AT_API_BASE_URL", "ANDROID_GATEWAY_URL"):
+        value = settings.get(name)
+        if value and not value.startswith(("http://", "https://")):
+            raise ConfigError(f"{name}={value!r}: expected http(s)://host[:port][/path]")
+    allowed_ips(settings.get("AT_ALLOWED_IPS") or "")
     if provider == "twilio":
         missing = [k for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not settings.get(k)]
         if missing:
@@ -91,6 +118,18 @@ def check_settings(settings: Mapping[str, Any]) -> None:
 
     if settings["DEFAULT_COUNTRY"] not in phonenumbers.SUPPORTED_REGIONS:
         raise ConfigError(f"DEFAULT_COUNTRY={settings['DEFAULT_COUNTRY']!r}: expected an ISO 3166 code such as MW or HN")
+
+
+def allowed_ips(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """AT_ALLOWED_IPS: '196.201.214.0/24,52.48.80.10' -> networks; a bad entry is a ConfigError."""
+    networks = []
+    for part in value.split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError as exc:
+                raise ConfigError(f"AT_ALLOWED_IPS: {part.strip()!r}: expected an IP address or network") from exc
+    return networks
 
 
 def secret_key_for(settings: Mapping[str, Any]) -> str:

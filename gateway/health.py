@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from gateway import services
+from gateway import channels, services
 
 bp = Blueprint("health", __name__)
 logger = logging.getLogger(__name__)
@@ -32,4 +32,12 @@ def healthz() -> ResponseReturnValue:
         logger.warning("healthz: queue: %s", exc)
         checks["queue"] = "unreachable"
     ok = all(v == "ok" for v in checks.values())
-    return jsonify(status="ok" if ok else "degraded", **checks), 200 if ok else 503
+    # A phone that is away does not make the gateway unhealthy (its messages wait), but an
+    # operator should see since when it has been silent.
+    phones: dict[str, dict[str, str | None]] = {}
+    if checks["queue"] == "ok" and svc.channels is not None and svc.channels.phones:
+        seen = channels.last_seen(svc.redis, svc.channels.phones)
+        phones = {name: {"last_seen": when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None}
+                  for name, when in seen.items()}
+    extra = {"channels": phones} if phones else {}
+    return jsonify(status="ok" if ok else "degraded", **checks, **extra), 200 if ok else 503

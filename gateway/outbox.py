@@ -24,8 +24,8 @@ from gateway.pacing import Pacer
 from gateway.providers.base import Provider, ProviderError
 
 logger = logging.getLogger(__name__)
-STOPPED_CODES = {"21610"}  # the recipient texted STOP to the provider: an opt-out
-UNUSABLE_CODES = {"21211", "21214", "21217", "21407", "21408", "21421", "21612", "21614"}
+STOPPED_CODES = {"21610", "at-406"}  # the recipient opted out at the provider (Twilio, Africa's Talking)
+UNUSABLE_CODES = {"21211", "21214", "21217", "21407", "21408", "21421", "21612", "21614", "at-403", "at-404"}
 SETTLE_MARGIN = timedelta(seconds=60)  # look back this far before a claim when asking the provider
 CANCEL_CHECK_SECONDS = 2.0
 WRITE_EVERY = 25  # rows per commit: fewer round trips, and a crash costs at most a settle
@@ -54,6 +54,7 @@ class Outbox:
     # Sends in flight at once per batch: a provider's answer takes ~100-300 ms, and while one
     # request waits others can go; each still waits for its sender's pacing slot first.
     concurrency: int = 1
+    channels: Any = None  # gateway.channels.Channels; None: every row goes through `provider`
 
 
 @dataclass
@@ -95,6 +96,9 @@ class _Row:
     claimed_at: datetime
     urgent: bool
     redacted: bool = False  # a reply in a conversation that became an anonymous report
+    provider: str = ""
+    reply: bool = False
+    stop_answer: bool = False  # the reply that confirms the STOP itself: it goes out
 
 
 def _load(session: Session, ids: list[int]) -> list[_Row]:
@@ -105,8 +109,31 @@ def _load(session: Session, ids: list[int]) -> list[_Row]:
              .where(Message.id.in_(ids)).order_by(Message.id))
     return [_Row(m.id, m.broadcast_id, c.id, contacts.number_of(c), c.status, c.place, c.country,
                  m.body or "", m.segments or 1, m.sender or "default", m.claimed_at or utcnow(),
-                 bool(urgent) or m.broadcast_id is None, bool(redacted))
+                 bool(urgent) or m.broadcast_id is None, bool(redacted), m.provider, m.reply_to_id is not None,
+                 m.reply_to_id is not None and c.stopped_at is not None and m.created_at >= c.stopped_at)
             for m, c, urgent, redacted in session.execute(query)]
+
+
+# -- channels: which provider and pacing sender a row leaves by --------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    channel: str
+    provider: Provider | None  # None: the channel is not configured (any more)
+    sender: str
+    status_callback: str | None
+
+
+def route(box: Outbox, row: _Row) -> Route:
+    """A reply leaves by the channel it answers; anything else by the routing file, chosen now."""
+    if box.channels is None:
+        return Route(box.provider.name, box.provider, row.sender, box.status_callback)
+    channel = row.provider if row.reply else box.channels.route(row.number)
+    # A broadcast row names the sender it was launched for; another channel paces by its own.
+    sender = row.sender if channel == row.provider and row.sender != "default" else box.channels.sender(channel)
+    return Route(channel, box.channels.provider(channel), sender,
+                 box.status_callback if channel == "twilio" else None)
 
 
 @dataclass
@@ -153,7 +180,7 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
         if row.broadcast_id in cancelled:
             writes.append({"id": row.id, "status": "cancelled"})
             result.cancelled += 1
-        elif row.contact_status != "active":  # an opt-out between launch and send is honoured
+        elif row.contact_status != "active" and not row.stop_answer:  # an opt-out before send is honoured
             writes.append({"id": row.id, "status": "skipped", "error_code": row.contact_status})
             result.skipped += 1
         elif not row.urgent and (until := quiet_until(box.now(), box.timezone_for(row.place, row.country),
@@ -164,31 +191,31 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
         else:
             due.append(row)
 
-    stop = threading.Event()  # set on a 429 or an error here: no new sends from this batch
+    stop = threading.Event()  # set on an error here: no new sends from this batch
+    away: dict[str, str] = {}  # channels that asked us to wait (429, a phone offline): why
 
     def attempt(row: _Row) -> _Outcome | None:
-        if stop.is_set() or row.broadcast_id in cancelled:
-            return None
-        box.pacer.wait(row.sender, row.segments)
-        if stop.is_set() or row.broadcast_id in cancelled:
+        way = route(box, row)
+        if stop.is_set() or way.channel in away or row.broadcast_id in cancelled:
+            return None  # its channel waits; other channels' rows go on at their own pace
+        if way.provider is None:
+            logger.error("message %s: channel %r is not configured", row.id, way.channel)
+            return _Outcome({"id": row.id, "status": "failed", "error_code": "no-channel",
+                             "provider": way.channel}, "failed")
+        box.pacer.wait(way.sender, row.segments)
+        if stop.is_set() or way.channel in away or row.broadcast_id in cancelled:
             return None  # the booked slot goes unused: cheaper than a send nobody wants
         try:
-            return _send_one(box, row)
-        except RetryLater:
-            stop.set()  # here, not when the main thread collects: this thread's next row must not go
-            raise
+            return _send_one(box, row, way)
+        except RetryLater as exc:
+            # Here, not when the main thread collects: this thread's next row must not go.
+            away.setdefault(way.channel, str(exc))
+            return None
 
     outcomes: dict[int, _Outcome | None] = {}
-    slow_down: RetryLater | None = None
 
     def collect(row: _Row, future: Future[_Outcome | None]) -> None:
-        nonlocal slow_down
-        try:
-            outcome = future.result()
-        except RetryLater as exc:
-            stop.set()
-            slow_down = slow_down or exc
-            return
+        outcome = future.result()
         outcomes[row.id] = outcome
         if outcome is not None:
             writes.append(outcome.write)
@@ -223,16 +250,15 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
         raise
     pool.shutdown(wait=True)
     for row in due:
-        if outcomes.get(row.id) is None:  # never attempted: cancelled meanwhile, or a 429 stopped us
+        if outcomes.get(row.id) is None:  # never attempted: cancelled meanwhile, or its channel waits
             if row.broadcast_id in cancelled:
                 writes.append({"id": row.id, "status": "cancelled"})
                 result.cancelled += 1
             else:
                 writes.append({"id": row.id, "status": "queued", "claimed_at": None})
     flush()
-    if slow_down is not None:
-        logger.warning("provider asks to slow down; unsent rows of the batch go back to the queue")
-        raise slow_down
+    if away:  # the waiting rows are queued again; RQ retries the job with backoff
+        raise RetryLater("; ".join(f"{channel}: {why}" for channel, why in sorted(away.items())))
     return result
 
 
@@ -246,32 +272,37 @@ def _apply_early_status(box: Outbox, writes: list[dict[str, Any]]) -> None:
             w["status"], w["error_code"] = found[0], found[1] or w.get("error_code")
 
 
-def _send_one(box: Outbox, row: _Row) -> _Outcome:
-    """Send one claimed row; raise RetryLater when the provider asks us to slow down."""
-    forget = {"body": None} if row.redacted else {}  # an anonymous report's reply keeps no words once out
+def _send_one(box: Outbox, row: _Row, way: Route) -> _Outcome:
+    """Send one claimed row; raise RetryLater when the provider asks us to wait."""
+    assert way.provider is not None
+    # The channel is written with the attempt; an anonymous report's reply keeps no words once out.
+    also: dict[str, Any] = {"provider": way.channel, **({"body": None} if row.redacted else {})}
     try:
-        sent = box.provider.send(row.number, row.body, status_callback=box.status_callback)
+        # `key` is one per row: a provider that keeps one message per key (a phone) never doubles it.
+        sent = way.provider.send(row.number, row.body, status_callback=way.status_callback, key=f"gw-{row.id}")
     except ProviderError as exc:
         if exc.retryable:
+            logger.warning("%s asks to wait (%s); its rows go back to the queue", way.channel, exc.code)
             raise RetryLater(str(exc)) from exc
         if exc.ambiguous:
             try:
-                found = settle(box, row.number, row.body, row.claimed_at)
+                found = settle(box, row.number, row.body, row.claimed_at, way.provider)
             except ProviderError:
                 found = None  # cannot ask now: the reconciler asks again later
             if found is not None:
-                return _Outcome({"id": row.id, "status": "sent", "provider_id": found, **forget}, "sent")
+                return _Outcome({"id": row.id, "status": "sent", "provider_id": found, **also}, "sent")
             # The reconciler asks again once any request still in flight has ended.
-            return _Outcome({"id": row.id, "error_code": exc.code or "ambiguous"}, "unsettled")
+            return _Outcome({"id": row.id, "error_code": exc.code or "ambiguous", "provider": way.channel},
+                            "unsettled")
         contact_write = None
         if exc.code in STOPPED_CODES:
             contact_write = {"id": row.contact_id, "status": "stopped", "stopped_at": box.now()}
         elif exc.code in UNUSABLE_CODES:
             contact_write = {"id": row.contact_id, "status": "invalid"}
-        return _Outcome({"id": row.id, "status": "failed", "error_code": exc.code or "error", **forget},
+        return _Outcome({"id": row.id, "status": "failed", "error_code": exc.code or "error", **also},
                         "failed", contact_write)
     return _Outcome({"id": row.id, "status": "sent", "provider_id": sent.provider_id, "error_code": None,
-                     **forget}, "sent")
+                     **also}, "sent")
 
 
 def _cancelled(box: Outbox, broadcast_ids: set[int]) -> set[int]:
@@ -282,9 +313,9 @@ def _cancelled(box: Outbox, broadcast_ids: set[int]) -> set[int]:
                                                               Broadcast.status == "cancelled")))
 
 
-def settle(box: Outbox, number: str, body: str, claimed_at: datetime) -> str | None:
+def settle(box: Outbox, number: str, body: str, claimed_at: datetime, provider: Provider | None = None) -> str | None:
     """Ask the provider whether it accepted this text for this number; its id, or None."""
-    find = getattr(box.provider, "find_sent", None)
+    find = getattr(provider or box.provider, "find_sent", None)
     if find is None:
         return None
     try:
@@ -317,7 +348,7 @@ def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2)) -> Rec
             loaded = _load(session, ids)
             for row in loaded:
                 try:
-                    found = settle(box, row.number, row.body, row.claimed_at)
+                    found = settle(box, row.number, row.body, row.claimed_at, _provider_of(box, row))
                 except ProviderError:
                     continue  # provider unreachable: stays `sending`, asked again next time
                 if found is not None:
@@ -335,6 +366,11 @@ def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2)) -> Rec
             Message.status == "queued", Message.direction == "out",
             or_(Message.send_after.is_(None), Message.send_after <= now)).order_by(Message.id)))
     return out
+
+
+def _provider_of(box: Outbox, row: _Row) -> Provider | None:
+    """The provider a row left `sending` was handed to (its channel is written with the attempt)."""
+    return box.provider if box.channels is None else box.channels.provider(row.provider)
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:

@@ -46,12 +46,16 @@ def build_outbox(app: Flask) -> outbox.Outbox:
         queue.enqueue_ids(svc.redis, ids, at=when + timedelta(seconds=1))
 
     base = cfg.get("PUBLIC_BASE_URL")
+    chans = svc.channels
+    twilio_sends = svc.provider.name == "twilio" or (chans is not None and "twilio" in chans.providers)
+    # Each channel (a phone, a sender id) has its own rate from the routing file; SENDER_RATES wins.
+    rates = {**(chans.rates if chans is not None else {}), **parse_rates(cfg["SENDER_RATES"])}
     return outbox.Outbox(
         sessions=svc.sessions, provider=svc.provider,
-        pacer=Pacer(svc.redis, float(cfg["SENDER_RATE"]), parse_rates(cfg["SENDER_RATES"])),
+        pacer=Pacer(svc.redis, float(cfg["SENDER_RATE"]), rates),
         timezone_for=timezone_for, quiet=parse_quiet_hours(cfg["QUIET_HOURS"]),
-        status_callback=f"{base}/sms/twilio/status" if base and svc.provider.name == "twilio" else None,
-        schedule=schedule, early_status=lambda sids: early_statuses(svc.redis, sids),
+        status_callback=f"{base}/sms/twilio/status" if base and twilio_sends else None,
+        schedule=schedule, early_status=lambda sids: early_statuses(svc.redis, sids), channels=chans,
         concurrency=int(cfg["SEND_CONCURRENCY"]))
 
 

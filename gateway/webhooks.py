@@ -67,7 +67,7 @@ def twilio_status() -> tuple[str, int]:
         if message is None:
             # Unknown now, but maybe a send whose id is not written yet: keep it a while
             # (the outbox applies it when it writes the id); truly unknown ids just expire.
-            _remember_early(update.provider_id, update.status, update.error_code)
+            remember_early(update.provider_id, update.status, update.error_code)
             return "", 204
         if STATUS_RANK.get(update.status, -1) > STATUS_RANK.get(message.status, -1):
             message.status = update.status
@@ -75,7 +75,7 @@ def twilio_status() -> tuple[str, int]:
     return "", 204
 
 
-def _remember_early(sid: str, status: str, error_code: str | None) -> None:
+def remember_early(sid: str, status: str, error_code: str | None) -> None:
     key = f"gateway:early-status:{sid}"
     try:
         redis = services().redis

@@ -1,10 +1,25 @@
 """Every flow in every language, as transcripts through the whole inbound path (store, then handle)."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from gateway.models import Contact, Message, Report
+from tests.conftest import make_stack_app
+from tests.fakes.africastalking_api import FakeAfricasTalking
+from tests.fakes.android_api import FakeAndroidPhone
 from tests.transcript import Phone
+from tests.wires import CHANNELS, channel_settings, wire
+
+
+@pytest.fixture(params=CHANNELS)
+def app(request: pytest.FixtureRequest, db_url: str, tmp_path):  # type: ignore[no-untyped-def]
+    """The gateway with every channel connected to a fake; Phone talks through one of them."""
+    with FakeAfricasTalking() as at, FakeAndroidPhone() as phone:
+        app = make_stack_app(db_url, None, tmp_path, **channel_settings(at, phone))
+        app.extensions["test_wire"] = wire(request.param, at, phone)
+        yield app
+        app.extensions["gateway"].engine.dispose()
 
 A = "+265991234567"
 B = "+265881234567"

@@ -67,10 +67,11 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     app.teardown_appcontext(close_db)
 
-    from gateway import webhooks
+    from gateway import channel_hooks, webhooks
     from gateway.console import admin, alerts, auth, flowsview, inbox, pages, reports, simulator, supporters
 
     csrf.exempt(webhooks.bp)  # provider webhooks are signed, not CSRF-protected
+    csrf.exempt(channel_hooks.bp)  # signed, or secret-token URLs
     for module in (auth, pages, supporters, alerts, reports, inbox, flowsview, simulator, admin):
         app.register_blueprint(module.bp)
 

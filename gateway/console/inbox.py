@@ -93,7 +93,9 @@ def reply(message_id: int) -> ResponseReturnValue:
     body = (form.body.data or "").strip()
     info = count_segments(body)
     now = utcnow()
-    out = Message(direction="out", contact_id=contact.id, reply_to_id=message.id, provider=svc.provider.name,
+    # The reply leaves by the channel the supporter wrote to (a phone, Africa's Talking, Twilio).
+    provider = (svc.channels.provider(message.provider) if svc.channels is not None else None) or svc.provider
+    out = Message(direction="out", contact_id=contact.id, reply_to_id=message.id, provider=provider.name,
                   body=body, status="queued", encoding=info.encoding, segments=info.segments, created_at=now)
     s.add(out)
     s.flush()
@@ -106,7 +108,7 @@ def reply(message_id: int) -> ResponseReturnValue:
 
     sending = update(Message).where(Message.id == out.id, Message.status == "sending")
     try:
-        sent = svc.provider.send(contacts.number_of(contact), body)
+        sent = provider.send(contacts.number_of(contact), body, key=f"gw-{out.id}")
     except ProviderError as exc:
         if exc.retryable:
             s.execute(sending.values(status="queued", claimed_at=None))

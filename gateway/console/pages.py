@@ -7,7 +7,7 @@ from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
-from gateway import services
+from gateway import channels, services
 from gateway.console import db, role_required
 from gateway.models import Broadcast, Contact, Message, Report, utcnow
 
@@ -38,4 +38,17 @@ def dashboard() -> ResponseReturnValue:
         "queue": queue,
     }
     reports = s.scalars(select(Report).order_by(Report.id.desc()).limit(10)).all()
-    return render_template("dashboard.html", stats=stats, reports=reports)
+    return render_template("dashboard.html", stats=stats, reports=reports, phones=_phones(queue == "ok"))
+
+
+def _phones(queue_ok: bool) -> list[dict[str, object]]:
+    """Each Android phone's last contact, so an organizer sees a phone that has gone quiet."""
+    chans = services().channels
+    if not queue_ok or chans is None or not chans.phones:
+        return []
+    now = utcnow()
+    rows = []
+    for name, when in channels.last_seen(services().redis, chans.phones).items():
+        naive = when.replace(tzinfo=None) if when else None
+        rows.append({"name": name, "seen": naive, "quiet": naive is None or now - naive > timedelta(minutes=15)})
+    return rows

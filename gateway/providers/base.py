@@ -48,11 +48,15 @@ class ProviderError(Exception):
 
 
 class Provider(Protocol):
-    """Sends one message; the webhook side lives in the provider's blueprint code."""
+    """Sends one message; the webhook side lives in webhooks.py (Twilio) and channel_hooks.py (the others)."""
 
     name: str
     inline_replies: bool  # True when replies can ride on the webhook's HTTP response
 
-    def send(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
-        """Hand one message to the provider; raise ProviderError when it is not accepted."""
+    def send(self, to: str, body: str, *, status_callback: str | None = None, key: str | None = None) -> SendResult:
+        """Hand one message to the provider; raise ProviderError when it is not accepted.
+
+        `key` is unique per outbox row; a provider that keeps one message per key (an Android
+        phone) makes a resend of the same row harmless. Others ignore it.
+        """
         ...

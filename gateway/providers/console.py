@@ -20,7 +20,7 @@ class ConsoleProvider:
         self.sent: list[tuple[str, str]] = []
         self._lock = threading.Lock()  # workers may send from several threads
 
-    def send(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
+    def send(self, to: str, body: str, *, status_callback: str | None = None, key: str | None = None) -> SendResult:
         """Print the message and report it sent."""
         # Resolve sys.stdout at send time so pytest's capture (which swaps it) sees the output.
         stream = self.stream if self.stream is not None else sys.stdout

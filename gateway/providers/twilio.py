@@ -171,7 +171,7 @@ class TwilioProvider:
                 response.message(text)
         return response.to_xml()
 
-    def send(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
+    def send(self, to: str, body: str, *, status_callback: str | None = None, key: str | None = None) -> SendResult:
         """Create one message; raise ProviderError when Twilio does not accept it."""
         if not (self.from_number or self.messaging_service_sid):
             raise ProviderError("Twilio send: set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID",
