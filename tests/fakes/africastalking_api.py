@@ -17,6 +17,7 @@ STATUS = {101: "Success", 403: "InvalidPhoneNumber", 405: "InsufficientBalance",
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many sends open connections at once; the default backlog of 5 resets them
     daemon_threads = True
     block_on_close = False
     fake: FakeAfricasTalking

@@ -20,6 +20,7 @@ from gateway.providers.android import sign
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many sends open connections at once; the default backlog of 5 resets them
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True  # come back on the same port after going offline

@@ -57,6 +57,7 @@ class _Fail:
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many sends open connections at once; the default backlog of 5 resets them
     daemon_threads = True  # a hung handler must not keep stop() or the interpreter waiting
     block_on_close = False
     fake: FakeTwilio
