@@ -12,9 +12,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway.config import check_settings, database_url, load_settings, resolve_defaults, secret_key_for
+from gateway.config import (check_settings, database_url, load_settings, numbers_keys_for, resolve_defaults,
+                            secret_key_for)
 from gateway.db import make_engine, make_session_factory
 from gateway.flowfile import FlowError, FlowSet, load_flows
+from gateway.numbers import NumberVault
 from gateway.providers.base import Provider
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     check_settings(settings)
     app.config.update(settings)
     app.config["SECRET_KEY"] = secret_key_for(settings)
+    app.config["NUMBERS_KEY"] = ",".join(numbers_keys_for(settings))  # what `db upgrade` hands migrations
     # Uploads (a supporters CSV) up to 16 MB; webhooks are held to far less in webhooks.py.
     app.config["MAX_CONTENT_LENGTH"] = settings.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024
     if settings["PROXY_FIX_HOPS"]:
@@ -89,7 +92,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     provider, twilio = _providers(settings)
     from gateway import queue
 
-    app.extensions["gateway"] = Services(engine, make_session_factory(engine), flow_set, flow_error,
+    vault = NumberVault.from_keys(numbers_keys_for(app.config))
+    app.extensions["gateway"] = Services(engine, make_session_factory(engine, vault), flow_set, flow_error,
                                          provider, twilio, queue.connect(settings["REDIS_URL"]))
 
     from gateway import api, cli, console, health, webhooks

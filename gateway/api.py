@@ -434,7 +434,7 @@ def create_contact() -> ResponseReturnValue:
         raise ApiError(409, "contact_exists",
                        f"A contact with this number already exists (id {existing.id}); "
                        f"change it with PATCH /api/v1/contacts/{existing.id}.")
-    contact = contacts.new_contact(number)
+    contact = contacts.new_contact(session, number)
     contact.consent_at = utcnow()  # like an import: organizers add people who agreed to hear from them
     contact.name, contact.language, contact.place = name, language, place
     session.add(contact)

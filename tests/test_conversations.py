@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from gateway.contacts import number_is
 from gateway.models import Contact, Message, Report
 from tests.transcript import Phone
 
@@ -13,7 +14,7 @@ H = "+50499123456"
 
 def contact(app, number: str) -> Contact:  # type: ignore[no-untyped-def]
     with app.extensions["gateway"].sessions() as s:
-        return s.scalars(select(Contact).where(Contact.number == number)).one()
+        return s.scalars(select(Contact).where(number_is(s, number))).one()
 
 
 def reports(app) -> list[Report]:  # type: ignore[no-untyped-def]
