@@ -27,6 +27,7 @@ SCHEMA = "bench"
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
 FROM_NUMBER = "+15005550006"
+NUMBERS_KEY = "bench-numbers-key-0123456789abcdef0123"  # phone numbers at rest
 PUBLIC_BASE = "https://bench.example.org"  # what the pre-signed webhooks were signed for
 # The Procfile's web settings: the gateway and the ceiling are served the same way.
 GUNICORN_ARGS = ["--workers", "2", "--threads", "4", "--timeout", "15"]
@@ -60,6 +61,7 @@ class Stack:
             "TWILIO_FROM_NUMBER": FROM_NUMBER, "PUBLIC_BASE_URL": PUBLIC_BASE, "QUIET_HOURS": "off",
             "DEFAULT_COUNTRY": "MW", "SENDER_RATE": str(self.sender_rate), "SENDER_RATES": "",
             "SEND_CONCURRENCY": str(self.send_concurrency), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT),
+            "NUMBERS_KEY": NUMBERS_KEY,
         })
         if self.fake_url:
             env["TWILIO_API_BASE_URL"] = self.fake_url
@@ -74,7 +76,7 @@ class Stack:
             "TWILIO_FROM_NUMBER": FROM_NUMBER, "TWILIO_MESSAGING_SERVICE_SID": None,
             "TWILIO_API_BASE_URL": self.fake_url or None, "PUBLIC_BASE_URL": PUBLIC_BASE,
             "QUIET_HOURS": "off", "DEFAULT_COUNTRY": "MW", "SENDER_RATE": self.sender_rate,
-            "SENDER_RATES": "", "INSTANCE_PATH": str(self.workdir), "TESTING": True,
+            "SENDER_RATES": "", "INSTANCE_PATH": str(self.workdir), "TESTING": True, "NUMBERS_KEY": NUMBERS_KEY,
         }
 
 

@@ -25,9 +25,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import (ACCOUNT_SID, AUTH_TOKEN, BIN, FROM_NUMBER, FakeProcess, Proc, Results, Stack,
-                          engine_for, flush_redis, log, mb, ms, redis_client, redis_db_bytes, redis_used_memory,
-                          rss_bytes, truncate, wait_until)
+from bench.common import (ACCOUNT_SID, AUTH_TOKEN, BIN, FROM_NUMBER, NUMBERS_KEY, FakeProcess, Proc, Results,
+                          Stack, engine_for, flush_redis, log, mb, ms, redis_client, redis_db_bytes,
+                          redis_used_memory, rss_bytes, truncate, wait_until)
 
 TEXT = "Alert from Our Network: the mobile clinic did not come to {place} this week. Text REPORT to tell us."
 MAIN_PLACE, WARM_PLACE = "Zomba", "Blantyre"
@@ -38,6 +38,13 @@ WORKERS = 2
 
 # -- data ------------------------------------------------------------------------------------------
 
+def vault() -> Any:
+    """The gateway's phone-number keys for the benchmark's NUMBERS_KEY."""
+    from gateway.numbers import NumberVault
+
+    return NumberVault.from_keys([NUMBERS_KEY])
+
+
 def load_contacts(url: str, n: int, first: int, place: str, languages: tuple[str, ...] = ("en",)) -> None:
     """n active, consenting contacts in `place`, by COPY (seconds for 100,000)."""
     import sqlalchemy as sa
@@ -46,13 +53,15 @@ def load_contacts(url: str, n: int, first: int, place: str, languages: tuple[str
 
     engine = engine_for(url)
     now = utcnow()
+    box = vault()
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
-        with cur.copy("COPY contacts (number, name, language, place, country, status, consent_at, created_at) "
-                      "FROM STDIN") as copy:
+        with cur.copy("COPY contacts (number_digest, number_sealed, name, language, place, country, status, "
+                      "consent_at, created_at) FROM STDIN") as copy:
             for i in range(n):
-                copy.write_row((f"+{first + i}", f"Supporter {i}", languages[i % len(languages)], place, "MW",
+                number = f"+{first + i}"
+                copy.write_row((box.digest(number), box.seal(number), f"Supporter {i}", languages[i % len(languages)], place, "MW",
                                 "active", now, now))
         raw.commit()
     finally:
@@ -183,10 +192,11 @@ def _audience(url: str, place: str, limit: int | None = None) -> list[tuple[int,
 
     engine = engine_for(url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT id, number FROM contacts WHERE place = :p ORDER BY id"
+        rows = conn.execute(sa.text("SELECT id, number_sealed FROM contacts WHERE place = :p ORDER BY id"
                                     + (" LIMIT :n" if limit else "")), {"p": place, "n": limit}).all()
     engine.dispose()
-    return [(r[0], r[1]) for r in rows]
+    box = vault()
+    return [(r[0], box.open(r[1])) for r in rows]
 
 
 def _launch_gateway(app: Any, place: str) -> tuple[int, float, float]:
@@ -312,13 +322,14 @@ def run_case(stack: Stack, fake: FakeProcess, kind: str, n: int, latency: float,
         statuses = dict(conn.execute(sa.text(
             "SELECT status, count(*) FROM messages WHERE broadcast_id = :b GROUP BY status"), {"b": bid}).all())
         rows = conn.execute(sa.text(
-            "SELECT c.number, m.status, m.provider_id FROM messages m JOIN contacts c ON c.id = m.contact_id "
+            "SELECT c.number_sealed, m.status, m.provider_id FROM messages m JOIN contacts c ON c.id = m.contact_id "
             "WHERE m.broadcast_id = :b"), {"b": bid}).all()
     engine.dispose()
     tos = Counter(m["to"] for m in msgs)
     sids = {m["sid"] for m in msgs}
     duplicates = sum(c - 1 for c in tos.values() if c > 1)
-    by_number = {num: (status, pid) for num, status, pid in rows}
+    box = vault()
+    by_number = {box.open(sealed): (status, pid) for sealed, status, pid in rows}
     lost, cancelled, unrecorded = 0, 0, 0
     for _cid, number in recipients:
         status, pid = by_number.get(number, (None, None))

@@ -21,8 +21,10 @@ def _session():  # type: ignore[no-untyped-def]
     if _sessions is None:  # one engine per worker process: even the textbook does that
         from gateway.config import database_url
         from gateway.db import make_engine, make_session_factory
+        from gateway.numbers import NumberVault, parse_keys
 
-        _sessions = make_session_factory(make_engine(database_url(os.environ["DATABASE_URL"])))
+        _sessions = make_session_factory(make_engine(database_url(os.environ["DATABASE_URL"])),
+                                         NumberVault.from_keys(parse_keys(os.environ["NUMBERS_KEY"])))
     return _sessions()
 
 
@@ -30,6 +32,7 @@ def send_one(message_id: int) -> str:
     """Load the row, build a Twilio client, send, commit the outcome: one message, one job."""
     from twilio.rest import Client
 
+    from gateway.contacts import number_of
     from gateway.models import Contact, Message
     from gateway.providers.twilio import _BaseURLHttpClient
 
@@ -38,7 +41,7 @@ def send_one(message_id: int) -> str:
         contact = session.get(Contact, message.contact_id)
         client = Client(os.environ["TWILIO_ACCOUNT_SID"], os.environ["TWILIO_AUTH_TOKEN"],
                         http_client=_BaseURLHttpClient(os.environ["TWILIO_API_BASE_URL"], timeout=10))
-        sent = client.messages.create(to=contact.number, from_=os.environ["TWILIO_FROM_NUMBER"], body=message.body)
+        sent = client.messages.create(to=number_of(contact), from_=os.environ["TWILIO_FROM_NUMBER"], body=message.body)
         message.status, message.provider_id = "sent", sent.sid
         session.commit()
         return sent.sid

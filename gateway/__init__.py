@@ -12,9 +12,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway.config import check_settings, database_url, load_settings, resolve_defaults, secret_key_for
+from gateway.config import (check_settings, database_url, load_settings, numbers_keys_for, resolve_defaults,
+                            secret_key_for)
 from gateway.db import make_engine, make_session_factory
 from gateway.flowfile import FlowError, FlowSet, load_flows
+from gateway.numbers import NumberVault
 from gateway.providers.base import Provider
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     check_settings(settings)
     app.config.update(settings)
     app.config["SECRET_KEY"] = secret_key_for(settings)
+    app.config["NUMBERS_KEY"] = ",".join(numbers_keys_for(settings))  # what `db upgrade` hands migrations
     # Uploads (a supporters CSV) up to 16 MB; webhooks are held to far less in webhooks.py.
     app.config["MAX_CONTENT_LENGTH"] = settings.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024
     if settings["PROXY_FIX_HOPS"]:
@@ -90,12 +93,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     provider, twilio = _providers(settings)
     from gateway import channels as channels_module, queue
 
+    vault = NumberVault.from_keys(numbers_keys_for(app.config))
     redis = queue.connect(settings["REDIS_URL"])
     channels = channels_module.build(settings, twilio, redis)
     if settings["SMS_PROVIDER"] in ("africastalking", "android"):
         provider = channels.providers[settings["SMS_PROVIDER"]]
     channels.providers[provider.name] = provider  # one console provider: what it printed is in one place
-    app.extensions["gateway"] = Services(engine, make_session_factory(engine), flow_set, flow_error,
+    app.extensions["gateway"] = Services(engine, make_session_factory(engine, vault), flow_set, flow_error,
                                          provider, twilio, redis, channels)
 
     from gateway import api, channel_hooks, cli, console, health, webhooks

@@ -173,6 +173,7 @@ def requires(role: str) -> Callable[[F], F]:
                                f"This needs the {role} role or higher; the token's account is a {user.role}.")
             g.api_caller = Caller(user.id, user.email, user.role)
             return view(*args, **kwargs)
+        wrapped.required_role = role  # type: ignore[attr-defined]  # tests/test_security.py looks for it
         return wrapped  # type: ignore[return-value]
     return decorator
 
@@ -434,7 +435,7 @@ def create_contact() -> ResponseReturnValue:
         raise ApiError(409, "contact_exists",
                        f"A contact with this number already exists (id {existing.id}); "
                        f"change it with PATCH /api/v1/contacts/{existing.id}.")
-    contact = contacts.new_contact(number)
+    contact = contacts.new_contact(session, number)
     contact.consent_at = utcnow()  # like an import: organizers add people who agreed to hear from them
     contact.name, contact.language, contact.place = name, language, place
     session.add(contact)
@@ -469,12 +470,16 @@ def update_contact(contact_id: int) -> ResponseReturnValue:
     session = db()
     contact = _get(session, Contact, contact_id, "contact", lock=True)
     if status == "active" and contact.status == "stopped":
+        audit.record(session, caller().actor, "contact.status.refused", contact_id=contact.id, old="stopped",
+                     new="active")
+        session.commit()  # the attempt to override an opt-out is kept even though it is refused
         raise ApiError(409, "contact_stopped",
                        "This supporter opted out (STOP), so the API cannot make them active again; "
                        "only the supporter can, by texting START.", field="status")
     for key, value in changes.items():
         setattr(contact, key, value)
     if status is not None and status != contact.status:
+        audit.record(session, caller().actor, "contact.status", contact_id=contact.id, old=contact.status, new=status)
         contact.status = status
         if status == "stopped":
             contact.stopped_at = utcnow()

@@ -42,19 +42,35 @@ def privacy_purge(older_than: str) -> None:
     click.echo(f"{done.messages} message bodies and {done.conversations} conversations' answers removed")
 
 
-def alembic_config(url: str) -> AlembicConfig:
-    """Alembic settings pointing at migrations/ and the given database."""
+@privacy_cli.command("rekey")
+def privacy_rekey() -> None:
+    """Move every phone number to the newest key of NUMBERS_KEY (after adding a key in front)."""
+    from gateway import contacts
+
+    with services().sessions() as session, session.begin():
+        moved = contacts.rekey(session)
+        audit.record(session, "cli", "privacy.rekey", moved=moved)
+    click.echo(f"{moved} numbers moved to the newest key; the older keys can now be removed from NUMBERS_KEY")
+
+
+def alembic_config(url: str, numbers_key: str | None = None) -> AlembicConfig:
+    """Alembic settings pointing at migrations/ and the given database (and the number keys)."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.attributes["url"] = url
+    cfg.attributes["numbers_key"] = numbers_key  # migration 0004 seals plain numbers with it
     return cfg
+
+
+def _app_alembic() -> AlembicConfig:
+    return alembic_config(current_app.config["DATABASE_URL"], current_app.config["NUMBERS_KEY"])
 
 
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
-    command.upgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)
+    command.upgrade(_app_alembic(), revision)
     click.echo(f"database at {revision}")
 
 
@@ -62,7 +78,7 @@ def db_upgrade(revision: str) -> None:
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION ('base' for an empty database)."""
-    command.downgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)
+    command.downgrade(_app_alembic(), revision)
 
 
 @sms_cli.command("simulate")

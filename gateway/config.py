@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import secrets
 from pathlib import Path
@@ -38,6 +39,18 @@ def database_url(url: str) -> str:
     return url
 
 
+def _number(env: Mapping[str, str], name: str, default: float, kind: type = float) -> Any:
+    """A numeric setting; a value that is not a number stops the start, naming the variable."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return kind(default)
+    try:
+        return kind(raw)
+    except ValueError:
+        expected = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name}={raw!r}: expected {expected}, e.g. {kind(default)}") from None
+
+
 def load_settings(environ: Mapping[str, str] | None = None, instance: Path | None = None) -> dict[str, Any]:
     """All settings, from the environment with the documented defaults."""
     env = os.environ if environ is None else environ
@@ -53,22 +66,24 @@ def load_settings(environ: Mapping[str, str] | None = None, instance: Path | Non
         "TWILIO_FROM_NUMBER": env.get("TWILIO_FROM_NUMBER") or None,
         "TWILIO_MESSAGING_SERVICE_SID": env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
         "TWILIO_API_BASE_URL": env.get("TWILIO_API_BASE_URL") or None,
-        "TWILIO_TIMEOUT": float(env.get("TWILIO_TIMEOUT") or 10),  # seconds; a send past it is ambiguous
+        "TWILIO_TIMEOUT": _number(env, "TWILIO_TIMEOUT", 10),  # seconds; a send past it is ambiguous
         "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
         "DEFAULT_COUNTRY": (env.get("DEFAULT_COUNTRY") or "MW").upper(),
         "DEFAULT_LANGUAGE": env.get("DEFAULT_LANGUAGE") or "en",
         "ORG_NAME": env.get("ORG_NAME") or "Our Network",
         "FLOWS_DIR": env.get("FLOWS_DIR") or str(ROOT / "flows"),
-        "PROXY_FIX_HOPS": int(env.get("PROXY_FIX_HOPS") or 0),
-        "SENDER_RATE": float(env.get("SENDER_RATE") or 1),  # segments/s: Twilio's long-code default
+        "PROXY_FIX_HOPS": _number(env, "PROXY_FIX_HOPS", 0, int),
+        "SENDER_RATE": _number(env, "SENDER_RATE", 1),  # segments/s: Twilio's long-code default
         "SENDER_RATES": env.get("SENDER_RATES") or "",  # per sender: "+15005550006=1,MG...=30"
         # Sends in flight at once in each batch a worker runs; pacing still holds every sender.
-        "SEND_CONCURRENCY": int(env.get("SEND_CONCURRENCY") or DEFAULT_SEND_CONCURRENCY),
+        "SEND_CONCURRENCY": _number(env, "SEND_CONCURRENCY", DEFAULT_SEND_CONCURRENCY, int),
         "SMS_PRICES": env.get("SMS_PRICES") or "*=0.05",  # price per segment by country
         # Local time of the recipient's place. The console provider reaches no phone, so a trial
         # install sends at any hour unless QUIET_HOURS is set.
         "QUIET_HOURS": env.get("QUIET_HOURS") or None,
-        "SENDING_STALE_SECONDS": int(env.get("SENDING_STALE_SECONDS") or 120),
+        "SENDING_STALE_SECONDS": _number(env, "SENDING_STALE_SECONDS", 120, int),
+        # One secret (or several, newest first, while rotating) for phone numbers at rest.
+        "NUMBERS_KEY": env.get("NUMBERS_KEY") or None,
         # Local channels (README "Local channels"): Africa's Talking and Android phones.
         "AT_USERNAME": env.get("AT_USERNAME") or None,
         "AT_API_KEY": env.get("AT_API_KEY") or None,
@@ -118,6 +133,77 @@ def check_settings(settings: Mapping[str, Any]) -> None:
 
     if settings["DEFAULT_COUNTRY"] not in phonenumbers.SUPPORTED_REGIONS:
         raise ConfigError(f"DEFAULT_COUNTRY={settings['DEFAULT_COUNTRY']!r}: expected an ISO 3166 code such as MW or HN")
+    _check_numbers(settings)
+    _check_lists(settings)
+    _check_numbers_key(settings)
+
+
+def _check_numbers(settings: Mapping[str, Any]) -> None:
+    """Numeric settings in range: a zero rate or a negative timeout fails at start, not at send."""
+    for name, positive in (("TWILIO_TIMEOUT", True), ("SENDER_RATE", True), ("SENDING_STALE_SECONDS", False),
+                           ("PROXY_FIX_HOPS", False), ("SEND_CONCURRENCY", True)):
+        value = settings.get(name)
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or number < 0 or (positive and number == 0):
+            raise ConfigError(f"{name}={value!r}: expected a {'positive' if positive else 'non-negative'} number")
+
+
+def _check_lists(settings: Mapping[str, Any]) -> None:
+    """SENDER_RATES, SMS_PRICES and QUIET_HOURS parse, with sensible values."""
+    from gateway.compose import parse_prices, parse_quiet_hours  # local: pure modules, loaded on demand
+    from gateway.pacing import parse_rates
+
+    try:
+        rates = parse_rates(settings.get("SENDER_RATES"))
+        if any(not sender or not (math.isfinite(r) and r > 0) for sender, r in rates.items()):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"SENDER_RATES={settings.get('SENDER_RATES')!r}: expected sender=segments per second, "
+                          "comma-separated, e.g. +15005550006=1,MG0123=30") from None
+    try:
+        prices = parse_prices(settings.get("SMS_PRICES"))
+        if any(not (c == "*" or (len(c) == 2 and c.isalpha())) or not (math.isfinite(p) and p >= 0)
+               for c, p in prices.items()):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"SMS_PRICES={settings.get('SMS_PRICES')!r}: expected COUNTRY=price per segment, "
+                          "comma-separated, e.g. MW=0.08,HN=0.07,*=0.05") from None
+    try:
+        parse_quiet_hours(settings.get("QUIET_HOURS"))
+    except ValueError:
+        raise ConfigError(f"QUIET_HOURS={settings.get('QUIET_HOURS')!r}: expected HH:MM-HH:MM "
+                          "(e.g. 21:00-07:00) or off") from None
+
+
+def _check_numbers_key(settings: Mapping[str, Any]) -> None:
+    """NUMBERS_KEY is usable, and given wherever several processes or hosts must share it."""
+    from gateway.numbers import NumberKeyError, parse_keys
+
+    if settings.get("NUMBERS_KEY"):
+        try:
+            parse_keys(settings["NUMBERS_KEY"])
+        except NumberKeyError as exc:
+            raise ConfigError(f"NUMBERS_KEY: {exc}") from None
+        return
+    shared = settings["SMS_PROVIDER"] != "console" or not str(settings["DATABASE_URL"]).startswith("sqlite")
+    if shared:
+        # A key generated on one host would leave every other web process and worker unable to
+        # read the numbers it stored.
+        raise ConfigError("NUMBERS_KEY is required with SMS_PROVIDER=twilio (or another real provider) or a PostgreSQL database: "
+                          "phone numbers are encrypted with it, and every process must share it. Generate one "
+                          "with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def numbers_keys_for(settings: Mapping[str, Any]) -> list[str]:
+    """NUMBERS_KEY's secrets, newest first; on the embedded default, the one generated into instance/."""
+    from gateway.numbers import instance_key, parse_keys
+
+    if settings.get("NUMBERS_KEY"):
+        return parse_keys(settings["NUMBERS_KEY"])
+    return [instance_key(Path(settings["INSTANCE_PATH"]))]
 
 
 def allowed_ips(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

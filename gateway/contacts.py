@@ -1,17 +1,33 @@
-"""The one place that reads or writes a contact's phone number (so it can be encrypted later)."""
+"""The one place that reads or writes a contact's phone number: sealed at rest, found by digest."""
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, lazyload, object_session
 
 from gateway.models import Contact, ContactTag, utcnow
+from gateway.numbers import NumberVault
 from gateway.sms import Address, country_of
+
+
+def vault(session: Session) -> NumberVault:
+    """The number keys this session was made with (gateway.db.make_session_factory)."""
+    found = session.info.get("numbers")
+    if found is None:
+        raise RuntimeError("this session has no number keys: make it with make_session_factory(engine, vault)")
+    return found
+
+
+def number_is(session: Session, number: str) -> ColumnElement[bool]:
+    """A filter for the contact with exactly this normalised number (digest under any configured key)."""
+    return Contact.number_digest.in_(vault(session).digests(number))
 
 
 def find(session: Session, number: str, *, lock: bool = False) -> Contact | None:
     """The contact with this normalised number, optionally locked for the transaction."""
-    query = select(Contact).where(Contact.number == number)
+    query = select(Contact).where(number_is(session, number))
     if lock:
         # A locked look-up serves one inbound message: its tags load only if it needs them.
         query = query.with_for_update().options(lazyload(Contact.tag_rows))
@@ -25,7 +41,7 @@ def get_or_create(session: Session, address: Address, *, lock: bool = False) -> 
         return contact
     try:
         with session.begin_nested():
-            contact = Contact(number=address.value, country=country_of(address.value), status="active")
+            contact = new_contact(session, address.value, status="active")
             session.add(contact)
         return contact
     except IntegrityError:  # another request created it between our select and insert
@@ -34,19 +50,21 @@ def get_or_create(session: Session, address: Address, *, lock: bool = False) -> 
         return found
 
 
-def number_contains(digits: str) -> ColumnElement[bool]:
-    """A filter for contacts whose number contains these digits (organizers' search)."""
-    return Contact.number.contains(digits, autoescape=True)
-
-
 def number_of(contact: Contact) -> str:
-    """The number to send to."""
-    return contact.number
+    """The number to send to, or to show an organizer who may see it."""
+    session = object_session(contact)
+    if session is None:
+        raise RuntimeError(f"contact {contact.id} is detached: its number is opened inside a session")
+    return vault(session).open(contact.number_sealed)
 
 
-def new_contact(number: str) -> Contact:
-    """A detached contact for a normalised number (imports)."""
-    return Contact(number=number, country=country_of(number), status="active", created_at=utcnow())
+def new_contact(session: Session, number: str, **fields: Any) -> Contact:
+    """A contact for a normalised number, not yet added (imports, the API, first texts)."""
+    box = vault(session)
+    fields.setdefault("country", country_of(number))
+    fields.setdefault("status", "active")
+    fields.setdefault("created_at", utcnow())
+    return Contact(number_digest=box.digest(number), number_sealed=box.seal(number), **fields)
 
 
 def add_tags(session: Session, contact: Contact, tags: list[str] | tuple[str, ...]) -> None:
@@ -57,3 +75,17 @@ def add_tags(session: Session, contact: Contact, tags: list[str] | tuple[str, ..
         if tag and tag not in have:
             contact.tag_rows.append(ContactTag(tag=tag))
             have.add(tag)
+
+
+def rekey(session: Session, batch: int = 500) -> int:
+    """Move every number sealed or digested under an older key to the newest; returns how many moved."""
+    box, moved, last = vault(session), 0, 0
+    while rows := session.scalars(select(Contact).where(Contact.id > last).order_by(Contact.id).limit(batch)).all():
+        for contact in rows:
+            number = box.open(contact.number_sealed)
+            if contact.number_digest != box.digest(number):
+                contact.number_sealed, contact.number_digest = box.seal(number), box.digest(number)
+                moved += 1
+        last = rows[-1].id
+        session.flush()
+    return moved

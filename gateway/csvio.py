@@ -99,7 +99,7 @@ def apply_contacts(session: Session, rows: Sequence[ContactRow], now: datetime) 
     for row in rows:
         contact = contacts.find(session, row.number)
         if contact is None:
-            contact = contacts.new_contact(row.number)
+            contact = contacts.new_contact(session, row.number)
             contact.consent_at = now  # the organizer imports people who agreed to hear from them
             session.add(contact)
             summary.created += 1

@@ -19,7 +19,10 @@ class Contact(Base):
     __tablename__ = "contacts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    number: Mapped[str] = mapped_column(String(32), unique=True)  # E.164 or a short code
+    # The number (E.164 or a short code) only encrypted, and its keyed digest for look-ups;
+    # gateway/contacts.py seals, opens and finds them (gateway/numbers.py holds the keys).
+    number_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    number_sealed: Mapped[str] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(String(120))
     language: Mapped[str | None] = mapped_column(String(8))
     place: Mapped[str | None] = mapped_column(String(80), index=True)

@@ -22,6 +22,11 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(url)
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch mode rebuilds a table by dropping it; with foreign keys on, SQLite would
+            # cascade that drop to the rows that reference it (a contact's conversations and
+            # tags). The pragma only works outside a transaction, so it goes to the driver first.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         # render_as_batch: SQLite alters tables by copying them; PostgreSQL ignores it.
         context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
         with context.begin_transaction():

@@ -50,6 +50,7 @@ def chromium() -> Iterator:
 @pytest.fixture
 def live(app) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
     """The test app served on loopback."""
+    app.config["SESSION_COOKIE_SECURE"] = False  # the test server speaks plain http on 127.0.0.1
     with LiveServer(app) as server:
         yield server
 

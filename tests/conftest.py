@@ -31,6 +31,7 @@ if _env_redis:
     _base, _, _db = _env_redis.rpartition("/")
     REDIS_URL = f"{_base}/{os.getpid() % 16}" if _db.isdigit() else _env_redis
 TWILIO_TOKEN = "test-auth-token"
+NUMBERS_KEY = "test-numbers-key-of-at-least-32-characters"
 PUBLIC_BASE = "https://gateway.example.org"
 
 
@@ -99,7 +100,7 @@ def app(db_url: str, tmp_path: Path) -> Iterator:
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": None,
         "PUBLIC_BASE_URL": PUBLIC_BASE, "ORG_NAME": "Our Network", "DEFAULT_COUNTRY": "MW",
-        "INSTANCE_PATH": str(tmp_path), "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path), "TESTING": True, "NUMBERS_KEY": NUMBERS_KEY,
     })
     yield app
     app.extensions["gateway"].engine.dispose()
@@ -153,7 +154,7 @@ def make_stack_app(db_url: str, redis_url: str | None, tmp_path: Path, **overrid
         "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": None,
         "PUBLIC_BASE_URL": PUBLIC_BASE, "ORG_NAME": "Our Network", "DEFAULT_COUNTRY": "MW",
         "INSTANCE_PATH": str(tmp_path), "TESTING": True, "QUIET_HOURS": "off",
-        "SENDER_RATE": 1000.0, "SENDER_RATES": "",
+        "SENDER_RATE": 1000.0, "SENDER_RATES": "", "NUMBERS_KEY": NUMBERS_KEY,
     }
     config.update(overrides)
     return create_app(config)
@@ -228,7 +229,8 @@ def launch_to_zomba(app, numbers: list[str], text: str, sender: str) -> list[int
     from sqlalchemy import select
 
     from gateway import broadcasts
-    from gateway.models import Contact, Message, utcnow
+    from gateway.contacts import new_contact
+    from gateway.models import Message, utcnow
     from gateway.sms import normalise_number
 
     svc = app.extensions["gateway"]
@@ -236,7 +238,7 @@ def launch_to_zomba(app, numbers: list[str], text: str, sender: str) -> list[int
     with svc.sessions() as s, s.begin():
         for n in numbers:
             assert normalise_number(n).value == n
-            s.add(Contact(number=n, country="MW", status="active", consent_at=now, place="Zomba", language="en"))
+            s.add(new_contact(s, n, country="MW", status="active", consent_at=now, place="Zomba", language="en"))
         s.flush()
         b = broadcasts.create(s, {"en": text}, place="Zomba")
         assert broadcasts.launch(s, b, "twilio", sender) == len(numbers)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway import accounts, queue
+from gateway.contacts import number_is
 from gateway.models import AuditEvent, Broadcast, Contact, Report, User
 from tests.transcript import Phone
 
@@ -408,7 +409,7 @@ def test_reports_list_and_counts_never_show_a_number(app, api, tokens) -> None: 
     assert phone.send(named, "2")
     with app.extensions["gateway"].sessions() as s:
         assert s.scalar(select(func.count()).select_from(Report)) == 3
-        named_id = s.scalar(select(Contact.id).where(Contact.number == named))
+        named_id = s.scalar(select(Contact.id).where(number_is(s, named)))
 
     viewer = bearer(tokens["viewer"])
     bodies: list[str] = []

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from gateway import broadcasts, outbox, queue, tasks
 from gateway.compose import render
+from gateway.contacts import new_contact, number_is, number_of
 from gateway.models import Broadcast, Contact, ContactTag, Message, Pledge, utcnow
 from gateway.sms import count_segments, country_of
 from tests.conftest import make_stack_app
@@ -51,7 +52,7 @@ def add(app, number: str, *, name: str | None = None, language: str | None = "en
         status: str = "active") -> int:
     """Insert a contact directly (faster than a JOIN conversation); return its id."""
     with svc(app).sessions() as s, s.begin():
-        c = Contact(number=number, name=name, language=language, place=place, country=country_of(number),
+        c = new_contact(s, number, name=name, language=language, place=place, country=country_of(number),
                     status=status, consent_at=utcnow() - timedelta(days=1) if consent else None)
         s.add(c)
         s.flush()
@@ -101,7 +102,7 @@ def sent(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
 def rows(app, bid: int) -> dict[str, Message]:  # type: ignore[no-untyped-def]
     """The broadcast's outbox rows by recipient number."""
     with svc(app).sessions() as s:
-        return {c.number: m for m, c in s.execute(select(Message, Contact).join(Contact, Contact.id == Message.contact_id)
+        return {number_of(c): m for m, c in s.execute(select(Message, Contact).join(Contact, Contact.id == Message.contact_id)
                                                   .where(Message.broadcast_id == bid))}
 
 
@@ -113,7 +114,7 @@ def progress(app, bid: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
 def last_inbound(app, number: str) -> Message:  # type: ignore[no-untyped-def]
     with svc(app).sessions() as s:
         return s.scalars(select(Message).join(Contact, Contact.id == Message.contact_id).where(
-            Contact.number == number, Message.direction == "in").order_by(Message.id.desc())).first()
+            number_is(s, number), Message.direction == "in").order_by(Message.id.desc())).first()
 
 
 def pledges(app) -> list[tuple[int, int, str | None]]:  # type: ignore[no-untyped-def]
@@ -479,7 +480,7 @@ def test_yes_from_a_stopped_recipient_restarts_them_and_is_no_pledge(stack_app) 
     assert last_inbound(app, mw(1)).route == "start"
     assert pledges(app) == [] and progress(app, bid)["pledges"] == 0
     with svc(app).sessions() as s:
-        assert s.scalar(select(Contact.status).where(Contact.number == mw(1))) == "active"
+        assert s.scalar(select(Contact.status).where(number_is(s, mw(1)))) == "active"
 
 
 # --------------------------------------------------------------------------- command line

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway import queue
+from gateway.contacts import new_contact
 from gateway.models import AuditEvent, Broadcast, Contact, ContactTag, Message, utcnow
 from gateway.sms import country_of
 
@@ -32,7 +33,7 @@ def svc(app):  # type: ignore[no-untyped-def]
 def add(app, number: str, *, name: str | None = None, language: str | None = "en",  # type: ignore[no-untyped-def]
         place: str | None = "Zomba", tags: tuple[str, ...] = (), consent: bool = True) -> int:
     with svc(app).sessions() as s, s.begin():
-        c = Contact(number=number, name=name, language=language, place=place, country=country_of(number),
+        c = new_contact(s, number, name=name, language=language, place=place, country=country_of(number),
                     status="active", consent_at=utcnow() - timedelta(days=1) if consent else None)
         s.add(c)
         s.flush()

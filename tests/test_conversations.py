@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from gateway.contacts import number_is
 from gateway.models import Contact, Message, Report
 from tests.conftest import make_stack_app
 from tests.fakes.africastalking_api import FakeAfricasTalking
@@ -28,7 +29,7 @@ H = "+50499123456"
 
 def contact(app, number: str) -> Contact:  # type: ignore[no-untyped-def]
     with app.extensions["gateway"].sessions() as s:
-        return s.scalars(select(Contact).where(Contact.number == number)).one()
+        return s.scalars(select(Contact).where(number_is(s, number))).one()
 
 
 def reports(app) -> list[Report]:  # type: ignore[no-untyped-def]

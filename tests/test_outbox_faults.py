@@ -11,6 +11,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from gateway import outbox, queue, tasks
+from gateway.contacts import number_is, number_of
 from gateway.models import Broadcast, Contact, Message
 from tests.conftest import PUBLIC_BASE, launch_to_zomba, make_stack_app
 from tests.fakes import FakeTwilio
@@ -69,14 +70,14 @@ def send(app: Any, ids: list[int]) -> dict[str, Any]:
 def rows(app: Any) -> dict[str, Message]:
     """The outbox rows by recipient number."""
     with app.extensions["gateway"].sessions() as s:
-        return {c.number: m for m, c in s.execute(
+        return {number_of(c): m for m, c in s.execute(
             select(Message, Contact).join(Contact, Contact.id == Message.contact_id)
             .where(Message.direction == "out"))}
 
 
 def contact_status(app: Any, i: int) -> str:
     with app.extensions["gateway"].sessions() as s:
-        return s.scalars(select(Contact.status).where(Contact.number == number(i))).one()
+        return s.scalars(select(Contact.status).where(number_is(s, number(i)))).one()
 
 
 def at_fake(fake: FakeTwilio) -> Counter[str]:
@@ -235,7 +236,7 @@ def test_refusals_stop_or_invalidate_the_contact_or_fail_the_row(twilio_app, fak
         ("failed", "21610"), ("failed", "21211"), ("failed", "30007")]
     assert [contact_status(twilio_app, i) for i in range(4)] == ["stopped", "invalid", "active", "active"]
     with twilio_app.extensions["gateway"].sessions() as s:
-        assert s.scalars(select(Contact.stopped_at).where(Contact.number == number(0))).one() is not None
+        assert s.scalars(select(Contact.stopped_at).where(number_is(s, number(0)))).one() is not None
 
     with twilio_app.app_context():  # a later reconcile finds nothing to redo
         assert tasks.reconcile(force=True)["due"] == 0

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
+from gateway.contacts import number_of
 from gateway.models import Contact, Message
 from tests.conftest import PUBLIC_BASE, TWILIO_TOKEN
 
@@ -112,7 +113,7 @@ def test_whatsapp_prefix_and_short_code_and_garbage_senders(app, client) -> None
     assert replies(inbound(client, sms("HELP", sender="40404")))
     assert inbound(client, sms("HELP", sender="not-a-number")).status_code == 200
     with app.extensions["gateway"].sessions() as s:
-        numbers = set(s.scalars(select(Contact.number)))
+        numbers = {number_of(c) for c in s.scalars(select(Contact))}
         channels = set(s.scalars(select(Message.channel).where(Message.direction == "in")))
     assert numbers == {"+265991234567", "40404"} and channels == {"sms", "whatsapp"}
     assert stored(app, direction="in") == 3  # the garbage one is kept too, unhandled
@@ -121,7 +122,7 @@ def test_whatsapp_prefix_and_short_code_and_garbage_senders(app, client) -> None
 def test_local_format_number_is_normalised(app, client) -> None:
     inbound(client, sms("JOIN", sender="0991234567"))
     with app.extensions["gateway"].sessions() as s:
-        assert s.scalars(select(Contact.number)).one() == "+265991234567"
+        assert [number_of(c) for c in s.scalars(select(Contact))] == ["+265991234567"]
 
 
 def status(client, params: dict[str, str], signature: str | None = "sign"):  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from gateway import queue, tasks
 from gateway.models import Message
-from tests.conftest import PUBLIC_BASE, launch_to_zomba, make_stack_app
+from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, launch_to_zomba, make_stack_app
 from tests.fakes import FakeTwilio
 from tests.fakes.twilio_api import wait_for
 
@@ -53,7 +53,7 @@ def start_worker(db_url: str, redis_url: str, fake: FakeTwilio, log: Path, *args
     env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, SMS_PROVIDER="twilio", SECRET_KEY="test",
                TWILIO_ACCOUNT_SID=fake.account_sid, TWILIO_AUTH_TOKEN=fake.auth_token,
                TWILIO_API_BASE_URL=fake.base_url, TWILIO_FROM_NUMBER=SENDER, PUBLIC_BASE_URL=PUBLIC_BASE,
-               QUIET_HOURS="off", SENDER_RATE="1000", PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+               QUIET_HOURS="off", SENDER_RATE="1000", NUMBERS_KEY=NUMBERS_KEY, PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}")
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker", *args], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -52,17 +52,19 @@ def role_required(role: str) -> Callable[[F], F]:
             if not accounts.can(current_user, role):
                 abort(403)
             return view(*args, **kwargs)
+        wrapped.required_role = role  # type: ignore[attr-defined]  # tests/test_security.py looks for it
         return wrapped  # type: ignore[return-value]
     return decorator
 
 
 def init_app(app: Flask) -> None:
     """Sessions, CSRF, secure cookies and headers, and the console's blueprints."""
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_SECURE", bool((app.config.get("PUBLIC_BASE_URL") or "").startswith("https")))
-    app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=8))
+    # Assigned, not setdefault: Flask's own defaults (31-day sessions, no SameSite, cookies sent
+    # over plain http) are already in app.config, so a setdefault would never apply.
+    https = bool((app.config.get("PUBLIC_BASE_URL") or "").startswith("https"))
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=https,
+                      REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SECURE=https,
+                      PERMANENT_SESSION_LIFETIME=timedelta(hours=8))
     login_manager.init_app(app)
     csrf.init_app(app)
     app.teardown_appcontext(close_db)

@@ -24,7 +24,7 @@ from gateway import accounts, audit, contacts, csvio, services
 from gateway.console import db, role_required
 from gateway.models import Contact, ContactTag, Message, Report, utcnow
 from gateway.places import GazetteerError, load_gazetteers
-from gateway.sms import mask_number
+from gateway.sms import InvalidNumber, mask_number, normalise_number
 
 bp = Blueprint("supporters", __name__, template_folder="templates")
 
@@ -114,11 +114,17 @@ def _filters() -> dict[str, str]:
 
 
 def _number_query(q: str) -> str | None:
-    """The digits to look for when a search looks like (part of) a phone number."""
-    compact = "".join(c for c in q if c not in " -().")
-    if not compact or not compact.lstrip("+").isdigit():
+    """The normalised number a search names, when it is a whole number in any local format.
+
+    Numbers are stored encrypted and found by a keyed digest, so only a whole number is found,
+    never a part of one.
+    """
+    if not any(c.isdigit() for c in q):
         return None
-    return compact.lstrip("0") or compact  # a leading 0 (trunk prefix) or 00 (abroad) is not stored
+    try:
+        return normalise_number(q, current_app.config["DEFAULT_COUNTRY"]).value
+    except InvalidNumber:
+        return None
 
 
 def contact_query(f: dict[str, str]) -> Select:
@@ -126,8 +132,8 @@ def contact_query(f: dict[str, str]) -> Select:
     query = select(Contact)
     if q := f.get("q"):
         conditions = [Contact.name.icontains(q, autoescape=True)]
-        if digits := _number_query(q):
-            conditions.append(contacts.number_contains(digits))
+        if number := _number_query(q):
+            conditions.append(contacts.number_is(db(), number))
         query = query.where(or_(*conditions))
     if f.get("place"):
         query = query.where(Contact.place == f["place"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -42,11 +43,17 @@ TOO_MANY_REQUESTS = 20429
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+# The SDK logs every request's query string at INFO, and a settle asks for ?To=<the number>:
+# its own logger is held to warnings so supporters' numbers stay out of the gateway's logs.
+_SDK_LOG = logging.getLogger("gateway.providers.twilio.sdk")
+_SDK_LOG.setLevel(logging.WARNING)
+
+
 class _BaseURLHttpClient(TwilioHttpClient):
     """TwilioHttpClient that sends every request to another base URL (a fake or a proxy)."""
 
     def __init__(self, base_url: str, *, timeout: float) -> None:
-        super().__init__(timeout=timeout)
+        super().__init__(timeout=timeout, logger=_SDK_LOG)
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"api_base_url {base_url!r}: expected http(s)://host[:port][/path]")
@@ -129,7 +136,7 @@ class TwilioProvider:
         # No check that a sender is set: the app builds this provider just to verify webhook
         # signatures even when another provider sends; send() refuses instead.
         http_client = (_BaseURLHttpClient(api_base_url, timeout=timeout) if api_base_url
-                       else TwilioHttpClient(timeout=timeout))
+                       else TwilioHttpClient(timeout=timeout, logger=_SDK_LOG))
         # One client (and so one pooled requests Session) for the provider's lifetime.
         self.client = Client(account_sid, auth_token, http_client=http_client)
         self._validator = RequestValidator(auth_token)

@@ -1,0 +1,105 @@
+"""Broken configuration stops create_app at start with a ConfigError naming the variable."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway import create_app
+from gateway.config import ConfigError
+from tests.conftest import NUMBERS_KEY
+
+
+def start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str):  # type: ignore[no-untyped-def]
+    """create_app with these environment variables over a working embedded setup."""
+    for name in ("SENDER_RATE", "SENDER_RATES", "SMS_PRICES", "QUIET_HOURS", "TWILIO_TIMEOUT", "PROXY_FIX_HOPS",
+                 "SENDING_STALE_SECONDS", "NUMBERS_KEY", "DEFAULT_COUNTRY", "SMS_PROVIDER", "DATABASE_URL",
+                 "REDIS_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "FLOWS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}", "INSTANCE_PATH": str(tmp_path),
+                      "TESTING": True, "SECRET_KEY": "t", "NUMBERS_KEY": env.get("NUMBERS_KEY", NUMBERS_KEY)})
+    app.extensions["gateway"].engine.dispose()
+    return app
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("SENDER_RATE", "abc", "expected a number"),
+    ("SENDER_RATE", "0", "expected a positive number"),
+    ("SENDER_RATE", "nan", "expected a positive number"),
+    ("TWILIO_TIMEOUT", "-1", "expected a positive number"),
+    ("TWILIO_TIMEOUT", "10s", "expected a number"),
+    ("PROXY_FIX_HOPS", "x", "expected a whole number"),
+    ("PROXY_FIX_HOPS", "1.5", "expected a whole number"),
+    ("PROXY_FIX_HOPS", "-1", "expected a non-negative number"),
+    ("SENDING_STALE_SECONDS", "two minutes", "expected a whole number"),
+    ("SENDER_RATES", "+15005550006", "expected sender=segments per second"),
+    ("SENDER_RATES", "+15005550006=fast", "expected sender=segments per second"),
+    ("SENDER_RATES", "=5", "expected sender=segments per second"),
+    ("SENDER_RATES", "+15005550006=-2", "expected sender=segments per second"),
+    ("SMS_PRICES", "MW:0.08", "expected COUNTRY=price per segment"),
+    ("SMS_PRICES", "MW=cheap", "expected COUNTRY=price per segment"),
+    ("SMS_PRICES", "Malawi=0.08", "expected COUNTRY=price per segment"),
+    ("SMS_PRICES", "MW=-1", "expected COUNTRY=price per segment"),
+    ("QUIET_HOURS", "21:00", "expected HH:MM-HH:MM"),
+    ("QUIET_HOURS", "9pm-7am", "expected HH:MM-HH:MM"),
+    ("QUIET_HOURS", "25:00-07:00", "expected HH:MM-HH:MM"),
+    ("NUMBERS_KEY", "too-short", "NUMBERS_KEY: key 1 has 9 characters"),
+    ("DEFAULT_COUNTRY", "Malawi", "expected an ISO 3166 code"),
+    ("SMS_PROVIDER", "nexmo", "expected one of twilio, console, africastalking, android"),
+])
+def test_broken_setting_is_named_at_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str,
+                                          expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        start(monkeypatch, tmp_path, **{name: value})
+    message = str(caught.value)
+    assert message.startswith(name) and expected in message, message
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("SENDER_RATE", "2.5"), ("TWILIO_TIMEOUT", "4"), ("PROXY_FIX_HOPS", "1"), ("SENDING_STALE_SECONDS", "0"),
+    ("SENDER_RATES", "+15005550006=1, MG0123=30"), ("SMS_PRICES", "mw=0.08,HN=0.07,*=0.05"),
+    ("QUIET_HOURS", "21:30-06:45"), ("QUIET_HOURS", "off"), ("SENDER_RATE", " "),
+])
+def test_good_settings_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str) -> None:
+    start(monkeypatch, tmp_path, **{name: value})
+
+
+def test_twilio_without_a_token_does_not_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SMS_PROVIDER=twilio needs TWILIO_AUTH_TOKEN"):
+        start(monkeypatch, tmp_path, SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32)
+
+
+def test_a_web_server_does_not_start_on_a_broken_flow_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Outside the flask command line (gunicorn), a broken flow stops create_app, naming file and key."""
+    import shutil
+
+    from gateway.config import ROOT
+    from gateway.flowfile import FlowError
+
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "flows", flows)
+    join = flows / "join.yaml"
+    join.write_text(join.read_text(encoding="utf-8").replace("expires_after: ", "expires_after: soon #", 1),
+                    encoding="utf-8")
+    places = flows / "places" / "malawi.yaml"
+    places.write_text("country: [not, a, code]\n", encoding="utf-8")
+    with pytest.raises(FlowError) as caught:
+        start(monkeypatch, tmp_path, FLOWS_DIR=str(flows))
+    text = str(caught.value)
+    assert f"{join}: expires_after: expected a duration like 30m, 24h or 2d" in text, text
+    assert str(places) in text, text
+
+
+def test_a_csv_that_is_not_a_spreadsheet_export_is_named(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Binary junk, a wrong header and a bad line each get a message naming the file and what to do."""
+    junk = tmp_path / "photo.csv"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    result = runner.invoke(args=["contacts", "import", str(junk)])
+    assert result.exit_code == 1 and "not UTF-8 text; save the sheet as 'CSV UTF-8'" in result.output
+    header = tmp_path / "header.csv"
+    header.write_text("telefono,nombre\n0991234567,Ana\n", encoding="utf-8")
+    result = runner.invoke(args=["contacts", "import", str(header)])
+    assert result.exit_code == 1
+    assert f"{header}: line 1: expected the columns number, name, language, place, tags" in result.output

@@ -1,0 +1,197 @@
+"""The Security list of issue 6, each protection with a test that fails when it is removed."""
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+
+import pytest
+from itsdangerous import TimestampSigner
+from sqlalchemy import select
+
+from gateway import create_app, queue
+from gateway.models import AuditEvent
+from tests.conftest import PUBLIC_BASE, launch_to_zomba
+from tests.test_webhooks import inbound, sign, sms
+
+# The only routes anyone may call without an account: the login form, the signed webhooks, the
+# health check, static files and the API's own description.
+OPEN = {"auth.login", "auth.logout", "webhooks.twilio_inbound", "webhooks.twilio_status", "health.healthz",
+        "static", "pages.static", "api.openapi_json", "channel_hooks.africastalking_inbound",
+        "channel_hooks.africastalking_status", "channel_hooks.android_event"}
+
+
+def test_every_route_but_login_webhooks_and_healthz_needs_a_role(app, client) -> None:
+    """A new route without role_required (console) or requires (API) fails here."""
+    app.config["WTF_CSRF_ENABLED"] = False  # reach the role check, not the CSRF check, on POSTs
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in OPEN:
+            continue
+        view = app.view_functions[rule.endpoint]
+        assert getattr(view, "required_role", None) in ("viewer", "organizer", "admin"), rule.rule
+        url = re.sub(r"<(?:int:)?[^>]+>", "1", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            response = client.open(url, method=method)
+            anonymous_refused = response.status_code in (401, 403) or (
+                response.status_code == 302 and "/login" in response.headers["Location"])
+            assert anonymous_refused, (method, url, response.status_code)
+            checked += 1
+    assert checked >= 40  # the console and the API are all in the map
+
+
+def test_open_routes_are_what_they_say(client) -> None:
+    assert client.get("/healthz").status_code in (200, 503)
+    assert client.post("/sms/twilio", data=sms("HELP")).status_code == 403  # open, but signed
+    assert client.post("/sms/twilio/status", data={"MessageSid": "SM1", "MessageStatus": "sent"}).status_code == 403
+    # Africa's Talking signs nothing: without its URL's secret token a callback is refused.
+    assert client.post("/sms/africastalking/guess", data={"from": "+265991234567", "text": "HI"}).status_code == 403
+    assert client.post("/sms/africastalking/guess/status", data={"id": "x", "status": "Success"}).status_code == 403
+    # No phone configured here: nobody can post as one (signatures are checked in test_channel_hooks).
+    assert client.post("/sms/android", json={"event": "sms:received"}).status_code in (403, 404)
+
+
+def test_secure_headers_and_hsts_only_behind_tls(client) -> None:
+    plain = client.get("/login")
+    csp = plain.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert plain.headers["X-Frame-Options"] == "DENY" and "Strict-Transport-Security" not in plain.headers
+    tls = client.get("/login", base_url="https://gateway.example.org")
+    assert re.fullmatch(r"max-age=\d{7,}.*", tls.headers["Strict-Transport-Security"])
+    assert tls.headers["X-Frame-Options"] == "DENY"
+
+
+def test_sessions_expire_after_eight_hours(app, client, auth, monkeypatch: pytest.MonkeyPatch) -> None:
+    auth.login("viewer")
+    assert client.get("/").status_code == 200
+    real = TimestampSigner.get_timestamp
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - 7 * 3600)
+    auth.login("viewer")  # a session signed seven hours ago ...
+    monkeypatch.undo()
+    assert client.get("/").status_code == 200  # ... still works
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - 9 * 3600)
+    auth.login("viewer")  # one signed nine hours ago ...
+    monkeypatch.undo()
+    response = client.get("/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]  # ... is over
+    assert app.permanent_session_lifetime == timedelta(hours=8)
+
+
+def test_session_cookie_is_short_lived_lax_and_secure_behind_https(app, client, auth) -> None:
+    cookie = auth.login("viewer").headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie  # PUBLIC_BASE_URL is https
+    expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", cookie).group(1))  # type: ignore[union-attr]
+    assert timedelta(hours=7) < expires - datetime.now(timezone.utc) <= timedelta(hours=8)
+
+
+@pytest.mark.parametrize("override", [
+    {"TESTING": True, "DEBUG": True}, {"VALIDATE_SIGNATURES": False}, {"TWILIO_VALIDATE_SIGNATURES": "0"},
+    {"PUBLIC_BASE_URL": None}, {"WTF_CSRF_ENABLED": False}, {"PROXY_FIX_HOPS": 2},
+])
+def test_no_setting_turns_signature_checks_off_under_twilio(twilio_app, override: dict) -> None:  # type: ignore[type-arg]
+    app = create_app({**twilio_app.config, **override})
+    try:
+        client = app.test_client()
+        assert inbound(client, sms("HELP"), signature=None).status_code == 403
+        assert inbound(client, sms("HELP"), signature="bm90IGEgc2lnbmF0dXJl").status_code == 403
+        assert client.post("/sms/twilio/status", data={"MessageSid": "SM1", "MessageStatus": "sent"}).status_code == 403
+    finally:
+        app.extensions["gateway"].engine.dispose()
+
+
+def test_twilio_refuses_to_start_without_a_token(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gateway.config import ConfigError
+
+    with pytest.raises(ConfigError, match="needs TWILIO_AUTH_TOKEN"):
+        create_app({"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": None,
+                    "TWILIO_FROM_NUMBER": "+15005550006", "DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}",
+                    "INSTANCE_PATH": str(tmp_path), "NUMBERS_KEY": "k" * 40, "TESTING": True})
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_behind_a_proxy_the_signed_url_is_the_public_one(app, hops: int) -> None:
+    """Twilio signs https://gateway.example.org/...; the proxy hands us http://10.0.0.5:8000/...."""
+    proxied = create_app({**app.config, "PUBLIC_BASE_URL": None, "PROXY_FIX_HOPS": hops})
+    try:
+        params = sms("HELP")
+        response = proxied.test_client().post(
+            "/sms/twilio", data=params, base_url="http://10.0.0.5:8000",
+            headers={"X-Twilio-Signature": sign(PUBLIC_BASE + "/sms/twilio", params), "X-Forwarded-Proto": "https",
+                     "X-Forwarded-Host": "gateway.example.org", "X-Forwarded-Port": "443",
+                     "X-Forwarded-For": "54.172.60.1"})
+        assert response.status_code == (200 if hops else 403)  # without ProxyFix, the URL differs
+    finally:
+        proxied.extensions["gateway"].engine.dispose()
+
+
+def test_public_base_url_wins_over_the_request_url(app, client) -> None:
+    params = sms("HELP")
+    response = client.post("/sms/twilio", data=params, base_url="http://10.0.0.5:8000",
+                           headers={"X-Twilio-Signature": sign(PUBLIC_BASE + "/sms/twilio", params)})
+    assert response.status_code == 200
+
+
+def _redis_dump(redis) -> bytes:  # type: ignore[no-untyped-def]
+    """Every value in the Redis database: hashes, lists, sets, sorted sets and strings."""
+    out = []
+    for key in redis.keys("*"):
+        kind = redis.type(key)
+        if kind == b"hash":
+            out += [*redis.hgetall(key).keys(), *redis.hgetall(key).values()]
+        elif kind == b"list":
+            out += redis.lrange(key, 0, -1)
+        elif kind == b"set":
+            out += list(redis.smembers(key))
+        elif kind == b"zset":
+            out += redis.zrange(key, 0, -1)
+        elif kind == b"string":
+            out.append(redis.get(key))
+        out.append(key)
+    return b" ".join(out)
+
+
+def test_jobs_are_json_and_carry_ids_only(stack_app) -> None:
+    """What sits in Redis for a broadcast: JSON job data with outbox ids, no number and no text."""
+    numbers = ["+265991230001", "+265991230002"]
+    text = "Vigil at the council hall tonight at six"
+    ids = launch_to_zomba(stack_app, numbers, text, "+15005550006")
+    redis = stack_app.extensions["gateway"].redis
+    assert queue.enqueue_ids(redis, ids) == 1
+    [job] = queue.queue(redis).get_jobs()
+    assert job.func_name == "gateway.tasks.send_batch" and list(job.args) == [ids]
+    raw = redis.hget(job.key, "data")
+    payload = json.loads(zlib.decompress(raw))  # JSON: a pickle would not load here
+    assert payload[0] == "gateway.tasks.send_batch" and payload[2] == [ids]
+    dump = _redis_dump(redis) + zlib.decompress(raw)
+    for secret in (*numbers, *(n.lstrip("+") for n in numbers), text, "council"):
+        assert secret.encode() not in dump
+
+
+def test_status_changes_by_organizers_are_audited(app, client, auth) -> None:
+    """Stopping or blocking a supporter, and a refused attempt to end an opt-out, are in the audit log."""
+    from gateway import accounts
+    from gateway.models import User
+
+    inbound(client, sms("JOIN", sender="+265991234567"))
+    inbound(client, sms("STOP", sender="+265991234567"))
+    inbound(client, sms("JOIN", sender="+265881234567"))
+    auth.user("organizer")
+    svc = app.extensions["gateway"]
+    with svc.sessions() as s, s.begin():
+        token = accounts.new_api_token(s.scalars(select(User)).one())
+    headers = {"Authorization": f"Bearer {token}"}
+    listed = client.get("/api/v1/contacts", headers=headers).json["data"]
+    by_status = {c["status"]: c["id"] for c in listed}
+    assert client.patch(f"/api/v1/contacts/{by_status['stopped']}", json={"status": "active"},
+                        headers=headers).status_code == 409
+    assert client.patch(f"/api/v1/contacts/{by_status['active']}", json={"status": "blocked"},
+                        headers=headers).status_code == 200
+    with svc.sessions() as s:
+        events = [(e.action, e.detail) for e in s.scalars(select(AuditEvent).where(
+            AuditEvent.action.like("contact.status%")).order_by(AuditEvent.id))]
+    assert events == [
+        ("contact.status.refused", {"contact_id": by_status["stopped"], "old": "stopped", "new": "active"}),
+        ("contact.status", {"contact_id": by_status["active"], "old": "active", "new": "blocked"})]
+
