@@ -92,13 +92,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["gateway"] = Services(engine, make_session_factory(engine), flow_set, flow_error,
                                          provider, twilio, queue.connect(settings["REDIS_URL"]))
 
-    from gateway import api, cli, console, health, webhooks
+    from gateway import api, cli, console, health, spool, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     console.init_app(app)
     api.init_app(app)
     cli.init_app(app)
+    spool.init_app(app)
     if not settings["REDIS_URL"] and settings.get("EMBEDDED_WORKER", not settings.get("TESTING")):
         _start_embedded_worker_on_first_request(app)
     return app

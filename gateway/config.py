@@ -61,12 +61,15 @@ def load_settings(environ: Mapping[str, str] | None = None, instance: Path | Non
         "QUIET_HOURS": env.get("QUIET_HOURS") or None,
         "SENDING_STALE_SECONDS": int(env.get("SENDING_STALE_SECONDS") or 120),
         "INSTANCE_PATH": str(instance),
+        "SPOOL_DIR": env.get("SPOOL_DIR") or None,  # inbound kept while the database is away
     }
     return settings
 
 
 def resolve_defaults(settings: dict[str, Any]) -> None:
     """Defaults that depend on other settings, applied after any overrides."""
+    if not settings.get("SPOOL_DIR"):
+        settings["SPOOL_DIR"] = str(Path(settings["INSTANCE_PATH"]) / "spool")
     if settings.get("QUIET_HOURS") is None:
         settings["QUIET_HOURS"] = "21:00-07:00" if settings["SMS_PROVIDER"] == "twilio" else "off"
 

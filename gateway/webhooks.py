@@ -6,7 +6,7 @@ import logging
 from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy import select
 
-from gateway import inbound, services
+from gateway import inbound, services, spool
 from gateway.outbox import STATUS_RANK
 from gateway.models import Message
 
@@ -48,14 +48,19 @@ def twilio_inbound() -> Response:
     except ValueError as exc:
         abort(400, description=str(exc))
     svc = services()
-    stored = inbound.store(svc.sessions, sms, current_app.config["DEFAULT_COUNTRY"])
+    stored = spool.receive(sms)  # None: the database is away and the message waits in the spool
     texts: list[str] = []
-    if stored.message_id is not None and stored.contact_id is not None:
-        inbound.handle_pending(svc.sessions, stored.contact_id, svc.flows, current_app.config["ORG_NAME"])
-        with svc.sessions() as session, session.begin():
-            replies = inbound.replies_to(session, stored.message_id)
-            texts = [r.body for r in replies if r.body]
-            inbound.mark_sent(session, replies)
+    if stored is not None and stored.message_id is not None and stored.contact_id is not None:
+        try:
+            inbound.handle_pending(svc.sessions, stored.contact_id, svc.flows, current_app.config["ORG_NAME"])
+            with svc.sessions() as session, session.begin():
+                replies = inbound.replies_to(session, stored.message_id)
+                texts = [r.body for r in replies if r.body]
+                inbound.mark_sent(session, replies)
+        except Exception as exc:
+            if not spool.database_away(exc):
+                raise
+            texts = []  # stored, not handled: the reconciler handles it and queues the replies
     return Response(twilio.twiml(texts), mimetype="application/xml")
 
 
