@@ -8,7 +8,8 @@ Names start with the arrival time in nanoseconds, so sorted names are arrival or
 
 Replay holds an exclusive lock on the spool (one replayer at a time, across processes), stores
 each message through the normal path and deletes its file only after that. A replay cut short
-between the two stores the message again later, and its provider id drops the duplicate.
+between the two stores the message again later, and its provider id drops the duplicate; a
+message stored but not handled when the database left is kept too, and the replay handles it.
 """
 from __future__ import annotations
 
@@ -135,7 +136,8 @@ class Spool:
         sms = InboundSMS(**record)
         stored = inbound.store(sessions, sms, default_country)
         contact_id = stored.contact_id
-        if stored.duplicate:  # stored before (a replay cut short): handle it if that never happened
+        if stored.duplicate:  # stored before (a replay cut short, or the database left mid-webhook):
+            # handle it if that never happened
             out.duplicates += 1
             with sessions() as session:
                 contact_id = session.scalar(select(Message.contact_id).where(
@@ -198,6 +200,11 @@ def _replay_due(app: Flask, budget: float) -> bool:
     return not (done.left or done.busy or done.away)
 
 
+def keep(sms: InboundSMS) -> None:
+    """Keep a message for replay, e.g. stored but not handled when the database went away."""
+    spool_for(current_app._get_current_object()).keep(sms)  # type: ignore[attr-defined]
+
+
 def receive(sms: InboundSMS) -> inbound.Stored | None:
     """Store an inbound message, or keep it in the spool while the database is away (None).
 
@@ -207,14 +214,14 @@ def receive(sms: InboundSMS) -> inbound.Stored | None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     svc = app.extensions["gateway"]
     if not _replay_due(app, REQUEST_BUDGET):
-        spool_for(app).keep(sms)
+        keep(sms)
         return None
     try:
         return inbound.store(svc.sessions, sms, app.config["DEFAULT_COUNTRY"])
     except Exception as exc:
         if not database_away(exc):
             raise
-        spool_for(app).keep(sms)
+        keep(sms)
         return None
 
 
@@ -231,7 +238,7 @@ def spool_replay() -> None:
     click.echo(f"{done.stored} stored, {done.duplicates} already stored, {done.rejected} set aside, "
                f"{done.left} left" + (" (database away)" if done.away else "")
                + (" (another process is replaying)" if done.busy else ""))
-    if not app.config["REDIS_URL"] and done.stored:
+    if not app.config["REDIS_URL"] and (done.stored or done.duplicates):
         queue.work_burst(app.extensions["gateway"].redis)  # the in-process queue is only ours
     if done.left:
         raise SystemExit(1)

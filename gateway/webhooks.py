@@ -60,7 +60,8 @@ def twilio_inbound() -> Response:
         except Exception as exc:
             if not spool.database_away(exc):
                 raise
-            texts = []  # stored, not handled: the reconciler handles it and queues the replies
+            spool.keep(sms)  # stored, maybe not handled: the replay handles it and queues the replies
+            texts = []
     return Response(twilio.twiml(texts), mimetype="application/xml")
 
 

@@ -172,3 +172,19 @@ def test_a_hung_database_still_gets_twilio_an_answer_in_time(app, client) -> Non
         listener.close()
         for s in held:
             s.close()
+
+
+def test_a_text_stored_but_not_handled_when_the_database_left_is_handled_by_the_replay(app, runner) -> None:
+    """The webhook stored it, then lost the database before handling it, and kept it in the spool."""
+    from gateway import inbound as inbound_path
+    from gateway.providers.base import InboundSMS
+
+    message = InboundSMS("twilio", "SM" + "e" * 32, ALICE, "+15005550006", "JOIN")
+    inbound_path.store(app.extensions["gateway"].sessions, message, "MW")
+    spool_for(app).keep(message)
+    result = runner.invoke(args=["spool", "replay"])
+    assert "0 stored, 1 already stored" in result.output, result.output
+    (row,) = inbound_rows(app)
+    assert row.handled_at is not None and row.route == "flow"
+    (reply,) = replies_to_rows(app)
+    assert reply.reply_to_id == row.id and reply.status == "sent"
