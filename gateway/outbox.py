@@ -12,7 +12,7 @@ from datetime import datetime, time as dtime, timedelta
 from typing import Any, Callable, Sequence
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from gateway import contacts
 from gateway.broadcasts import finish_if_done
@@ -89,17 +89,20 @@ class _Row:
     sender: str
     claimed_at: datetime
     urgent: bool
+    confirms_stop: bool = False  # the reply to the supporter's own STOP: the one text still owed
 
 
 def _load(session: Session, ids: list[int]) -> list[_Row]:
-    query = (select(Message, Contact, Broadcast.urgent)
+    answered = aliased(Message)
+    query = (select(Message, Contact, Broadcast.urgent, answered.route)
              .join(Contact, Contact.id == Message.contact_id)
              .outerjoin(Broadcast, Broadcast.id == Message.broadcast_id)
+             .outerjoin(answered, answered.id == Message.reply_to_id)
              .where(Message.id.in_(ids)).order_by(Message.id))
     return [_Row(m.id, m.broadcast_id, c.id, contacts.number_of(c), c.status, c.place, c.country,
                  m.body or "", m.segments or 1, m.sender or "default", m.claimed_at or utcnow(),
-                 bool(urgent) or m.broadcast_id is None)
-            for m, c, urgent in session.execute(query)]
+                 bool(urgent) or m.broadcast_id is None, route == "stop")
+            for m, c, urgent, route in session.execute(query)]
 
 
 def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
@@ -138,7 +141,7 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
             if row.broadcast_id in cancelled:
                 writes.append({"id": row.id, "status": "cancelled"})
                 result.cancelled += 1
-            elif row.contact_status != "active":  # an opt-out between launch and send is honoured
+            elif row.contact_status != "active" and not row.confirms_stop:  # an opt-out is honoured at send time
                 writes.append({"id": row.id, "status": "skipped", "error_code": row.contact_status})
                 result.skipped += 1
             elif not row.urgent and (until := quiet_until(box.now(), box.timezone_for(row.place, row.country),

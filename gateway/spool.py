@@ -14,6 +14,7 @@ message stored but not handled when the database left is kept too, and the repla
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -73,7 +74,7 @@ class Spool:
             sms = InboundSMS(sms.provider, f"local-{uuid.uuid4().hex}", sms.sender, sms.recipient, sms.body)
         self.dir.mkdir(parents=True, exist_ok=True)
         record = asdict(sms) | {"received_at": (received_at or utcnow()).isoformat()}
-        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+        name = f"{time.time_ns():020d}-{_sender_key(sms.sender)}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
         tmp = self.dir / f".{name}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(record, f, ensure_ascii=False)
@@ -91,11 +92,13 @@ class Spool:
         except FileNotFoundError:
             return []
 
-    def has_pending(self) -> bool:
-        """Cheap when empty: one directory scan that stops at the first kept message."""
+    def has_pending(self, sender: str | None = None) -> bool:
+        """Whether anything (from this sender) is kept; one directory scan, cheap when empty."""
+        tag = "" if sender is None else f"-{_sender_key(sender)}-"
         try:
             with os.scandir(self.dir) as entries:
-                return any(e.name.endswith(".json") and not e.name.startswith(".") for e in entries)
+                return any(e.name.endswith(".json") and not e.name.startswith(".") and tag in e.name
+                           for e in entries)
         except FileNotFoundError:
             return False
 
@@ -153,6 +156,11 @@ class Spool:
         path.unlink()
 
 
+def _sender_key(sender: str) -> str:
+    """A short hash of the sender, in file names, so a sender's next text can wait behind its kept ones."""
+    return hashlib.sha256(sender.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -187,17 +195,16 @@ def replay_now(app: Flask, budget: float | None = None) -> Replayed:
     return done
 
 
-def _replay_due(app: Flask, budget: float) -> bool:
-    """Replay when something is kept and this process has not just tried; True when the spool is empty."""
+def _replay_due(app: Flask, budget: float) -> None:
+    """Replay when something is kept and this process has not just tried."""
     spool = spool_for(app)
     if not spool.has_pending():
-        return True
+        return
     with _attempt_lock:
         if time.monotonic() - _last_attempt.get(spool.dir, -RETRY_EVERY) < RETRY_EVERY:
-            return False
+            return
         _last_attempt[spool.dir] = time.monotonic()
-    done = replay_now(app, budget)
-    return not (done.left or done.busy or done.away)
+    replay_now(app, budget)
 
 
 def keep(sms: InboundSMS) -> None:
@@ -209,11 +216,12 @@ def receive(sms: InboundSMS) -> inbound.Stored | None:
     """Store an inbound message, or keep it in the spool while the database is away (None).
 
     Every provider's webhook calls this; on None it answers the provider with success and no
-    replies. While older messages wait in the spool the new one joins them, so order holds.
+    replies. While older texts from the same sender wait in the spool, the new one joins them so
+    their order holds; other senders' texts are stored at once while the spool drains.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     svc = app.extensions["gateway"]
-    if not _replay_due(app, REQUEST_BUDGET):
+    if spool_for(app).has_pending(sms.sender):
         keep(sms)
         return None
     try:

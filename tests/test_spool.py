@@ -188,3 +188,36 @@ def test_a_text_stored_but_not_handled_when_the_database_left_is_handled_by_the_
     assert row.handled_at is not None and row.route == "flow"
     (reply,) = replies_to_rows(app)
     assert reply.reply_to_id == row.id and reply.status == "sent"
+
+
+def test_a_stop_kept_in_the_spool_is_confirmed_and_wins_over_the_replies_before_it(app, client, runner) -> None:
+    """JOIN then STOP while the database is away: after the replay only the STOP confirmation goes out."""
+    with database_away(app):
+        for body in ("JOIN", "STOP"):
+            assert replies(inbound(client, sms(body, ALICE))) == []
+    assert "2 stored" in runner.invoke(args=["spool", "replay"]).output
+    join, stop = inbound_rows(app)
+    out = {o.reply_to_id: o for o in replies_to_rows(app)}
+    assert stop.route == "stop" and out[stop.id].status == "sent"  # the one text still owed after STOP
+    assert out[join.id].status == "skipped"  # the welcome would come after the supporter said STOP
+
+
+def test_while_the_spool_drains_only_the_same_senders_texts_wait(app, client) -> None:
+    """Another process holds the replay: Alice's next text joins her kept ones, Ben's is answered at once."""
+    import fcntl
+
+    with database_away(app):
+        assert replies(inbound(client, sms("JOIN", ALICE))) == []
+    spool = spool_for(app)
+    with open(spool.dir / ".replay.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        time.sleep(0.6)  # past the throttle: this request tries to replay and finds the lock taken
+        assert replies(inbound(client, sms("Chikondi Banda", ALICE))) == []
+        (welcome,) = replies(inbound(client, sms("JOIN", BEN)))
+        assert "joined" in welcome
+    assert len(spool.pending()) == 2 and [r.body for r in inbound_rows(app)] == ["JOIN"]
+    time.sleep(0.6)
+    inbound(client, sms("HELP", BEN))  # any request replays once the lock is free
+    assert spool.pending() == []
+    # Ben's JOIN went in at once; Alice's two were replayed in her order before Ben's HELP
+    assert [r.body for r in inbound_rows(app)] == ["JOIN", "JOIN", "Chikondi Banda", "HELP"]
