@@ -102,9 +102,13 @@ class Spool:
         except FileNotFoundError:
             return False
 
-    def replay(self, sessions: sessionmaker[Session], handle: Callable[[int], None], default_country: str,
-               budget: float | None = None) -> Replayed:
-        """Store (and handle) kept messages in order until none is left, the database fails or time is up."""
+    def replay(self, sessions: sessionmaker[Session], handle: Callable[[int], list[int]],
+               send: Callable[[list[int]], None], default_country: str, budget: float | None = None) -> Replayed:
+        """Store and handle kept messages in order until none is left, the database fails or time is up.
+
+        `handle(contact_id)` handles a contact's pending texts and returns the queued replies' ids;
+        `send(ids)` hands those to the outbox.
+        """
         out = Replayed()
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.dir / ".replay.lock", "w") as lock:
@@ -120,7 +124,7 @@ class Spool:
                         out.left = len(self.pending())
                         return out
                     try:
-                        self._replay_one(path, sessions, handle, default_country, out)
+                        self._replay_one(path, sessions, handle, send, default_country, out)
                     except Exception as exc:
                         if database_away(exc):
                             out.away, out.left = True, len(self.pending())
@@ -132,27 +136,33 @@ class Spool:
                         out.rejected += 1
         return out
 
-    def _replay_one(self, path: Path, sessions: sessionmaker[Session], handle: Callable[[int], None],
-                    default_country: str, out: Replayed) -> None:
+    def _replay_one(self, path: Path, sessions: sessionmaker[Session], handle: Callable[[int], list[int]],
+                    send: Callable[[list[int]], None], default_country: str, out: Replayed) -> None:
         record = json.loads(path.read_text(encoding="utf-8"))
         received_at = datetime.fromisoformat(record.pop("received_at"))
         sms = InboundSMS(**record)
         stored = inbound.store(sessions, sms, default_country)
-        contact_id = stored.contact_id
-        if stored.duplicate:  # stored before (a replay cut short, or the database left mid-webhook):
-            # handle it if that never happened
+        contact_id, owed = stored.contact_id, []
+        if stored.duplicate:  # stored before (a replay cut short, or the database left mid-webhook)
             out.duplicates += 1
-            with sessions() as session:
-                contact_id = session.scalar(select(Message.contact_id).where(
-                    Message.provider == sms.provider, Message.provider_id == sms.provider_id,
-                    Message.handled_at.is_(None)))
+            with sessions() as session, session.begin():
+                message = session.scalars(select(Message).where(
+                    Message.provider == sms.provider, Message.provider_id == sms.provider_id)).first()
+                contact_id = message.contact_id if message is not None and message.handled_at is None else None
+                if message is not None and message.handled_at is not None:
+                    # Handled, but the database left before its inline replies were handed over.
+                    owed = list(session.scalars(update(Message).where(
+                        Message.reply_to_id == message.id, Message.status == "inline")
+                        .values(status="queued").returning(Message.id)))
         else:
             out.stored += 1
             with sessions() as session, session.begin():  # when it arrived, not when it was replayed
                 session.execute(update(Message).where(Message.id == stored.message_id)
                                 .values(created_at=received_at))
         if contact_id is not None:
-            handle(contact_id)
+            owed += handle(contact_id)
+        if owed:
+            send(owed)
         path.unlink()
 
 
@@ -180,16 +190,17 @@ def replay_now(app: Flask, budget: float | None = None) -> Replayed:
 
     svc = app.extensions["gateway"]
 
-    def handle(contact_id: int) -> None:
+    def handle(contact_id: int) -> list[int]:
         # The provider got its answer long ago: replies are queued and sent by the outbox.
-        ids = inbound.handle_pending(svc.sessions, contact_id, svc.flows, app.config["ORG_NAME"], inline=False)
-        if ids:
-            try:
-                queue.enqueue_ids(svc.redis, ids, name=queue.REPLIES)
-            except Exception:  # Redis away too: the rows stay queued and the reconciler enqueues them
-                logger.warning("replies to spooled messages left for the reconciler", exc_info=True)
+        return inbound.handle_pending(svc.sessions, contact_id, svc.flows, app.config["ORG_NAME"], inline=False)
 
-    done = spool_for(app).replay(svc.sessions, handle, app.config["DEFAULT_COUNTRY"], budget)
+    def send(ids: list[int]) -> None:
+        try:
+            queue.enqueue_ids(svc.redis, ids, name=queue.REPLIES)
+        except Exception:  # Redis away too: the rows stay queued and the reconciler enqueues them
+            logger.warning("replies to spooled messages left for the reconciler", exc_info=True)
+
+    done = spool_for(app).replay(svc.sessions, handle, send, app.config["DEFAULT_COUNTRY"], budget)
     if done.stored or done.duplicates or done.rejected:
         logger.info("spool replayed: %s", done)
     return done

@@ -221,3 +221,18 @@ def test_while_the_spool_drains_only_the_same_senders_texts_wait(app, client) ->
     assert spool.pending() == []
     # Ben's JOIN went in at once; Alice's two were replayed in her order before Ben's HELP
     assert [r.body for r in inbound_rows(app)] == ["JOIN", "JOIN", "Chikondi Banda", "HELP"]
+
+
+def test_replies_left_inline_when_the_database_left_are_sent_after_the_replay(app, runner) -> None:
+    """Handled, replies written, then the database left before they were handed over in the TwiML."""
+    from gateway import inbound as inbound_path
+    from gateway.providers.base import InboundSMS
+
+    svc = app.extensions["gateway"]
+    message = InboundSMS("twilio", "SM" + "f" * 32, ALICE, "+15005550006", "JOIN")
+    stored = inbound_path.store(svc.sessions, message, "MW")
+    inbound_path.handle_pending(svc.sessions, stored.contact_id, svc.flows, "Our Network")  # inline replies
+    spool_for(app).keep(message)
+    assert [r.status for r in replies_to_rows(app)] == ["inline"]
+    assert "1 already stored" in runner.invoke(args=["spool", "replay"]).output
+    assert [r.status for r in replies_to_rows(app)] == ["sent"]  # through the outbox this time
