@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check-flows clean bench
+.PHONY: run test check-flows clean bench faults
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 # Benchmarks (PostgreSQL + Redis on 127.0.0.1; never part of `make test`). BENCH_FULL=1 adds 100,000.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(if $(BENCH_FULL),--full)
+
+# Fault run: kills, restarts and provider errors on private PostgreSQL + Redis it starts itself
+# (needs redis-server and the PostgreSQL server binaries); prints one table, exits 1 on a loss.
+faults: $(STAMP)
+	$(BIN)/python -m bench.faults $(if $(FAULTS_SMALL),--small)
 
 check-flows: $(STAMP)
 	$(BIN)/flask --app app flows check

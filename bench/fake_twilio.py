@@ -4,6 +4,8 @@
     -> {"base_url": "http://127.0.0.1:PORT"}
     <- {"cmd": "latency", "value": 0.15} | {"cmd": "clear"} | {"cmd": "count"}
        | {"cmd": "dump", "path": "/tmp/x.json"} | {"cmd": "quit"}
+       | {"cmd": "fail", "n": 5, "status": 429} | {"cmd": "hang", "n": 3, "seconds": 4}
+       | {"cmd": "accept_then_fail", "n": 5, "mode": "drop"}      (faults, for bench/faults.py)
 
 It also records when each message was accepted (wall clock, microseconds), which the pacing
 and fan-out benchmarks need and the fake itself keeps only to the second.
@@ -69,6 +71,15 @@ def main() -> None:
                 with open(cmd["path"], "w") as f:
                     json.dump(rows, f)
                 reply({"ok": True, "n": len(rows)})
+            elif name == "fail":  # the next n requests answer this HTTP status (429, 500, ...)
+                fake.fail_next(int(cmd.get("n", 1)), status=int(cmd["status"]))
+                reply({"ok": True})
+            elif name == "hang":  # the next n requests wait this long (a create is recorded first)
+                fake.hang_next(int(cmd.get("n", 1)), seconds=float(cmd["seconds"]))
+                reply({"ok": True})
+            elif name == "accept_then_fail":  # record the next n creates, then drop the connection or 500
+                fake.accept_then_fail_next(int(cmd.get("n", 1)), mode=cmd.get("mode", "drop"))
+                reply({"ok": True})
             elif name == "quit":
                 reply({"ok": True})
                 break

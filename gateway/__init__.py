@@ -102,7 +102,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["gateway"] = Services(engine, make_session_factory(engine, vault), flow_set, flow_error,
                                          provider, twilio, redis, channels)
 
-    from gateway import api, channel_hooks, cli, console, health, webhooks
+    from gateway import api, channel_hooks, cli, console, health, spool, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(channel_hooks.bp)
@@ -110,6 +110,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     console.init_app(app)
     api.init_app(app)
     cli.init_app(app)
+    spool.init_app(app)
     if not settings["REDIS_URL"] and settings.get("EMBEDDED_WORKER", not settings.get("TESTING")):
         _start_embedded_worker_on_first_request(app)
     return app

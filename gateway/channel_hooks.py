@@ -14,7 +14,7 @@ from flask import Blueprint, abort, current_app, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from gateway import channels, inbound, queue, services
+from gateway import channels, inbound, queue, services, spool
 from gateway.config import allowed_ips
 from gateway.models import Message
 from gateway.outbox import STATUS_RANK
@@ -29,8 +29,10 @@ logger = logging.getLogger(__name__)
 def receive(sms: InboundSMS, country: str, now: datetime | None = None) -> list[int]:
     """Store, handle in order, queue the replies; the queued reply ids (enqueued after commit)."""
     svc = services()
-    ids = list(inbound.receive(svc.sessions, sms, country, svc.flows, current_app.config["ORG_NAME"], now=now,
-                               inline=False).queued)
+    # None: the database is away; the message waits in the spool and its replay queues the replies.
+    received = spool.receive(sms, lambda kept: inbound.receive(svc.sessions, kept, country, svc.flows,
+                                                               current_app.config["ORG_NAME"], now=now, inline=False))
+    ids = list(received.queued) if received else []
     if ids:
         try:
             queue.enqueue_ids(svc.redis, ids, name=queue.REPLIES)

@@ -97,12 +97,15 @@ def load_settings(environ: Mapping[str, str] | None = None, instance: Path | Non
         "ANDROID_WEBHOOK_SIGNING_KEY": env.get("ANDROID_WEBHOOK_SIGNING_KEY") or None,
         "SMS_ROUTES_FILE": env.get("SMS_ROUTES_FILE") or str(instance / "sms_routes.yaml"),
         "INSTANCE_PATH": str(instance),
+        "SPOOL_DIR": env.get("SPOOL_DIR") or None,  # inbound kept while the database is away
     }
     return settings
 
 
 def resolve_defaults(settings: dict[str, Any]) -> None:
     """Defaults that depend on other settings, applied after any overrides."""
+    if not settings.get("SPOOL_DIR"):
+        settings["SPOOL_DIR"] = str(Path(settings["INSTANCE_PATH"]) / "spool")
     if settings.get("QUIET_HOURS") is None:
         settings["QUIET_HOURS"] = "21:00-07:00" if settings["SMS_PROVIDER"] == "twilio" else "off"
 

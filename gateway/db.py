@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -16,6 +16,7 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+CONNECT_TIMEOUT = 3  # seconds to reach PostgreSQL, unless the URL says connect_timeout=
 
 
 class Base(DeclarativeBase):
@@ -46,6 +47,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    if url.startswith("postgresql") and "connect_timeout" not in make_url(url).query:
+        # A webhook that finds the database away must still answer before Twilio gives up
+        # (15 s): fail a connection attempt quickly and keep the message in the spool instead.
+        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", CONNECT_TIMEOUT)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

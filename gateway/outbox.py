@@ -14,7 +14,7 @@ from datetime import datetime, time as dtime, timedelta
 from typing import Any, Callable, Sequence
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from gateway import contacts
 from gateway.broadcasts import finish_if_done
@@ -98,20 +98,24 @@ class _Row:
     redacted: bool = False  # a reply in a conversation that became an anonymous report
     provider: str = ""
     reply: bool = False
-    stop_answer: bool = False  # the reply that confirms the STOP itself: it goes out
+    # A reply a stopped supporter is still owed: the one confirming their STOP, or the answer to a
+    # text they sent after stopping (HELP, say). A reply to what came before the STOP is not.
+    owed_after_stop: bool = False
 
 
 def _load(session: Session, ids: list[int]) -> list[_Row]:
-    query = (select(Message, Contact, Broadcast.urgent, Conversation.redacted)
+    answered = aliased(Message)
+    query = (select(Message, Contact, Broadcast.urgent, Conversation.redacted, answered.route, answered.created_at)
              .join(Contact, Contact.id == Message.contact_id)
              .outerjoin(Broadcast, Broadcast.id == Message.broadcast_id)
              .outerjoin(Conversation, Conversation.id == Message.conversation_id)
+             .outerjoin(answered, answered.id == Message.reply_to_id)
              .where(Message.id.in_(ids)).order_by(Message.id))
     return [_Row(m.id, m.broadcast_id, c.id, contacts.number_of(c), c.status, c.place, c.country,
                  m.body or "", m.segments or 1, m.sender or "default", m.claimed_at or utcnow(),
                  bool(urgent) or m.broadcast_id is None, bool(redacted), m.provider, m.reply_to_id is not None,
-                 m.reply_to_id is not None and c.stopped_at is not None and m.created_at >= c.stopped_at)
-            for m, c, urgent, redacted in session.execute(query)]
+                 route == "stop" or (asked_at is not None and c.stopped_at is not None and asked_at >= c.stopped_at))
+            for m, c, urgent, redacted, route, asked_at in session.execute(query)]
 
 
 # -- channels: which provider and pacing sender a row leaves by --------------------------------
@@ -180,7 +184,7 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
         if row.broadcast_id in cancelled:
             writes.append({"id": row.id, "status": "cancelled"})
             result.cancelled += 1
-        elif row.contact_status != "active" and not row.stop_answer:  # an opt-out before send is honoured
+        elif row.contact_status != "active" and not row.owed_after_stop:  # an opt-out is honoured at send time
             writes.append({"id": row.id, "status": "skipped", "error_code": row.contact_status})
             result.skipped += 1
         elif not row.urgent and (until := quiet_until(box.now(), box.timezone_for(row.place, row.country),

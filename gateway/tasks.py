@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 
-from gateway import outbox, queue
+from gateway import outbox, queue, spool
 from gateway.compose import parse_quiet_hours
 from gateway.pacing import Pacer, parse_rates
 from gateway.places import find_place
@@ -75,10 +75,12 @@ def reconcile(force: bool = False) -> dict[str, Any]:
     if done.due and (force or queue.pending_jobs(redis) == 0):
         enqueued = queue.enqueue_ids(redis, done.due)
     stranded = handle_stranded(app)
-    logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d jobs enqueued, %d inbound handled late",
-                done.settled_sent, done.requeued, len(done.due), enqueued, stranded)
+    spooled = spool.replay_now(app).stored  # texts kept on this host while the database was away
+    logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d jobs enqueued, %d inbound handled late, "
+                "%d replayed from the spool", done.settled_sent, done.requeued, len(done.due), enqueued, stranded,
+                spooled)
     return {"settled_sent": done.settled_sent, "requeued": done.requeued, "due": len(done.due),
-            "jobs": enqueued, "inbound_handled_late": stranded}
+            "jobs": enqueued, "inbound_handled_late": stranded, "spool_replayed": spooled}
 
 
 def handle_stranded(app: Flask, older_than: timedelta = timedelta(minutes=1)) -> int:

@@ -6,7 +6,7 @@ import logging
 from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy import select
 
-from gateway import inbound, services
+from gateway import inbound, services, spool
 from gateway.outbox import STATUS_RANK
 from gateway.models import Message
 
@@ -48,9 +48,10 @@ def twilio_inbound() -> Response:
     except ValueError as exc:
         abort(400, description=str(exc))
     svc = services()
-    received = inbound.receive(svc.sessions, sms, current_app.config["DEFAULT_COUNTRY"], svc.flows,
-                               current_app.config["ORG_NAME"])
-    return Response(twilio.twiml(list(received.texts)), mimetype="application/xml")
+    # None: the database is away and the message waits in the spool; Twilio still gets its answer.
+    received = spool.receive(sms, lambda kept: inbound.receive(
+        svc.sessions, kept, current_app.config["DEFAULT_COUNTRY"], svc.flows, current_app.config["ORG_NAME"]))
+    return Response(twilio.twiml(list(received.texts) if received else []), mimetype="application/xml")
 
 
 @bp.post("/sms/twilio/status")

@@ -11,7 +11,8 @@ from africastalking.Service import AfricasTalkingException
 from africastalking.SMS import SMSService
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from gateway.providers.base import InboundSMS, ProviderError, SendResult, StatusUpdate
+from gateway.providers.base import InboundSMS, ProviderError, SendResult, StatusUpdate, error_code
+from gateway.providers.base import message_id as checked_id
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class AfricasTalkingProvider:
             raise ValueError("missing id")
         if "text" not in form:
             raise ValueError("missing text")
-        return InboundSMS(provider=self.name, provider_id=message_id[:64], sender=sender,
+        return InboundSMS(provider=self.name, provider_id=checked_id(message_id, "id"), sender=sender,
                           recipient=form.get("to") or None, body=(form.get("text") or "").replace("\x00", ""))
 
     def parse_status(self, form: Mapping[str, str]) -> StatusUpdate:
@@ -115,4 +116,4 @@ class AfricasTalkingProvider:
         if status is None:
             raise ValueError(f"unknown status {raw!r}")
         reason = (form.get("failureReason") or "").strip() or None
-        return StatusUpdate(provider_id=message_id[:64], status=status, error_code=reason[:16] if reason else None)
+        return StatusUpdate(provider_id=checked_id(message_id, "id"), status=status, error_code=error_code(reason))

@@ -35,6 +35,23 @@ class StatusUpdate:
     error_code: str | None = None
 
 
+MAX_ID = 64  # messages.provider_id
+
+
+def message_id(value: object, field: str) -> str:
+    """A provider's message id from a webhook, or ValueError (a 400) when no real id looks like it."""
+    text = str(value or "").strip()
+    if not text or len(text) > MAX_ID or not text.isprintable():
+        raise ValueError(f"{field}: expected a message id of 1 to {MAX_ID} printable characters")
+    return text
+
+
+def error_code(value: object) -> str | None:
+    """A provider's error code or reason, kept to what the column holds (16 printable characters)."""
+    text = "".join(ch for ch in str(value or "") if ch.isprintable()).strip()[:16]
+    return text or None
+
+
 class ProviderError(Exception):
     """A send the provider refused or that may not have reached it."""
 

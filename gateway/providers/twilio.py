@@ -19,7 +19,7 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from gateway.providers.base import InboundSMS, ProviderError, SendResult, StatusUpdate
+from gateway.providers.base import InboundSMS, ProviderError, SendResult, StatusUpdate, error_code, message_id
 
 # Twilio's message statuses in our words. Twilio documents these; anything else is refused
 # by parse_status so that a new status shows up as a 400 in the logs rather than a guess.
@@ -155,19 +155,18 @@ class TwilioProvider:
         if not sender:
             raise ValueError("missing From")
         body = (form.get("Body") or "").replace("\x00", "")
-        return InboundSMS(provider=self.name, provider_id=form.get("MessageSid") or form.get("SmsSid") or None,
+        sid = form.get("MessageSid") or form.get("SmsSid")
+        return InboundSMS(provider=self.name, provider_id=message_id(sid, "MessageSid") if sid else None,
                           sender=sender, recipient=form.get("To") or None, body=body)
 
     def parse_status(self, form: Mapping[str, str]) -> StatusUpdate:
         """A StatusUpdate from Twilio's status callback form."""
-        sid = form.get("MessageSid") or form.get("SmsSid")
-        if not sid:
-            raise ValueError("missing MessageSid")
+        sid = message_id(form.get("MessageSid") or form.get("SmsSid"), "MessageSid")
         raw = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
         status = STATUS_MAP.get(raw)
         if status is None:
             raise ValueError(f"unknown MessageStatus {raw!r}")
-        return StatusUpdate(provider_id=sid, status=status, error_code=form.get("ErrorCode") or None)
+        return StatusUpdate(provider_id=sid, status=status, error_code=error_code(form.get("ErrorCode")))
 
     def twiml(self, replies: Sequence[str]) -> str:
         """TwiML with one <Message> per non-empty reply."""

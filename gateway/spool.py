@@ -1,0 +1,272 @@
+"""The inbound spool: texts that arrive while the database is away are kept on disk, replayed in order.
+
+Why files, not Redis: the spool is for when a server is away, and Redis can be away at the same
+time (or be the server restarting); a directory on the web host's own disk also works on the
+embedded default. One file per message, written under a temporary name, fsynced, then renamed
+into place: a crash never leaves half a message, and no two processes append to one file.
+Names start with the arrival time in nanoseconds, so sorted names are arrival order.
+
+Replay holds an exclusive lock on the spool (one replayer at a time, across processes), stores
+each message through the normal path and deletes its file only after that. A replay cut short
+between the two stores the message again later, and its provider id drops the duplicate; a
+message stored but not handled when the database left is kept too, and the replay handles it.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import exc as sa_exc, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway import inbound
+from gateway.models import Message, utcnow
+from gateway.providers.base import InboundSMS
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+REQUEST_BUDGET = 2.0  # seconds a webhook may spend replaying before it answers (Twilio waits 15)
+RETRY_EVERY = 0.5  # seconds between replay attempts of one process while the database is away
+_last_attempt: dict[Path, float] = {}  # per spool directory
+_attempt_lock = threading.Lock()
+
+
+def database_away(exc: BaseException) -> bool:
+    """True for errors that mean the database cannot be reached, not that the data is wrong."""
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+@dataclass
+class Replayed:
+    """What one replay did."""
+
+    stored: int = 0
+    duplicates: int = 0
+    left: int = 0
+    rejected: int = 0
+    busy: bool = False  # another process holds the spool
+    away: bool = False  # the database is still away
+
+
+class Spool:
+    """A directory of kept messages, oldest name first."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.dir = Path(directory)
+
+    def keep(self, sms: InboundSMS, received_at: datetime | None = None) -> Path:
+        """Write the message durably; a message without a provider id gets one, so replays dedupe."""
+        if not sms.provider_id:
+            sms = InboundSMS(sms.provider, f"local-{uuid.uuid4().hex}", sms.sender, sms.recipient, sms.body)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        record = asdict(sms) | {"received_at": (received_at or utcnow()).isoformat()}
+        name = f"{time.time_ns():020d}-{_sender_key(sms.sender)}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+        tmp = self.dir / f".{name}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, self.dir / name)
+        _fsync_dir(self.dir)
+        logger.warning("database away: %s message %s kept in the spool", sms.provider, sms.provider_id)
+        return self.dir / name
+
+    def pending(self) -> list[Path]:
+        """Kept messages in arrival order."""
+        try:
+            return sorted(p for p in self.dir.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def has_pending(self, sender: str | None = None) -> bool:
+        """Whether anything (from this sender) is kept; one directory scan, cheap when empty."""
+        tag = "" if sender is None else f"-{_sender_key(sender)}-"
+        try:
+            with os.scandir(self.dir) as entries:
+                return any(e.name.endswith(".json") and not e.name.startswith(".") and tag in e.name
+                           for e in entries)
+        except FileNotFoundError:
+            return False
+
+    def replay(self, sessions: sessionmaker[Session], handle: Callable[[int], list[int]],
+               send: Callable[[list[int]], None], default_country: str, budget: float | None = None) -> Replayed:
+        """Store and handle kept messages in order until none is left, the database fails or time is up.
+
+        `handle(contact_id)` handles a contact's pending texts and returns the queued replies' ids;
+        `send(ids)` hands those to the outbox.
+        """
+        out = Replayed()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".replay.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                out.busy, out.left = True, len(self.pending())
+                return out
+            deadline = None if budget is None else time.monotonic() + budget
+            while batch := self.pending():
+                for path in batch:
+                    if deadline is not None and time.monotonic() > deadline:
+                        out.left = len(self.pending())
+                        return out
+                    try:
+                        self._replay_one(path, sessions, handle, send, default_country, out)
+                    except Exception as exc:
+                        if database_away(exc):
+                            out.away, out.left = True, len(self.pending())
+                            return out
+                        # One unreadable message must not hold back the rest: set it aside.
+                        logger.exception("spooled message %s set aside", path.name)
+                        (self.dir / "rejected").mkdir(exist_ok=True)
+                        os.rename(path, self.dir / "rejected" / path.name)
+                        out.rejected += 1
+        return out
+
+    def _replay_one(self, path: Path, sessions: sessionmaker[Session], handle: Callable[[int], list[int]],
+                    send: Callable[[list[int]], None], default_country: str, out: Replayed) -> None:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        received_at = datetime.fromisoformat(record.pop("received_at"))
+        sms = InboundSMS(**record)
+        stored = inbound.store(sessions, sms, default_country)
+        contact_id, owed = stored.contact_id, []
+        if stored.duplicate:  # stored before: a replay cut short, or a commit whose answer was lost
+            out.duplicates += 1
+            with sessions() as session:
+                message = session.scalars(select(Message).where(
+                    Message.provider == sms.provider, Message.provider_id == sms.provider_id)).first()
+                contact_id = message.contact_id if message is not None and message.handled_at is None else None
+        else:
+            out.stored += 1
+            with sessions() as session, session.begin():  # when it arrived, not when it was replayed
+                session.execute(update(Message).where(Message.id == stored.message_id)
+                                .values(created_at=received_at))
+        if contact_id is not None:
+            owed += handle(contact_id)
+        if owed:
+            send(owed)
+        path.unlink()
+
+
+def _sender_key(sender: str) -> str:
+    """A short hash of the sender, in file names, so a sender's next text can wait behind its kept ones."""
+    return hashlib.sha256(sender.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself survives a power cut
+    finally:
+        os.close(fd)
+
+
+def spool_for(app: Flask) -> Spool:
+    """The spool of this app (SPOOL_DIR)."""
+    return Spool(app.config["SPOOL_DIR"])
+
+
+def replay_now(app: Flask, budget: float | None = None) -> Replayed:
+    """Replay this host's spool through the app's store and handle path; replies go to the reply queue."""
+    from gateway import queue
+
+    svc = app.extensions["gateway"]
+
+    def handle(contact_id: int) -> list[int]:
+        # The provider got its answer long ago: replies are queued and sent by the outbox.
+        return inbound.handle_pending(svc.sessions, contact_id, svc.flows, app.config["ORG_NAME"], inline=False)
+
+    def send(ids: list[int]) -> None:
+        try:
+            queue.enqueue_ids(svc.redis, ids, name=queue.REPLIES)
+        except Exception:  # Redis away too: the rows stay queued and the reconciler enqueues them
+            logger.warning("replies to spooled messages left for the reconciler", exc_info=True)
+
+    done = spool_for(app).replay(svc.sessions, handle, send, app.config["DEFAULT_COUNTRY"], budget)
+    if done.stored or done.duplicates or done.rejected:
+        logger.info("spool replayed: %s", done)
+    return done
+
+
+def _replay_due(app: Flask, budget: float) -> None:
+    """Replay when something is kept and this process has not just tried."""
+    spool = spool_for(app)
+    if not spool.has_pending():
+        return
+    with _attempt_lock:
+        if time.monotonic() - _last_attempt.get(spool.dir, -RETRY_EVERY) < RETRY_EVERY:
+            return
+        _last_attempt[spool.dir] = time.monotonic()
+    replay_now(app, budget)
+
+
+def keep(sms: InboundSMS) -> None:
+    """Keep a message for replay, e.g. stored but not handled when the database went away."""
+    spool_for(current_app._get_current_object()).keep(sms)  # type: ignore[attr-defined]
+
+
+def receive(sms: InboundSMS, store: Callable[[InboundSMS], T]) -> T | None:
+    """`store(sms)` (store and handle), or keep the message in the spool while the database is away (None).
+
+    Every provider's webhook calls this; on None it answers the provider with success and no
+    replies. While older texts from the same sender wait in the spool, the new one joins them so
+    their order holds; other senders' texts are stored at once while the spool drains. The
+    database may also leave after the message was stored but before it was handled: it is kept
+    then too, and the replay finds it stored (its provider id) and handles it.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if spool_for(app).has_pending(sms.sender):
+        keep(sms)
+        return None
+    try:
+        return store(sms)
+    except Exception as exc:
+        if not database_away(exc):
+            raise
+        keep(sms)
+        return None
+
+
+spool_cli = AppGroup("spool", help="Inbound messages kept while the database was away.")
+
+
+@spool_cli.command("replay")
+def spool_replay() -> None:
+    """Store and handle the kept messages in arrival order (safe to run twice)."""
+    from gateway import queue
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    done = replay_now(app)
+    click.echo(f"{done.stored} stored, {done.duplicates} already stored, {done.rejected} set aside, "
+               f"{done.left} left" + (" (database away)" if done.away else "")
+               + (" (another process is replaying)" if done.busy else ""))
+    if not app.config["REDIS_URL"] and (done.stored or done.duplicates):
+        queue.work_burst(app.extensions["gateway"].redis)  # the in-process queue is only ours
+    if done.left:
+        raise SystemExit(1)
+
+
+def init_app(app: Flask) -> None:
+    """Replay on requests once the database is back; register `flask spool replay`."""
+    app.cli.add_command(spool_cli)
+
+    @app.before_request
+    def _replay_kept() -> None:
+        try:
+            _replay_due(app, REQUEST_BUDGET)
+        except Exception:  # never fail a request because of the spool; the worker replays too
+            logger.warning("spool replay on request failed", exc_info=True)

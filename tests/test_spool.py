@@ -1,0 +1,250 @@
+"""Texts that arrive while the database is away: answered at once, kept, replayed in order when it returns."""
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from gateway import create_app, tasks
+from gateway.db import make_engine, make_session_factory
+from gateway.models import Message
+from gateway.spool import spool_for
+from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, TWILIO_TOKEN
+from tests.fakes import FakeTwilio
+from tests.test_webhooks import inbound, replies, sms
+
+ALICE, BEN = "+265991234567", "+265881234567"
+
+
+@pytest.fixture
+def app(db_url: str, tmp_path: Path) -> Iterator[Any]:
+    """conftest's app, but a reply to a Twilio text leaves by Twilio: here a fake Twilio API."""
+    with FakeTwilio("AC" + "0" * 32, TWILIO_TOKEN) as fake:
+        app = create_app({
+            "DATABASE_URL": db_url, "REDIS_URL": None, "SECRET_KEY": "test", "SMS_PROVIDER": "console",
+            "TWILIO_ACCOUNT_SID": fake.account_sid, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": fake.base_url,
+            "PUBLIC_BASE_URL": PUBLIC_BASE, "ORG_NAME": "Our Network", "DEFAULT_COUNTRY": "MW",
+            "INSTANCE_PATH": str(tmp_path), "TESTING": True, "NUMBERS_KEY": NUMBERS_KEY,
+        })
+        app.extensions["test_fake_twilio"] = fake
+        yield app
+        app.extensions["gateway"].engine.dispose()
+
+
+def at_fake(app: Any) -> list[tuple[str, str]]:
+    """(to, body) of every message the fake Twilio accepted."""
+    return [(m["to"], m["body"]) for m in app.extensions["test_fake_twilio"].messages]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def database_away(app: Any, url: str | None = None) -> Iterator[None]:
+    """Point the app's sessions at a database that cannot be reached (real driver errors), then back."""
+    svc = app.extensions["gateway"]
+    if url is None:
+        url = ("sqlite:////nonexistent-dir/gateway.db" if svc.engine.dialect.name == "sqlite"
+               else f"postgresql://postgres@127.0.0.1:{closed_port()}/test")
+    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://")) if url.startswith("postgres") \
+        else create_engine(url)
+    real = svc.sessions
+    svc.sessions = make_session_factory(engine, real.kw["info"]["numbers"])
+    try:
+        yield
+    finally:
+        svc.sessions = real
+        engine.dispose()
+
+
+def inbound_rows(app: Any) -> list[Message]:
+    with app.extensions["gateway"].sessions() as s:
+        return list(s.scalars(select(Message).where(Message.direction == "in").order_by(Message.id)))
+
+
+def replies_to_rows(app: Any) -> list[Message]:
+    with app.extensions["gateway"].sessions() as s:
+        return list(s.scalars(select(Message).where(Message.direction == "out").order_by(Message.id)))
+
+
+CONVERSATION = [(ALICE, "JOIN"), (BEN, "HELP"), (ALICE, "Chikondi Banda"), (ALICE, "Zomba")]
+
+
+def send_while_away(app: Any, client: Any) -> list[dict[str, str]]:
+    """The conversation's texts while the database is away; each gets 200 and no replies at once."""
+    sent = []
+    with database_away(app):
+        for sender, body in CONVERSATION:
+            params = sms(body, sender)
+            started = time.monotonic()
+            response = inbound(client, params)
+            assert response.status_code == 200, response.data
+            assert time.monotonic() - started < 5
+            assert replies(response) == []
+            sent.append(params)
+    return sent
+
+
+def test_database_away_answers_200_and_keeps_every_text_in_arrival_order(app, client) -> None:
+    sent = send_while_away(app, client)
+    kept = spool_for(app).pending()
+    assert len(kept) == 4
+    assert [p.read_text().count(params["MessageSid"]) for p, params in zip(kept, sent)] == [1, 1, 1, 1]
+    assert inbound_rows(app) == []
+
+
+def test_replay_stores_in_order_and_produces_the_replies(app, client, runner) -> None:
+    sent = send_while_away(app, client)
+    result = runner.invoke(args=["spool", "replay"])
+    assert result.exit_code == 0, result.output
+    assert "4 stored, 0 already stored" in result.output
+
+    rows = inbound_rows(app)
+    assert [(r.provider_id, r.body) for r in rows] == [(p["MessageSid"], p["Body"]) for p in sent]
+    assert all(r.handled_at is not None for r in rows)
+    # Kept when it arrived, not when it was replayed
+    assert all(r.created_at <= r.handled_at for r in rows)
+    out = replies_to_rows(app)
+    by_message = {r.id: [o.body for o in out if o.reply_to_id == r.id] for r in rows}
+    alice = [r for r in rows if r.body in ("JOIN", "Chikondi Banda", "Zomba")]
+    # The join flow went on step by step: the name prompt after JOIN, then the place prompt, ...
+    assert "name" in by_message[alice[0].id][-1].lower()
+    assert "district" in by_message[alice[1].id][-1].lower() or "where" in by_message[alice[1].id][-1].lower()
+    assert by_message[alice[2].id], "no reply to the third text"
+    assert all(o.status == "sent" for o in out), [(o.body, o.status) for o in out]  # sent by the outbox
+    assert sorted(at_fake(app)) == sorted((number, o.body) for o in out
+                                          for number in [ALICE if o.reply_to_id in [a.id for a in alice] else BEN])
+    assert spool_for(app).pending() == []
+
+
+def test_replaying_twice_stores_and_answers_nothing_twice(app, client, runner, tmp_path: Path) -> None:
+    send_while_away(app, client)
+    spool = spool_for(app)
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for path in spool.pending():
+        shutil.copy(path, copies / path.name)
+    assert "4 stored" in runner.invoke(args=["spool", "replay"]).output
+    before = (len(inbound_rows(app)), len(replies_to_rows(app)))
+
+    for path in copies.iterdir():  # a replay cut short before it deleted its files
+        shutil.copy(path, spool.dir / path.name)
+    result = runner.invoke(args=["spool", "replay"])
+    assert "0 stored, 4 already stored" in result.output, result.output
+    assert (len(inbound_rows(app)), len(replies_to_rows(app))) == before == (4, before[1])
+    assert spool.pending() == []
+
+
+def test_a_text_arriving_after_the_outage_waits_behind_the_kept_ones(app, client) -> None:
+    with database_away(app):
+        assert replies(inbound(client, sms("JOIN", ALICE))) == []
+    time.sleep(0.6)  # past the throttle on replay attempts of this process
+    response = inbound(client, sms("Chikondi Banda", ALICE))
+    assert response.status_code == 200
+    # JOIN was replayed first, so the name answers the name prompt and the place prompt comes back inline
+    assert [r.body for r in inbound_rows(app)] == ["JOIN", "Chikondi Banda"]
+    (answer,) = replies(response)
+    assert "district" in answer.lower() or "where" in answer.lower(), answer
+
+
+def test_the_worker_reconciler_replays_the_spool(app, client) -> None:
+    send_while_away(app, client)
+    with app.app_context():
+        assert tasks.reconcile()["spool_replayed"] == 4
+    assert len(inbound_rows(app)) == 4
+
+
+def test_a_hung_database_still_gets_twilio_an_answer_in_time(app, client) -> None:
+    """A server that accepts connections and never speaks: the connect timeout, not Twilio's, ends the wait."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        with database_away(app, f"postgresql://postgres@127.0.0.1:{listener.getsockname()[1]}/test"):
+            started = time.monotonic()
+            response = inbound(client, sms("JOIN", ALICE))
+            elapsed = time.monotonic() - started
+        assert response.status_code == 200 and replies(response) == []
+        assert elapsed < 10, elapsed  # Twilio gives up at 15 s
+        assert held, "the webhook never tried the hung server"
+        assert len(spool_for(app).pending()) == 1
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+        for s in held:
+            s.close()
+
+
+def test_a_text_stored_but_not_handled_when_the_database_left_is_handled_by_the_replay(app, runner) -> None:
+    """The webhook stored it, then lost the database before handling it, and kept it in the spool."""
+    from gateway import inbound as inbound_path
+    from gateway.providers.base import InboundSMS
+
+    message = InboundSMS("twilio", "SM" + "e" * 32, ALICE, "+15005550006", "JOIN")
+    inbound_path.store(app.extensions["gateway"].sessions, message, "MW")
+    spool_for(app).keep(message)
+    result = runner.invoke(args=["spool", "replay"])
+    assert "0 stored, 1 already stored" in result.output, result.output
+    (row,) = inbound_rows(app)
+    assert row.handled_at is not None and row.route == "flow"
+    (reply,) = replies_to_rows(app)
+    assert reply.reply_to_id == row.id and reply.status == "sent"
+
+
+def test_a_stop_kept_in_the_spool_is_confirmed_and_wins_over_the_replies_before_it(app, client, runner) -> None:
+    """JOIN then STOP while the database is away: after the replay only the STOP confirmation goes out."""
+    with database_away(app):
+        for body in ("JOIN", "STOP"):
+            assert replies(inbound(client, sms(body, ALICE))) == []
+    assert "2 stored" in runner.invoke(args=["spool", "replay"]).output
+    join, stop = inbound_rows(app)
+    out = {o.reply_to_id: o for o in replies_to_rows(app)}
+    assert stop.route == "stop" and out[stop.id].status == "sent"  # the one text still owed after STOP
+    assert out[join.id].status == "skipped"  # the welcome would come after the supporter said STOP
+    assert at_fake(app) == [(ALICE, out[stop.id].body)]
+
+
+def test_while_the_spool_drains_only_the_same_senders_texts_wait(app, client) -> None:
+    """Another process holds the replay: Alice's next text joins her kept ones, Ben's is answered at once."""
+    import fcntl
+
+    with database_away(app):
+        assert replies(inbound(client, sms("JOIN", ALICE))) == []
+    spool = spool_for(app)
+    with open(spool.dir / ".replay.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        time.sleep(0.6)  # past the throttle: this request tries to replay and finds the lock taken
+        assert replies(inbound(client, sms("Chikondi Banda", ALICE))) == []
+        (welcome,) = replies(inbound(client, sms("JOIN", BEN)))
+        assert "joined" in welcome
+    assert len(spool.pending()) == 2 and [r.body for r in inbound_rows(app)] == ["JOIN"]
+    time.sleep(0.6)
+    inbound(client, sms("HELP", BEN))  # any request replays once the lock is free
+    assert spool.pending() == []
+    # Ben's JOIN went in at once; Alice's two were replayed in her order before Ben's HELP
+    assert [r.body for r in inbound_rows(app)] == ["JOIN", "JOIN", "Chikondi Banda", "HELP"]
