@@ -166,3 +166,14 @@ def test_oversized_webhook_is_413_and_stores_nothing(app, client) -> None:
     params = sms("x" * 70_000)
     assert inbound(client, params).status_code == 413
     assert stored(app) == 0
+
+
+@pytest.mark.parametrize("sid", ["SM" + "a" * 200, "SM\x00abc", "SM\u2028x"])
+def test_a_signed_text_with_an_odd_message_id_is_kept_once(app, client, sid: str) -> None:
+    """No real MessageSid looks like these, but a signed text is kept: as the id's digest, so a repeat drops."""
+    params = sms("JOIN") | {"MessageSid": sid}
+    assert replies(inbound(client, params))  # answered
+    assert inbound(client, params).status_code == 200
+    with app.extensions["gateway"].sessions() as s:
+        ids = s.scalars(select(Message.provider_id).where(Message.direction == "in")).all()
+    assert len(ids) == 1 and ids[0].startswith("sha256:") and len(ids[0]) <= 64

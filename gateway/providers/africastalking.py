@@ -11,8 +11,8 @@ from africastalking.Service import AfricasTalkingException
 from africastalking.SMS import SMSService
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from gateway.providers.base import InboundSMS, ProviderError, SendResult, StatusUpdate, error_code
-from gateway.providers.base import message_id as checked_id
+from gateway.providers.base import (InboundSMS, ProviderError, SendResult, StatusUpdate, error_code, message_id,
+                                    required_id)
 
 logger = logging.getLogger(__name__)
 
@@ -96,24 +96,24 @@ class AfricasTalkingProvider:
 
     def parse_inbound(self, form: Mapping[str, str]) -> InboundSMS:
         """An InboundSMS from the incoming-message callback (from, to, text, date, id, linkId)."""
-        sender, message_id = form.get("from"), form.get("id")
+        sender, given_id = form.get("from"), form.get("id")
         if not sender:
             raise ValueError("missing from")
-        if not message_id:
+        if not given_id:
             raise ValueError("missing id")
         if "text" not in form:
             raise ValueError("missing text")
-        return InboundSMS(provider=self.name, provider_id=checked_id(message_id, "id"), sender=sender,
+        return InboundSMS(provider=self.name, provider_id=message_id(given_id), sender=sender,
                           recipient=form.get("to") or None, body=(form.get("text") or "").replace("\x00", ""))
 
     def parse_status(self, form: Mapping[str, str]) -> StatusUpdate:
         """A StatusUpdate from a delivery report (id, status, phoneNumber, failureReason)."""
-        message_id = form.get("id")
-        if not message_id:
+        given_id = form.get("id")
+        if not given_id:
             raise ValueError("missing id")
         raw = (form.get("status") or "").strip()
         status = STATUS_MAP.get(raw.lower())
         if status is None:
             raise ValueError(f"unknown status {raw!r}")
         reason = (form.get("failureReason") or "").strip() or None
-        return StatusUpdate(provider_id=checked_id(message_id, "id"), status=status, error_code=error_code(reason))
+        return StatusUpdate(provider_id=required_id(given_id, "id"), status=status, error_code=error_code(reason))

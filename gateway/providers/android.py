@@ -19,8 +19,8 @@ from android_sms_gateway import APIClient, Message, SmsReceivedPayload, TextMess
 from android_sms_gateway.errors import APIError
 from android_sms_gateway.http import RequestsHttpClient
 
-from gateway.providers.base import InboundSMS, ProviderError, SendResult, StatusUpdate, error_code
-from gateway.providers.base import message_id as checked_id
+from gateway.providers.base import (InboundSMS, ProviderError, SendResult, StatusUpdate, error_code, message_id,
+                                    required_id)
 
 logger = logging.getLogger(__name__)
 SIGNATURE_TOLERANCE = 300  # seconds of clock difference accepted on X-Timestamp (the app's docs advise ±5 min)
@@ -131,14 +131,14 @@ class AndroidProvider:
                 raise ValueError("sms:received: message and phoneNumber must be text")
             # The payload's messageId is derived from the text (two identical texts share it);
             # the envelope id is one per event and is kept across the app's retries.
-            return InboundSMS(provider=self.name, provider_id=checked_id(envelope["id"], "id"), sender=sms.phone_number,
+            return InboundSMS(provider=self.name, provider_id=message_id(envelope["id"]), sender=sms.phone_number,
                               recipient=sms.recipient, body=sms.message.replace("\x00", ""))
         if event in STATUS_EVENTS:
-            message_id = payload.get("messageId")
-            if not message_id or not isinstance(message_id, str):
+            given_id = payload.get("messageId")
+            if not given_id or not isinstance(given_id, str):
                 raise ValueError(f"{event}: missing messageId")
             reason = payload.get("reason") if event == "sms:failed" else None
-            return StatusUpdate(provider_id=checked_id(message_id, "id"), status=STATUS_EVENTS[event],
+            return StatusUpdate(provider_id=required_id(given_id, "id"), status=STATUS_EVENTS[event],
                                 error_code=error_code(reason))
         if not isinstance(event, str) or not event:
             raise ValueError("missing event")

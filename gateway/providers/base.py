@@ -1,6 +1,7 @@
 """The small interface every SMS provider implements."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,12 +39,26 @@ class StatusUpdate:
 MAX_ID = 64  # messages.provider_id
 
 
-def message_id(value: object, field: str) -> str:
-    """A provider's message id from a webhook, or ValueError (a 400) when no real id looks like it."""
+def message_id(value: object) -> str | None:
+    """A provider's message id from a webhook as the column can hold it; None when blank.
+
+    No real id is longer than the column or holds control characters, but a signed request is
+    kept whatever it carries: such an id is stored as its digest, so a repeat is still dropped.
+    """
     text = str(value or "").strip()
-    if not text or len(text) > MAX_ID or not text.isprintable():
-        raise ValueError(f"{field}: expected a message id of 1 to {MAX_ID} printable characters")
+    if not text:
+        return None
+    if len(text) > MAX_ID or not text.isprintable():
+        return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:56]
     return text
+
+
+def required_id(value: object, field: str) -> str:
+    """message_id() of a field that must be there (a status callback's); ValueError (a 400) when blank."""
+    found = message_id(value)
+    if found is None:
+        raise ValueError(f"missing {field}")
+    return found
 
 
 def error_code(value: object) -> str | None:

@@ -19,7 +19,8 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from gateway.providers.base import InboundSMS, ProviderError, SendResult, StatusUpdate, error_code, message_id
+from gateway.providers.base import (InboundSMS, ProviderError, SendResult, StatusUpdate, error_code, message_id,
+                                    required_id)
 
 # Twilio's message statuses in our words. Twilio documents these; anything else is refused
 # by parse_status so that a new status shows up as a 400 in the logs rather than a guess.
@@ -155,13 +156,12 @@ class TwilioProvider:
         if not sender:
             raise ValueError("missing From")
         body = (form.get("Body") or "").replace("\x00", "")
-        sid = form.get("MessageSid") or form.get("SmsSid")
-        return InboundSMS(provider=self.name, provider_id=message_id(sid, "MessageSid") if sid else None,
+        return InboundSMS(provider=self.name, provider_id=message_id(form.get("MessageSid") or form.get("SmsSid")),
                           sender=sender, recipient=form.get("To") or None, body=body)
 
     def parse_status(self, form: Mapping[str, str]) -> StatusUpdate:
         """A StatusUpdate from Twilio's status callback form."""
-        sid = message_id(form.get("MessageSid") or form.get("SmsSid"), "MessageSid")
+        sid = required_id(form.get("MessageSid") or form.get("SmsSid"), "MessageSid")
         raw = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
         status = STATUS_MAP.get(raw)
         if status is None:
