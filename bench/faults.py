@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from bench.common import BIN, ROOT, FakeProcess, Proc, Stack, engine_for, flush_redis, log, wait_until
+from bench.common import BIN, NUMBERS_KEY, ROOT, FakeProcess, Proc, Stack, engine_for, flush_redis, log, wait_until
 from bench.fanout import _audience, _launch_gateway, load_contacts, reset_outbox
 from bench.servers import PrivatePostgres, PrivateRedis
 
@@ -145,6 +145,13 @@ class Workers:
 
 # -- helpers ---------------------------------------------------------------------------------------
 
+def open_number(sealed: str | None) -> str | None:
+    """A contact's number from its sealed column (numbers are encrypted at rest with NUMBERS_KEY)."""
+    from gateway.numbers import NumberVault
+
+    return NumberVault.from_keys([NUMBERS_KEY]).open(sealed) if sealed else None
+
+
 def sql(ctx: Ctx, query: str, **params: Any) -> list[tuple[Any, ...]]:
     import sqlalchemy as sa
 
@@ -201,8 +208,9 @@ def drain(ctx: Ctx, unfinished: Callable[[], int], timeout: float = 240.0) -> bo
 def outbound_tally(ctx: Ctx, row: Row, where: str, **params: Any) -> dict[str, tuple[str, str | None]]:
     """Compare the outbox rows chosen by `where` with what the fake accepted: lost, duplicated, unrecorded."""
     msgs = ctx.fake.messages(ctx.stack.workdir / f"fake-{time.time_ns()}.json")
-    rows = sql(ctx, "SELECT m.id, c.number, m.body, m.status, m.provider_id FROM messages m "
-                    f"JOIN contacts c ON c.id = m.contact_id WHERE m.direction = 'out' AND {where}", **params)
+    rows = [(i, open_number(sealed), body, status, pid) for i, sealed, body, status, pid in sql(
+        ctx, "SELECT m.id, c.number_sealed, m.body, m.status, m.provider_id FROM messages m "
+             f"JOIN contacts c ON c.id = m.contact_id WHERE m.direction = 'out' AND {where}", **params)]
     # A reply the outbox held back because the supporter texted STOP meanwhile is owed to nobody.
     held = [r for r in rows if r[3] == "skipped"]
     rows = [r for r in rows if r[3] != "skipped"]

@@ -21,7 +21,7 @@ from twilio.request_validator import RequestValidator
 
 from bench.common import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_BASE, Proc, free_port, gunicorn, http_ok, log
 from bench.inbound import SCRIPT, Numbers, webhook
-from bench.faults import TINY, Ctx, Row, Workers, _launch_gateway, drain, outbound_tally, sql
+from bench.faults import TINY, Ctx, Row, Workers, _launch_gateway, drain, open_number, outbound_tally, sql
 
 TWILIO_TIMEOUT = 15.0  # Twilio gives up on a webhook after this many seconds
 _validator = RequestValidator(AUTH_TOKEN)
@@ -63,9 +63,10 @@ def send_sms(port: int, number: str, body: str, params: dict[str, str] | None = 
 def inbound_tally(ctx: Ctx, row: Row, answers: list[Answer]) -> None:
     """Stored exactly once, in each number's order, answered in time; replies inline or queued, never both."""
     sids = [a.sid for a in answers]
-    stored = sql(ctx, "SELECT m.id, m.provider_id, c.number, m.body, m.handled_at IS NOT NULL FROM messages m "
-                      "LEFT JOIN contacts c ON c.id = m.contact_id WHERE m.direction = 'in' "
-                      "AND m.provider_id = ANY(:s) ORDER BY m.id", s=sids)
+    stored = [(i, pid, open_number(sealed), body, handled) for i, pid, sealed, body, handled in sql(
+        ctx, "SELECT m.id, m.provider_id, c.number_sealed, m.body, m.handled_at IS NOT NULL FROM messages m "
+             "LEFT JOIN contacts c ON c.id = m.contact_id WHERE m.direction = 'in' "
+             "AND m.provider_id = ANY(:s) ORDER BY m.id", s=sids)]
     by_sid = Counter(pid for _i, pid, _n, _b, _h in stored)
     row.inbound_sent, row.inbound_stored = len(set(sids)), len(by_sid)
     row.lost += len(set(sids) - set(by_sid))
@@ -227,8 +228,9 @@ def status_out_of_order(ctx: Ctx, port: int) -> Row:
                                     "status IN ('queued', 'sending')", b=bid)[0][0])
     finally:
         workers.stop()
-    rows = sql(ctx, "SELECT m.provider_id, c.number FROM messages m JOIN contacts c ON c.id = m.contact_id "
-                    "WHERE m.broadcast_id = :b AND m.provider_id IS NOT NULL ORDER BY m.id", b=bid)
+    rows = [(sid, open_number(sealed)) for sid, sealed in sql(
+        ctx, "SELECT m.provider_id, c.number_sealed FROM messages m JOIN contacts c ON c.id = m.contact_id "
+             "WHERE m.broadcast_id = :b AND m.provider_id IS NOT NULL ORDER BY m.id", b=bid)]
     row.recipients = len(rows)
     expected: dict[str, str] = {}
 

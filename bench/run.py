@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", dest="json_path", help="also write the figures as JSON here")
     ap.add_argument("--profile", metavar="DIR", help="run the gateway's web and worker processes under py-spy")
     ap.add_argument("--keep", action="store_true", help="keep the bench schema afterwards")
+    ap.add_argument("--send-concurrency", type=int, default=None,
+                    help="SEND_CONCURRENCY of the workers and the HTTP ceiling (default: the gateway's)")
     args = ap.parse_args(argv)
     size = "smoke" if args.smoke else ("full" if args.full else "default")
     p = SIZES[size]
@@ -96,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         db_url = create_schema(base, schema)
     redis_url = args.redis_url or os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS
     stack = Stack(db_url, redis_url, workdir)
+    if args.send_concurrency:
+        stack.send_concurrency = args.send_concurrency
     flush_redis(redis_url)
     results = Results()
     figures: dict[str, Any] = {"size": size, "started": started.isoformat(), "machine": machine(),
