@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from gateway import queue
 from gateway.contacts import new_contact
-from gateway.models import AuditEvent, Broadcast, Contact, ContactTag, Message, utcnow
+from gateway.models import AuditEvent, Broadcast, ContactTag, Message, utcnow
 from gateway.sms import country_of
 
 TEXT = "Hello {name}, the clinic in {place} has no nurse. Come to the boma on Friday!"
