@@ -249,7 +249,10 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
         pool.shutdown(wait=True, cancel_futures=True)
         for future, row in futures.items():
             if future.done() and not future.cancelled() and row.id not in outcomes:
-                collect(row, future)
+                try:
+                    collect(row, future)
+                except Exception:  # that send's own error: its row stays `sending`, the others are written
+                    logger.exception("message %s: send failed", row.id)
         flush()
         raise
     pool.shutdown(wait=True)

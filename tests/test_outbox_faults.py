@@ -412,3 +412,24 @@ def test_ambiguous_failures_amid_concurrent_sends_are_settled_without_duplicates
     assert (result["sent"], result["unsettled"]) == (24, 0)
     assert fake_twilio.create_attempts == 24
     assert_each_sent_once(app, fake_twilio, range(24))
+
+
+def test_an_unexpected_error_in_one_send_keeps_what_was_sent(build, fake_twilio, monkeypatch) -> None:
+    """A bug or an outage in the middle of a batch: the rows already sent are written sent, the rest stay
+    `sending` for the reconciler (which asks the provider before anything is sent again)."""
+    app = build(SEND_CONCURRENCY=1, SENDING_STALE_SECONDS=0)
+    ids = launch(app, 6)
+
+    def boom() -> None:
+        raise RuntimeError("redis went away")
+
+    fault_on_send(monkeypatch, app, 3, boom)
+    with pytest.raises(RuntimeError):
+        send(app, ids)
+    after = rows(app)
+    assert [after[number(i)].status for i in range(6)] == ["sent", "sent"] + ["sending"] * 4
+    monkeypatch.undo()
+    with app.app_context():
+        tasks.reconcile()
+        queue.work_burst(app.extensions["gateway"].redis)
+    assert_each_sent_once(app, fake_twilio, range(6))
