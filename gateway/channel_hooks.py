@@ -20,7 +20,7 @@ from gateway.models import Message
 from gateway.outbox import STATUS_RANK
 from gateway.providers.android import AndroidProvider, Ping
 from gateway.providers.base import InboundSMS, StatusUpdate
-from gateway.webhooks import MAX_WEBHOOK_BYTES, remember_early
+from gateway.webhooks import refuse_oversized, remember_early
 
 bp = Blueprint("channel_hooks", __name__)
 logger = logging.getLogger(__name__)
@@ -61,17 +61,12 @@ def _seen(name: str) -> None:
         logger.warning("could not record contact with %s", name)
 
 
-def _limit() -> None:
-    if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
-        abort(413)
-
-
 # -- Africa's Talking -------------------------------------------------------------------------
 
 
 def _africastalking(token: str):  # type: ignore[no-untyped-def]
     """The provider, once the URL's secret token and (when set) the caller's address are right."""
-    _limit()
+    refuse_oversized()
     cfg = current_app.config
     expected = cfg.get("AT_WEBHOOK_TOKEN")
     # Africa's Talking signs nothing: the secret in the URL is what tells its callbacks apart.
@@ -136,7 +131,7 @@ def _phone() -> AndroidProvider:
 @bp.post("/sms/android")
 def android_event() -> ResponseReturnValue:
     """sms:received, sms:sent / delivered / failed, system:ping from a phone; signature checked."""
-    _limit()
+    refuse_oversized()
     provider = _phone()
     body = request.get_data(cache=True)
     if not provider.verify(body, request.headers.get("X-Timestamp"), request.headers.get("X-Signature")):

@@ -24,12 +24,17 @@ def _signed_url() -> str:
     return request.url
 
 
-MAX_WEBHOOK_BYTES = 64 * 1024  # a Twilio webhook is a few hundred bytes
+MAX_WEBHOOK_BYTES = 64 * 1024  # a provider's webhook is a few hundred bytes
+
+
+def refuse_oversized() -> None:
+    """413 for a webhook body far beyond what any provider sends."""
+    if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
+        abort(413)
 
 
 def _verified_twilio():  # type: ignore[no-untyped-def]
-    if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
-        abort(413)
+    refuse_oversized()
     twilio = services().twilio
     if twilio is None:
         logger.warning("Twilio webhook refused: no TWILIO_AUTH_TOKEN to check its signature")
