@@ -42,17 +42,19 @@ class Received:
 
 
 def receive(factory: sessionmaker[Session], sms: InboundSMS, default_country: str, flows: FlowSet,
-            org: str, now: datetime | None = None, *, inline: bool = True) -> Received:
+            org: str, now: datetime | None = None, *, inline: bool = True,
+            received_at: datetime | None = None) -> Received:
     """Store a message and handle its contact's pending messages, in one transaction.
 
     The contact's row is locked first, so one contact's messages are stored and handled in
     order. Handling runs in a savepoint: if it fails, the message is still committed, unhandled,
     and the reconciler handles it later (`tasks.handle_stranded`). One commit per message is
-    what lets a webhook answer quickly (see README, Benchmarks).
+    what lets a webhook answer quickly (see README, Benchmarks). `received_at` is when it
+    arrived, if earlier than now (a text replayed from the spool).
     """
     with factory() as session, session.begin():
         contact, channel = _locked_contact(session, sms.sender, default_country)
-        message_id = _insert(session, sms, contact, channel)
+        message_id = _insert(session, sms, contact, channel, received_at)
         if message_id is None:
             logger.info("duplicate %s message %s dropped", sms.provider, sms.provider_id)
             return Received(None, None, duplicate=True)
@@ -80,12 +82,13 @@ def _locked_contact(session: Session, sender: str, default_country: str) -> tupl
     return contacts.get_or_create(session, address, lock=True), address.channel
 
 
-def _insert(session: Session, sms: InboundSMS, contact: Contact | None, channel: str) -> int | None:
+def _insert(session: Session, sms: InboundSMS, contact: Contact | None, channel: str,
+            received_at: datetime | None = None) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING on the provider's id: the row's id, or None for a repeat."""
     values = dict(direction="in", contact_id=contact.id if contact else None, provider=sms.provider,
                   provider_id=sms.provider_id or f"local-{uuid.uuid4().hex}", channel=channel,
                   body=sms.body.replace("\x00", "")[:MAX_BODY], status="received" if contact else "handled",
-                  route=None if contact else "unroutable", attempts=0, created_at=utcnow())
+                  route=None if contact else "unroutable", attempts=0, created_at=received_at or utcnow())
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = (dialect.insert(Message).values(**values)
             .on_conflict_do_nothing(index_elements=["provider", "provider_id"]).returning(Message.id))

@@ -29,7 +29,7 @@ from typing import Callable, TypeVar
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import exc as sa_exc, select, update
+from sqlalchemy import exc as sa_exc, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import inbound
@@ -103,12 +103,14 @@ class Spool:
         except FileNotFoundError:
             return False
 
-    def replay(self, sessions: sessionmaker[Session], handle: Callable[[int], list[int]],
-               send: Callable[[list[int]], None], default_country: str, budget: float | None = None) -> Replayed:
+    def replay(self, sessions: sessionmaker[Session], receive: Callable[[InboundSMS, datetime], inbound.Received],
+               handle: Callable[[int], list[int]], send: Callable[[list[int]], None],
+               budget: float | None = None) -> Replayed:
         """Store and handle kept messages in order until none is left, the database fails or time is up.
 
-        `handle(contact_id)` handles a contact's pending texts and returns the queued replies' ids;
-        `send(ids)` hands those to the outbox.
+        `receive(sms, received_at)` stores and handles one text, its replies queued;
+        `handle(contact_id)` handles a contact's pending texts (one stored before but not handled)
+        and returns the queued replies' ids; `send(ids)` hands those to the outbox.
         """
         out = Replayed()
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +127,7 @@ class Spool:
                         out.left = len(self.pending())
                         return out
                     try:
-                        self._replay_one(path, sessions, handle, send, default_country, out)
+                        self._replay_one(path, sessions, receive, handle, send, out)
                     except Exception as exc:
                         if database_away(exc):
                             out.away, out.left = True, len(self.pending())
@@ -137,26 +139,23 @@ class Spool:
                         out.rejected += 1
         return out
 
-    def _replay_one(self, path: Path, sessions: sessionmaker[Session], handle: Callable[[int], list[int]],
-                    send: Callable[[list[int]], None], default_country: str, out: Replayed) -> None:
+    def _replay_one(self, path: Path, sessions: sessionmaker[Session],
+                    receive: Callable[[InboundSMS, datetime], inbound.Received], handle: Callable[[int], list[int]],
+                    send: Callable[[list[int]], None], out: Replayed) -> None:
         record = json.loads(path.read_text(encoding="utf-8"))
         received_at = datetime.fromisoformat(record.pop("received_at"))
         sms = InboundSMS(**record)
-        stored = inbound.store(sessions, sms, default_country)
-        contact_id, owed = stored.contact_id, []
-        if stored.duplicate:  # stored before: a replay cut short, or a commit whose answer was lost
+        received = receive(sms, received_at)  # stored as of when it arrived, not when it was replayed
+        owed = list(received.queued)
+        if received.duplicate:  # stored before: a replay cut short, or a commit whose answer was lost
             out.duplicates += 1
             with sessions() as session:
                 message = session.scalars(select(Message).where(
                     Message.provider == sms.provider, Message.provider_id == sms.provider_id)).first()
-                contact_id = message.contact_id if message is not None and message.handled_at is None else None
+            if message is not None and message.handled_at is None and message.contact_id is not None:
+                owed += handle(message.contact_id)
         else:
             out.stored += 1
-            with sessions() as session, session.begin():  # when it arrived, not when it was replayed
-                session.execute(update(Message).where(Message.id == stored.message_id)
-                                .values(created_at=received_at))
-        if contact_id is not None:
-            owed += handle(contact_id)
         if owed:
             send(owed)
         path.unlink()
@@ -186,8 +185,12 @@ def replay_now(app: Flask, budget: float | None = None) -> Replayed:
 
     svc = app.extensions["gateway"]
 
+    # The provider got its answer long ago: replies are queued and sent by the outbox.
+    def receive(sms: InboundSMS, received_at: datetime) -> inbound.Received:
+        return inbound.receive(svc.sessions, sms, app.config["DEFAULT_COUNTRY"], svc.flows, app.config["ORG_NAME"],
+                               inline=False, received_at=received_at)
+
     def handle(contact_id: int) -> list[int]:
-        # The provider got its answer long ago: replies are queued and sent by the outbox.
         return inbound.handle_pending(svc.sessions, contact_id, svc.flows, app.config["ORG_NAME"], inline=False)
 
     def send(ids: list[int]) -> None:
@@ -196,7 +199,7 @@ def replay_now(app: Flask, budget: float | None = None) -> Replayed:
         except Exception:  # Redis away too: the rows stay queued and the reconciler enqueues them
             logger.warning("replies to spooled messages left for the reconciler", exc_info=True)
 
-    done = spool_for(app).replay(svc.sessions, handle, send, app.config["DEFAULT_COUNTRY"], budget)
+    done = spool_for(app).replay(svc.sessions, receive, handle, send, budget)
     if done.stored or done.duplicates or done.rejected:
         logger.info("spool replayed: %s", done)
     return done
