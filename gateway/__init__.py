@@ -102,7 +102,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["gateway"] = Services(engine, make_session_factory(engine, vault), flow_set, flow_error,
                                          provider, twilio, redis, channels)
 
-    from gateway import api, channel_hooks, cli, console, health, spool, webhooks
+    from gateway import api, channel_hooks, cli, console, health, limits, spool, webhooks
+
+    limits.init_app(app)
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(channel_hooks.bp)

@@ -87,6 +87,7 @@ class Message(Base):
     body: Mapped[str | None] = mapped_column(Text)  # None once purged (anonymous report, retention)
     status: Mapped[str] = mapped_column(String(16))  # in: received, handled; out: queued ... delivered
     error_code: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(200))  # why handling failed (set aside), no numbers
     encoding: Mapped[str | None] = mapped_column(String(8))
     segments: Mapped[int | None] = mapped_column(Integer)
     broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
@@ -115,6 +116,7 @@ class Report(Base):
     delivered: Mapped[str | None] = mapped_column(String(10))  # yes, no, partly
     details: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(8))
+    source: Mapped[str | None] = mapped_column(String(12))  # the channel it came through; "simulator" for tests
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
@@ -158,6 +160,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(12))  # admin, organizer, viewer
     phone: Mapped[str | None] = mapped_column(String(32))  # for test sends to the organizer's own phone
+    phone_verified_at: Mapped[datetime | None] = mapped_column(DateTime)  # test sends go only to a verified phone
     api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
