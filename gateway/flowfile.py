@@ -382,7 +382,7 @@ def _fit_answers(r: _Reader, steps: list[Step], gazetteers: dict[str, Gazetteer]
     for step in steps:
         cols = homes.get(step.id or "", []) if step.kind == "ask" else []
         if step.kind == "ask" and step.id in REPORT_ANSWERS and REPORT_ANSWERS[step.id] in cols \
-                and step.expect not in ("choice", "place", "text"):
+                and step.expect in ("choices", "yesno", "number", "consent"):
             r.error(f"{step.key}.expect", f"a report keeps '{step.id}' as text: expect choice, place or text")
         bounded = sorted((c for c in cols if c.length is not None), key=lambda c: c.length or 0)
         tightest = bounded[0] if bounded else None
