@@ -164,7 +164,8 @@ def test_report_flow_is_private_and_others_are_not() -> None:
 
 
 def test_private_must_be_true_or_false(tmp_path: Path) -> None:
-    directory = flows_with(tmp_path, "bad.yaml", "flow: bad\nkeywords: {en: [BAD]}\nprivate: maybe\nsteps: [{say: x}]\n")
+    directory = flows_with(tmp_path, "bad.yaml",
+                           "flow: bad\nkeywords: {en: [BAD]}\nprivate: maybe\nsteps: [{say: x}]\n")
     assert errors_of(directory) == [f"{directory / 'bad.yaml'}: private: expected true or false"]
 
 
