@@ -3,6 +3,9 @@
 Flow-level keys: `flow`, `keywords`, `expires_after` (24h), `drafts` (languages no native speaker has
 checked), `prefill` (words after the keyword answer the first questions) and `private` (true: a
 conversation of this flow that ends without saving keeps none of the words the supporter sent).
+Ask steps may add `max_length` (a text answer's characters, never more than its column holds: see
+REPORT_ANSWERS and CONTACT_FIELDS). `expect: consent` (id `keep_name`, before any free-text question)
+reads the whole answer: only the keep_name word with none of the no_name words keeps a name.
 """
 from __future__ import annotations
 
