@@ -12,14 +12,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from gateway.flowfile import Flow, FlowSet, Step
+from gateway.flowfile import CONTACT_FIELDS, KEEP_NAME, MAX_TEXT_ANSWER, REPORT_ANSWERS, Flow, FlowSet, Step
 from gateway.places import match_place, match_place_prefix
 from gateway.sms import count_segments
 from gateway.text import fold
 
 MAX_RETRIES = 2  # re-ask an unusable answer at most twice, then end kindly
 HINT_INTERVAL = timedelta(days=1)
-MAX_TEXT_ANSWER = 640
 REF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I/L: read aloud and retyped
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
@@ -184,9 +183,13 @@ def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, t
     if trigger:
         flow = fs.flows[trigger[0]]
         lang = trigger[1]
-        fresh = ConversationState(flow.name, 0, lang, now + flow.expires_after)
+        rest, given = tokens[1:], {}
+        if rest and rest[0].folded in fs.system_words(KEEP_NAME) and _takes_consent(flow):
+            # "REPORT NAME ...": the reporter asks for their name on the report; nothing else does.
+            rest, given = rest[1:], {KEEP_NAME: True}
+        fresh = ConversationState(flow.name, 0, lang, now + flow.expires_after, given)
         if flow.prefill:
-            fresh = replace(fresh, answers=_prefill(run, flow, tokens[1:], lang))
+            fresh = replace(fresh, answers={**given, **_prefill(run, flow, rest, lang)})
         new_state = _advance(run, flow, fresh)
         return Result("flow", lang, _merge(run.replies), run.actions, new_state)
 
@@ -236,7 +239,7 @@ def _advance(run: _Run, flow: Flow, st: ConversationState) -> ConversationState 
         elif step.kind == "set":
             values = {k: run.render({"x": v}, "x", {**answers, "language": st.language})
                       for k, v in step.fields.items()}
-            values = {k: v for k, v in values.items() if v}
+            values = {k: v[:CONTACT_FIELDS[k].length or MAX_TEXT_ANSWER] for k, v in values.items() if v}
             if values:
                 run.actions.append(SetContact(values))
         elif step.kind == "tag":
@@ -251,7 +254,9 @@ def _advance(run: _Run, flow: Flow, st: ConversationState) -> ConversationState 
         elif step.kind == "save":
             ref = run.make_ref()
             run.vars["report.ref"] = ref
-            run.actions.append(SaveReport(ref, dict(answers), answers.get("anonymous") is True, st.language))
+            # Anonymous unless the reporter consented; answers kept from before a limit changed are cut too.
+            run.actions.append(SaveReport(ref, _fit_report(answers), answers.get(KEEP_NAME) is not True,
+                                          st.language))
         i += 1
     raise RuntimeError(f"{flow.path}: steps loop without asking anything")
 
@@ -283,6 +288,8 @@ def interpret(fs: FlowSet, step: Step, text: str, tokens: list[_Token] | None = 
               language: str | None = None, country: str | None = None) -> tuple[bool, Any]:
     """Read an answer for an ask step: (True, value) or (False, None) when it is unusable."""
     tokens = _tokens(text) if tokens is None else tokens
+    if step.expect == "consent":
+        return True, consents(fs, text)  # every answer is usable: anything but an explicit yes is "no"
     if not tokens and step.expect != "text":
         return False, None
     if step.skippable and tokens and tokens[0].folded in fs.system_words("skip") and len(tokens) == 1:
@@ -314,8 +321,47 @@ def interpret(fs: FlowSet, step: Step, text: str, tokens: list[_Token] | None = 
     if step.expect == "place":
         place = match_place(text, _gazetteers(fs, step), prefer_country=country)
         return (True, place.name) if place else (False, None)
-    cleaned = " ".join(text.split())[:MAX_TEXT_ANSWER]
+    cleaned = _cut(" ".join(text.split()), step)
     return (True, cleaned) if cleaned else (False, None)
+
+
+def _cut(text: str, step: Step) -> str:
+    """A free-text answer cut to what the question keeps (its column's length, see flowfile)."""
+    return text[:step.max_length or MAX_TEXT_ANSWER].rstrip()
+
+
+def consents(fs: FlowSet, text: str) -> bool:
+    """True only when the whole answer asks for the name (NAME, "use my name") and says no 'no' anywhere.
+
+    "No, don't use my name" and "No quiero que aparezca mi nombre" name the name but refuse it.
+    """
+    said = fold(text).split()
+    return _mentions(said, fs.system_words(KEEP_NAME)) and not _mentions(said, fs.system_words("no_name"))
+
+
+def _mentions(said: list[str], entries: dict[str, str]) -> bool:
+    for entry in entries:
+        if entry.endswith("*"):  # a word start, for languages that negate inside the word (Chichewa "musa-")
+            if any(w.startswith(entry[:-1]) for w in said):
+                return True
+            continue
+        parts = entry.split()  # "don't" is folded to "don t": match it as a run of words
+        if any(said[i:i + len(parts)] == parts for i in range(len(said) - len(parts) + 1)):
+            return True
+    return False
+
+
+def _takes_consent(flow: Flow) -> bool:
+    return any(s.kind == "save" or s.expect == "consent" for s in flow.steps)
+
+
+def _fit_report(answers: dict[str, Any]) -> dict[str, Any]:
+    """A report's answers cut to what their columns hold (see flowfile.REPORT_ANSWERS)."""
+    out = dict(answers)
+    for sid, column in REPORT_ANSWERS.items():
+        if isinstance(out.get(sid), str):
+            out[sid] = out[sid][:column.length or MAX_TEXT_ANSWER]
+    return out
 
 
 def _gazetteers(fs: FlowSet, step: Step) -> list:
@@ -356,14 +402,20 @@ def _prefill(run: _Run, flow: Flow, tokens: list[_Token], language: str) -> dict
     answers: dict[str, Any] = {}
     pos, i, gap = 0, 0, False
     for _ in range(len(flow.steps) * 4 + 8):
-        if pos >= len(tokens) or i >= len(flow.steps):
+        if i >= len(flow.steps):
+            break
+        if pos >= len(tokens):
+            if tokens and not gap:
+                answers.update(_optional_rest(flow, i, answers))
             break
         step = flow.steps[i]
         if step.kind == "ask":
-            if step.expect == "text":
+            if step.expect == "consent":
+                pass  # given only by the keep-name word; a flow that asks it still asks
+            elif step.expect == "text":
                 if gap:  # free text only when everything before it was understood
                     break
-                answers[step.id or ""] = " ".join(t.raw for t in tokens[pos:])[:MAX_TEXT_ANSWER]
+                answers[step.id or ""] = _cut(" ".join(t.raw for t in tokens[pos:]), step)
                 pos = len(tokens)
             else:
                 used, value = _prefix_answer(run, step, tokens[pos:], language)
@@ -383,6 +435,34 @@ def _prefill(run: _Run, flow: Flow, tokens: list[_Token], language: str) -> dict
             break
         i += 1
     return answers
+
+
+def _optional_rest(flow: Flow, i: int, answers: dict[str, Any]) -> dict[str, Any]:
+    """When the first text answered every required question, the optional ones are skipped.
+
+    "REPORT CLINIC ZOMBA NO" is a whole report: one SMS in, one reply out. If a required answer is
+    missing, nothing is skipped and the conversation asks the rest, optional ones included.
+    """
+    skipped: dict[str, Any] = {}
+    for _ in range(len(flow.steps) * 4 + 8):
+        if i >= len(flow.steps):
+            break
+        step = flow.steps[i]
+        if step.kind == "ask" and step.id not in answers and step.expect != "consent":
+            if not step.skippable:
+                return {}
+            skipped[step.id or ""] = None
+        elif step.kind in ("branch", "goto"):
+            target = _target(step, {**answers, **skipped})
+            if target == "end":
+                break
+            if target is not None:
+                i = flow.index[target]
+                continue
+        elif step.kind in ("end", "save"):
+            break
+        i += 1
+    return skipped
 
 
 def _prefix_answer(run: _Run, step: Step, tokens: list[_Token], language: str) -> tuple[int, Any]:

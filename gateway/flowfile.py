@@ -1,8 +1,16 @@
-"""Pure: loads and validates flows/*.yaml; every error names the file and the key."""
+"""Pure: loads and validates flows/*.yaml; every error names the file and the key.
+
+Flow-level keys: `flow`, `keywords`, `expires_after` (24h), `drafts` (languages no native speaker has
+checked), `prefill` (words after the keyword answer the first questions) and `private` (true: a
+conversation of this flow that ends without saving keeps none of the words the supporter sent).
+Ask steps may add `max_length` (a text answer's characters, never more than its column holds: see
+REPORT_ANSWERS and CONTACT_FIELDS). `expect: consent` (id `keep_name`, before any free-text question)
+reads the whole answer: only the keep_name word with none of the no_name words keeps a name.
+"""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,9 +21,36 @@ from gateway.places import Gazetteer, GazetteerError, load_gazetteers
 from gateway.sms import count_segments
 from gateway.text import fold
 
-EXPECTS = ("choice", "choices", "yesno", "number", "place", "text")
-CONTACT_FIELDS = ("name", "place", "language")
-SYSTEM_KEYWORDS = ("stop", "start", "start_when_stopped", "help", "skip", "yes", "no")
+EXPECTS = ("choice", "choices", "yesno", "number", "place", "text", "consent")
+SYSTEM_KEYWORDS = ("stop", "start", "start_when_stopped", "help", "skip", "yes", "no", "keep_name", "no_name")
+KEEP_NAME = "keep_name"  # the answer that says a report may carry the reporter's name (True only on consent)
+MAX_TEXT_ANSWER = 640  # a free-text answer with no shorter column is still cut here (four SMS segments)
+
+
+@dataclass(frozen=True)
+class Column:
+    """Where a saved answer is stored and how many characters it holds (None: Text, no limit)."""
+
+    table: str
+    column: str
+    length: int | None
+
+
+# Where each answer goes, kept equal to gateway/models.py by tests/test_flowfile.py; this module
+# stays free of SQLAlchemy. A report keeps these answers (by id) when its flow has `save: report`:
+REPORT_ANSWERS: dict[str, Column] = {
+    "service": Column("reports", "service", 40),
+    "service_other": Column("reports", "service_detail", 200),
+    "place": Column("reports", "place", 80),
+    "delivered": Column("reports", "delivered", 10),
+    "details": Column("reports", "details", None),
+}
+# ... and a `set:` step writes these contact fields:
+CONTACT_FIELDS: dict[str, Column] = {
+    "name": Column("contacts", "name", 120),
+    "place": Column("contacts", "place", 80),
+    "language": Column("contacts", "language", 8),
+}
 SYSTEM_TEXTS = ("stop", "start", "help", "hint", "gave_up", "expired_hint", "pledge")
 # Sample values used to measure prompts whose placeholders are filled at run time.
 SAMPLE_VALUES = {"name": "Chikondi Banda", "place": "Nkhata Bay", "ref": "R7K2PQ",
@@ -70,6 +105,7 @@ class Step:
     fields: dict[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     save: str | None = None
+    max_length: int | None = None  # text: characters kept (the column's limit unless shorter)
 
 
 @dataclass(frozen=True)
@@ -84,6 +120,7 @@ class Flow:
     prefill: bool
     steps: tuple[Step, ...]
     index: dict[str, int]
+    private: bool = False  # ended without a save: the adapter keeps none of the supporter's words
 
 
 @dataclass(frozen=True)
@@ -162,7 +199,8 @@ class _Reader:
                 self.error(f"{key}.{lang}", f"unknown language (known: {', '.join(self.languages)})")
                 continue
             ws = ws if isinstance(ws, list) else [ws]
-            folded = tuple(fold(str(w)) for w in ws if fold(str(w)))
+            # A trailing * marks a word start ("OSA*"), used where an answer is read whole (consent).
+            folded = tuple(fold(str(w)) + ("*" if str(w).endswith("*") else "") for w in ws if fold(str(w)))
             if not folded:
                 self.error(f"{key}.{lang}", "expected at least one word")
             out[lang] = folded
@@ -254,6 +292,13 @@ def _parse_ask(r: _Reader, raw: dict, key: str, sid: str | None, segs: int,
     for g in places:
         if g not in gazetteers:
             r.error(f"{key}.places", f"no gazetteer named '{g}' in flows/places/")
+    max_length = raw.get("max_length")
+    if max_length is not None and (expect != "text" or not isinstance(max_length, int)
+                                   or isinstance(max_length, bool) or max_length < 1):
+        r.error(f"{key}.max_length", "expected a whole number of characters, on a text question only")
+        max_length = None
+    if expect == "consent" and sid is not None and sid != KEEP_NAME:
+        r.error(f"{key}.id", f"a consent answer is stored as '{KEEP_NAME}'")
     bounds = {}
     for bound in ("min", "max"):
         if bound in raw and not isinstance(raw[bound], (int, float)):
@@ -264,7 +309,7 @@ def _parse_ask(r: _Reader, raw: dict, key: str, sid: str | None, segs: int,
                 choices=choices, skippable=bool(raw.get("skip", False)), minimum=bounds.get("min"),
                 maximum=bounds.get("max"), gazetteers=places,
                 retry=r.texts(raw["retry"], f"{key}.retry") if "retry" in raw else {},
-                allow_segments=segs)
+                allow_segments=segs, max_length=max_length)
 
 
 def load_flow(path: Path, languages: tuple[str, ...], default_language: str,
@@ -302,12 +347,66 @@ def load_flow(path: Path, languages: tuple[str, ...], default_language: str,
         for target in [step.target, *step.cases.values()]:
             if target is not None and target != "end" and target not in index:
                 r.error(step.key, f"goes to '{target}', but no step has that id")
-        if step.kind == "branch" and step.on not in answers:
+        if step.kind == "branch" and step.on not in answers | {KEEP_NAME}:  # keep_name: also the keyword's word
             r.error(f"{step.key}.branch", f"'{step.on}' is not the id of an ask step")
+    first_text = next((i for i, s in enumerate(steps) if s.kind == "ask" and s.expect == "text"), len(steps))
+    for step in steps[first_text:]:
+        if step.kind == "ask" and step.expect == "consent":
+            # Asked after the details, a reporter who gives up has already typed what could name them.
+            r.error(step.key, f"ask for consent before any free-text question ({steps[first_text].key})")
+    steps = _fit_answers(r, steps, gazetteers)
+    private = data.get("private", False)
+    if not isinstance(private, bool):
+        r.error("private", "expected true or false")
+        private = False
     errors.extend(r.errors)
     return Flow(name=data["flow"], path=str(path), keywords=keywords, expires_after=expires,
                 drafts=frozenset(drafts), prefill=bool(data.get("prefill", False)),
-                steps=tuple(steps), index=index)
+                steps=tuple(steps), index=index, private=private)
+
+
+def _fit_answers(r: _Reader, steps: list[Step], gazetteers: dict[str, Gazetteer]) -> list[Step]:
+    """Check every kept answer fits where it is stored; give each text question its limit."""
+    asks = {s.id: s for s in steps if s.kind == "ask" and s.id}
+    homes: dict[str, list[Column]] = {sid: [] for sid in asks}
+    if any(s.kind == "save" for s in steps):
+        for sid, column in REPORT_ANSWERS.items():
+            if sid in asks:
+                homes[sid].append(column)
+    known = set(asks) | {"language", "org", "name", "place"}  # what a set value may name (see engine.render)
+    for step in steps:
+        for name, value in step.fields.items() if step.kind == "set" else ():
+            for used in _PLACEHOLDER.findall(value):
+                if used not in known:
+                    r.error(f"{step.key}.set.{name}", f"'{{{used}}}' is not the id of an ask step")
+                elif used in asks and name in CONTACT_FIELDS:
+                    homes[used].append(CONTACT_FIELDS[name])
+    out = []
+    for step in steps:
+        cols = homes.get(step.id or "", []) if step.kind == "ask" else []
+        if step.kind == "ask" and step.id in REPORT_ANSWERS and REPORT_ANSWERS[step.id] in cols \
+                and step.expect in ("choices", "yesno", "number", "consent"):
+            r.error(f"{step.key}.expect", f"a report keeps '{step.id}' as text: expect choice, place or text")
+        bounded = sorted((c for c in cols if c.length is not None), key=lambda c: c.length or 0)
+        tightest = bounded[0] if bounded else None
+        limit = tightest.length if tightest and tightest.length is not None else MAX_TEXT_ANSWER
+        where = f"{tightest.table}.{tightest.column} ({limit} characters)" if tightest else ""
+        if step.expect == "text":
+            if step.max_length is not None and step.max_length > limit:
+                r.error(f"{step.key}.max_length", f"{step.max_length} does not fit {where}" if tightest else
+                        f"{step.max_length} is more than a text answer may keep ({MAX_TEXT_ANSWER})")
+            step = replace(step, max_length=min(step.max_length or limit, limit))
+        elif tightest and step.expect in ("choice", "choices"):
+            for choice in step.choices:
+                if len(choice) > limit:
+                    r.error(f"{step.key}.choices.{choice}", f"'{choice}' does not fit {where}")
+        elif tightest and step.expect == "place":
+            for g in step.gazetteers:
+                for place in gazetteers[g].places if g in gazetteers else ():
+                    if len(place.name) > limit:
+                        r.error(f"{step.key}.places", f"'{place.name}' in '{g}' does not fit {where}")
+        out.append(step)
+    return out
 
 
 def load_system(path: Path, languages: tuple[str, ...], default_language: str,

@@ -114,7 +114,7 @@ def test_flows_check_passes_with_allow_segments(runner, flows_dir: Path) -> None
 
 
 @pytest.mark.parametrize("file, old, new, message", [
-    ("report.yaml", "expect: yesno", "expect: yes-or-no", "report.yaml: steps[6].expect: expected one of choice"),
+    ("report.yaml", "expect: place", "expect: where", "report.yaml: steps[3].expect: expected one of choice"),
     ("report.yaml", "default: place", "default: where", "report.yaml: steps[1]: goes to 'where', but no step has that id"),
     ("rights.yaml", "drafts: [ny, es]", "drafts: [ny, es", "rights.yaml: not valid YAML (line 5)"),
     ("rights.yaml", "en: [RIGHTS]", "en: [RIGHTS, JOIN]", "rights.yaml: keywords.en: 'join' also starts flow 'join'"),
@@ -230,10 +230,8 @@ def test_reports_export_has_no_phone_numbers(runner, app) -> None:  # type: igno
         {A} < Our Network: you joined...
         {A} > Chikondi Banda
         {A} < Where do you live?...
-        {A} > REPORT CLINIC ZOMBA NO nurse absent
-        {A} < Keep your name and number off this report? 1 Yes 2 No
-        {A} > 2
-        {A} < Thank you. Report * is recorded...
+        {A} > REPORT NAME CLINIC ZOMBA NO nurse absent
+        {A} < Thank you. Report * is recorded with your name...
     """)
     result = cli(runner, "reports", "export")
     assert result.exit_code == 0, result.output

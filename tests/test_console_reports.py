@@ -22,16 +22,12 @@ H = "+50499123456"
 def reports(app) -> None:  # type: ignore[no-untyped-def]
     """Four reports over ISO weeks 2025-W03, W04 and W06 (W05 has none); H's is anonymous."""
     week3 = Phone(app, now=datetime(2025, 1, 14, 10, 0))  # Tuesday of 2025-W03
-    week3.send(A, "REPORT CLINIC ZOMBA NO nurse absent")
-    week3.send(A, "no")  # not anonymous
-    week3.send(B, "REPORT WATER ZOMBA YES borehole fixed")
-    week3.send(B, "no")
+    week3.send(A, "REPORT NAME CLINIC ZOMBA NO nurse absent")  # NAME: not anonymous
+    week3.send(B, "REPORT NAME WATER ZOMBA YES borehole fixed")
     week4 = Phone(app, now=datetime(2025, 1, 22, 9, 0))  # 2025-W04
-    week4.send(H, "DENUNCIA agua Cortes no el pozo esta seco")
-    week4.send(H, "si")  # anonymous
+    week4.send(H, "DENUNCIA agua Cortes no el pozo esta seco")  # anonymous
     week6 = Phone(app, now=datetime(2025, 2, 5, 16, 0))  # 2025-W06
-    week6.send(A, "REPORT CLINIC MANGOCHI PARTLY one nurse")
-    week6.send(A, "no")
+    week6.send(A, "REPORT NAME CLINIC MANGOCHI PARTLY one nurse")
     with app.extensions["gateway"].sessions() as s:
         assert len(s.scalars(select(Report)).all()) == 4
 

@@ -62,14 +62,12 @@ def test_join_without_javascript_posts_the_form(app, client, auth) -> None:  # t
 def test_a_report_through_the_simulator_creates_a_report(app, client, auth) -> None:  # type: ignore[no-untyped-def]
     auth.login("organizer")
     token = auth.csrf("/simulator")
-    r = send_json(client, token, NUMBER, "REPORT CLINIC ZOMBA NO nurse absent")
-    assert r.json["replies"] == ["Keep your name and number off this report? 1 Yes 2 No"]
-    r = send_json(client, token, NUMBER, "2")
+    r = send_json(client, token, NUMBER, "REPORT NAME CLINIC ZOMBA NO nurse absent")
     [reply] = r.json["replies"]
     with svc(app).sessions() as s:
         [report] = s.scalars(select(Report)).all()
         contact_id = s.scalar(select(Contact.id).where(number_is(s, NUMBER)))
-    assert reply == f"Thank you. Report {report.ref} is recorded. Your voice makes services come."
+    assert reply == f"Thank you. Report {report.ref} is recorded with your name. Your voice makes services come."
     assert (report.service, report.place, report.delivered, report.details, report.anonymous,
             report.contact_id) == ("clinic", "Zomba", "no", "nurse absent", False, contact_id)
 
@@ -77,8 +75,9 @@ def test_a_report_through_the_simulator_creates_a_report(app, client, auth) -> N
 def test_an_anonymous_report_leaves_no_words_on_the_screen(app, client, auth) -> None:  # type: ignore[no-untyped-def]
     auth.login("organizer")
     token = auth.csrf("/simulator")
-    send_json(client, token, NUMBER, "REPORT CLINIC ZOMBA NO nurse absent")
-    r = send_json(client, token, NUMBER, "1")
+    send_json(client, token, NUMBER, "REPORT CLINIC ZOMBA")
+    send_json(client, token, NUMBER, "no")
+    r = send_json(client, token, NUMBER, "nurse absent")
     assert r.json["replies"][0].startswith("Thank you. Report ")  # the phone gets it once
     with svc(app).sessions() as s:
         [report] = s.scalars(select(Report)).all()
@@ -87,7 +86,7 @@ def test_an_anonymous_report_leaves_no_words_on_the_screen(app, client, auth) ->
     screen = re.search(r'id="sim-screen".*?</ol>', html, re.DOTALL)
     assert screen, "no phone screen"
     assert "nurse absent" not in screen.group(0) and report.ref not in screen.group(0)
-    assert screen.group(0).count("text removed") == 4  # both texts and both replies
+    assert screen.group(0).count("text removed") == 6  # the three texts and the three replies
 
 
 def test_bad_input_is_explained(app, client, auth) -> None:  # type: ignore[no-untyped-def]

@@ -109,9 +109,10 @@ def test_viewer_sees_masked_numbers(app, client, auth) -> None:
 def test_contact_page_history_newest_first_and_removed_bodies(app, client, auth) -> None:
     phone = Phone(app)
     join(phone, A, "Chikondi Banda", "Zomba", "1 3")
-    # An anonymous one-SMS report: the words of that conversation are removed.
-    phone.send(A, "REPORT CLINIC ZOMBA NO nurse absent")
-    phone.send(A, "yes")
+    # An anonymous report: the words of that conversation are removed.
+    phone.send(A, "REPORT CLINIC ZOMBA")
+    phone.send(A, "no")
+    phone.send(A, "nurse absent")
     auth.login("organizer")
     contact_id = one(app, Contact, number=A).id
     html = page(client, f"/supporters/{contact_id}")

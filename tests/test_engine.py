@@ -9,7 +9,8 @@ import pytest
 
 from gateway import engine
 from gateway.engine import ContactView, handle
-from gateway.flowfile import load_flows
+from gateway.flowfile import CONTACT_FIELDS, MAX_TEXT_ANSWER, REPORT_ANSWERS, fill_sample, load_flows
+from gateway.sms import count_segments
 
 FLOWS = Path(__file__).resolve().parent.parent / "flows"
 NOW = datetime(2026, 11, 23, 9, 0)
@@ -65,16 +66,140 @@ def test_keyword_sets_the_language_of_the_flow(fs) -> None:
     assert result.language == "ny" and result.replies[0].startswith("Ntchito iti?")
 
 
-def test_one_sms_report_asks_only_what_is_missing(fs) -> None:
-    result = handle(fs, ACTIVE, None, "REPORT CLINIC ZOMBA NO nurse absent", NOW)
-    assert result.state is not None
-    assert result.state.answers == {"service": "clinic", "place": "Zomba", "delivered": "no",
-                                    "details": "nurse absent"}
-    assert result.replies == ["Keep your name and number off this report? 1 Yes 2 No"]
-    done = handle(fs, ACTIVE, result.state, "1", NOW, make_ref=lambda: "ABC234")
-    save = [a for a in done.actions if isinstance(a, engine.SaveReport)]
-    assert save and save[0].anonymous and save[0].ref == "ABC234"
-    assert done.state is None and "ABC234" in done.replies[0]
+def _saved(result: engine.Result) -> engine.SaveReport:
+    [save] = [a for a in result.actions if isinstance(a, engine.SaveReport)]
+    return save
+
+
+def test_one_sms_report_is_one_reply_anonymous_with_its_reference(fs) -> None:
+    result = handle(fs, ACTIVE, None, "REPORT CLINIC ZOMBA NO nurse absent", NOW, make_ref=lambda: "ABC234")
+    save = _saved(result)
+    assert save.answers == {"service": "clinic", "place": "Zomba", "delivered": "no", "details": "nurse absent"}
+    assert save.anonymous is True and save.ref == "ABC234" and result.state is None
+    [reply] = result.replies
+    assert "ABC234" in reply and "without your name" in reply
+    assert count_segments(reply).segments == 1
+
+
+@pytest.mark.parametrize("text,lang", [("REPORT CLINIC ZOMBA NO", "en"), ("LIPOTI madzi Mangochi ayi", "ny"),
+                                       ("DENUNCIA agua Cortes no", "es")])
+def test_details_are_optional_when_the_rest_came_in_the_first_text(fs, text: str, lang: str) -> None:
+    result = handle(fs, ACTIVE, None, text, NOW, make_ref=lambda: "ABC234")
+    save = _saved(result)
+    assert save.answers["details"] is None and save.anonymous and save.language == lang
+    assert result.state is None and len(result.replies) == 1 and "ABC234" in result.replies[0]
+
+
+@pytest.mark.parametrize("text", ["REPORT NAME CLINIC ZOMBA NO nurse absent", "report name, clinic zomba no",
+                                  "REPORTE NOMBRE clinica Zomba no", "LIPOTI DZINA chipatala Zomba ayi"])
+def test_the_keep_name_word_after_the_keyword_keeps_the_name(fs, text: str) -> None:
+    result = handle(fs, ACTIVE, None, text, NOW, make_ref=lambda: "ABC234")
+    save = _saved(result)
+    assert save.anonymous is False and (save.answers["service"], save.answers["place"]) == ("clinic", "Zomba")
+    assert "name" not in str(save.answers.get("details")).lower()
+    assert "ABC234" in result.replies[0] and count_segments(result.replies[0]).segments == 1
+
+
+def test_the_keep_name_word_counts_only_right_after_the_keyword(fs) -> None:
+    save = _saved(handle(fs, ACTIVE, None, "REPORT CLINIC ZOMBA NO name of the nurse unknown", NOW))
+    assert save.anonymous is True and save.answers["details"] == "name of the nurse unknown"
+
+
+def test_a_report_that_lacks_an_answer_asks_for_it_and_is_anonymous(fs) -> None:
+    first = handle(fs, ACTIVE, None, "REPORT CLINIC ZOMBA", NOW)
+    assert first.replies == ["Did it arrive? 1 Yes 2 No 3 Partly"] and first.state is not None
+    second = handle(fs, ACTIVE, first.state, "no", NOW)
+    assert second.replies[0].startswith("Any details")
+    done = handle(fs, ACTIVE, second.state, "skip", NOW)
+    assert _saved(done).anonymous is True and done.state is None
+
+
+def test_every_report_prompt_is_one_gsm7_segment_in_every_language(fs) -> None:
+    for step in fs.flows["report"].steps:
+        for lang, text in {**step.texts, **{f"retry.{k}": v for k, v in step.retry.items()}}.items():
+            info = count_segments(fill_sample(text, "Our Network"))
+            assert (info.encoding, info.segments) == ("GSM-7", 1), (step.key, lang, text)
+
+
+def _consent_flow(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The shipped report flow with its documented consent step switched on."""
+    text = (FLOWS / "report.yaml").read_text()
+    start, end = text.index("  # - id: keep_name"), text.index("  - id: service")
+    block = "\n".join(line.replace("# ", "", 1) for line in text[start:end].splitlines())
+    flows = _flow(tmp_path, "flow: unused\nkeywords: {en: [UNUSED]}\nsteps: [{say: x}]\n")
+    (flows / "report.yaml").write_text(text[:start] + block + "\n" + text[end:])
+    return load_flows(flows)
+
+
+def test_a_flow_that_asks_consent_asks_it_first_even_after_a_one_sms_report(tmp_path: Path) -> None:
+    fs = _consent_flow(tmp_path)
+    assert handle(fs, ACTIVE, None, "REPORT", NOW).replies[0].startswith("Reply NAME to put your name")
+    asked = handle(fs, ACTIVE, None, "REPORT CLINIC ZOMBA NO nurse absent", NOW)
+    assert asked.state is not None and asked.state.answers["details"] == "nurse absent"
+    assert asked.replies[0].startswith("Reply NAME")
+    done = handle(fs, ACTIVE, asked.state, "name", NOW, make_ref=lambda: "ABC234")
+    assert _saved(done).anonymous is False and "ABC234" in done.replies[0]
+    named = handle(fs, ACTIVE, None, "REPORT NAME CLINIC ZOMBA NO", NOW)  # consent already given
+    assert _saved(named).anonymous is False and named.state is None
+    for step in fs.flows["report"].steps:
+        for text in step.texts.values():
+            assert count_segments(fill_sample(text, "Our Network")).segments == 1, text
+
+
+@pytest.mark.parametrize("answer", [
+    "No, don't use my name", "no name", "Don't put my NAME", "dont show name", "do not use my name",
+    "NAME? no", "keep my name hidden", "anonymous, no name", "1", "yes", "Yes please", "2", "no", "ok", "",
+    "No quiero que aparezca mi nombre", "sin nombre", "nombre no", "Si", "anonimo", "ni nombre ni numero",
+    "Ayi", "Musaike dzina langa", "dzina ayi", "osaika dzina", "sindikufuna dzina", "popanda dzina", "inde",
+])
+def test_consent_answers_that_are_not_an_explicit_yes_to_the_name_are_anonymous(tmp_path: Path,
+                                                                                answer: str) -> None:
+    fs = _consent_flow(tmp_path)
+    state = handle(fs, ACTIVE, None, "REPORT CLINIC ZOMBA NO", NOW).state
+    done = handle(fs, ACTIVE, state, answer, NOW)
+    assert _saved(done).anonymous is True and done.state is None  # never re-asked: anything else is anonymous
+
+
+@pytest.mark.parametrize("answer", ["NAME", "name.", "Yes, use my name", "show my name please",
+                                    "NOMBRE", "Si, con mi nombre", "pongan mi nombre", "DZINA",
+                                    "Inde, ikani dzina langa"])
+def test_consent_answers_that_ask_for_the_name_keep_it(tmp_path: Path, answer: str) -> None:
+    fs = _consent_flow(tmp_path)
+    state = handle(fs, ACTIVE, None, "REPORT CLINIC ZOMBA NO", NOW).state
+    assert _saved(handle(fs, ACTIVE, state, answer, NOW)).anonymous is False
+
+
+def test_long_text_answers_are_cut_to_what_their_column_holds(fs) -> None:
+    limits = {"service_other": REPORT_ANSWERS["service_other"].length, "details": MAX_TEXT_ANSWER}
+    assert limits == {"service_other": 200, "details": 640}
+    state = handle(fs, ACTIVE, None, "REPORT", NOW).state
+    state = handle(fs, ACTIVE, state, "5", NOW).state
+    state = handle(fs, ACTIVE, state, "x" * 1000, NOW).state
+    assert state.answers["service_other"] == "x" * 200
+    state = handle(fs, ACTIVE, handle(fs, ACTIVE, state, "Zomba", NOW).state, "no", NOW).state
+    done = handle(fs, ACTIVE, state, "y " * 1000, NOW)
+    assert _saved(done).answers["details"] == ("y " * 320).strip()[:640]
+
+
+def test_long_text_in_the_first_sms_is_cut_too(fs) -> None:
+    other = handle(fs, ACTIVE, None, "REPORT OTHER " + "medicine " * 60, NOW)
+    assert len(other.state.answers["service_other"]) == 200
+    save = _saved(handle(fs, ACTIVE, None, "REPORT CLINIC ZOMBA NO " + "d" * 1500, NOW))
+    assert save.answers["details"] == "d" * 640
+
+
+def test_a_long_name_is_cut_to_the_contact_column(fs) -> None:
+    state = handle(fs, ContactView(), None, "JOIN", NOW).state
+    state = handle(fs, ContactView(), state, "N" * 500, NOW).state
+    assert state.answers["name"] == "N" * CONTACT_FIELDS["name"].length
+
+
+def test_an_old_conversation_with_a_long_answer_is_cut_when_saved(fs) -> None:
+    answers = {"service": "other", "service_other": "z" * 640, "place": "Zomba", "delivered": "no"}
+    old = engine.ConversationState("report", fs.flows["report"].index["details"], "en", NOW + timedelta(hours=1),
+                                   answers=answers)  # stored before answers were cut to their column
+    save = _saved(handle(fs, ACTIVE, old, "skip", NOW))
+    assert save.answers["service_other"] == "z" * 200
 
 
 def test_prefill_skips_what_it_cannot_read_without_eating_free_text(fs) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ROOT
-from gateway.flowfile import FlowError, check_prompts, load_flows, load_yaml, parse_duration
+from gateway.flowfile import (CONTACT_FIELDS, MAX_TEXT_ANSWER, REPORT_ANSWERS, FlowError, check_prompts, load_flows,
+                              load_yaml, parse_duration)
 
 FLOWS = ROOT / "flows"
 
@@ -141,3 +142,103 @@ def test_check_prompts_fills_placeholders_before_measuring() -> None:
     stop_en = next(c for c in checks if c.where.endswith("texts.stop.en"))
     expected = "You will get no more messages from " + "X" * 100 + ". Text START to join again."
     assert (stop_en.characters, stop_en.segments, stop_en.ok) == (len(expected), 2, False)
+
+
+def test_the_field_table_matches_the_database_columns() -> None:
+    """The pure table the loader and engine cut answers to cannot drift from gateway/models.py."""
+    from gateway import models
+
+    tables = {"reports": models.Report.__table__, "contacts": models.Contact.__table__}
+    for where in (*REPORT_ANSWERS.values(), *CONTACT_FIELDS.values()):
+        column = tables[where.table].c[where.column]
+        assert getattr(column.type, "length", None) == where.length, (where, column.type)
+    used = {c.name for c in tables["reports"].c} - {"id", "ref", "anonymous", "contact_id", "country", "language",
+                                                     "created_at", "source"}
+    assert used == {c.column for c in REPORT_ANSWERS.values()}  # every report column an answer fills is listed
+
+
+def test_report_flow_is_private_and_others_are_not() -> None:
+    fs = load_flows(FLOWS)
+    assert fs.flows["report"].private is True
+    assert fs.flows["join"].private is False and fs.flows["rights"].private is False
+
+
+def test_private_must_be_true_or_false(tmp_path: Path) -> None:
+    directory = flows_with(tmp_path, "bad.yaml",
+                           "flow: bad\nkeywords: {en: [BAD]}\nprivate: maybe\nsteps: [{say: x}]\n")
+    assert errors_of(directory) == [f"{directory / 'bad.yaml'}: private: expected true or false"]
+
+
+def test_text_answers_get_their_columns_limit() -> None:
+    fs = load_flows(FLOWS)
+    steps = {s.id: s for s in fs.flows["report"].steps if s.kind == "ask"}
+    assert (steps["service_other"].max_length, steps["details"].max_length) == (200, MAX_TEXT_ANSWER)
+    name = next(s for s in fs.flows["join"].steps if s.id == "name")
+    assert name.max_length == CONTACT_FIELDS["name"].length == 120
+
+
+def _report_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = (FLOWS / "report.yaml").read_text(encoding="utf-8")
+    assert old in text
+    return flows_with(tmp_path, "report.yaml", text.replace(old, new, 1))
+
+
+def test_a_declared_limit_longer_than_the_column_is_refused(tmp_path: Path) -> None:
+    directory = _report_with(tmp_path, "    expect: text\n", "    expect: text\n    max_length: 300\n")
+    path = directory / "report.yaml"
+    assert errors_of(directory) == [
+        f"{path}: steps[2].max_length: 300 does not fit reports.service_detail (200 characters)"]
+
+
+def test_a_shorter_declared_limit_is_kept(tmp_path: Path) -> None:
+    directory = _report_with(tmp_path, "    expect: text\n", "    expect: text\n    max_length: 50\n")
+    assert next(s for s in load_flows(directory).flows["report"].steps if s.id == "service_other").max_length == 50
+
+
+def test_a_free_text_answer_kept_nowhere_still_has_a_cap(tmp_path: Path) -> None:
+    directory = flows_with(tmp_path, "poll.yaml", """
+flow: poll
+keywords: {en: [POLL]}
+steps:
+  - id: q
+    ask: "Anything to add?"
+    expect: text
+    max_length: 5000
+""")
+    assert errors_of(directory) == [
+        f"{directory / 'poll.yaml'}: steps[0].max_length: 5000 is more than a text answer may keep ({MAX_TEXT_ANSWER})"]
+
+
+def test_a_choice_name_longer_than_its_column_is_refused(tmp_path: Path) -> None:
+    directory = _report_with(tmp_path, "      partly: {", "      partly_delivered: {")
+    assert errors_of(directory) == [f"{directory / 'report.yaml'}: steps[4].choices.partly_delivered: "
+                                    "'partly_delivered' does not fit reports.delivered (10 characters)"]
+
+
+def test_a_set_value_naming_no_answer_is_refused(tmp_path: Path) -> None:
+    text = (FLOWS / "join.yaml").read_text(encoding="utf-8").replace('name: "{name}"', 'name: "{nmae}"')
+    directory = flows_with(tmp_path, "join.yaml", text)
+    assert errors_of(directory) == [
+        f"{directory / 'join.yaml'}: steps[5].set.name: '{{nmae}}' is not the id of an ask step"]
+
+
+def test_a_consent_step_after_free_text_or_with_another_id_is_refused(tmp_path: Path) -> None:
+    directory = flows_with(tmp_path, "poll.yaml", """
+flow: poll
+keywords: {en: [POLL]}
+steps:
+  - id: details
+    ask: "Tell us more."
+    expect: text
+  - id: keep_name
+    ask: "Reply NAME to show your name."
+    expect: consent
+  - id: other
+    ask: "Reply NAME to show your name."
+    expect: consent
+""")
+    path = directory / "poll.yaml"
+    assert sorted(errors_of(directory)) == sorted([
+        f"{path}: steps[1]: ask for consent before any free-text question (steps[0])",
+        f"{path}: steps[2]: ask for consent before any free-text question (steps[0])",
+        f"{path}: steps[2].id: a consent answer is stored as 'keep_name'"])
