@@ -1,6 +1,7 @@
 """Console accounts: login, roles, CSRF, lockout, secure headers, the users CLI."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from gateway.models import AuditEvent
@@ -61,3 +62,37 @@ def test_users_create_cli(runner) -> None:
     short = runner.invoke(args=["users", "create", "--email", "b@example.org", "--role", "viewer",
                                 "--password", "short"])
     assert short.exit_code != 0 and "at least 10" in short.output
+
+
+# -- M1: after login, `next` never leaves the site ------------------------------------------------
+
+def _login_at(client, url: str, email: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+    """Open the login page at `url` (as a link would) and post the form back to the same URL."""
+    token = csrf_from(client.get(url).get_data(as_text=True))
+    return client.post(url, data={"email": email, "password": password, "csrf_token": token})
+
+
+def _stays_on_site(location: str) -> bool:
+    """What a browser does with the Location: it drops tabs and newlines and reads \\ as /."""
+    from urllib.parse import urljoin, urlsplit
+
+    browser = "".join(ch for ch in location if ch not in "\t\r\n").replace("\\", "/")
+    return urlsplit(urljoin("https://gateway.example.org/login", browser)).netloc == "gateway.example.org"
+
+
+@pytest.mark.parametrize("next_arg", [
+    "/%09/evil.example", "/%0d/evil.example", "/%0a/evil.example", "//evil.example", "/\\evil.example",
+    "/%5Cevil.example", "https://evil.example/", "%2F%2Fevil.example", "/%09%5Cevil.example",
+    "%20//evil.example", "javascript:alert(1)", "/%00/evil.example",
+])
+def test_next_after_login_never_leaves_the_site(client, auth, next_arg: str) -> None:
+    """A phishing link `/login?next=/%09/evil.example`: the real login lands on our dashboard."""
+    response = _login_at(client, f"/login?next={next_arg}", auth.user("viewer"))
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert _stays_on_site(location) and "evil" not in location, location
+
+
+def test_next_within_the_site_is_kept(client, auth) -> None:
+    response = _login_at(client, "/login?next=/reports%3Fplace%3DZomba", auth.user("viewer"))
+    assert response.status_code == 302 and response.headers["Location"] == "/reports?place=Zomba"

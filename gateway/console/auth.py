@@ -1,6 +1,9 @@
 """Log in and out."""
 from __future__ import annotations
 
+import unicodedata
+from urllib.parse import urlsplit
+
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
@@ -20,8 +23,15 @@ class LoginForm(FlaskForm):
 
 
 def _safe_next(target: str | None) -> str:
-    """Only redirect within this site after login."""
-    return target if target and target.startswith("/") and not target.startswith("//") else url_for("pages.dashboard")
+    """A path on this site to go to after login; anything else (another host, a scheme) is the dashboard."""
+    # Browsers and werkzeug's urlsplit drop tabs and newlines and read "\\" as "/", so "/\t/evil"
+    # and "/\\evil" would become "//evil", another host. Check what will actually be sent.
+    cleaned = "".join(ch for ch in target or "" if unicodedata.category(ch) not in ("Cc", "Cf"))
+    parts = urlsplit(cleaned)
+    if (cleaned.startswith("/") and not cleaned.startswith("//") and "\\" not in cleaned
+            and not parts.scheme and not parts.netloc):
+        return cleaned
+    return url_for("pages.dashboard")
 
 
 @bp.route("/login", methods=["GET", "POST"])
