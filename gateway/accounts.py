@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -101,6 +102,28 @@ def _take_attempt(session: Session, user: User, now: datetime) -> int | None:
         .values(failed_logins=func.coalesce(User.failed_logins, 0) + 1)
         .returning(User.failed_logins)).scalar_one_or_none()
     return counted
+
+
+def start_session(user: User) -> None:
+    """Give the user a session nonce if they have none (the console session id carries it)."""
+    if not user.session_nonce:
+        user.session_nonce = secrets.token_hex(16)
+
+
+def end_sessions(user: User) -> None:
+    """End every console session of this user, on every device: the old session ids stop matching."""
+    user.session_nonce = secrets.token_hex(16)
+
+
+def user_for_session(session: Session, session_id: str) -> User | None:
+    """The active user a console session id ("<id>:<nonce>") names, if the nonce is still theirs."""
+    user_id, _, nonce = session_id.partition(":")
+    if not user_id.isdigit() or not nonce:
+        return None
+    user = session.get(User, int(user_id))
+    if user is None or not user.active or not user.session_nonce:
+        return None
+    return user if hmac.compare_digest(user.session_nonce, nonce) else None
 
 
 def _digest(token: str) -> str:

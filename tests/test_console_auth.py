@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.models import AuditEvent, User
-from tests.conftest import PASSWORD, csrf_from
+from tests.conftest import PASSWORD, Auth, csrf_from
 
 
 def test_pages_need_a_login(client) -> None:
@@ -217,3 +217,44 @@ def test_wrong_passwords_on_a_real_account_are_audited_with_its_email(app, auth)
         events = [(e.actor, e.action, e.detail.get("locked")) for e in
                   s.scalars(select(AuditEvent).order_by(AuditEvent.id))]
     assert events == [(email, "login.failed", None)] * 4 + [(email, "login.failed", True)]
+
+
+# -- L3: sessions end on the server, have an absolute lifetime, and are Secure behind a TLS proxy -
+
+def test_logout_ends_the_session_on_the_server(app, client, auth) -> None:
+    """A copy of the session cookie (a shared computer, a stolen backup) is dead after logout."""
+    auth.login("organizer")
+    copied = client.get_cookie("session").value  # type: ignore[union-attr]
+    assert client.post("/logout", data={"csrf_token": auth.csrf()}).status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    response = thief.get("/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert auth.login("organizer").status_code == 302 and client.get("/").status_code == 200  # a new login works
+
+
+def test_a_session_ends_twelve_hours_after_login_however_active(client, auth, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each request slides the 8-hour expiry, but 12 hours after the login the session is over."""
+    import gateway.console as console
+
+    auth.login("viewer")
+    real = console.clock
+    for hours, code in ((4, 200), (8, 200), (11.5, 200), (12.5, 302)):
+        monkeypatch.setattr(console, "clock", lambda h=hours: real() + h * 3600)
+        assert client.get("/").status_code == code, hours
+
+
+@pytest.mark.parametrize(("proto", "secure"), [("https", True), ("http", False)])
+def test_session_cookie_is_secure_when_a_proxy_says_tls(app, proto: str, secure: bool) -> None:
+    """No PUBLIC_BASE_URL, TLS ended at the proxy (PROXY_FIX_HOPS=1): the cookie is still Secure."""
+    from gateway import create_app
+
+    proxied = create_app({**app.config, "PUBLIC_BASE_URL": None, "PROXY_FIX_HOPS": 1, "WTF_CSRF_ENABLED": False})
+    try:
+        email = Auth(proxied, proxied.test_client()).user("viewer")
+        response = proxied.test_client().post("/login", data={"email": email, "password": PASSWORD},
+                                              headers={"X-Forwarded-Proto": proto, "X-Forwarded-For": "10.1.1.1"})
+        assert response.status_code == 302
+        assert ("Secure" in response.headers["Set-Cookie"]) is secure
+    finally:
+        proxied.extensions["gateway"].engine.dispose()

@@ -18,8 +18,9 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from gateway import accounts, audit
-from gateway.console import db
+from gateway.console import db, mark_login
 from gateway.limits import limiter
+from gateway.models import User
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 logger = logging.getLogger(__name__)
@@ -81,12 +82,15 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         s = db()
         attempt = accounts.attempt_login(s, form.email.data or "", form.password.data or "")
+        user = attempt.user
+        if user is not None:
+            accounts.start_session(user)
         _audit(s, attempt, form.email.data or "")
         s.commit()
-        user = attempt.user
         if user is not None:
             session.clear()  # a fresh session on login: no fixation
             session.permanent = True
+            mark_login()
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
         flash("Wrong email or password, or the account is locked for a while.", "error")
@@ -137,7 +141,13 @@ def too_many(_exc: Exception) -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    """End the session."""
+    """End the session here and every copy of it elsewhere (the user's session nonce changes)."""
+    if current_user.is_authenticated:
+        s = db()
+        user = s.get(User, current_user.id)
+        if user is not None:
+            accounts.end_sessions(user)
+            s.commit()
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
