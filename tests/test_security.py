@@ -195,3 +195,58 @@ def test_status_changes_by_organizers_are_audited(app, client, auth) -> None:
         ("contact.status.refused", {"contact_id": by_status["stopped"], "old": "stopped", "new": "active"}),
         ("contact.status", {"contact_id": by_status["active"], "old": "active", "new": "blocked"})]
 
+
+
+# -- H3 (part), M9: the database layer keeps values out of errors and off the disk ---------------
+
+def test_database_errors_name_no_values(app) -> None:
+    """An error from the database (logged, and kept by RQ) carries the SQL but not the values bound to it."""
+    import sqlalchemy as sa
+
+    words = "the nurse at Zomba clinic asked me for 5000 kwacha"
+    engine = app.extensions["gateway"].engine
+    insert = sa.text("INSERT INTO users (email, password_hash, role, active, failed_logins, created_at) "
+                     "VALUES (:e, :p, 'viewer', true, 0, :t)")
+    values = {"e": "x@example.org", "p": words, "t": datetime(2026, 1, 1)}
+    with engine.begin() as conn:
+        conn.execute(insert, values)
+    with pytest.raises(sa.exc.IntegrityError) as caught, engine.begin() as conn:
+        conn.execute(insert, values)  # the same email again
+    assert "INSERT INTO users" in str(caught.value) and words not in str(caught.value)
+
+
+def test_sqlite_overwrites_what_is_blanked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Blanked report words leave no copy in the file's free space, even where SQLite's build default
+    is secure_delete off (simulated here: the raw connection starts with it off)."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from gateway.db import make_engine
+
+    path = tmp_path / "gateway.db"
+
+    def connect_with_secure_delete_off() -> sqlite3.Connection:
+        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA secure_delete=OFF")
+        return conn
+
+    def checkpoint() -> None:
+        raw = engine.raw_connection()  # outside a transaction: a checkpoint cannot run inside one
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        raw.close()
+
+    words = "Nurse at Zomba clinic asked for money. "
+    engine = make_engine(f"sqlite:///{path}", creator=connect_with_secure_delete_off)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE m (id INTEGER PRIMARY KEY, body TEXT)"))
+            conn.execute(sa.text("INSERT INTO m (body) VALUES (:b)"), [{"b": words * 3 + str(i)} for i in range(20)])
+        checkpoint()
+        assert words.encode() in path.read_bytes()
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE m SET body = NULL"))  # as an anonymous report's messages are blanked
+        checkpoint()
+    finally:
+        engine.dispose()
+    assert words.encode() not in path.read_bytes()
