@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -59,8 +60,14 @@ class Page:
         return min(self.total, self.number * self.size)
 
     def url(self, number: int) -> str:
-        args = {k: v for k, v in request.args.items() if k != "page" and v}
-        return url_for(request.endpoint or "pages.dashboard", **(request.view_args or {}), **args, page=number)
+        """This listing's address for page `number`, with the same query arguments."""
+        # The query string is built here, never passed to url_for as keywords: `?_method=`,
+        # `?_external=`, `?_anchor=` or a route argument's name would steer or break url_for.
+        # Arguments url_for reserves (`_...`) and route arguments' names mean nothing here: dropped.
+        route = request.view_args or {}
+        args = [(k, v) for k, v in request.args.items() if v and k != "page" and not k.startswith("_") and k not in route]
+        base = url_for(request.endpoint or "pages.dashboard", **route)
+        return f"{base}?{urlencode([*args, ('page', str(number))])}"
 
     @property
     def prev_url(self) -> str | None:
