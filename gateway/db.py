@@ -31,7 +31,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # an exception message ends up in logs and in RQ's failed-job registry.
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1].split("?", 1)[0]
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""  # "sqlite://": in memory
         if path and path != ":memory:" and not path.startswith("file:"):
             # Owner-only from the start: the -wal and -shm files SQLite adds take the same mode.
             private_file(Path(path))
