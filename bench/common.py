@@ -28,6 +28,7 @@ ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
 FROM_NUMBER = "+15005550006"
 NUMBERS_KEY = "bench-numbers-key-0123456789abcdef0123"  # phone numbers at rest
+SECRET_KEY = "bench-secret-key-0123456789abcdef0123"  # sessions (config wants 32+ characters)
 PUBLIC_BASE = "https://bench.example.org"  # what the pre-signed webhooks were signed for
 # The Procfile's web settings: the gateway and the ceiling are served the same way.
 GUNICORN_ARGS = ["--workers", "2", "--threads", "4", "--timeout", "15"]
@@ -56,7 +57,7 @@ class Stack:
         """Environment for a gateway process (gunicorn, flask worker, flask db upgrade)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SENDER_RATE"))}
         env.update({
-            "DATABASE_URL": self.db_url, "REDIS_URL": self.redis_url, "SECRET_KEY": "bench",
+            "DATABASE_URL": self.db_url, "REDIS_URL": self.redis_url, "SECRET_KEY": SECRET_KEY,
             "SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_FROM_NUMBER": FROM_NUMBER, "PUBLIC_BASE_URL": PUBLIC_BASE, "QUIET_HOURS": "off",
             "DEFAULT_COUNTRY": "MW", "SENDER_RATE": str(self.sender_rate), "SENDER_RATES": "",
@@ -71,7 +72,7 @@ class Stack:
     def app_config(self) -> dict[str, Any]:
         """The same settings for an app built inside this process (to launch broadcasts)."""
         return {
-            "DATABASE_URL": self.db_url, "REDIS_URL": self.redis_url, "SECRET_KEY": "bench",
+            "DATABASE_URL": self.db_url, "REDIS_URL": self.redis_url, "SECRET_KEY": SECRET_KEY,
             "SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_FROM_NUMBER": FROM_NUMBER, "TWILIO_MESSAGING_SERVICE_SID": None,
             "TWILIO_API_BASE_URL": self.fake_url or None, "PUBLIC_BASE_URL": PUBLIC_BASE,

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -44,22 +46,84 @@ def create_user(session: Session, email: str, role: str, password: str) -> User:
     return user
 
 
+# Checked against when there is no real hash to check (unknown, locked or inactive account), so every
+# attempt costs exactly one password hash and the answer time tells nothing about the account.
+_DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """What one login attempt came to: the user when the password was right, and why not otherwise."""
+
+    user: User | None
+    account: User | None  # the account the email names, if any
+    outcome: str  # ok, wrong, locked (now or already), inactive, unknown
+    locked_now: bool = False  # this failure started a lockout
+
+
 def authenticate(session: Session, email: str, password: str, now: datetime | None = None) -> User | None:
     """The user for these credentials, counting failures and locking after too many."""
+    return attempt_login(session, email, password, now).user
+
+
+def attempt_login(session: Session, email: str, password: str, now: datetime | None = None) -> LoginAttempt:
+    """Check the credentials, counting failures and locking after too many; one hash in every case."""
     now = now or utcnow()
     user = session.scalars(select(User).where(User.email == email.strip().lower())).first()
+    attempt = _take_attempt(session, user, now) if user is not None else None
+    # One hash whatever happens: the real one only when an attempt was granted.
+    right = check_password_hash(user.password_hash if user is not None and attempt else _DUMMY_HASH, password)
     if user is None:
-        check_password_hash(generate_password_hash("x"), password)  # same work whether or not the user exists
-        return None
-    if user.locked_until and user.locked_until > now:
-        return None
-    if not user.active or not check_password_hash(user.password_hash, password):
-        user.failed_logins = (user.failed_logins or 0) + 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until, user.failed_logins = now + LOCKOUT, 0
-        return None
+        return LoginAttempt(None, None, "unknown")
+    if attempt is None:
+        return LoginAttempt(None, user, "locked" if user.active else "inactive")
+    if not right:
+        locked_now = attempt >= MAX_FAILED_LOGINS
+        if locked_now:
+            session.execute(update(User).where(User.id == user.id)
+                            .values(locked_until=now + LOCKOUT, failed_logins=0))
+        return LoginAttempt(None, user, "wrong", locked_now)
     user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
-    return user
+    return LoginAttempt(user, user, "ok")
+
+
+def _take_attempt(session: Session, user: User, now: datetime) -> int | None:
+    """Count this attempt as a failure before checking the password; its number, or None when refused.
+
+    One UPDATE ... RETURNING: concurrent attempts cannot both read the same count (PostgreSQL holds
+    the row lock until commit, SQLite the write lock), so five guesses is five, however many run at
+    once. A right password then sets the count back to zero.
+    """
+    if not user.active:
+        return None
+    counted = session.execute(
+        update(User).where(User.id == user.id, User.active.is_(True),
+                           or_(User.locked_until.is_(None), User.locked_until <= now))
+        .values(failed_logins=func.coalesce(User.failed_logins, 0) + 1)
+        .returning(User.failed_logins)).scalar_one_or_none()
+    return counted
+
+
+def start_session(user: User) -> None:
+    """Give the user a session nonce if they have none (the console session id carries it)."""
+    if not user.session_nonce:
+        user.session_nonce = secrets.token_hex(16)
+
+
+def end_sessions(user: User) -> None:
+    """End every console session of this user, on every device: the old session ids stop matching."""
+    user.session_nonce = secrets.token_hex(16)
+
+
+def user_for_session(session: Session, session_id: str) -> User | None:
+    """The active user a console session id ("<id>:<nonce>") names, if the nonce is still theirs."""
+    user_id, _, nonce = session_id.partition(":")
+    if not user_id.isdigit() or not nonce:
+        return None
+    user = session.get(User, int(user_id))
+    if user is None or not user.active or not user.session_nonce:
+        return None
+    return user if hmac.compare_digest(user.session_nonce, nonce) else None
 
 
 def _digest(token: str) -> str:

@@ -8,6 +8,8 @@ import secrets
 from pathlib import Path
 from typing import Any, Mapping
 
+from gateway.private import secret_file
+
 ROOT = Path(__file__).resolve().parent.parent
 # Sends in flight per batch. A provider answers in ~100-300 ms; with 32 in flight a worker keeps
 # ~100-300 messages/s moving while each sender is still held to its own rate by the pacer.
@@ -21,14 +23,12 @@ class ConfigError(RuntimeError):
     """A setting is missing or wrong; the message says which and what to do."""
 
 
+MIN_SECRET_KEY = 32  # characters: Flask signs sessions and CSRF tokens with it
+
+
 def _secret_key(instance: Path) -> str:
-    """Read instance/secret_key, creating it on first run so sessions survive restarts."""
-    path = instance / "secret_key"
-    if not path.exists():
-        instance.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    """Read instance/secret_key, creating it (owner-only) on first run so sessions survive restarts."""
+    return secret_file(instance / "secret_key", lambda: secrets.token_hex(32))
 
 
 def database_url(url: str) -> str:
@@ -139,6 +139,7 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     _check_numbers(settings)
     _check_lists(settings)
     _check_numbers_key(settings)
+    _check_secret_key(settings)
 
 
 def _check_numbers(settings: Mapping[str, Any]) -> None:
@@ -191,13 +192,33 @@ def _check_numbers_key(settings: Mapping[str, Any]) -> None:
         except NumberKeyError as exc:
             raise ConfigError(f"NUMBERS_KEY: {exc}") from None
         return
-    shared = settings["SMS_PROVIDER"] != "console" or not str(settings["DATABASE_URL"]).startswith("sqlite")
-    if shared:
+    if _shared(settings):
         # A key generated on one host would leave every other web process and worker unable to
         # read the numbers it stored.
         raise ConfigError("NUMBERS_KEY is required with SMS_PROVIDER=twilio (or another real provider) or a PostgreSQL database: "
                           "phone numbers are encrypted with it, and every process must share it. Generate one "
                           "with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def _shared(settings: Mapping[str, Any]) -> bool:
+    """Several processes or hosts may serve this gateway: a real provider, or a PostgreSQL database."""
+    return settings["SMS_PROVIDER"] != "console" or not str(settings["DATABASE_URL"]).startswith("sqlite")
+
+
+def _check_secret_key(settings: Mapping[str, Any]) -> None:
+    """SECRET_KEY is long enough, and given wherever several processes or hosts must share it."""
+    key = settings.get("SECRET_KEY")
+    if key:
+        if len(key) < MIN_SECRET_KEY:
+            raise ConfigError(f"SECRET_KEY: {len(key)} characters; it needs at least {MIN_SECRET_KEY}. Generate one "
+                              "with: python3 -c 'import secrets; print(secrets.token_hex(32))'")
+        return
+    if _shared(settings):
+        # A key generated into one host's instance/ would log users out whenever a request reaches
+        # another host, and on an ephemeral disk at every restart.
+        raise ConfigError("SECRET_KEY is required with SMS_PROVIDER=twilio (or another real provider) or a PostgreSQL "
+                          "database: every web process must sign sessions with the same key. Generate one with: "
+                          "python3 -c 'import secrets; print(secrets.token_hex(32))'")
 
 
 def numbers_keys_for(settings: Mapping[str, Any]) -> list[str]:

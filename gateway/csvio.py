@@ -6,7 +6,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -113,15 +113,42 @@ def apply_contacts(session: Session, rows: Sequence[ContactRow], now: datetime) 
     return summary
 
 
+# A cell starting with one of these runs as a formula in Excel, LibreOffice or Google Sheets
+# (the full-width forms too, which some of them fold to ASCII).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+# A phone number as the gateway writes it (E.164, or masked for viewers): no formula can hide in it,
+# and it must stay importable as it is.
+_NUMBER = re.compile(r"\+[0-9]+\**[0-9]*")
+
+
 def _safe(value: str | None) -> str:
-    """Free text a supporter wrote must not run as a spreadsheet formula."""
+    """Text must not run as a spreadsheet formula: a leading quote makes it plain text."""
     value = value or ""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    if value[:1] in _FORMULA_START and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+class SafeWriter:
+    """csv.writer whose every text cell goes through _safe: no column can carry a formula."""
+
+    def __init__(self, out: Any) -> None:
+        self._writer = csv.writer(out)
+
+    def writerow(self, row: Iterable[Any]) -> Any:
+        """Write one row, each text cell made safe."""
+        return self._writer.writerow([_safe(c) if isinstance(c, str) else c for c in row])
+
+
+def writer(out: Any) -> SafeWriter:
+    """A CSV writer for exports: names, tags, places and report texts come from imports, the API
+    and supporters' texts, and any of them could otherwise run as a formula when opened."""
+    return SafeWriter(out)
 
 
 def export_contacts(session: Session, out: io.TextIOBase) -> int:
     """Write every contact as CSV; returns the count."""
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow([*CONTACT_COLUMNS, "status"])
     count = 0
     for c in session.scalars(select(Contact).order_by(Contact.id)):
@@ -133,7 +160,7 @@ def export_contacts(session: Session, out: io.TextIOBase) -> int:
 
 def export_reports(session: Session, out: io.TextIOBase) -> int:
     """Write every report as CSV, without any phone number; returns the count."""
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow(REPORT_COLUMNS)
     count = 0
     for r in session.scalars(select(Report).order_by(Report.id)):

@@ -8,6 +8,8 @@ from sqlalchemy import MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from gateway.private import private_file
+
 # Named constraints, so Alembic migrations drop and alter them the same way on every database.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -25,10 +27,14 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine; on SQLite, WAL and write-locking transactions so per-contact order holds."""
+    # Errors and echo name no bound values: they are phone numbers, report texts and answers, and
+    # an exception message ends up in logs and in RQ's failed-job registry.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""  # "sqlite://": in memory
+        if path and path != ":memory:" and not path.startswith("file:"):
+            # Owner-only from the start: the -wal and -shm files SQLite adds take the same mode.
+            private_file(Path(path))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -36,6 +42,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            # Deleted and blanked values (redacted report words, plain numbers dropped by migration
+            # 0004) are overwritten with zeros instead of lingering in free pages of the file.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()

@@ -167,6 +167,8 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Part of the id a console session carries; a new one at logout ends every copy of the session.
+    session_nonce: Mapped[str | None] = mapped_column(String(32))
 
     # Flask-Login's user interface
     @property
@@ -182,7 +184,7 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        return f"{self.id}:{self.session_nonce or ''}"
 
 
 class AuditEvent(Base):

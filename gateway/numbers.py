@@ -19,6 +19,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from gateway.private import secret_file
+
 MIN_KEY_CHARS = 32
 _INFO = b"sms-gateway phone numbers v1"
 
@@ -45,13 +47,8 @@ def new_key() -> str:
 
 
 def instance_key(instance: Path) -> str:
-    """instance/numbers_key, created on first run (the embedded default on one machine only)."""
-    path = instance / "numbers_key"
-    if not path.exists():
-        instance.mkdir(parents=True, exist_ok=True)
-        path.write_text(new_key())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    """instance/numbers_key, created owner-only on first run (the embedded default on one machine only)."""
+    return secret_file(instance / "numbers_key", lambda: new_key())
 
 
 def _derive(secret: str) -> tuple[Fernet, bytes]:

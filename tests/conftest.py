@@ -32,6 +32,7 @@ if _env_redis:
     REDIS_URL = f"{_base}/{os.getpid() % 16}" if _db.isdigit() else _env_redis
 TWILIO_TOKEN = "test-auth-token"
 NUMBERS_KEY = "test-numbers-key-of-at-least-32-characters"
+SECRET_KEY = "test-secret-key-of-at-least-32-characters"  # config refuses shorter ones
 PUBLIC_BASE = "https://gateway.example.org"
 
 
@@ -96,7 +97,7 @@ def db_url(migrated: tuple[str, str], tmp_path: Path) -> str:
 def app(db_url: str, tmp_path: Path) -> Iterator:
     """The gateway on a clean database, console provider, Twilio signatures checked."""
     app = create_app({
-        "DATABASE_URL": db_url, "REDIS_URL": None, "SECRET_KEY": "test", "SMS_PROVIDER": "console",
+        "DATABASE_URL": db_url, "REDIS_URL": None, "SECRET_KEY": SECRET_KEY, "SMS_PROVIDER": "console",
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": None,
         "PUBLIC_BASE_URL": PUBLIC_BASE, "ORG_NAME": "Our Network", "DEFAULT_COUNTRY": "MW",
@@ -149,7 +150,7 @@ def fake_twilio() -> Iterator:
 def make_stack_app(db_url: str, redis_url: str | None, tmp_path: Path, **overrides):  # type: ignore[no-untyped-def]
     """The gateway on one of the two stacks: SQLite + in-process queue, or PostgreSQL + Redis."""
     config = {
-        "DATABASE_URL": db_url, "REDIS_URL": redis_url, "SECRET_KEY": "test", "SMS_PROVIDER": "console",
+        "DATABASE_URL": db_url, "REDIS_URL": redis_url, "SECRET_KEY": SECRET_KEY, "SMS_PROVIDER": "console",
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": None,
         "PUBLIC_BASE_URL": PUBLIC_BASE, "ORG_NAME": "Our Network", "DEFAULT_COUNTRY": "MW",

@@ -16,6 +16,7 @@ from gateway.contacts import number_of
 from gateway.csvio import REPORT_COLUMNS
 from gateway.db import Base
 from gateway.models import Contact
+from tests.conftest import SECRET_KEY
 from tests.transcript import Phone
 
 A = "+265991234567"
@@ -252,7 +253,7 @@ def test_reports_export_has_no_phone_numbers(runner, app) -> None:  # type: igno
 def test_db_upgrade_and_downgrade_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
     path = tmp_path / "x.db"
     fresh = create_app({
-        "DATABASE_URL": f"sqlite:///{path}", "REDIS_URL": None, "SECRET_KEY": "test", "SMS_PROVIDER": "console",
+        "DATABASE_URL": f"sqlite:///{path}", "REDIS_URL": None, "SECRET_KEY": SECRET_KEY, "SMS_PROVIDER": "console",
         "INSTANCE_PATH": str(tmp_path), "TESTING": True,
     })
     runner = fresh.test_cli_runner()

@@ -7,7 +7,7 @@ import pytest
 
 from gateway import create_app
 from gateway.config import ConfigError
-from tests.conftest import NUMBERS_KEY
+from tests.conftest import NUMBERS_KEY, SECRET_KEY
 
 
 def start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str):  # type: ignore[no-untyped-def]
@@ -19,7 +19,7 @@ def start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str):  # type:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}", "INSTANCE_PATH": str(tmp_path),
-                      "TESTING": True, "SECRET_KEY": "t", "NUMBERS_KEY": env.get("NUMBERS_KEY", NUMBERS_KEY)})
+                      "TESTING": True, "SECRET_KEY": env.get("SECRET_KEY", SECRET_KEY), "NUMBERS_KEY": env.get("NUMBERS_KEY", NUMBERS_KEY)})
     app.extensions["gateway"].engine.dispose()
     return app
 
@@ -103,3 +103,74 @@ def test_a_csv_that_is_not_a_spreadsheet_export_is_named(runner, tmp_path: Path)
     result = runner.invoke(args=["contacts", "import", str(header)])
     assert result.exit_code == 1
     assert f"{header}: line 1: expected the columns number, name, language, place, tags" in result.output
+
+
+# -- L4, M9: what the embedded default writes into instance/ is the gateway user's alone ----------
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_instance_secrets_and_database_are_owner_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A first run with the usual umask: instance/ 0700, the keys and the SQLite files 0600, from the
+    start (even if nothing ever ran chmod, nobody else could have read them)."""
+    import os
+
+    from sqlalchemy import text
+
+    for name in ("SECRET_KEY", "NUMBERS_KEY", "DATABASE_URL", "SMS_PROVIDER", "REDIS_URL", "TWILIO_ACCOUNT_SID",
+                 "TWILIO_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "chmod", lambda *a, **k: None)
+    monkeypatch.setattr(Path, "chmod", lambda *a, **k: None)
+    old = os.umask(0o022)
+    try:
+        instance = tmp_path / "instance"
+        app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True,
+                          "DATABASE_URL": f"sqlite:///{instance / 'gateway.db'}"})
+        with app.extensions["gateway"].engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x TEXT)"))
+        app.extensions["gateway"].engine.dispose()
+    finally:
+        os.umask(old)
+    assert _mode(instance) == 0o700
+    assert {p.name: _mode(p) for p in instance.iterdir() if p.is_file()} == {
+        "secret_key": 0o600, "numbers_key": 0o600, "gateway.db": 0o600}
+
+
+@pytest.mark.parametrize(("module", "make", "read"), [
+    ("gateway.config", "secrets.token_hex", "_secret_key"), ("gateway.numbers", "new_key", "instance_key")])
+def test_two_processes_starting_at_once_share_one_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                      module: str, make: str, read: str) -> None:
+    """Two gunicorn workers on a fresh instance/: the one that loses the race reads the winner's key."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    target = mod
+    for part in make.split(".")[:-1]:
+        target = getattr(target, part)
+    name = {"_secret_key": "secret_key", "instance_key": "numbers_key"}[read]
+
+    def other_worker_wins(*_args: object) -> str:
+        (tmp_path / name).write_text("the winner's key, written while this worker made its own")
+        return "this worker's key"
+
+    monkeypatch.setattr(target, make.split(".")[-1], other_worker_wins)
+    assert getattr(mod, read)(tmp_path) == "the winner's key, written while this worker made its own"
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    ({"SECRET_KEY": "short"}, "SECRET_KEY: 5 characters; it needs at least 32"),
+    ({"SECRET_KEY": None, "SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+      "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM_NUMBER": "+15005550006"}, "SECRET_KEY is required"),
+    ({"SECRET_KEY": None, "DATABASE_URL": "postgresql://db.example/gateway"}, "SECRET_KEY is required"),
+])
+def test_secret_key_is_long_and_given_where_processes_share_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               settings: dict, expected: str) -> None:  # type: ignore[type-arg]
+    """Sessions signed on one host must verify on the others, and a short key is guessable."""
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    config = {"DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}", "INSTANCE_PATH": str(tmp_path), "TESTING": True,
+              "NUMBERS_KEY": NUMBERS_KEY, "SMS_PROVIDER": "console", **settings}
+    with pytest.raises(ConfigError) as caught:
+        create_app(config)
+    assert str(caught.value).startswith("SECRET_KEY") and expected in str(caught.value), str(caught.value)

@@ -13,7 +13,7 @@ from gateway import contacts, create_app
 from gateway.config import ConfigError
 from gateway.models import Contact
 from gateway.numbers import NumberKeyError, NumberVault, parse_keys
-from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, TWILIO_TOKEN
+from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, SECRET_KEY, TWILIO_TOKEN
 from tests.test_webhooks import inbound, sms
 
 A = "+265991234567"
@@ -163,7 +163,7 @@ def test_twilio_sdk_logs_no_number(fake_twilio, caplog: pytest.LogCaptureFixture
 
 
 def _base(tmp_path: Path, **extra: object) -> dict[str, object]:
-    return {"DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}", "REDIS_URL": None, "SECRET_KEY": "t",
+    return {"DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}", "REDIS_URL": None, "SECRET_KEY": SECRET_KEY,
             "SMS_PROVIDER": "console", "INSTANCE_PATH": str(tmp_path), "TESTING": True, "NUMBERS_KEY": None,
             **extra}
 

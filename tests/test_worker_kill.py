@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from gateway import queue, tasks
 from gateway.models import Message
-from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, launch_to_zomba, make_stack_app
+from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, SECRET_KEY, launch_to_zomba, make_stack_app
 from tests.fakes import FakeTwilio
 from tests.fakes.twilio_api import wait_for
 
@@ -50,7 +50,7 @@ def start_worker(db_url: str, redis_url: str, fake: FakeTwilio, log: Path, *args
     """`flask --app app worker` in its own process group, configured for the fake Twilio."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TWILIO_", "SMS_", "SENDER_", "QUIET_", "SENDING_", "FLASK_"))}
-    env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, SMS_PROVIDER="twilio", SECRET_KEY="test",
+    env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, SMS_PROVIDER="twilio", SECRET_KEY=SECRET_KEY,
                TWILIO_ACCOUNT_SID=fake.account_sid, TWILIO_AUTH_TOKEN=fake.auth_token,
                TWILIO_API_BASE_URL=fake.base_url, TWILIO_FROM_NUMBER=SENDER, PUBLIC_BASE_URL=PUBLIC_BASE,
                QUIET_HOURS="off", SENDER_RATE="1000", NUMBERS_KEY=NUMBERS_KEY, PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}")

@@ -1,11 +1,14 @@
 """The organizers' web console: accounts, roles, CSRF, and the page blueprints."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from functools import wraps
 from typing import Any, Callable, TypeVar
 
-from flask import Flask, abort, g, request
+from flask import Flask, abort, current_app, g, has_request_context, request
+from flask import session as flask_session
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
@@ -19,14 +22,36 @@ login_manager.login_message = "Please log in."
 csrf = CSRFProtect()
 
 
+ABSOLUTE_SESSION_LIFETIME = timedelta(hours=12)  # from login, however active the session is
+
+
+def clock() -> float:
+    """Seconds since the epoch (a seam for tests of session lifetimes)."""
+    return time.time()
+
+
+def mark_login() -> None:
+    """Note when this session logged in: the absolute lifetime counts from here."""
+    flask_session["login_at"] = int(clock())
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    """The logged-in user, read fresh on each request (a disabled account is out at once)."""
-    if not user_id.isdigit():
+    """The logged-in user, read fresh on each request: a disabled account, a logout elsewhere or a
+    session older than ABSOLUTE_SESSION_LIFETIME is out at once."""
+    started = flask_session.get("login_at")
+    limit = current_app.config.get("ABSOLUTE_SESSION_LIFETIME", ABSOLUTE_SESSION_LIFETIME).total_seconds()
+    if not isinstance(started, int) or not 0 <= clock() - started <= limit:
         return None
-    session = db()
-    user = session.get(User, int(user_id))
-    return user if user and user.active else None
+    return accounts.user_for_session(db(), user_id)
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie, also marked Secure when the request came over TLS (directly, or as a
+    proxy trusted through PROXY_FIX_HOPS says with X-Forwarded-Proto)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or (has_request_context() and request.is_secure))
 
 
 def db() -> Any:
@@ -65,6 +90,7 @@ def init_app(app: Flask) -> None:
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=https,
                       REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SECURE=https,
                       PERMANENT_SESSION_LIFETIME=timedelta(hours=8))
+    app.session_interface = _SessionInterface()
     login_manager.init_app(app)
     csrf.init_app(app)
     app.teardown_appcontext(close_db)

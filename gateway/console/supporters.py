@@ -5,12 +5,12 @@ Viewers read (numbers masked), organizers also see full numbers and import.
 """
 from __future__ import annotations
 
-import csv
 import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -59,8 +59,14 @@ class Page:
         return min(self.total, self.number * self.size)
 
     def url(self, number: int) -> str:
-        args = {k: v for k, v in request.args.items() if k != "page" and v}
-        return url_for(request.endpoint or "pages.dashboard", **(request.view_args or {}), **args, page=number)
+        """This listing's address for page `number`, with the same query arguments."""
+        # The query string is built here, never passed to url_for as keywords: `?_method=`,
+        # `?_external=`, `?_anchor=` or a route argument's name would steer or break url_for.
+        # Arguments url_for reserves (`_...`) and route arguments' names mean nothing here: dropped.
+        route = request.view_args or {}
+        args = [(k, v) for k, v in request.args.items() if v and k != "page" and not k.startswith("_") and k not in route]
+        base = url_for(request.endpoint or "pages.dashboard", **route)
+        return f"{base}?{urlencode([*args, ('page', str(number))])}"
 
     @property
     def prev_url(self) -> str | None:
@@ -251,7 +257,7 @@ def export_csv() -> ResponseReturnValue:
     s = db()
     f = _filters()
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csvio.writer(out)  # every text cell safe from formula injection
     writer.writerow([*csvio.CONTACT_COLUMNS, "status"])
     count = 0
     for c in s.scalars(contact_query(f).order_by(None).order_by(Contact.id)).all():

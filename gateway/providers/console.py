@@ -7,10 +7,11 @@ import uuid
 from typing import TextIO
 
 from gateway.providers.base import SendResult
+from gateway.sms import mask_number
 
 
 class ConsoleProvider:
-    """Writes `[sms to <number>] <text>` lines to a stream and remembers what it sent."""
+    """Writes `[sms to <masked number>] <text>` lines to a stream and remembers what it sent."""
 
     name = "console"
     inline_replies = True
@@ -25,6 +26,7 @@ class ConsoleProvider:
         # Resolve sys.stdout at send time so pytest's capture (which swaps it) sees the output.
         stream = self.stream if self.stream is not None else sys.stdout
         with self._lock:
-            print(f"[sms to {to}] {body}", file=stream, flush=True)
+            # Masked: a trial install's stdout is its process log, and logs name no full number.
+            print(f"[sms to {mask_number(to)}] {body}", file=stream, flush=True)
             self.sent.append((to, body))
         return SendResult(provider_id=f"console-{uuid.uuid4().hex}", status="sent")
