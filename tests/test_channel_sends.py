@@ -156,11 +156,12 @@ def test_several_phones_share_the_load_each_number_once(build) -> None:
     with FakeAndroidPhone(login="a") as a, FakeAndroidPhone(login="b") as b:
         app = build(f"""
 channels:
-  phone-a: {{type: android, url: "{a.url}", login: a, password_env: PHONE_A_PASSWORD}}
-  phone-b: {{type: android, url: "{b.url}", login: b, password_env: PHONE_B_PASSWORD}}
+  phone-a: {{type: android, url: "{a.url}", login: a, password_env: PHONE_A_PASSWORD, signing_key_env: PHONE_A_KEY}}
+  phone-b: {{type: android, url: "{b.url}", login: b, password_env: PHONE_B_PASSWORD, signing_key_env: PHONE_B_KEY}}
 routes:
   - {{country: MW, via: [phone-a, phone-b]}}
-""", PHONE_A_PASSWORD=a.password, PHONE_B_PASSWORD=b.password)
+""", PHONE_A_PASSWORD=a.password, PHONE_B_PASSWORD=b.password,  # each phone its own webhook key (M7)
+            PHONE_A_KEY=a.signing_key, PHONE_B_KEY=b.signing_key)
         numbers = [f"+26599200{i:04d}" for i in range(20)]
         ids = launch_to_zomba(app, numbers, TEXT, SENDER)
         assert send(app, ids)["sent"] == 20
