@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from gateway import channels, services
+from gateway import channels, services, spool
 
 bp = Blueprint("health", __name__)
 logger = logging.getLogger(__name__)
@@ -39,5 +39,8 @@ def healthz() -> ResponseReturnValue:
         seen = channels.last_seen(svc.redis, svc.channels.phones)
         phones = {name: {"last_seen": when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None}
                   for name, when in seen.items()}
-    extra = {"channels": phones} if phones else {}
+    extra: dict[str, object] = {"channels": phones} if phones else {}
+    rejected = spool.spool_for(current_app).rejected()  # a count only: file names carry sender tags
+    if rejected:
+        extra["spool_rejected"] = rejected
     return jsonify(status="ok" if ok else "degraded", **checks, **extra), 200 if ok else 503
