@@ -23,6 +23,7 @@ from gateway.providers.base import InboundSMS, StatusUpdate
 from gateway.webhooks import refuse_oversized, remember_early
 
 bp = Blueprint("channel_hooks", __name__)
+bp.before_request(refuse_oversized)  # before any form, body or signature is read
 logger = logging.getLogger(__name__)
 
 
@@ -66,7 +67,6 @@ def _seen(name: str) -> None:
 
 def _africastalking(token: str):  # type: ignore[no-untyped-def]
     """The provider, once the URL's secret token and (when set) the caller's address are right."""
-    refuse_oversized()
     cfg = current_app.config
     expected = cfg.get("AT_WEBHOOK_TOKEN")
     # Africa's Talking signs nothing: the secret in the URL is what tells its callbacks apart.
@@ -117,24 +117,27 @@ def africastalking_status(token: str) -> ResponseReturnValue:
 # -- Android phones ---------------------------------------------------------------------------
 
 
-def _phone() -> AndroidProvider:
-    """The phone this webhook is from: `?phone=NAME`, else the only (or the `android`) phone."""
+def _phone() -> AndroidProvider | None:
+    """The phone this webhook claims to be from: `?phone=NAME`, else the only (or the `android`) phone."""
     chans = services().channels
     name = request.args.get("phone") or ("android" if "android" in chans.phones
                                          else chans.phones[0] if len(chans.phones) == 1 else "")
-    provider = chans.provider(name) if name in chans.phones else None
-    if provider is None:
-        abort(404, description="no such phone: register the webhook as /sms/android?phone=NAME")
-    return provider  # type: ignore[return-value]
+    return chans.provider(name) if name in chans.phones else None  # type: ignore[return-value]
 
 
 @bp.post("/sms/android")
 def android_event() -> ResponseReturnValue:
     """sms:received, sms:sent / delivered / failed, system:ping from a phone; signature checked."""
-    refuse_oversized()
     provider = _phone()
-    body = request.get_data(cache=True)
-    if not provider.verify(body, request.headers.get("X-Timestamp"), request.headers.get("X-Signature")):
+    body = request.get_data(cache=True)  # at most MAX_WEBHOOK_BYTES: refuse_oversized ran first
+    timestamp, signature = request.headers.get("X-Timestamp"), request.headers.get("X-Signature")
+    # Each phone has its own key (channels.build refuses a shared one), so a signature proves which
+    # phone sent the event, and an event replayed to another phone's URL fails here. An unknown
+    # phone gets the same answer as a wrong signature: the URL does not tell which names exist.
+    if provider is None or not provider.verify(body, timestamp, signature):
+        if provider is None:
+            logger.warning("Android webhook refused: no phone %r (register it as /sms/android?phone=NAME)",
+                           request.args.get("phone", "")[:40])
         abort(403)
     try:
         event = provider.parse_event(body)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Mapping
 
-from gateway.config import ConfigError
+from gateway.config import ConfigError, check_plain_http
 from gateway.providers.base import Provider
 from gateway.routing import Routes, RoutesError, load_routes
 
@@ -78,6 +78,7 @@ def build(settings: Mapping[str, Any], twilio: Any | None, redis: Any) -> Channe
         return lambda: mark_seen(redis, name)
 
     phones, countries = [], {}
+    keys: dict[str, tuple[str, str]] = {}  # signing key -> (phone, the setting it came from)
     specs = dict(routes.channels)
     if settings.get("ANDROID_GATEWAY_PASSWORD") and "android" not in specs:
         from gateway.routing import ChannelSpec
@@ -90,11 +91,21 @@ def build(settings: Mapping[str, Any], twilio: Any | None, redis: Any) -> Channe
         if not password:
             where = f"{path}: channels.{name}"
             raise ConfigError(f"{where}: no password: set {spec.password_env or 'ANDROID_GATEWAY_PASSWORD'}")
+        if spec.url:
+            check_plain_http(f"{path}: channels.{name}.url", spec.url)
+        key_var = spec.signing_key_env if _secret(settings, spec.signing_key_env) else "ANDROID_WEBHOOK_SIGNING_KEY"
+        key = _secret(settings, spec.signing_key_env) or settings.get("ANDROID_WEBHOOK_SIGNING_KEY")
+        if key:
+            # The app signs the body and timestamp, not the phone it is: with one key for two
+            # phones, an event signed by one could be replayed to the other's URL and be taken.
+            if key in keys:
+                raise ConfigError(f"{path}: channels.{name} and channels.{keys[key][0]} share one webhook signing key "
+                                  f"({key_var} and {keys[key][1]}): give each phone its own key (signing_key_env)")
+            keys[key] = (name, key_var)
         providers[name] = AndroidProvider(
             name, spec.url or settings.get("ANDROID_GATEWAY_URL") or CLOUD_URL,
             spec.login or settings.get("ANDROID_GATEWAY_LOGIN"), password,
-            signing_key=_secret(settings, spec.signing_key_env) or settings.get("ANDROID_WEBHOOK_SIGNING_KEY"),
-            sim=spec.sim, timeout=float(settings.get("ANDROID_TIMEOUT") or 10), on_contact=seen(name))
+            signing_key=key, sim=spec.sim, timeout=float(settings.get("ANDROID_TIMEOUT") or 10), on_contact=seen(name))
         phones.append(name)
         if spec.country:
             countries[name] = spec.country

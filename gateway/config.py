@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import os
 import secrets
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from gateway.private import secret_file
 
+logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 # Sends in flight per batch. A provider answers in ~100-300 ms; with 32 in flight a worker keeps
 # ~100-300 messages/s moving while each sender is still held to its own rate by the pacer.
@@ -125,7 +128,9 @@ def check_settings(settings: Mapping[str, Any]) -> None:
         value = settings.get(name)
         if value and not value.startswith(("http://", "https://")):
             raise ConfigError(f"{name}={value!r}: expected http(s)://host[:port][/path]")
-    allowed_ips(settings.get("AT_ALLOWED_IPS") or "")
+    if settings.get("ANDROID_GATEWAY_URL"):
+        check_plain_http("ANDROID_GATEWAY_URL", settings["ANDROID_GATEWAY_URL"])
+    _check_africastalking_webhooks(settings)
     if provider == "twilio":
         missing = [k for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not settings.get(k)]
         if missing:
@@ -140,6 +145,42 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     _check_lists(settings)
     _check_numbers_key(settings)
     _check_secret_key(settings)
+
+
+AT_MIN_TOKEN_CHARS = 32
+
+
+def _check_africastalking_webhooks(settings: Mapping[str, Any]) -> None:
+    """The callback token is long enough to be a secret; no allow-list is warned about."""
+    networks = allowed_ips(settings.get("AT_ALLOWED_IPS") or "")
+    token = settings.get("AT_WEBHOOK_TOKEN")
+    if not token:
+        return  # every Africa's Talking callback is refused
+    if len(token) < AT_MIN_TOKEN_CHARS:
+        raise ConfigError(f"AT_WEBHOOK_TOKEN has {len(token)} characters; it needs at least {AT_MIN_TOKEN_CHARS} "
+                          "(generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    if not networks:
+        # The token sits in the callback URL, so proxy and router logs hold it; whoever reads
+        # one can post texts as any number (forged STOPs, reports, replies to premium numbers).
+        logger.warning("SECURITY: AT_ALLOWED_IPS is not set: anyone who learns AT_WEBHOOK_TOKEN (it is in the "
+                       "callback URL, so in proxy logs) can post texts as any number. Set AT_ALLOWED_IPS to the "
+                       "addresses Africa's Talking calls from.")
+
+
+def check_plain_http(name: str, url: str) -> None:
+    """Plain http to a phone only on the local network: its password and every text cross in clear."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return
+    host = (parts.hostname or "").lower()
+    try:
+        address = ipaddress.ip_address(host)
+        local = address.is_private or address.is_loopback or address.is_link_local
+    except ValueError:
+        local = host == "localhost" or host.endswith((".local", ".localhost"))
+    if not local:
+        raise ConfigError(f"{name}={url!r}: plain http to a phone off the local network sends its password and "
+                          "every text in clear; use https:// (or the phone's address on the local network)")
 
 
 def _check_numbers(settings: Mapping[str, Any]) -> None:

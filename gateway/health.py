@@ -4,11 +4,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from gateway import channels, services
+from gateway import channels, services, spool
 
 bp = Blueprint("health", __name__)
 logger = logging.getLogger(__name__)
@@ -37,12 +37,15 @@ def healthz() -> ResponseReturnValue:
     # A phone that is away does not make the gateway unhealthy (its messages wait), but a monitor
     # should see that one has gone quiet. This route is open, so it counts phones and names none
     # (their names can say where they are); the console's dashboard names them.
-    extra: dict[str, dict[str, int]] = {}
+    extra: dict[str, object] = {}
     if checks["queue"] == "ok" and svc.channels is not None and svc.channels.phones:
         seen = channels.last_seen(svc.redis, svc.channels.phones).values()
         since = datetime.now(timezone.utc) - QUIET_AFTER
         quiet = sum(1 for when in seen if when is None or _aware(when) < since)
         extra["phones"] = {"count": len(svc.channels.phones), "quiet": quiet}
+    rejected = spool.spool_for(current_app).rejected()  # a count only: file names carry sender tags
+    if rejected:
+        extra["spool_rejected"] = rejected
     return jsonify(status="ok" if ok else "degraded", **checks, **extra), 200 if ok else 503
 
 

@@ -10,19 +10,25 @@ Replay holds an exclusive lock on the spool (one replayer at a time, across proc
 each message through the normal path and deletes its file only after that. A replay cut short
 between the two stores the message again later, and its provider id drops the duplicate; a
 message stored but not handled when the database left is kept too, and the replay handles it.
+
+Kept texts hold numbers and words of people at risk, so the spool is private to the gateway's
+user (directories 0700, files 0600, set by the calls that create them, not by the umask), each
+record is encrypted with the NUMBERS_KEY Fernet key, and a file name carries only a short keyed
+digest (HMAC) of the sender. A record that cannot be replayed is set aside in `rejected/`,
+counted on /healthz and deleted after REJECTED_RETENTION.
 """
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
+import stat
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -34,12 +40,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import inbound
 from gateway.models import Message, utcnow
+from gateway.numbers import NumberVault
 from gateway.providers.base import InboundSMS
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 REQUEST_BUDGET = 2.0  # seconds a webhook may spend replaying before it answers (Twilio waits 15)
 RETRY_EVERY = 0.5  # seconds between replay attempts of one process while the database is away
+REJECTED_RETENTION = timedelta(days=7)  # time to notice (on /healthz) and look at a set-aside text
+DIR_MODE, FILE_MODE = 0o700, 0o600
 _last_attempt: dict[Path, float] = {}  # per spool directory
 _attempt_lock = threading.Lock()
 
@@ -64,27 +73,48 @@ class Replayed:
 
 
 class Spool:
-    """A directory of kept messages, oldest name first."""
+    """A directory of kept messages, oldest name first, each encrypted with the numbers key."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], vault: NumberVault) -> None:
         self.dir = Path(directory)
+        self.vault = vault
+
+    def _private_dir(self, path: Path) -> None:
+        """Create the directory 0700, and take an existing one (from an older version) back to 0700."""
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        if stat.S_IMODE(path.stat().st_mode) != DIR_MODE:
+            os.chmod(path, DIR_MODE)
 
     def keep(self, sms: InboundSMS, received_at: datetime | None = None) -> Path:
         """Write the message durably; a message without a provider id gets one, so replays dedupe."""
         if not sms.provider_id:
             sms = InboundSMS(sms.provider, f"local-{uuid.uuid4().hex}", sms.sender, sms.recipient, sms.body)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._private_dir(self.dir)
         record = asdict(sms) | {"received_at": (received_at or utcnow()).isoformat()}
-        name = f"{time.time_ns():020d}-{_sender_key(sms.sender)}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+        sealed = self.vault.fernet.encrypt(json.dumps(record, ensure_ascii=False).encode())
+        name = f"{time.time_ns():020d}-{self._sender_tags(sms.sender)[0]}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
         tmp = self.dir / f".{name}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(record, f, ensure_ascii=False)
+        # 0600 from the start (O_EXCL: never someone else's file): no moment where others can read it.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(sealed)
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, self.dir / name)
         _fsync_dir(self.dir)
         logger.warning("database away: %s message %s kept in the spool", sms.provider, sms.provider_id)
         return self.dir / name
+
+    def read(self, path: Path) -> dict[str, str]:
+        """A kept record, decrypted (any configured numbers key opens it)."""
+        raw = path.read_bytes()
+        if raw.startswith(b"{"):  # kept in clear by a version before the spool was encrypted
+            return json.loads(raw.decode("utf-8"))  # type: ignore[no-any-return]
+        return json.loads(self.vault.fernet.decrypt(raw).decode("utf-8"))  # type: ignore[no-any-return]
+
+    def _sender_tags(self, sender: str) -> list[str]:
+        """The sender's tag in file names under each configured key, newest first (keyed: names nobody)."""
+        return [d[:16] for d in self.vault.digests(sender)]
 
     def pending(self) -> list[Path]:
         """Kept messages in arrival order."""
@@ -95,10 +125,10 @@ class Spool:
 
     def has_pending(self, sender: str | None = None) -> bool:
         """Whether anything (from this sender) is kept; one directory scan, cheap when empty."""
-        tag = "" if sender is None else f"-{_sender_key(sender)}-"
+        tags = [""] if sender is None else [f"-{t}-" for t in self._sender_tags(sender)]
         try:
             with os.scandir(self.dir) as entries:
-                return any(e.name.endswith(".json") and not e.name.startswith(".") and tag in e.name
+                return any(e.name.endswith(".json") and not e.name.startswith(".") and any(t in e.name for t in tags)
                            for e in entries)
         except FileNotFoundError:
             return False
@@ -113,8 +143,9 @@ class Spool:
         and returns the queued replies' ids; `send(ids)` hands those to the outbox.
         """
         out = Replayed()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".replay.lock", "w") as lock:
+        self._private_dir(self.dir)
+        self.purge_rejected()
+        with os.fdopen(os.open(self.dir / ".replay.lock", os.O_RDWR | os.O_CREAT, FILE_MODE), "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -132,17 +163,48 @@ class Spool:
                         if database_away(exc):
                             out.away, out.left = True, len(self.pending())
                             return out
-                        # One unreadable message must not hold back the rest: set it aside.
-                        logger.exception("spooled message %s set aside", path.name)
-                        (self.dir / "rejected").mkdir(exist_ok=True)
+                        # One unreadable message must not hold back the rest: set it aside. Neither its
+                        # name (the sender's tag) nor the error's text (it may quote the record) is logged.
+                        logger.error("a spooled message could not be replayed (%s): set aside in rejected/ "
+                                     "for %d days", type(exc).__name__, REJECTED_RETENTION.days)
+                        self._private_dir(self.dir / "rejected")
                         os.rename(path, self.dir / "rejected" / path.name)
+                        os.chmod(self.dir / "rejected" / path.name, FILE_MODE)  # e.g. one an older version kept
+                        os.utime(self.dir / "rejected" / path.name)  # the retention counts from now
                         out.rejected += 1
         return out
+
+    def rejected(self) -> int:
+        """How many set-aside messages wait in rejected/ (for /healthz: a count, never a name)."""
+        try:
+            with os.scandir(self.dir / "rejected") as entries:
+                return sum(1 for e in entries if e.name.endswith(".json"))
+        except FileNotFoundError:
+            return 0
+
+    def purge_rejected(self, now: float | None = None) -> int:
+        """Delete set-aside messages older than REJECTED_RETENTION; how many went."""
+        cutoff = (time.time() if now is None else now) - REJECTED_RETENTION.total_seconds()
+        purged = 0
+        try:
+            with os.scandir(self.dir / "rejected") as entries:
+                for entry in entries:
+                    try:
+                        if entry.stat().st_mtime < cutoff:  # set aside before the cutoff
+                            os.unlink(entry.path)
+                            purged += 1
+                    except FileNotFoundError:  # another process purged it
+                        pass
+        except FileNotFoundError:
+            return 0
+        if purged:
+            logger.warning("%d set-aside spooled messages older than %d days deleted", purged, REJECTED_RETENTION.days)
+        return purged
 
     def _replay_one(self, path: Path, sessions: sessionmaker[Session],
                     receive: Callable[[InboundSMS, datetime], inbound.Received], handle: Callable[[int], list[int]],
                     send: Callable[[list[int]], None], out: Replayed) -> None:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = self.read(path)
         received_at = datetime.fromisoformat(record.pop("received_at"))
         sms = InboundSMS(**record)
         received = receive(sms, received_at)  # stored as of when it arrived, not when it was replayed
@@ -161,11 +223,6 @@ class Spool:
         path.unlink()
 
 
-def _sender_key(sender: str) -> str:
-    """A short hash of the sender, in file names, so a sender's next text can wait behind its kept ones."""
-    return hashlib.sha256(sender.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -175,8 +232,13 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def spool_for(app: Flask) -> Spool:
-    """The spool of this app (SPOOL_DIR)."""
-    return Spool(app.config["SPOOL_DIR"])
+    """The spool of this app (SPOOL_DIR), sealed with its numbers key."""
+    vault = app.extensions.get("gateway.spool_vault")
+    if vault is None:
+        from gateway.config import numbers_keys_for
+
+        vault = app.extensions["gateway.spool_vault"] = NumberVault.from_keys(numbers_keys_for(app.config))
+    return Spool(app.config["SPOOL_DIR"], vault)
 
 
 def replay_now(app: Flask, budget: float | None = None) -> Replayed:

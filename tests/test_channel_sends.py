@@ -2,6 +2,7 @@
 goes away mid-broadcast, Africa's Talking refusals, several phones sharing one country."""
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from typing import Any, Callable, Iterator
@@ -156,11 +157,12 @@ def test_several_phones_share_the_load_each_number_once(build) -> None:
     with FakeAndroidPhone(login="a") as a, FakeAndroidPhone(login="b") as b:
         app = build(f"""
 channels:
-  phone-a: {{type: android, url: "{a.url}", login: a, password_env: PHONE_A_PASSWORD}}
-  phone-b: {{type: android, url: "{b.url}", login: b, password_env: PHONE_B_PASSWORD}}
+  phone-a: {{type: android, url: "{a.url}", login: a, password_env: PHONE_A_PASSWORD, signing_key_env: PHONE_A_KEY}}
+  phone-b: {{type: android, url: "{b.url}", login: b, password_env: PHONE_B_PASSWORD, signing_key_env: PHONE_B_KEY}}
 routes:
   - {{country: MW, via: [phone-a, phone-b]}}
-""", PHONE_A_PASSWORD=a.password, PHONE_B_PASSWORD=b.password)
+""", PHONE_A_PASSWORD=a.password, PHONE_B_PASSWORD=b.password,  # each phone its own webhook key (M7)
+            PHONE_A_KEY=a.signing_key, PHONE_B_KEY=b.signing_key)
         numbers = [f"+26599200{i:04d}" for i in range(20)]
         ids = launch_to_zomba(app, numbers, TEXT, SENDER)
         assert send(app, ids)["sent"] == 20
@@ -221,3 +223,53 @@ def test_africastalking_outage_and_empty_balance_wait_and_are_sent_later(build, 
     assert send(app, ids)["sent"] >= 1
     assert Counter(m["to"] for m in at.messages) == Counter(["+265991000001", "+265991000002"])
     assert {m.status for m in rows(app).values()} == {"sent"}
+
+
+def _redis_bytes(redis: Any) -> bytes:
+    """Every key and value in Redis, as one blob: what a copy of Redis (or its RDB file) would show."""
+    out = []
+    for key in redis.scan_iter(count=1000):
+        out.append(key)
+        kind = redis.type(key).decode()
+        if kind == "string":
+            out.append(redis.get(key) or b"")
+        elif kind == "hash":
+            out.extend(b"%s=%s" % kv for kv in redis.hgetall(key).items())
+        elif kind == "list":
+            out.extend(redis.lrange(key, 0, -1))
+        elif kind == "set":
+            out.extend(redis.smembers(key))
+        elif kind == "zset":
+            out.extend(redis.zrange(key, 0, -1))
+        elif kind == "stream":
+            out.extend(b"%s=%s" % kv for _, fields in redis.xrange(key) for kv in fields.items())
+    return b"\n".join(out)
+
+
+@pytest.mark.parametrize("refusal", ["balance", "outage"])
+def test_a_retryable_africastalking_error_puts_no_number_in_logs_or_redis(build, fakes, caplog, refusal) -> None:
+    """M8: an empty balance (405) or an outage makes RQ log the error and keep it in Redis; no number in either."""
+    _, at, _ = fakes
+    number = "+265991000001"
+    app = build("default: africastalking\n", SEND_CONCURRENCY=1)
+    ids = launch_to_zomba(app, [number], TEXT, SENDER)
+    if refusal == "balance":
+        at.code_for_number(number, 405)  # InsufficientBalance: the per-recipient answer carries the number
+    else:
+        at.fail_next(1, status=500, text=f"Internal error for {number}")  # a body that echoes the request
+    redis = app.extensions["gateway"].redis
+    caplog.set_level(logging.DEBUG)
+    from gateway import queue as queue_module
+
+    with app.app_context():
+        # The job's last try: RQ logs the traceback and keeps exc_info in the FailedJobRegistry.
+        job = queue_module.queue(redis, queue_module.BULK).enqueue("gateway.tasks.send_batch", ids)
+        queue_module.work_burst(redis)
+    job.refresh()
+    assert job.is_failed and job.id in queue_module.queue(redis, queue_module.BULK).failed_job_registry
+    exc_text = job.latest_result().exc_string or ""
+    assert "RetryLater" in exc_text and "africastalking" in exc_text  # RQ did keep the error ...
+    digits = number.lstrip("+")
+    for where in (exc_text, caplog.text, _redis_bytes(redis).decode("utf-8", "replace")):
+        assert number not in where and digits not in where  # ... without the number
+    assert {m.status for m in rows(app).values()} == {"queued"}

@@ -327,3 +327,19 @@ def test_no_export_cell_starts_a_formula(app, client, runner, auth) -> None:
         assert "'@sum(1)" in text.lower() or "reports" in name, (name, text)
         risky = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r", "\uff1d") and c != "+265991234567"]
         assert risky == [], (name, risky)
+
+@pytest.mark.parametrize("message", [
+    "Twilio send: HTTP 400 code 21211: The 'To' number +265991000001 is not a valid phone number.",
+    "Africa's Talking send: Invalid phone number: 265991000001",
+    "phone-a send: refused: {'message': 'bad number 0991 000 001'}",
+    "Twilio list: could not connect: Max retries exceeded with url: /Messages.json?To=%2B265991000001&PageSize=1000",
+])
+def test_provider_error_texts_carry_no_full_number(message: str) -> None:
+    """M8: whatever a provider's answer echoes, the error that is logged and kept by RQ masks the number."""
+    from gateway.providers.base import ProviderError
+
+    text = str(ProviderError(message, retryable=True))
+    assert not any(n in text.replace(" ", "") for n in ("265991000001", "0991000001")), text
+    assert "*" in text  # masked, not dropped: the country and operator prefix stay for the operator
+    if "code 21211" in message:
+        assert "HTTP 400 code 21211" in text  # status and error codes are not numbers

@@ -1,8 +1,13 @@
 """Texts that arrive while the database is away: answered at once, kept, replayed in order when it returns."""
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 import shutil
 import socket
+import stat
 import threading
 import time
 from contextlib import contextmanager
@@ -98,9 +103,11 @@ def send_while_away(app: Any, client: Any) -> list[dict[str, str]]:
 
 def test_database_away_answers_200_and_keeps_every_text_in_arrival_order(app, client) -> None:
     sent = send_while_away(app, client)
-    kept = spool_for(app).pending()
+    spool = spool_for(app)
+    kept = spool.pending()
     assert len(kept) == 4
-    assert [p.read_text().count(params["MessageSid"]) for p, params in zip(kept, sent)] == [1, 1, 1, 1]
+    # Encrypted on disk (M4): read through the spool's key.
+    assert [spool.read(p)["provider_id"] for p in kept] == [params["MessageSid"] for params in sent]
     assert inbound_rows(app) == []
 
 
@@ -248,3 +255,100 @@ def test_while_the_spool_drains_only_the_same_senders_texts_wait(app, client) ->
     assert spool.pending() == []
     # Ben's JOIN went in at once; Alice's two were replayed in her order before Ben's HELP
     assert [r.body for r in inbound_rows(app)] == ["JOIN", "JOIN", "Chikondi Banda", "HELP"]
+
+
+# -- M4: what the spool leaves on disk ---------------------------------------------------------------
+
+
+def spool_files(app: Any) -> list[Path]:
+    """Every file and directory under the spool, the spool itself included."""
+    root = spool_for(app).dir
+    return [root, *sorted(root.rglob("*"))]
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_spool_files_are_0600_and_its_directories_0700_whatever_the_umask(app, client, runner) -> None:
+    with umask(0o022):  # the usual default: world-readable files
+        send_while_away(app, client)
+        spool = spool_for(app)
+        (spool.dir / "00000000000000000001-x.json").write_bytes(b"not a kept message")  # set aside by the replay
+        with database_away(app):
+            runner.invoke(args=["spool", "replay"])  # takes the lock, finds the database away
+        runner.invoke(args=["spool", "replay"])
+    modes = {p.relative_to(spool.dir.parent).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in spool_files(app)}
+    assert modes["spool"] == 0o700 and modes["spool/rejected"] == 0o700 and modes["spool/.replay.lock"] == 0o600
+    assert [m for p, m in modes.items() if p.endswith(".json")] == [0o600]  # the one set aside
+
+
+def test_a_kept_text_is_encrypted_and_its_file_name_tagged_with_the_keyed_digest(app, client) -> None:
+    from gateway.numbers import NumberVault
+
+    with database_away(app):
+        inbound(client, sms("REPORT the clinic in Zomba turned us away", ALICE))
+    (path,) = spool_for(app).pending()
+    raw = path.read_bytes()
+    for secret in (ALICE, ALICE.lstrip("+"), "clinic in Zomba", "REPORT"):
+        assert secret.encode() not in raw and secret not in path.name
+    assert hashlib.sha256(ALICE.encode()).hexdigest()[:16] not in path.name  # not the unkeyed hash
+    assert f"-{NumberVault.from_keys([NUMBERS_KEY]).digest(ALICE)[:16]}-" in path.name
+    other_key = NumberVault.from_keys(["another-numbers-key-of-32-characters-or-more"])
+    assert other_key.digest(ALICE)[:16] not in path.name  # without the key the tag names nobody
+
+
+def test_a_replayed_text_leaves_nothing_behind(app, client, runner) -> None:
+    send_while_away(app, client)
+    assert "4 stored" in runner.invoke(args=["spool", "replay"]).output
+    assert [p.name for p in spool_files(app)[1:]] == [".replay.lock"]
+    assert spool_for(app).dir.joinpath(".replay.lock").read_bytes() == b""
+
+
+def test_a_set_aside_text_is_counted_on_healthz_and_purged_after_the_retention(app, client, runner, caplog) -> None:
+    from gateway import spool as spool_module
+
+    with database_away(app):
+        inbound(client, sms("JOIN", ALICE))
+    spool = spool_for(app)
+    (kept,) = spool.pending()
+    kept.write_bytes(b"garbled on disk")  # cannot be opened: set aside, not replayed
+    caplog.set_level(logging.INFO)
+    assert "1 set aside" in runner.invoke(args=["spool", "replay"]).output
+    assert kept.name not in caplog.text  # its name carries the sender's tag: not logged
+    (rejected,) = (spool.dir / "rejected").iterdir()
+    health = client.get("/healthz").get_json()
+    assert health["spool_rejected"] == 1 and ALICE not in json.dumps(health) and kept.name not in json.dumps(health)
+    runner.invoke(args=["spool", "replay"])
+    assert rejected.exists()  # kept a while, for the operator to look at
+    old = time.time() - spool_module.REJECTED_RETENTION.total_seconds() - 60
+    os.utime(rejected, (old, old))
+    runner.invoke(args=["spool", "replay"])
+    assert not rejected.exists()
+    assert "spool_rejected" not in client.get("/healthz").get_json()
+
+
+def test_a_text_kept_under_the_previous_numbers_key_is_replayed_after_a_rotation(app, client, runner) -> None:
+    from gateway.numbers import new_key
+
+    with database_away(app):
+        inbound(client, sms("JOIN", ALICE))
+    app.config["NUMBERS_KEY"] = f"{new_key()},{NUMBERS_KEY}"  # a new key in front: the spool still opens it
+    app.extensions.pop("gateway.spool_vault", None)
+    assert "1 stored" in runner.invoke(args=["spool", "replay"]).output
+
+
+def test_a_text_kept_in_clear_by_the_previous_version_is_still_replayed(app, runner) -> None:
+    """An upgrade while texts wait in the spool loses none of them (and the replay deletes the clear copy)."""
+    spool = spool_for(app)
+    spool.dir.mkdir(parents=True)
+    legacy = spool.dir / "00000000000000000001-0123456789abcdef-1-00000000.json"
+    legacy.write_text(json.dumps({"provider": "twilio", "provider_id": "SM" + "f" * 32, "sender": ALICE,
+                                  "recipient": "+15005550006", "body": "JOIN", "received_at": "2026-11-23T10:00:00"}))
+    assert "1 stored" in runner.invoke(args=["spool", "replay"]).output
+    assert [r.body for r in inbound_rows(app)] == ["JOIN"] and not legacy.exists()

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from gateway import channel_hooks, inbound, queue
 
 CHANNELS = ["twilio", "africastalking", "android"]
-AT_TOKEN = "at-callback-secret"
+AT_TOKEN = "at-callback-secret-of-at-least-32-characters"  # AT_WEBHOOK_TOKEN needs 32
 
 
 class Wire(Protocol):

@@ -91,7 +91,7 @@ class AfricasTalkingProvider:
             return SendResult(provider_id=r.get("messageId"), status="sent")
         # at-406 UserInBlacklist is an opt-out; at-403 InvalidPhoneNumber, at-404 UnsupportedNumberType
         # mark the number unusable (gateway/outbox.py).
-        raise ProviderError(f"Africa's Talking send to {to}: {code} {status}", code=f"at-{code}",
+        raise ProviderError(f"Africa's Talking send: {code} {status}", code=f"at-{code}",
                             retryable=code in RETRY_CODES)
 
     def parse_inbound(self, form: Mapping[str, str]) -> InboundSMS:

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Protocol
+
+from gateway.sms import mask_number
 
 
 @dataclass(frozen=True)
@@ -67,12 +70,26 @@ def error_code(value: object) -> str | None:
     return text or None
 
 
+# Seven or more digits, maybe with a leading + and single separators: a phone number in a text.
+_NUMBER_LIKE = re.compile(r"\+?\d(?:[ ().-]?\d){6,}")
+
+
+def without_numbers(text: str) -> str:
+    """The text with every phone-number-like run masked (mask_number), for errors that get logged."""
+    return _NUMBER_LIKE.sub(lambda m: mask_number(("+" if m.group().startswith("+") else "")
+                                                  + re.sub(r"\D", "", m.group())), text)
+
+
 class ProviderError(Exception):
-    """A send the provider refused or that may not have reached it."""
+    """A send the provider refused or that may not have reached it.
+
+    Its text never holds a full number, whatever the provider's answer echoed: it is logged,
+    wrapped in RetryLater and kept by RQ in Redis (the failed job's exc_info).
+    """
 
     def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None,
                  retryable: bool = False, ambiguous: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(without_numbers(message))
         self.code = code
         self.http_status = http_status
         self.retryable = retryable  # safe to try again later (e.g. 429)
