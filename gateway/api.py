@@ -391,6 +391,8 @@ CONTACT_PATCH_FIELDS = ("name", "language", "place", "tags", "status")
 
 # A masked number hides 5 digits: a viewer who could search freely would unmask one in 10^5 tries.
 VIEWER_NUMBER_SEARCHES = "30/hour;100/day"
+# Pages of contacts per token: a tool syncing a large list fits; a runaway or stolen token is slowed.
+CONTACT_LISTINGS = "600/hour"
 
 
 def contact_json(c: Contact) -> dict[str, Any]:
@@ -413,6 +415,7 @@ def _not_a_viewer_number_search() -> bool:
 
 @bp.get("/contacts")
 @requires("viewer")
+@limiter.limit(lambda: CONTACT_LISTINGS, key_func=_caller_key)
 @limiter.limit(VIEWER_NUMBER_SEARCHES, key_func=_caller_key, exempt_when=_not_a_viewer_number_search)
 def list_contacts() -> ResponseReturnValue:
     """Contacts, filtered and paged; every listing is an export and is audited."""

@@ -211,6 +211,17 @@ def test_number_searches_by_a_viewer_are_rate_limited(app, api, tokens) -> None:
     assert api.get(f"/api/v1/contacts?number={ZOMBA_1}", headers=bearer(tokens["organizer"])).status_code == 200
 
 
+def test_contact_listings_are_rate_limited_per_token(app, api, tokens, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from gateway import api as api_module
+
+    monkeypatch.setattr(api_module, "CONTACT_LISTINGS", "3/hour")
+    viewer, organizer = bearer(tokens["viewer"]), bearer(tokens["organizer"])
+    assert [api.get(f"/api/v1/contacts?page={p}", headers=viewer).status_code for p in (1, 2, 3, 4)] == [
+        200, 200, 200, 429]
+    assert api.get("/api/v1/contacts", headers=organizer).status_code == 200  # another token's own count
+    assert len(audit_events(app, "export.contacts")) == 4  # a refused listing exports nothing
+
+
 def test_a_stopped_contact_is_never_reactivated_by_the_api(app, api, tokens) -> None:  # type: ignore[no-untyped-def]
     org = bearer(tokens["organizer"])
     phone = Phone(app)
