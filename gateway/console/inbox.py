@@ -50,6 +50,8 @@ def _open_message(message_id: int, *, to_answer: bool = True) -> Message:
     message = s.get(Message, message_id)
     if message is None or message.direction != "in" or message.inbox_status is None:
         abort(404)
+    if to_answer and message.body is None:
+        abort(404)  # its words were removed (an anonymous report, retention): nothing to answer
     if to_answer and message.conversation_id is not None:
         conversation = s.get(Conversation, message.conversation_id)
         if conversation is None or conversation.redacted:
