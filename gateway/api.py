@@ -22,9 +22,10 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from gateway import accounts, audit, broadcasts, contacts, queue, services
 from gateway.compose import parse_prices
+from gateway.limits import limiter
 from gateway.models import Broadcast, Contact, ContactTag, Message, Report, utcnow
 from gateway.places import match_place
-from gateway.sms import InvalidNumber, normalise_number
+from gateway.sms import InvalidNumber, mask_number, normalise_number
 from gateway.text import fold
 
 logger = logging.getLogger(__name__)
@@ -388,18 +389,40 @@ CONTACT_FIELDS = ("number", "name", "language", "place", "tags")
 CONTACT_PATCH_FIELDS = ("name", "language", "place", "tags", "status")
 
 
+# A masked number hides 5 digits: a viewer who could search freely would unmask one in 10^5 tries.
+VIEWER_NUMBER_SEARCHES = "30/hour;100/day"
+# Pages of contacts per token: a tool syncing a large list fits; a runaway or stolen token is slowed.
+CONTACT_LISTINGS = "600/hour"
+
+
 def contact_json(c: Contact) -> dict[str, Any]:
-    return {"id": c.id, "number": contacts.number_of(c), "name": c.name, "language": c.language,
+    """A contact as JSON; its number is whole for organizers and admins, masked for viewers."""
+    number = contacts.number_of(c)
+    if caller().role == "viewer":
+        number = mask_number(number)
+    return {"id": c.id, "number": number, "name": c.name, "language": c.language,
             "place": c.place, "country": c.country, "tags": c.tags, "status": c.status,
             "created_at": _iso(c.created_at)}
 
 
+def _caller_key() -> str:
+    return f"api-user:{caller().id}"
+
+
+def _not_a_viewer_number_search() -> bool:
+    return "number" not in request.args or caller().role != "viewer"
+
+
 @bp.get("/contacts")
 @requires("viewer")
+@limiter.limit(lambda: CONTACT_LISTINGS, key_func=_caller_key)
+@limiter.limit(VIEWER_NUMBER_SEARCHES, key_func=_caller_key, exempt_when=_not_a_viewer_number_search)
 def list_contacts() -> ResponseReturnValue:
+    """Contacts, filtered and paged; every listing is an export and is audited."""
     args = query_args(("place", "language", "tag", "status", "number", "page", "per_page"))
     page, per_page = pagination(args)
     query = select(Contact)
+    detail: dict[str, Any] = {"via": "api"}
     if "place" in args:
         query = query.where(Contact.place == _place("place", args["place"]))
     if "language" in args:
@@ -412,10 +435,19 @@ def list_contacts() -> ResponseReturnValue:
             raise invalid("status", f"expected one of {', '.join(STATUSES)}")
         query = query.where(Contact.status == args["status"])
     if "number" in args:
-        found = contacts.find(db(), _number("number", args["number"]))
+        number = _number("number", args["number"])
+        found = contacts.find(db(), number)
         query = query.where(Contact.id == (found.id if found else None))
+        # The keyed digest names the number for an investigator holding the key, and nobody else.
+        detail["number_digest"] = contacts.vault(db()).digest(number)
+    filters = {k: args[k] for k in ("place", "language", "tag", "status") if k in args}
+    if filters:
+        detail["filters"] = filters
     items, meta = paginate(db(), query, Contact.id, page, per_page)
-    return jsonify(data=[contact_json(c) for c in items], pagination=meta)
+    data = [contact_json(c) for c in items]
+    audit.record(db(), caller().actor, "export.contacts", count=len(items), page=page, **detail)
+    db().commit()
+    return jsonify(data=data, pagination=meta)
 
 
 @bp.post("/contacts")

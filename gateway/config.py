@@ -101,6 +101,9 @@ def load_settings(environ: Mapping[str, str] | None = None, instance: Path | Non
         "SMS_ROUTES_FILE": env.get("SMS_ROUTES_FILE") or str(instance / "sms_routes.yaml"),
         "INSTANCE_PATH": str(instance),
         "SPOOL_DIR": env.get("SPOOL_DIR") or None,  # inbound kept while the database is away
+        # Mobile numbers (E.164, comma-separated) any organizer may send a broadcast's test to,
+        # besides their own confirmed phone; set by whoever runs the server.
+        "TEST_SEND_NUMBERS": env.get("TEST_SEND_NUMBERS") or "",
     }
     return settings
 
@@ -145,6 +148,7 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     _check_lists(settings)
     _check_numbers_key(settings)
     _check_secret_key(settings)
+    _check_test_send_numbers(settings)
 
 
 AT_MIN_TOKEN_CHARS = 32
@@ -181,6 +185,17 @@ def check_plain_http(name: str, url: str) -> None:
     if not local:
         raise ConfigError(f"{name}={url!r}: plain http to a phone off the local network sends its password and "
                           "every text in clear; use https:// (or the phone's address on the local network)")
+
+
+def _check_test_send_numbers(settings: Mapping[str, Any]) -> None:
+    """TEST_SEND_NUMBERS lists mobile numbers only: no short code, premium range or fixed line."""
+    from gateway.oneoff import parse_numbers  # local: loaded on demand like the other checks
+
+    try:
+        parse_numbers(settings.get("TEST_SEND_NUMBERS"), settings["DEFAULT_COUNTRY"])
+    except ValueError as exc:
+        raise ConfigError(f"TEST_SEND_NUMBERS: {exc}; expected mobile numbers, comma-separated, "
+                          "e.g. +265991234567,+50499123456") from None
 
 
 def _check_numbers(settings: Mapping[str, Any]) -> None:

@@ -18,7 +18,7 @@ from gateway.sms import InvalidNumber, normalise_number
 
 CONTACT_COLUMNS = ("number", "name", "language", "place", "tags")
 REPORT_COLUMNS = ("ref", "date", "country", "place", "service", "service_detail", "delivered",
-                  "details", "anonymous", "language")
+                  "details", "anonymous", "language", "source")  # source: "simulator" for a test
 MAX_NAME = 120  # Contact.name's column size
 _TAG_SPLIT = re.compile(r"[;,|]")
 
@@ -166,6 +166,6 @@ def export_reports(session: Session, out: io.TextIOBase) -> int:
     for r in session.scalars(select(Report).order_by(Report.id)):
         writer.writerow([r.ref, r.created_at.date().isoformat(), r.country or "", r.place or "", r.service,
                          _safe(r.service_detail), r.delivered or "", _safe(r.details),
-                         "yes" if r.anonymous else "no", r.language or ""])
+                         "yes" if r.anonymous else "no", r.language or "", r.source or ""])
         count += 1
     return count

@@ -133,8 +133,8 @@ def test_contacts_create_normalise_list_filter_and_change(app, api, tokens) -> N
     add_contact(api, tokens["organizer"], BLANTYRE, language="en", place="Blantyre")
     viewer = bearer(tokens["viewer"])
 
-    def numbers(query: str = "") -> list[str]:
-        response = api.get(f"/api/v1/contacts{query}", headers=viewer)
+    def numbers(query: str = "") -> list[str]:  # organizers see whole numbers (viewers: see below)
+        response = api.get(f"/api/v1/contacts{query}", headers=org)
         assert response.status_code == 200, response.get_data(as_text=True)
         return [c["number"] for c in response.get_json()["data"]]
 
@@ -146,7 +146,7 @@ def test_contacts_create_normalise_list_filter_and_change(app, api, tokens) -> N
     assert numbers("?status=stopped") == []
     assert numbers("?number=0991234502") == [ZOMBA_2]
     page = api.get("/api/v1/contacts?per_page=2&page=2", headers=viewer).get_json()
-    assert [c["number"] for c in page["data"]] == [BLANTYRE]
+    assert [c["number"] for c in page["data"]] == ["+26599*****04"]
     assert page["pagination"] == {"page": 2, "per_page": 2, "total": 3, "pages": 2}
     listed = api.get("/api/v1/contacts", headers=viewer).get_json()["data"][0]
     assert {"id", "number", "name", "language", "place", "tags", "status"} <= set(listed)
@@ -167,6 +167,59 @@ def test_contacts_create_normalise_list_filter_and_change(app, api, tokens) -> N
 
     error_of(api.patch("/api/v1/contacts/9999", headers=org, json={"name": "x"}), 404)
     error_of(api.patch("/api/v1/contacts/99999999999999999999", headers=org, json={"name": "x"}), 404)
+
+
+def test_a_viewer_token_gets_masked_numbers_and_every_listing_is_audited(app, api, tokens) -> None:  # type: ignore[no-untyped-def]
+    for number in (ZOMBA_1, ZOMBA_2, BLANTYRE):
+        add_contact(api, tokens["organizer"], number, place="Zomba")
+    viewer = bearer(tokens["viewer"])
+    listed = api.get("/api/v1/contacts?per_page=200", headers=viewer).get_json()["data"]
+    assert [c["number"] for c in listed] == ["+26599*****01", "+26599*****02", "+26599*****04"]
+    body = api.get("/api/v1/contacts?place=Zomba", headers=viewer).get_data(as_text=True)
+    assert not any(n in body for n in (ZOMBA_1, ZOMBA_2, BLANTYRE))
+    one = api.get(f"/api/v1/contacts?number={ZOMBA_2}", headers=viewer).get_json()["data"]
+    assert [c["number"] for c in one] == ["+26599*****02"]
+    # An organizer still gets whole numbers, and that listing is recorded too.
+    full = api.get("/api/v1/contacts", headers=bearer(tokens["organizer"])).get_json()["data"]
+    assert [c["number"] for c in full] == [ZOMBA_1, ZOMBA_2, BLANTYRE]
+
+    events = audit_events(app, "export.contacts")
+    assert [(e.actor, e.detail["via"], e.detail["count"]) for e in events] == [
+        ("api:viewer@example.org", "api", 3), ("api:viewer@example.org", "api", 3),
+        ("api:viewer@example.org", "api", 1), ("api:organizer@example.org", "api", 3)]
+    assert events[1].detail["filters"] == {"place": "Zomba"}
+    # A search for one number records its keyed digest, never the number, masked or not.
+    with app.extensions["gateway"].sessions() as s:
+        digest = s.scalar(select(Contact.number_digest).where(number_is(s, ZOMBA_2)))
+    assert events[2].detail["number_digest"] == digest
+    assert all("99*****" not in str(e.detail) and ZOMBA_2 not in str(e.detail) for e in events)
+
+
+def test_number_searches_by_a_viewer_are_rate_limited(app, api, tokens) -> None:  # type: ignore[no-untyped-def]
+    from gateway.api import VIEWER_NUMBER_SEARCHES
+
+    add_contact(api, tokens["organizer"], ZOMBA_1)
+    viewer = bearer(tokens["viewer"])
+    allowed = int(VIEWER_NUMBER_SEARCHES.split("/")[0])
+    answers = [api.get(f"/api/v1/contacts?number=+2659912{i:05d}", headers=viewer).status_code
+               for i in range(allowed + 1)]
+    assert answers == [200] * allowed + [429]
+    error = error_of(api.get(f"/api/v1/contacts?number={ZOMBA_1}", headers=viewer), 429)
+    assert error["code"] == "too_many_requests"
+    # Listings without a number, and organizers' searches, are not limited by it.
+    assert api.get("/api/v1/contacts", headers=viewer).status_code == 200
+    assert api.get(f"/api/v1/contacts?number={ZOMBA_1}", headers=bearer(tokens["organizer"])).status_code == 200
+
+
+def test_contact_listings_are_rate_limited_per_token(app, api, tokens, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from gateway import api as api_module
+
+    monkeypatch.setattr(api_module, "CONTACT_LISTINGS", "3/hour")
+    viewer, organizer = bearer(tokens["viewer"]), bearer(tokens["organizer"])
+    assert [api.get(f"/api/v1/contacts?page={p}", headers=viewer).status_code for p in (1, 2, 3, 4)] == [
+        200, 200, 200, 429]
+    assert api.get("/api/v1/contacts", headers=organizer).status_code == 200  # another token's own count
+    assert len(audit_events(app, "export.contacts")) == 4  # a refused listing exports nothing
 
 
 def test_a_stopped_contact_is_never_reactivated_by_the_api(app, api, tokens) -> None:  # type: ignore[no-untyped-def]

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from gateway.contacts import new_contact, number_is
-from gateway.models import Contact, Message, Report, utcnow
+from gateway.models import AuditEvent, Contact, Message, Report, utcnow
 
 CONSENT = "Our Network: you joined our SMS alerts. Text STOP any time to end, HELP for help. What is your name? (or SKIP)"
 NUMBER = "+265990000001"
@@ -70,6 +71,7 @@ def test_a_report_through_the_simulator_creates_a_report(app, client, auth) -> N
     assert reply == f"Thank you. Report {report.ref} is recorded with your name. Your voice makes services come."
     assert (report.service, report.place, report.delivered, report.details, report.anonymous,
             report.contact_id) == ("clinic", "Zomba", "no", "nurse absent", False, contact_id)
+    assert report.source == "simulator"  # a test report can be told from evidence (M3)
 
 
 def test_an_anonymous_report_leaves_no_words_on_the_screen(app, client, auth) -> None:  # type: ignore[no-untyped-def]
@@ -86,7 +88,9 @@ def test_an_anonymous_report_leaves_no_words_on_the_screen(app, client, auth) ->
     screen = re.search(r'id="sim-screen".*?</ol>', html, re.DOTALL)
     assert screen, "no phone screen"
     assert "nurse absent" not in screen.group(0) and report.ref not in screen.group(0)
-    assert screen.group(0).count("text removed") == 6  # the three texts and the three replies
+    # No marker hints that texts were there and were removed (C1).
+    assert "removed" not in screen.group(0) and "anonymous" not in screen.group(0)
+    assert r.json["conversation"] == []
 
 
 def test_bad_input_is_explained(app, client, auth) -> None:  # type: ignore[no-untyped-def]
@@ -104,19 +108,76 @@ def test_bad_input_is_explained(app, client, auth) -> None:  # type: ignore[no-u
         assert s.scalars(select(Message)).all() == []
 
 
-def test_a_real_supporters_number_is_refused(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def real_supporter(app, number: str, *, texted: bool) -> int:  # type: ignore[no-untyped-def]
+    """A supporter who texted for real, or one imported (or added through the API) who never texted."""
     with svc(app).sessions() as s, s.begin():
-        c = new_contact(s, "+265991234567", status="active", consent_at=utcnow())
+        c = new_contact(s, number, name="Chikondi", status="active", consent_at=utcnow())
         s.add(c)
         s.flush()
-        s.add(Message(direction="in", contact_id=c.id, provider="twilio", provider_id="SM1", body="JOIN",
-                      status="handled"))
+        if texted:
+            s.add(Message(direction="in", contact_id=c.id, provider="twilio", provider_id="SM1", body="JOIN",
+                          status="handled"))
+            s.add(Message(direction="out", contact_id=c.id, provider="twilio", provider_id="SM2",
+                          body="Welcome Chikondi", status="sent"))
+        return c.id
+
+
+@pytest.mark.parametrize("texted", [True, False], ids=["texted", "imported"])
+def test_a_real_supporters_number_is_refused(app, client, auth, texted: bool) -> None:  # type: ignore[no-untyped-def]
+    real_supporter(app, "+265991234567", texted=texted)
     auth.login("organizer")
     token = auth.csrf("/simulator")
-    r = send_json(client, token, "+265991234567", "STOP")
-    assert r.status_code == 400 and "real supporter" in r.json["error"]
+    for text in ("STOP", "JOIN"):
+        r = send_json(client, token, "+265991234567", text)
+        assert r.status_code == 400 and "real supporter" in r.json["error"]
+    form = client.post("/simulator/send", data={"csrf_token": token, "from": "+265991234567", "text": "STOP"})
+    assert form.status_code == 400 and "real supporter" in form.get_data(as_text=True)
+    # Nor can their conversation be read here (GET).
+    page = client.get("/simulator?from=0991234567")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 403 and "real supporter" in html
+    if texted:
+        assert "Welcome Chikondi" not in html and "JOIN</span>" not in html
     with svc(app).sessions() as s:
-        assert s.scalar(select(Contact.status).where(number_is(s, "+265991234567"))) == "active"
+        c = s.scalars(select(Contact).where(number_is(s, "+265991234567"))).one()
+        assert (c.status, c.name, c.tags) == ("active", "Chikondi", [])
+        assert len(s.scalars(select(Message)).all()) == (2 if texted else 0)
+        assert s.scalars(select(AuditEvent).where(AuditEvent.action == "simulator.send")).all() == []
+
+
+def test_simulator_sends_are_audited_with_the_numbers_digest(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+    auth.login("organizer")
+    token = auth.csrf("/simulator")
+    send_json(client, token, NUMBER, "JOIN")
+    send_json(client, token, NUMBER, "Chikondi")
+    with svc(app).sessions() as s:
+        events = s.scalars(select(AuditEvent).where(AuditEvent.action == "simulator.send")
+                           .order_by(AuditEvent.id)).all()
+        digest = s.scalar(select(Contact.number_digest).where(number_is(s, NUMBER)))
+    assert [(e.actor, e.detail["number_digest"], e.detail["characters"]) for e in events] == [
+        ("organizer@example.org", digest, 4), ("organizer@example.org", digest, 8)]
+    assert all(NUMBER[-9:] not in str(e.detail) and "Chikondi" not in str(e.detail) for e in events)
+
+
+def test_simulator_reports_are_marked_in_the_console_and_the_export(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+    from tests.transcript import Phone
+
+    Phone(app).send("+265991234567", "REPORT WATER ZOMBA NO borehole broken")
+    Phone(app).send("+265991234567", "2")
+    auth.login("organizer")
+    token = auth.csrf("/simulator")
+    send_json(client, token, NUMBER, "REPORT CLINIC ZOMBA NO nurse absent")
+    send_json(client, token, NUMBER, "2")
+    with svc(app).sessions() as s:
+        sources = {r.service: r.source for r in s.scalars(select(Report))}
+    assert sources["clinic"] == "simulator" and sources["water"] != "simulator"
+    html = client.get("/reports").get_data(as_text=True)
+    assert html.count('class="badge simulated"') == 1
+    rows = client.get("/reports/export").get_data(as_text=True).lstrip("\ufeff").splitlines()
+    header = rows[0].split(",")
+    assert header[-1] == "source"
+    by_service = {line.split(",")[header.index("service")]: line.split(",")[-1] for line in rows[1:]}
+    assert by_service["clinic"] == "simulator" and by_service["water"] != "simulator"
 
 
 def test_only_organizers_and_only_with_csrf(app, client, auth) -> None:  # type: ignore[no-untyped-def]

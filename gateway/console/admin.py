@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -11,10 +11,13 @@ from sqlalchemy import select
 from wtforms import EmailField, PasswordField, SelectField
 from wtforms.validators import DataRequired, Length
 
-from gateway import accounts, audit as audit_log
+from gateway import accounts, audit as audit_log, oneoff, services
+from gateway.cli_outbound import sender_name
 from gateway.console import db, role_required
 from gateway.console.supporters import paginate
+from gateway.limits import limiter
 from gateway.models import AuditEvent, User, utcnow
+from gateway.sms import mask_number
 
 bp = Blueprint("admin", __name__, template_folder="templates")
 
@@ -174,3 +177,96 @@ def _detail(detail: Any) -> list[tuple[str, str]]:
             value = "yes" if value else "no"
         out.append((str(key), str(value)))
     return out
+
+
+# --------------------------------------------------------------------------- my account: my phone
+
+CODE_SENDS = "3/hour;10/day"  # per account: each code is an SMS to a number the user typed
+CODE_CHECKS = "10/hour"  # per account, on top of PHONE_CODE_TRIES per code
+
+
+def _user_key() -> str:
+    return f"user:{current_user.get_id()}"
+
+
+def _code_keys(user_id: int) -> tuple[str, str]:
+    return f"gateway-phone-code:{user_id}", f"gateway-phone-code-tries:{user_id}"
+
+
+def _account_page(status: int = 200) -> ResponseReturnValue:
+    user = current_user
+    return render_template("account.html", user=user, phone=mask_number(user.phone) if user.phone else None,
+                           confirmed=bool(user.phone and user.phone_verified_at),
+                           allowed=[mask_number(n) for n in oneoff.parse_numbers(
+                               current_app.config.get("TEST_SEND_NUMBERS"), current_app.config["DEFAULT_COUNTRY"])],
+                           form=ActionForm(formdata=None)), status
+
+
+@bp.get("/account")
+@role_required("organizer")
+def account() -> ResponseReturnValue:
+    """My phone: the only phone my broadcast tests go to, once confirmed by a code texted to it."""
+    return _account_page()
+
+
+@bp.post("/account/phone")
+@role_required("organizer")
+@limiter.limit(CODE_SENDS, key_func=_user_key)
+def set_phone() -> ResponseReturnValue:
+    """Take a mobile number, text it a code through the outbox; it is unconfirmed until the code comes back."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    s = db()
+    user = s.get(User, current_user.id)
+    try:
+        number = oneoff.mobile_number(request.form.get("phone", ""), current_app.config["DEFAULT_COUNTRY"])
+        contact = oneoff.recipient(s, number)
+    except oneoff.Refused as exc:
+        s.rollback()
+        flash(f"Phone not changed: {exc}.", "error")  # never the number: flashes sit in the cookie
+        return redirect(url_for("admin.account"))
+    code = accounts.new_phone_code()
+    accounts.set_phone(user, number)
+    body = f"{current_app.config['ORG_NAME']} code: {code}. It confirms this phone for test messages."
+    row = oneoff.queue_text(s, contact, body, provider=services().provider.name, sender=sender_name())
+    audit_log.record(s, current_user.email, "account.phone", number_digest=oneoff.digest(s, number),
+                     message_id=row.id)
+    s.commit()
+    code_key, tries_key = _code_keys(user.id)
+    redis = services().redis
+    redis.set(code_key, accounts.phone_code_mac(current_app.config["SECRET_KEY"], user.id, number, code),
+              ex=accounts.PHONE_CODE_SECONDS)
+    redis.delete(tries_key)
+    oneoff.enqueue(redis, [row.id])
+    flash(f"A code is on its way to {mask_number(number)}: type it below to confirm the phone.", "ok")
+    return redirect(url_for("admin.account"))
+
+
+@bp.post("/account/phone/confirm")
+@role_required("organizer")
+@limiter.limit(CODE_CHECKS, key_func=_user_key)
+def confirm_phone() -> ResponseReturnValue:
+    """Check the code texted to the phone; after too many wrong ones a new code must be sent."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    s = db()
+    user = s.get(User, current_user.id)
+    code_key, tries_key = _code_keys(user.id)
+    redis = services().redis
+    kept = redis.get(code_key)
+    if accounts.confirm_phone(user, current_app.config["SECRET_KEY"], kept.decode() if kept else None,
+                              request.form.get("code", "")):
+        redis.delete(code_key, tries_key)
+        audit_log.record(s, current_user.email, "account.phone.confirmed", number_digest=oneoff.digest(s, user.phone))
+        s.commit()
+        flash("Phone confirmed: broadcast tests now go to it.", "ok")
+        return redirect(url_for("admin.account"))
+    tries = redis.incr(tries_key)
+    redis.expire(tries_key, accounts.PHONE_CODE_SECONDS)
+    if tries >= accounts.PHONE_CODE_TRIES:
+        redis.delete(code_key)
+    flash("That is not the code texted to your phone, or it expired: send a new code." if kept else
+          "There is no code waiting: send a new code first.", "error")
+    return _account_page(400)

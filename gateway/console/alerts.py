@@ -11,13 +11,13 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from gateway import accounts, audit, broadcasts, contacts, queue, services
+from gateway import accounts, audit, broadcasts, oneoff, queue, services
 from gateway.cli_outbound import sender_name
 from gateway.compose import parse_prices, parse_quiet_hours, preview_text, render
 from gateway.console import db, role_required
 from gateway.models import Broadcast, Contact, ContactTag, Message, Pledge, utcnow
-from gateway.providers.base import ProviderError
-from gateway.sms import InvalidNumber, count_segments, gsm7_replace, mask_number, normalise_number
+from gateway.limits import limiter
+from gateway.sms import gsm7_replace, mask_number
 
 bp = Blueprint("alerts", __name__, template_folder="templates")
 logger = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ MAX_TEXT = 1600          # characters a broadcast text may have (10+ segments is
 MAX_MEASURE = 5000       # the live counter refuses more than this
 PER_PAGE = 50
 CONFIRM = "yes"
+TEST_SENDS = "5/hour;20/day"  # per account: a stolen session cannot run up a bill through tests
 # Plain words for each outbox status, in the order a message moves through them.
 STATUS_LABELS = (
     ("queued", "Waiting to be sent"),
@@ -356,7 +357,7 @@ def _show_context(b: Broadcast) -> dict[str, Any]:
         "language_names": LANGUAGES, "status_labels": STATUS_LABELS, "local": _local,
         "texts": sorted(b.texts.items(), key=lambda kv: (kv[0] != b.default_language, kv[0])),
         "preview": None, "progress": None, "prices_ok": True, "launch_error": None, "cancel_error": None,
-        "test_number": current_user.phone or "", "quiet_hours": _quiet_hours(),
+        "test_targets": [(n, mask_number(n)) for n in test_targets(current_user)], "quiet_hours": _quiet_hours(),
     }
     if b.status == "draft":
         prices = _prices()
@@ -398,40 +399,55 @@ def _name_for_test(contact: Contact | None, email: str) -> str:
     return " ".join(part.capitalize() for part in local.replace("_", ".").split(".") if part) or local
 
 
+def test_targets(user: Any) -> list[str]:
+    """Where this user may send a test: their own verified phone, then the admins' allow-list."""
+    targets = [user.phone] if user.phone and user.phone_verified_at else []
+    allowed = oneoff.parse_numbers(current_app.config.get("TEST_SEND_NUMBERS"), current_app.config["DEFAULT_COUNTRY"])
+    return targets + [n for n in allowed if n not in targets]
+
+
+def _user_key() -> str:
+    return f"user:{current_user.get_id()}"
+
+
 @bp.post("/broadcasts/<int:broadcast_id>/test")
 @role_required("organizer")
+@limiter.limit(TEST_SENDS, key_func=_user_key)
 def test_send(broadcast_id: int) -> ResponseReturnValue:
-    """Send the default-language text, merged with the organizer's name, to one phone."""
+    """Queue the default-language text, merged with the organizer's name, for their own verified phone."""
     s = db()
     b = _get(broadcast_id)
     email = current_user.email
+    back = redirect(url_for(".show", broadcast_id=broadcast_id))
+    targets = test_targets(current_user)
+    raw = (request.form.get("to") or "").strip()
     try:
-        address = normalise_number(request.form.get("to", ""), current_app.config["DEFAULT_COUNTRY"])
-    except InvalidNumber as exc:
+        if not targets:
+            raise oneoff.Refused("test messages go only to your own phone: add and confirm it on the "
+                                 "Account page first")
+        number = oneoff.mobile_number(raw, current_app.config["DEFAULT_COUNTRY"]) if raw else targets[0]
+        if number not in targets:
+            raise oneoff.Refused("test messages go only to your own confirmed phone or to a number "
+                                 "an admin allowed")
+        contact = oneoff.recipient(s, number)
+    except oneoff.Refused as exc:
+        s.rollback()
+        # Flash messages live in the session cookie (signed, not encrypted): never a number in them.
         flash(f"Test message not sent: {exc}.", "error")
-        return redirect(url_for(".show", broadcast_id=broadcast_id))
-    contact = contacts.find(s, address.value)
+        return back
     body = render(b.texts[b.default_language], _name_for_test(contact, email),
-                  b.place or (contact.place if contact else None))
-    contact_id = contact.id if contact else None
-    s.commit()  # hold no database lock while the provider is called
-    provider = services().provider
-    provider_id, status, error = None, "failed", None
-    try:
-        result = provider.send(address.value, body)
-        provider_id, status, error = result.provider_id, result.status, result.error_code
-    except ProviderError as exc:
-        error = exc.code or "error"
-        flash(f"The SMS provider did not take the test message: {exc}", "error")
-    info = count_segments(body)
-    s.add(Message(direction="out", contact_id=contact_id, provider=provider.name, provider_id=provider_id,
-                  channel="sms", body=body, status=status, error_code=error, encoding=info.encoding,
-                  segments=info.segments, sender=sender_name(), created_at=utcnow()))
-    audit.record(s, email, "broadcast.test", id=b.id, to=mask_number(address.value), status=status)
+                  b.place or contact.place)
+    row = oneoff.queue_text(s, contact, body, provider=services().provider.name, sender=sender_name())
+    audit.record(s, email, "broadcast.test", id=b.id, message_id=row.id, number_digest=oneoff.digest(s, number),
+                 segments=row.segments)
     s.commit()
-    if status != "failed":
-        flash(f"Test message sent to {address.value}: “{body}”", "ok")
-    return redirect(url_for(".show", broadcast_id=broadcast_id))
+    # The row exists before its job; the worker claims it, so it is sent once and paced.
+    if oneoff.enqueue(services().redis, [row.id]):
+        flash(f"Test message on its way to {mask_number(number)}: “{body}”", "ok")
+    else:
+        flash("The test message is saved but the queue could not be reached; it goes out when it is back.",
+              "error")
+    return back
 
 
 @bp.post("/broadcasts/<int:broadcast_id>/launch")

@@ -17,10 +17,10 @@ from gateway import audit, contacts, services
 from gateway.console import db, role_required
 from gateway.console.supporters import full_numbers, paginate, shown_number
 from gateway.inbound import MAX_BODY
-from gateway.models import Contact, Message, utcnow
+from gateway.models import Contact, Conversation, Message, utcnow
 from gateway.outbox import STOPPED_CODES, claim
 from gateway.providers.base import ProviderError
-from gateway.sms import count_segments
+from gateway.sms import count_segments, mask_number
 
 bp = Blueprint("inbox", __name__, template_folder="templates")
 
@@ -40,15 +40,28 @@ def _back(message_id: int | None = None) -> Response:
     return redirect(url_for("inbox.index", **args) + (f"#m{message_id}" if message_id else ""))
 
 
-def _open_message(message_id: int) -> Message:
-    message = db().get(Message, message_id)
-    if message is None or message.direction != "in":
+def _open_message(message_id: int, *, to_answer: bool = True) -> Message:
+    """An inbound message that was put in the inbox, or 404.
+
+    A reply reaches only the contact of such a message: never the sender of a flow step, and
+    never anyone through an anonymous report's conversation (its reporter must stay unreachable).
+    """
+    s = db()
+    message = s.get(Message, message_id)
+    if message is None or message.direction != "in" or message.inbox_status is None:
         abort(404)
+    if to_answer and message.body is None:
+        abort(404)  # its words were removed (an anonymous report, retention): nothing to answer
+    if to_answer and message.conversation_id is not None:
+        conversation = s.get(Conversation, message.conversation_id)
+        if conversation is None or conversation.redacted:
+            abort(404)
     return message
 
 
 def _who(contact: Contact) -> str:
-    return contact.name or shown_number(contact)
+    """A contact as a flash message names them: flashes live in the cookie, so never a whole number."""
+    return contact.name or mask_number(contacts.number_of(contact))
 
 
 @bp.get("/inbox")
@@ -122,7 +135,8 @@ def reply(message_id: int) -> ResponseReturnValue:
             if exc.code in STOPPED_CODES:
                 contact.status, contact.stopped_at = "stopped", utcnow()
             message.inbox_status = "open"
-            flash(f"Not sent: the SMS provider refused it ({exc}).", "error")
+            # The provider's text may hold the number (Africa's Talking does): show its code only.
+            flash(f"Not sent: the SMS provider refused it (error {exc.code or 'unknown'}).", "error")
         s.commit()
         return _back(message_id)
     s.execute(sending.values(status="sent", provider_id=sent.provider_id))
@@ -136,7 +150,7 @@ def reply(message_id: int) -> ResponseReturnValue:
 def handled(message_id: int) -> ResponseReturnValue:
     """Take a message off the open list."""
     form = HandledForm()
-    message = _open_message(message_id)
+    message = _open_message(message_id, to_answer=False)
     if form.validate_on_submit() and message.inbox_status == "open":
         s = db()
         message.inbox_status = "handled"

@@ -224,7 +224,7 @@ def export_csv() -> ResponseReturnValue:
     for r in s.scalars(f.apply(select(Report)).order_by(Report.id)):
         writer.writerow([r.ref, r.created_at.date().isoformat(), r.country or "", r.place or "", r.service,
                          csvio._safe(r.service_detail), r.delivered or "", csvio._safe(r.details),
-                         "yes" if r.anonymous else "no", r.language or ""])
+                         "yes" if r.anonymous else "no", r.language or "", r.source or ""])
         count += 1
     audit.record(s, current_user.email, "export.reports", filter=f.as_args(), count=count)
     s.commit()

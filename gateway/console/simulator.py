@@ -7,13 +7,15 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
+from flask_login import current_user
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, sessionmaker
 
-from gateway import contacts, inbound, services
+from gateway import audit, contacts, inbound, services
 from gateway.broadcasts import SIMULATOR_TAG
 from gateway.console.alerts import console_zone
 from gateway.console import db, role_required
-from gateway.models import Contact, Message
+from gateway.models import Contact, Message, Report
 from gateway.providers.base import InboundSMS
 from gateway.sms import InvalidNumber, normalise_number
 
@@ -37,13 +39,38 @@ def _normalise(raw: str) -> str:
         raise SimulatorError(f"Test number: {exc}.") from None
 
 
-def _real_supporter(s: Any, number: str) -> bool:
-    """True when this number has texted or been texted through a real provider (not the console)."""
+def _refusal(s: Any, number: str) -> str | None:
+    """Why the simulator leaves this number alone, or None: it only touches numbers it created.
+
+    A supporter who was imported, added through the API or texted for real must not be stopped,
+    renamed or left out of alerts (the simulator tag) by a test, nor their messages read here.
+    """
     contact = contacts.find(s, number)
     if contact is None:
-        return False
-    return s.scalar(select(Message.id).where(Message.contact_id == contact.id,
+        return None  # new: the simulator creates it, tagged
+    real = s.scalar(select(Message.id).where(Message.contact_id == contact.id,
                                              Message.provider != PROVIDER).limit(1)) is not None
+    if real or SIMULATOR_TAG not in contact.tags:
+        return (f"This number belongs to a real supporter. Use a test number (e.g. {DEFAULT_NUMBER}) "
+                "so their subscription is not changed.")
+    return None
+
+
+def _simulator_sessions() -> sessionmaker[Session]:
+    """The app's sessions, with every report written through them marked as a simulator report."""
+    made = current_app.extensions.get("simulator_sessions")
+    if made is None:
+        base = services().sessions
+        made = sessionmaker(class_=base.class_, **base.kw)
+
+        @event.listens_for(made, "before_flush")
+        def _mark(session: Session, _context: Any, _instances: Any) -> None:
+            for obj in session.new:
+                if isinstance(obj, Report):
+                    obj.source = "simulator"  # a test report can always be told from evidence
+
+        current_app.extensions["simulator_sessions"] = made
+    return made
 
 
 def _clock(at: datetime | None, zone: ZoneInfo) -> str:
@@ -61,6 +88,8 @@ def _conversation(s: Any, number: str) -> list[dict[str, Any]]:
                           .order_by(Message.id.desc()).limit(SHOWN)))
     out = []
     for m in reversed(rows):
+        if m.body is None:
+            continue  # words removed (an anonymous report, retention): nothing hints they were there
         note = None
         if m.direction == "out" and m.status not in SEEN_ON_PHONE:
             note = m.status  # queued, cancelled, failed ...: not (yet) on a real phone
@@ -73,7 +102,7 @@ def _conversation(s: Any, number: str) -> list[dict[str, Any]]:
 def _simulate(number: str, text: str) -> list[str]:
     """Exactly `flask sms simulate`: store, handle in order, read the replies, mark them sent."""
     svc = services()
-    received = inbound.receive(svc.sessions, InboundSMS(PROVIDER, None, number, None, text),
+    received = inbound.receive(_simulator_sessions(), InboundSMS(PROVIDER, None, number, None, text),
                                current_app.config["DEFAULT_COUNTRY"], svc.flows, current_app.config["ORG_NAME"])
     if received.contact_id is None:
         raise SimulatorError(f"{number} is not a phone number; the text was kept, not handled.")
@@ -91,7 +120,9 @@ def _page(raw_number: str, text: str = "", error: str | None = None, status: int
         number = _normalise(raw_number)
     except SimulatorError as exc:
         error = error or str(exc)
-    messages = _conversation(db(), number) if number else []
+    if number and not error and (refused := _refusal(db(), number)):
+        error, status = refused, 403
+    messages = _conversation(db(), number) if number and status < 400 else []
     return render_template("simulator_index.html", raw_number=raw_number, number=number or "",
                            messages=messages, text=text, error=error, max_text=MAX_TEXT), status
 
@@ -99,7 +130,7 @@ def _page(raw_number: str, text: str = "", error: str | None = None, status: int
 @bp.get("/simulator")
 @role_required("organizer")
 def index() -> ResponseReturnValue:
-    """The phone, showing the conversation of the test number (?from=)."""
+    """The phone, showing the conversation of the test number (?from=); only a simulator number's."""
     return _page(request.args.get("from") or DEFAULT_NUMBER)
 
 
@@ -120,15 +151,20 @@ def send() -> ResponseReturnValue:
             raise SimulatorError(f"A text can have at most {MAX_TEXT} characters.")
         number = _normalise(raw_number)
         s = db()
-        if _real_supporter(s, number):
-            raise SimulatorError(f"{number} belongs to a real supporter. Use a test number (e.g. "
-                                 f"{DEFAULT_NUMBER}) so their subscription is not changed.")
+        refused = _refusal(s, number)
+        if refused:
+            raise SimulatorError(refused)
         s.commit()  # end this request's transaction: the inbound path opens its own
         replies = _simulate(number, text)
     except SimulatorError as exc:
         if as_json:
             return jsonify(error=str(exc)), 400
         return _page(raw_number or DEFAULT_NUMBER, text if isinstance(text, str) else "", str(exc), 400)
+    s = db()
+    # Who drove which test number, and when: the keyed digest, not the number or the words.
+    audit.record(s, current_user.email, "simulator.send", number_digest=contacts.vault(s).digest(number),
+                 characters=len(text), replies=len(replies))
+    s.commit()
     if as_json:
         return jsonify({"from": number, "sent": text, "replies": replies,
                         "conversation": _conversation(db(), number)})

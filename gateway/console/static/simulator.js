@@ -29,8 +29,8 @@
     li.className = "msg " + (mine ? "mine" : "theirs");
     li.id = "sim-last";
     var span = document.createElement("span");
-    span.className = "msg-body" + (body === null ? " removed" : "");
-    span.textContent = body === null ? "(text removed: anonymous report)" : body;
+    span.className = "msg-body";
+    span.textContent = body;
     var small = document.createElement("small");
     small.className = "msg-meta";
     small.textContent = meta || "";
