@@ -76,8 +76,10 @@ def receive(factory: sessionmaker[Session], sms: InboundSMS, default_country: st
         except Exception as exc:  # a bug outside any one text: the message stays, unhandled
             logger.warning("message %s of contact %s stored but not handled (%s%s); the reconciler retries it",
                            message_id, contact.id, describe_error(exc), _where(exc))
+            replies = _stop_pending(session, contact, exc, flows, org, now, "sent" if inline else "queued")
             _count_failed_pass(session, contact.id, exc, now)
-            return Received(message_id, contact.id)
+            return Received(message_id, contact.id, texts=tuple(t for _, t in replies) if inline else (),
+                            queued=() if inline else tuple(r.id for r, _ in replies))
         texts = tuple(text for _, text in replies) if inline else ()
         queued = () if inline else tuple(r.id for r, _ in replies)
         return Received(message_id, contact.id, texts=texts, queued=queued)
@@ -196,11 +198,45 @@ def _count_failed_pass(session: Session, contact_id: int, exc: BaseException, no
     return set_aside
 
 
-def count_failed_pass(factory: sessionmaker[Session], contact_id: int, exc: BaseException) -> bool:
-    """For the reconciler: `_count_failed_pass` in its own transaction, holding the contact's lock."""
+def count_failed_pass(factory: sessionmaker[Session], contact_id: int, exc: BaseException, flows: FlowSet,
+                      org: str) -> list[int]:
+    """For the reconciler, after a failed pass: `_stop_pending` and `_count_failed_pass` in their own
+    transaction, holding the contact's lock; the ids of queued replies (a STOP's confirmation)."""
     with factory() as session, session.begin():
-        session.scalars(select(Contact.id).where(Contact.id == contact_id).with_for_update()).first()
-        return _count_failed_pass(session, contact_id, exc, utcnow())
+        contact = session.scalars(select(Contact).where(Contact.id == contact_id).with_for_update()).one()
+        now = utcnow()
+        replies = _stop_pending(session, contact, exc, flows, org, now, "queued")
+        _count_failed_pass(session, contact_id, exc, now)
+        return [r.id for r, _ in replies]
+
+
+def _stop_pending(session: Session, contact: Contact, exc: BaseException, flows: FlowSet, org: str,
+                  now: datetime, reply_status: str) -> list[tuple[Message, str]]:
+    """A pass failed as a whole: a STOP among the pending texts is applied and confirmed all the same.
+
+    The texts before it are set aside with the pass's error: handled after the STOP, an earlier
+    JOIN would undo it. Texts after the last STOP stay pending, to be handled in order later.
+    """
+    stop = flows.system_words("stop")
+    pending = session.scalars(select(Message).where(
+        Message.contact_id == contact.id, Message.direction == "in", Message.handled_at.is_(None))
+        .order_by(Message.id)).all()
+    stops = [m for m in pending if next((f for raw in (m.body or "").split() if (f := fold(raw))), "") in stop]
+    if not stops:
+        return []
+    replies: list[tuple[Message, str]] = []
+    error = describe_error(exc)
+    for message in pending:
+        if message.id > stops[-1].id:
+            break
+        message.status, message.route, message.handled_at, message.error = SET_ASIDE, SET_ASIDE, now, error
+        if message in stops:
+            replies += _stop_anyway(session, contact, message, flows, org, now, reply_status)
+        else:
+            logger.error("message %s of contact %s set aside: a later STOP was applied while handling failed",
+                         message.id, contact.id)
+    session.flush()
+    return replies
 
 
 def _stop_anyway(session: Session, contact: Contact, message: Message, flows: FlowSet, org: str,

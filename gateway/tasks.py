@@ -108,10 +108,13 @@ def handle_stranded(app: Flask, older_than: timedelta = timedelta(minutes=1)) ->
                                                inline=False)
         except Exception as exc:  # one contact must not stop the others, nor the spool replay after this
             logger.warning("contact %s: pending inbound not handled (%s)", contact_id, inbound.describe_error(exc))
-            try:
-                inbound.count_failed_pass(svc.sessions, contact_id, exc)
+            try:  # a STOP among its texts still wins; the oldest text is a try nearer to being set aside
+                reply_ids = inbound.count_failed_pass(svc.sessions, contact_id, exc, svc.flows, app.config["ORG_NAME"])
             except Exception as again:  # the database is away: the next run tries again
                 logger.warning("contact %s: failed pass not counted (%s)", contact_id, inbound.describe_error(again))
+                continue
+            if reply_ids:
+                queue.enqueue_ids(svc.redis, reply_ids, name=queue.REPLIES)
             continue
         handled += 1
         if reply_ids:

@@ -267,3 +267,42 @@ def test_the_api_lists_set_aside_texts_without_full_numbers_for_viewers(app, aut
         assert A not in response.get_data(as_text=True) or role == "organizer"
     bad = client.get("/api/v1/messages/set-aside?page=0", headers={"Authorization": f"Bearer {tokens['viewer']}"})
     assert bad.status_code == 400
+
+
+def test_stop_wins_even_when_the_whole_pass_fails(stack_app, monkeypatch) -> None:
+    """A bug outside any one text: the STOP is applied and confirmed at once, the JOIN before it set
+    aside (handled after the STOP it would undo it), and a text after it waits its turn."""
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug before any text is read")
+
+    monkeypatch.setattr(inbound, "_handle_locked", broken)
+    phone = Phone(stack_app)
+    assert phone.send(A, "JOIN") == []
+    assert phone.send(A, "Stop") == [STOPPED]
+    assert _contact(stack_app).status == "stopped"
+    join, stop = _inbound(stack_app)
+    assert (join.status, join.error) == ("set_aside", "RuntimeError: a bug before any text is read")
+    assert (stop.status, stop.route, stop.handled_at is not None) == ("handled", "stop", True)
+    assert phone.send(A, "hello") == []
+    assert _inbound(stack_app)[-1].handled_at is None  # the reconciler's, in its turn
+    monkeypatch.undo()
+    assert phone.send(A, "JOIN")[0].startswith("Our Network: you joined")  # their own JOIN, after the STOP
+
+
+def test_the_reconciler_applies_a_stranded_stop_when_its_pass_fails(stack_app, monkeypatch) -> None:
+    svc = stack_app.extensions["gateway"]
+    for i, text in enumerate(["JOIN", "STOP"]):
+        inbound.store(svc.sessions, InboundSMS("console", f"SM-{i}", A, None, text), "MW")
+    with svc.sessions() as s, s.begin():
+        s.execute(update(Message).values(created_at=utcnow() - timedelta(minutes=5)))
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug before any text is read")
+
+    monkeypatch.setattr(inbound, "_handle_locked", broken)
+    with stack_app.app_context():
+        tasks.reconcile()
+        queue.work_burst(svc.redis)
+    assert _contact(stack_app).status == "stopped"
+    assert svc.provider.sent == [(A, STOPPED)]
+    assert [m for m in _inbound(stack_app) if m.handled_at is None] == []
