@@ -784,3 +784,33 @@ def init_app(app: Flask) -> None:
     csrf.exempt(bp)
     # First, so no console hook (a login redirect, say) answers an unknown /api/ path with HTML.
     app.before_request_funcs.setdefault(None, []).insert(0, _routing_errors)
+
+
+# --------------------------------------------------------------------------- inbound texts set aside
+
+
+def set_aside_json(m: Message, c: Contact | None, full: bool) -> dict[str, Any]:
+    """An inbound text the gateway could not handle; its sender's number masked unless `full`."""
+    from gateway.sms import mask_number
+
+    number = contacts.number_of(c) if c is not None else None
+    return {"id": m.id, "contact_id": m.contact_id,
+            "number": (number if full else mask_number(number)) if number else None,
+            "body": m.body, "error": m.error, "attempts": m.attempts, "channel": m.channel, "provider": m.provider,
+            "received_at": _iso(m.created_at), "set_aside_at": _iso(m.handled_at)}
+
+
+@bp.get("/messages/set-aside")
+@requires("viewer")
+def list_set_aside() -> ResponseReturnValue:
+    """Inbound texts set aside after failed handling, newest first; viewers get masked numbers."""
+    from gateway.inbound import SET_ASIDE
+
+    page, per_page = pagination(query_args(("page", "per_page")))
+    session = db()
+    query = select(Message).where(Message.direction == "in", Message.status == SET_ASIDE)
+    items, meta = paginate(session, query, Message.id.desc(), page, per_page)
+    ids = {m.contact_id for m in items if m.contact_id is not None}
+    senders = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(ids)))} if ids else {}
+    full = caller().role in ("organizer", "admin")
+    return jsonify(data=[set_aside_json(m, senders.get(m.contact_id or 0), full) for m in items], pagination=meta)

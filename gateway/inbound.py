@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+import traceback
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import broadcasts, contacts, engine
@@ -16,6 +20,7 @@ from gateway.models import Contact, Conversation, Message, Pledge, Report, utcno
 from gateway.places import find_place
 from gateway.providers.base import InboundSMS
 from gateway.sms import InvalidNumber, count_segments, normalise_number
+from gateway.text import fold
 
 logger = logging.getLogger(__name__)
 MAX_BODY = 1600  # Twilio's own limit for a concatenated SMS; longer input is cut, not refused
@@ -47,10 +52,13 @@ def receive(factory: sessionmaker[Session], sms: InboundSMS, default_country: st
     """Store a message and handle its contact's pending messages, in one transaction.
 
     The contact's row is locked first, so one contact's messages are stored and handled in
-    order. Handling runs in a savepoint: if it fails, the message is still committed, unhandled,
-    and the reconciler handles it later (`tasks.handle_stranded`). One commit per message is
-    what lets a webhook answer quickly (see README, Benchmarks). `received_at` is when it
-    arrived, if earlier than now (a text replayed from the spool).
+    order. Each pending text is handled in its own savepoint: one that keeps failing is set
+    aside after MAX_ATTEMPTS tries and never holds up the texts after it (a STOP above all).
+    If the whole pass fails, the message is still committed, unhandled, the failure counts
+    against the contact's oldest pending text, and the reconciler handles it later
+    (`tasks.handle_stranded`). One commit per message is what lets a webhook answer quickly
+    (see README, Benchmarks). `received_at` is when it arrived, if earlier than now (a text
+    replayed from the spool).
     """
     with factory() as session, session.begin():
         contact, channel = _locked_contact(session, sms.sender, default_country)
@@ -61,13 +69,17 @@ def receive(factory: sessionmaker[Session], sms: InboundSMS, default_country: st
         if contact is None:
             logger.warning("message %s from an unusable sender kept, not handled", message_id)
             return Received(message_id, None)
+        now = now or utcnow()
         try:
             with session.begin_nested():
-                replies = _handle_locked(session, contact, flows, org, now or utcnow(),
-                                         "sent" if inline else "queued")
-        except Exception:  # a bug in a flow must not lose the message: it stays unhandled
-            logger.exception("message %s stored but not handled; the reconciler retries it", message_id)
-            return Received(message_id, contact.id)
+                replies = _handle_locked(session, contact, flows, org, now, "sent" if inline else "queued")
+        except Exception as exc:  # a bug outside any one text: the message stays, unhandled
+            logger.warning("message %s of contact %s stored but not handled (%s%s); the reconciler retries it",
+                           message_id, contact.id, describe_error(exc), _where(exc))
+            replies = _stop_pending(session, contact, exc, flows, org, now, "sent" if inline else "queued")
+            _count_failed_pass(session, contact.id, exc, now)
+            return Received(message_id, contact.id, texts=tuple(t for _, t in replies) if inline else (),
+                            queued=() if inline else tuple(r.id for r, _ in replies))
         texts = tuple(text for _, text in replies) if inline else ()
         queued = () if inline else tuple(r.id for r, _ in replies)
         return Received(message_id, contact.id, texts=texts, queued=queued)
@@ -121,15 +133,170 @@ def handle_pending(factory: sessionmaker[Session], contact_id: int, flows: FlowS
 
 def _handle_locked(session: Session, contact: Contact, flows: FlowSet, org: str, now: datetime,
                    reply_status: str) -> list[tuple[Message, str]]:
-    """Handle the locked contact's pending messages; each reply with the text it carries."""
+    """Handle the locked contact's pending messages in order; each reply with the text it carries."""
     pending = session.scalars(
         select(Message).where(Message.contact_id == contact.id, Message.direction == "in",
                               Message.handled_at.is_(None)).order_by(Message.id)).all()
     replies: list[tuple[Message, str]] = []
     for message in pending:
-        replies += _handle_one(session, contact, message, flows, org, now, reply_status)
+        replies += _handle_guarded(session, contact, message, flows, org, now, reply_status)
     session.flush()
     return replies
+
+
+MAX_ATTEMPTS = 3  # tries of one inbound text before it is set aside for organizers
+SET_ASIDE = "set_aside"  # status and route of an inbound text that could not be handled
+
+
+def _handle_guarded(session: Session, contact: Contact, message: Message, flows: FlowSet, org: str,
+                    now: datetime, reply_status: str) -> list[tuple[Message, str]]:
+    """Handle one text in its own savepoint, tried up to MAX_ATTEMPTS times, then set aside.
+
+    A failure rolls back only this text's savepoint (the contact's lock is kept), so the texts
+    after it are still handled in order, and a STOP among them is applied and confirmed.
+    """
+    while True:
+        try:
+            with session.begin_nested():
+                replies = _handle_one(session, contact, message, flows, org, now, reply_status)
+                session.flush()  # a database error shows here, inside this text's savepoint
+            return replies
+        except Exception as exc:
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                raise  # the database is away, not this text: the caller keeps it (see spool.py)
+            if _count_failure(message, exc, now):
+                return _stop_anyway(session, contact, message, flows, org, now, reply_status)
+
+
+def _count_failure(message: Message, exc: BaseException, now: datetime) -> bool:
+    """One more failed try of this text; True when it is now set aside (it then blocks nothing)."""
+    message.attempts = (message.attempts or 0) + 1
+    error = describe_error(exc)
+    if message.attempts < MAX_ATTEMPTS:
+        logger.warning("message %s of contact %s not handled, try %d of %d (%s%s)", message.id,
+                       message.contact_id, message.attempts, MAX_ATTEMPTS, error, _where(exc))
+        return False
+    message.status, message.route, message.handled_at, message.error = SET_ASIDE, SET_ASIDE, now, error
+    logger.error("message %s of contact %s set aside after %d tries (%s%s)", message.id, message.contact_id,
+                 message.attempts, error, _where(exc))
+    return True
+
+
+def _count_failed_pass(session: Session, contact_id: int, exc: BaseException, now: datetime) -> bool:
+    """A whole handling pass failed: count it against the contact's oldest pending text.
+
+    Without this a bug outside any one text would leave the contact's texts, STOP included,
+    pending for ever; with it each pass that fails brings the oldest text nearer to being set aside.
+    """
+    oldest = session.scalars(
+        select(Message).where(Message.contact_id == contact_id, Message.direction == "in",
+                              Message.handled_at.is_(None)).order_by(Message.id).limit(1)).first()
+    if oldest is None:
+        return False
+    set_aside = _count_failure(oldest, exc, now)
+    session.flush()
+    return set_aside
+
+
+def count_failed_pass(factory: sessionmaker[Session], contact_id: int, exc: BaseException, flows: FlowSet,
+                      org: str) -> list[int]:
+    """For the reconciler, after a failed pass: `_stop_pending` and `_count_failed_pass` in their own
+    transaction, holding the contact's lock; the ids of queued replies (a STOP's confirmation)."""
+    with factory() as session, session.begin():
+        contact = session.scalars(select(Contact).where(Contact.id == contact_id).with_for_update()).one()
+        now = utcnow()
+        replies = _stop_pending(session, contact, exc, flows, org, now, "queued")
+        _count_failed_pass(session, contact_id, exc, now)
+        return [r.id for r, _ in replies]
+
+
+def _stop_pending(session: Session, contact: Contact, exc: BaseException, flows: FlowSet, org: str,
+                  now: datetime, reply_status: str) -> list[tuple[Message, str]]:
+    """A pass failed as a whole: a STOP among the pending texts is applied and confirmed all the same.
+
+    The texts before it are set aside with the pass's error: handled after the STOP, an earlier
+    JOIN would undo it. Texts after the last STOP stay pending, to be handled in order later.
+    """
+    stop = flows.system_words("stop")
+    pending = session.scalars(select(Message).where(
+        Message.contact_id == contact.id, Message.direction == "in", Message.handled_at.is_(None))
+        .order_by(Message.id)).all()
+    stops = [m for m in pending if next((f for raw in (m.body or "").split() if (f := fold(raw))), "") in stop]
+    if not stops:
+        return []
+    replies: list[tuple[Message, str]] = []
+    error = describe_error(exc)
+    for message in pending:
+        if message.id > stops[-1].id:
+            break
+        message.status, message.route, message.handled_at, message.error = SET_ASIDE, SET_ASIDE, now, error
+        if message in stops:
+            replies += _stop_anyway(session, contact, message, flows, org, now, reply_status)
+        else:
+            logger.error("message %s of contact %s set aside: a later STOP was applied while handling failed",
+                         message.id, contact.id)
+    session.flush()
+    return replies
+
+
+def _stop_anyway(session: Session, contact: Contact, message: Message, flows: FlowSet, org: str,
+                 now: datetime, reply_status: str) -> list[tuple[Message, str]]:
+    """A set-aside text that is a STOP still stops the contact and is confirmed: STOP always wins.
+
+    The same outcome as the engine's (engine.handle), written without it, since handling failed.
+    """
+    stop = flows.system_words("stop")
+    first = next((f for raw in (message.body or "").split() if (f := fold(raw))), "")
+    if first not in stop or contact.status == "blocked":
+        return []
+    try:
+        with session.begin_nested():
+            confirmed_before = contact.status == "stopped"
+            if not confirmed_before:
+                contact.status, contact.stopped_at = "stopped", now
+            for conv in session.scalars(select(Conversation).where(
+                    Conversation.contact_id == contact.id, Conversation.closed_at.is_(None))):
+                conv.closed_at, conv.outcome = now, "stopped"
+            message.route, message.status = "stop", "handled"
+            if confirmed_before:  # already confirmed once; a second confirmation costs money
+                return []
+            text = _PLACEHOLDER.sub("", flows.text(flows.system.texts["stop"], contact.language or stop[first])
+                                    .replace("{org}", org)).strip()
+            info = count_segments(text)
+            reply = Message(direction="out", contact_id=contact.id, reply_to_id=message.id,
+                            provider=message.provider, channel=message.channel, body=text, status=reply_status,
+                            encoding=info.encoding, segments=info.segments, created_at=now)
+            session.add(reply)
+            session.flush()
+            logger.warning("message %s: STOP of contact %s applied without the engine", message.id, contact.id)
+            return [(reply, text)]
+    except Exception as exc:
+        logger.error("message %s: STOP of contact %s could not be applied (%s%s)", message.id, contact.id,
+                     describe_error(exc), _where(exc))
+        return []
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_LONG_NUMBER = re.compile(r"\+?\d[\d ()./-]{3,}\d")  # phone numbers, ids: five digits or more
+_PLACEHOLDER = re.compile(r"\{[a-z_][a-z0-9_.]*\}")
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def describe_error(exc: BaseException) -> str:
+    """The error's class and first line for messages.error and logs: no SQL, parameters, quotes or numbers."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()  # a driver's DETAIL line can quote a row's values
+    first = _LONG_NUMBER.sub("…", _QUOTED.sub(lambda m: f"{m.group()[0]}…{m.group()[0]}", lines[0] if lines else ""))
+    return (f"{type(exc).__name__}: {first}" if first else type(exc).__name__)[:200]
+
+
+def _where(exc: BaseException) -> str:
+    """Where in the gateway's code it failed (file, line, function): no values, unlike a traceback."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(_PACKAGE)]
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f", at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
 
 
 def _open_conversation(session: Session, contact_id: int) -> Conversation | None:

@@ -155,6 +155,16 @@ def spec() -> dict[str, Any]:
             "service_detail": nullable_str, "delivered": {"type": ["string", "null"], "enum": [*DELIVERED, None]},
             "details": nullable_str, "anonymous": {"type": "boolean"}, "language": nullable_str,
             "contact_id": {"type": ["integer", "null"]}}},
+        "SetAside": {"type": "object", "description": "An inbound text the gateway could not handle, even after retrying.",
+                     "required": ["id", "error", "attempts"], "properties": {
+            "id": {"type": "integer"}, "contact_id": {"type": ["integer", "null"]},
+            "number": {**nullable_str, "description": "The sender's number; partly hidden for viewers."},
+            "body": nullable_str, "error": {**nullable_str, "description": "The error's class and first line."},
+            "attempts": {"type": "integer"}, "channel": {"type": "string"}, "provider": {"type": "string"},
+            "received_at": {"type": "string", "format": "date-time"},
+            "set_aside_at": {"type": ["string", "null"], "format": "date-time"}}},
+        "SetAsideList": {"type": "object", "required": ["data", "pagination"], "properties": {
+            "data": {"type": "array", "items": _ref("SetAside")}, "pagination": _ref("Pagination")}},
         "ReportList": {"type": "object", "required": ["data", "pagination"], "properties": {
             "data": {"type": "array", "items": _ref("Report")}, "pagination": _ref("Pagination")}},
         "ReportCounts": {"type": "object", "required": ["total", "by_place", "by_service", "by_week"], "properties": {
@@ -251,6 +261,13 @@ def spec() -> dict[str, Any]:
                               operation_id="countReports", parameters=report_params,
                               description="Counts by place, by service, by both, by answer, and by ISO week."),
         },
+        "/api/v1/messages/set-aside": {
+            "get": _operation("Texts set aside", {"200": _json(_ref("SetAsideList"), "A page of texts, newest first.")},
+                              tag="messages", operation_id="listSetAside", parameters=pagination_params,
+                              description="Inbound texts whose handling failed after retries, with the error. "
+                                          "They no longer hold up the sender's later texts. Viewers get numbers "
+                                          "partly hidden."),
+        },
         "/api/v1/openapi.json": {
             "get": _operation("This description", {"200": {"description": "OpenAPI 3.1 JSON.",
                                                             "content": {"application/json": {"schema": {"type": "object"}}}}},
@@ -265,7 +282,7 @@ def spec() -> dict[str, Any]:
                                 "organizer role. Every error is JSON: {\"error\": {\"code\", \"message\", \"field\"}}."},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": "contacts"}, {"name": "broadcasts"}, {"name": "reports"}, {"name": "meta"}],
+        "tags": [{"name": "contacts"}, {"name": "broadcasts"}, {"name": "reports"}, {"name": "messages"}, {"name": "meta"}],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",

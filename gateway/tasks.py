@@ -86,7 +86,10 @@ def reconcile(force: bool = False) -> dict[str, Any]:
 def handle_stranded(app: Flask, older_than: timedelta = timedelta(minutes=1)) -> int:
     """Handle inbound messages stored but never handled (the web process died in between).
 
-    Their webhook has long been answered, so the replies go out through the reply queue.
+    Their webhook has long been answered, so the replies go out through the reply queue. A
+    text that fails is retried and set aside inside `inbound.handle_pending`; a pass that
+    fails as a whole counts against the contact's oldest text, so it too is set aside after
+    `inbound.MAX_ATTEMPTS` runs and this job never fails every minute. Returns the contacts handled.
     """
     from sqlalchemy import select
 
@@ -95,12 +98,25 @@ def handle_stranded(app: Flask, older_than: timedelta = timedelta(minutes=1)) ->
 
     svc = app.extensions["gateway"]
     with svc.sessions() as session:
-        contact_ids = set(session.scalars(select(Message.contact_id).where(
+        contact_ids = sorted(set(session.scalars(select(Message.contact_id).where(
             Message.direction == "in", Message.handled_at.is_(None), Message.contact_id.is_not(None),
-            Message.created_at <= utcnow() - older_than)))
+            Message.created_at <= utcnow() - older_than))))
+    handled = 0
     for contact_id in contact_ids:
-        reply_ids = inbound.handle_pending(svc.sessions, contact_id, svc.flows, app.config["ORG_NAME"],
-                                           inline=False)
+        try:
+            reply_ids = inbound.handle_pending(svc.sessions, contact_id, svc.flows, app.config["ORG_NAME"],
+                                               inline=False)
+        except Exception as exc:  # one contact must not stop the others, nor the spool replay after this
+            logger.warning("contact %s: pending inbound not handled (%s)", contact_id, inbound.describe_error(exc))
+            try:  # a STOP among its texts still wins; the oldest text is a try nearer to being set aside
+                reply_ids = inbound.count_failed_pass(svc.sessions, contact_id, exc, svc.flows, app.config["ORG_NAME"])
+            except Exception as again:  # the database is away: the next run tries again
+                logger.warning("contact %s: failed pass not counted (%s)", contact_id, inbound.describe_error(again))
+                continue
+            if reply_ids:
+                queue.enqueue_ids(svc.redis, reply_ids, name=queue.REPLIES)
+            continue
+        handled += 1
         if reply_ids:
             queue.enqueue_ids(svc.redis, reply_ids, name=queue.REPLIES)
-    return len(contact_ids)
+    return handled

@@ -35,20 +35,21 @@ def test_fresh_unhandled_inbound_is_left_to_its_request(stack_app) -> None:
 
 
 def test_a_failure_while_handling_keeps_the_message_for_the_reconciler(stack_app, monkeypatch) -> None:
-    from gateway import engine
-
+    """A pass that fails as a whole (not one text: that one is retried, then set aside; see
+    tests/test_stop_wins.py) leaves the message stored, unhandled, for the reconciler."""
     svc = stack_app.extensions["gateway"]
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("a bug in a flow")
 
-    monkeypatch.setattr(engine, "handle", broken)
+    monkeypatch.setattr(inbound, "_handle_locked", broken)
     received = inbound.receive(svc.sessions, InboundSMS("console", "SM-bug", "+265991234567", None, "JOIN"),
                                "MW", svc.flows, "Our Network")
     assert received.message_id is not None and received.texts == ()
     with svc.sessions() as s:
         kept = s.get(Message, received.message_id)
         assert kept.body == "JOIN" and kept.handled_at is None and kept.status == "received"
+        assert kept.attempts == 1  # of inbound.MAX_ATTEMPTS
         assert s.scalars(select(Message).where(Message.direction == "out")).all() == []
     monkeypatch.undo()
     with svc.sessions() as s, s.begin():

@@ -9,6 +9,8 @@ from sqlalchemy import func, select
 
 from gateway import channels, services
 from gateway.console import db, role_required
+from gateway.console.supporters import full_numbers, paginate, shown_number
+from gateway.inbound import SET_ASIDE
 from gateway.models import Broadcast, Contact, Message, Report, utcnow
 
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
@@ -36,6 +38,8 @@ def dashboard() -> ResponseReturnValue:
         "messages_today": s.scalar(select(func.count()).select_from(Message).where(Message.created_at >= today)),
         "delivery_rate": f"{100 * by_status.get('delivered', 0) // settled}%" if settled else "n/a",
         "queue": queue,
+        "set_aside": s.scalar(select(func.count()).select_from(Message).where(
+            Message.direction == "in", Message.status == SET_ASIDE)),
     }
     reports = s.scalars(select(Report).order_by(Report.id.desc()).limit(10)).all()
     return render_template("dashboard.html", stats=stats, reports=reports, phones=_phones(queue == "ok"))
@@ -52,3 +56,15 @@ def _phones(queue_ok: bool) -> list[dict[str, object]]:
         naive = when.replace(tzinfo=None) if when else None
         rows.append({"name": name, "seen": naive, "quiet": naive is None or now - naive > timedelta(minutes=15)})
     return rows
+
+
+@bp.get("/set-aside")
+@role_required("viewer")
+def set_aside() -> ResponseReturnValue:
+    """Inbound texts the gateway failed to handle after its retries, newest first, with the error."""
+    s = db()
+    page = paginate(s, select(Message, Contact).outerjoin(Contact, Contact.id == Message.contact_id)
+                    .where(Message.direction == "in", Message.status == SET_ASIDE)
+                    .order_by(Message.id.desc()), scalars=False)
+    numbers = {c.id: shown_number(c) for _m, c in page.items if c is not None}
+    return render_template("set_aside.html", page=page, numbers=numbers, masked=not full_numbers())
