@@ -48,10 +48,8 @@ def _report_to_the_end(phone: Phone) -> list[str]:
     """REPORT OTHER <long answer>, then the remaining answers until the flow saves (or would)."""
     replies = phone.send(A, f"REPORT OTHER {LONG}")
     assert replies and replies[-1].startswith("Where?")
-    for answer in ("Zomba", "1", "SKIP"):
+    for answer in ("Zomba", "1", "SKIP"):  # reports are anonymous unless NAME is given: no question
         replies = phone.send(A, answer)
-    if _open_conversation(phone.app):  # the anonymity question, while the report flow still asks it
-        replies = phone.send(A, "1")
     return replies
 
 
