@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -251,6 +252,15 @@ def _counts(session: Session) -> Any:
 
 def _too_many(session: Session, contact: Contact, message: Message, result: engine.Result,
               now: datetime, private: bool = False) -> bool:
+    try:
+        return _over_limits(session, contact, message, result, now, private)
+    except RedisError as exc:  # Redis away: answering beats holding up every text, STOP included
+        logger.warning("flood guard unavailable (%s); replies go unguarded", type(exc).__name__)
+        return False
+
+
+def _over_limits(session: Session, contact: Contact, message: Message, result: engine.Result,
+                 now: datetime, private: bool) -> bool:
     """True when this text's replies must not go: the number floods us or is caught in a reply loop
     (flagged once), STOP/START alternation, or too many replies to numbers that never joined.
 

@@ -92,7 +92,7 @@ def close_expired(app: Flask) -> int:
     from gateway.models import utcnow
 
     svc = app.extensions["gateway"]
-    return privacy.close_expired(svc.sessions, svc.flows, utcnow()) if svc.flows is not None else 0
+    return privacy.close_expired(svc.sessions, svc.flow_set, utcnow()) if svc.flow_set is not None else 0
 
 
 RETENTION = "90d"  # message bodies older than this are forgotten by the daily purge (PRIVACY_RETENTION)

@@ -251,6 +251,20 @@ def test_numbers_that_never_joined_share_a_reply_budget(app, monkeypatch) -> Non
     assert phone.send("+265991234609", "STOP")  # an opt-out is still confirmed
 
 
+def test_with_redis_away_texts_are_still_answered_and_stop_still_wins(app, monkeypatch) -> None:
+    import redis
+
+    class Away:
+        def pipeline(self) -> Any:
+            raise redis.exceptions.ConnectionError("Redis is away")
+
+    monkeypatch.setattr(inbound, "_counts", lambda session: Away())
+    phone = Phone(app)
+    assert phone.send(A, "HELP")
+    assert phone.send(A, "STOP")
+    assert contact_of(app, A).status == "stopped"
+
+
 # --------------------------------------------------------------------------- the scheduled purge (M5)
 
 
