@@ -70,34 +70,51 @@ def forget(session: Session, conversation_ids: Iterable[int], message_ids: Itera
 def drop_if_bare(session: Session, contact_id: int) -> bool:
     """Delete a contact that holds nothing but its number: one first seen by a private exchange,
     now forgotten. Imports and the API set consent, so they never make such a row."""
-    c = session.scalars(select(Contact).where(Contact.id == contact_id).with_for_update()).first()
+    if not _bare(session, contact_id, lock=False):
+        return False
+    # Locked only once it looks bare: on PostgreSQL a row lock writes this transaction's id into the
+    # row (xmax), the same id the detached rows carry, so a contact that stays is never locked here.
+    if not _bare(session, contact_id, lock=True):
+        return False
+    c = session.get(Contact, contact_id)
+    if c is not None:
+        session.delete(c)
+    return c is not None
+
+
+def _bare(session: Session, contact_id: int, *, lock: bool) -> bool:
+    query = select(Contact).where(Contact.id == contact_id)
+    c = session.scalars(query.with_for_update() if lock else query).first()
     if c is None or c.consent_at is not None or c.status != "active" or c.tag_rows or any(
             (c.name, c.place, c.language, c.last_seen_at, c.last_hint_at, c.stopped_at)):
         return False
     for column in (Message.contact_id, Conversation.contact_id, Pledge.contact_id, Report.contact_id):
         if session.scalar(select(column).where(column == contact_id).limit(1)) is not None:
             return False
-    session.delete(c)
     return True
 
 
 def close_expired(sessions: sessionmaker[Session], flows: FlowSet, now: datetime) -> int:
     """Close conversations past their expiry (they otherwise close only when the number texts again);
-    a private one is forgotten. Each under its contact's lock, as the inbound path takes it."""
+    a private one is forgotten. The contact's row is not locked (see drop_if_bare): an expired
+    conversation takes no more answers, and the conditional update settles a race with a new text."""
     with sessions() as session:
         found = session.execute(select(Conversation.id, Conversation.contact_id).where(
             Conversation.closed_at.is_(None), Conversation.expires_at <= now)).all()
+    closed = 0
     for conv_id, contact_id in found:
         with sessions() as session, session.begin():
-            session.scalars(select(Contact.id).where(Contact.id == contact_id).with_for_update()).first()
-            conv = session.get(Conversation, conv_id)
-            if conv is None or conv.closed_at is not None or conv.expires_at > now:
+            flow = session.scalar(update(Conversation).where(
+                Conversation.id == conv_id, Conversation.closed_at.is_(None), Conversation.expires_at <= now)
+                .values(closed_at=now, outcome="expired").returning(Conversation.flow)
+                .execution_options(synchronize_session=False))
+            if flow is None:
                 continue  # the supporter texted meanwhile
-            conv.closed_at, conv.outcome = now, "expired"
-            if is_private(flows.flows.get(conv.flow)):
-                forget(session, [conv.id], [], now)
+            closed += 1
+            if is_private(flows.flows.get(flow)):
+                forget(session, [conv_id], [], now)
                 drop_if_bare(session, contact_id)
-    return len(found)
+    return closed
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, Iterator
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from gateway import accounts, channel_hooks, inbound, queue, tasks
 from gateway.contacts import number_is
@@ -92,10 +92,22 @@ def test_an_expired_report_is_closed_by_the_reconciler_and_keeps_no_words(app) -
     phone.send(A, "borehole")
     with app.extensions["gateway"].sessions() as s, s.begin():  # a day passes without an answer
         s.execute(update(Conversation).values(expires_at=utcnow() - timedelta(minutes=1)))
+    before = row_lock_of(app, A)
     with app.app_context():
         assert tasks.reconcile()["expired_closed"] == 1
     assert all(c.closed_at is not None for c in rows(app, Conversation))
     assert_no_trace(app, A, "borehole")
+    # PostgreSQL writes a row locker's transaction id into the row, the id the detached rows carry:
+    # forgetting must not lock the contact.
+    assert row_lock_of(app, A) == before
+
+
+def row_lock_of(app: Any, number: str) -> Any:
+    """PostgreSQL: the transaction id that last locked or deleted the contact's row (None on SQLite)."""
+    if not app.config["DATABASE_URL"].startswith("postgres"):
+        return None
+    with app.extensions["gateway"].sessions() as s:
+        return s.execute(text("SELECT xmax FROM contacts WHERE id = :id"), {"id": contact_of(app, number).id}).scalar()
 
 
 # --------------------------------------------------------------------------- queued replies (H4, L10)
