@@ -199,7 +199,8 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
 
     # Forget private exchanges that ended here: this one unless it saved a named report, and any
     # other private conversation this text closed (replaced, stopped, expired).
-    forget_convs = [c.id for c in ended if c.id != message.conversation_id and privacy.is_private(flows.flows.get(c.flow))]
+    forget_convs = [c.id for c in ended
+                    if c.id != message.conversation_id and privacy.is_private(flows.flows.get(c.flow))]
     forget_messages: list[int] = []
     if private and result.state is None and not named:
         forget_messages.append(message.id)
