@@ -99,7 +99,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if settings["SMS_PROVIDER"] in ("africastalking", "android"):
         provider = channels.providers[settings["SMS_PROVIDER"]]
     channels.providers[provider.name] = provider  # one console provider: what it printed is in one place
-    app.extensions["gateway"] = Services(engine, make_session_factory(engine, vault), flow_set, flow_error,
+    app.extensions["gateway"] = Services(engine, make_session_factory(engine, vault, redis), flow_set, flow_error,
                                          provider, twilio, redis, channels)
 
     from gateway import api, channel_hooks, cli, console, health, limits, spool, webhooks

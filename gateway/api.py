@@ -715,7 +715,9 @@ def list_reports() -> ResponseReturnValue:
     page, per_page = pagination(args)
     conditions, applied = report_filters(args)
     session = db()
-    items, meta = paginate(session, select(Report).where(*conditions), Report.id, page, per_page)
+    # By day, then by reference: neither the order nor the (random) id tells which report came first.
+    items, meta = paginate(session, select(Report).where(*conditions).order_by(func.date(Report.created_at)),
+                           Report.ref, page, per_page)
     # Reports are evidence: each export of them is on the record, with what was asked for.
     audit.record(session, caller().actor, "export.reports", via="api", filters=applied, page=page,
                  per_page=per_page, count=len(items))

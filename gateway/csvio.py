@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway import contacts
@@ -163,7 +163,8 @@ def export_reports(session: Session, out: io.TextIOBase) -> int:
     writer = SafeWriter(out)
     writer.writerow(REPORT_COLUMNS)
     count = 0
-    for r in session.scalars(select(Report).order_by(Report.id)):
+    # By day, then by reference: the order within a day must not tell which report came first.
+    for r in session.scalars(select(Report).order_by(func.date(Report.created_at), Report.ref)):
         writer.writerow([r.ref, r.created_at.date().isoformat(), r.country or "", r.place or "", r.service,
                          _safe(r.service_detail), r.delivered or "", _safe(r.details),
                          "yes" if r.anonymous else "no", r.language or "", r.source or ""])

@@ -4,18 +4,21 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import traceback
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from redis.exceptions import RedisError
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway import broadcasts, contacts, engine
-from gateway.flowfile import FlowSet
+from gateway import broadcasts, contacts, engine, privacy
+from gateway.flowfile import Flow, FlowSet
 from gateway.models import Contact, Conversation, Message, Pledge, Report, utcnow
 from gateway.places import find_place
 from gateway.providers.base import InboundSMS
@@ -316,15 +319,20 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
                               last_hint_at=contact.last_hint_at,
                               pledges=broadcasts.open_pledges(session, contact.id, now))
     result = engine.handle(flows, view, state, message.body or "", now, org=org)
+    # A text of a private flow (a report) must leave no trace on the contact once its exchange ends.
+    private = privacy.is_private(_flow_of(flows, result, state, message.body or ""))
 
     conversation_id = conv.id if conv is not None else None
+    ended: list[Conversation] = []
     if result.route in ("flow", "conversation", "stop", "start") and conv is not None and (
             result.state is None or result.route == "flow" or result.route in ("stop", "start")):
         outcome = {"flow": "replaced", "stop": "stopped", "start": "replaced"}.get(result.route, "completed")
         conv.closed_at, conv.outcome = now, outcome
+        ended.append(conv)
         conv = None
     if conv is not None and conv.expires_at <= now and conv.closed_at is None:
         conv.closed_at, conv.outcome = now, "expired"
+        ended.append(conv)
         conv = None
     if result.state is not None:
         if conv is None:
@@ -335,51 +343,143 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
         conv.expires_at = result.state.expires_at
         session.flush()
         conversation_id = conv.id
+    elif result.route == "flow":
+        conversation_id = None  # a flow that ended with its keyword had no conversation of its own
 
     message.conversation_id = conversation_id if result.route in ("flow", "conversation") else None
     _apply(session, contact, message, result, flows, now)
     message.route, message.status, message.handled_at = result.route, "handled", now
-    contact.last_seen_at = now
-    if result.replies and result.route != "stop" and _too_many(session, contact, message, now):
+    named = any(isinstance(a, engine.SaveReport) and not a.anonymous for a in result.actions)
+    if not private or named:
+        contact.last_seen_at = now  # a private text must not show when the supporter was last active
+    if _too_many(session, contact, message, result, now, private):
         result.replies = []  # a flooding phone or a reply loop must not run up the bill
     replies = []
-    # A reply handed over at once (inline) keeps no words if its conversation became an anonymous
-    # report; a queued one keeps them until the outbox has sent it (outbox.py forgets them then).
-    redacted = message.conversation_id is not None and bool(
-        getattr(session.get(Conversation, message.conversation_id), "redacted", False))
-    forget = reply_status == "sent" and redacted
     for text in result.replies:
         info = count_segments(text)
         replies.append((Message(direction="out", contact_id=contact.id, reply_to_id=message.id,
                                 conversation_id=message.conversation_id, provider=message.provider,
-                                channel=message.channel, body=None if forget else text,
-                                status=reply_status, encoding=info.encoding, segments=info.segments,
-                                created_at=now), text))
+                                channel=message.channel, body=text, status=reply_status,
+                                encoding=info.encoding, segments=info.segments, created_at=now), text))
     session.add_all(r for r, _ in replies)
+
+    # Forget private exchanges that ended here: this one unless it saved a named report, and any
+    # other private conversation this text closed (replaced, stopped, expired).
+    forget_convs = [c.id for c in ended
+                    if c.id != message.conversation_id and privacy.is_private(flows.flows.get(c.flow))]
+    forget_messages: list[int] = []
+    if private and result.state is None and not named:
+        forget_messages.append(message.id)
+        if message.conversation_id is not None:
+            forget_convs.append(message.conversation_id)
+    if forget_convs or forget_messages:
+        privacy.forget(session, forget_convs, forget_messages, now)
+        privacy.drop_if_bare(session, contact.id)
     return replies
+
+
+def _flow_of(flows: FlowSet, result: engine.Result, state: engine.ConversationState | None,
+             text: str) -> Flow | None:
+    """The flow this text belongs to: the one it started, continued or finished; None outside flows."""
+    if result.state is not None:
+        return flows.flows.get(result.state.flow)
+    if result.route == "conversation" and state is not None:
+        return flows.flows.get(state.flow)
+    if result.route == "flow":
+        words = [w for raw in text.split() if (w := fold(raw))]
+        trigger = flows.triggers.get(words[0]) if words else None
+        return flows.flows.get(trigger[0]) if trigger else None
+    return None
 
 
 FLOOD_PER_MINUTE = 20  # inbound texts from one number in a minute before it stops getting replies
 LOOP_REPLIES = 15  # automatic replies to one number in LOOP_WINDOW before the gateway goes quiet
 LOOP_WINDOW = timedelta(minutes=5)
 FLOOD_TAG = "flood"  # organizers find flagged numbers with this tag
+# Numbers that never joined can be anyone's (or a pumping scheme's): all of them together get at
+# most this many automatic replies an hour.
+STRANGER_REPLIES_PER_HOUR = 300
+# STOP and START confirmations one number gets a day: alternating them must not buy endless texts.
+STOP_START_REPLIES_PER_DAY = 6
+_local_counts: Any = None
 
 
-def _too_many(session: Session, contact: Contact, message: Message, now: datetime) -> bool:
-    """True when this number floods us or is caught in an auto-reply loop; it is flagged once."""
-    # One scan of this contact's recent rows counts both (a COUNT each cost ~15% of a webhook).
-    inbound_last_minute, replies_recent = session.execute(
-        select(func.count().filter(Message.direction == "in", Message.created_at >= now - timedelta(minutes=1)),
-               func.count().filter(Message.direction == "out", Message.reply_to_id.is_not(None)))
-        .where(Message.contact_id == contact.id, Message.created_at >= now - max(LOOP_WINDOW, timedelta(minutes=1)))
-    ).one()
-    if (inbound_last_minute or 0) > FLOOD_PER_MINUTE or (replies_recent or 0) >= LOOP_REPLIES:
+def _counts(session: Session) -> Any:
+    """The Redis that counts texts (gateway.db.make_session_factory), or one in this process."""
+    global _local_counts
+    found = session.info.get("redis")
+    if found is None:
+        if _local_counts is None:
+            import fakeredis
+
+            _local_counts = fakeredis.FakeRedis()
+        found = _local_counts
+    return found
+
+
+def _too_many(session: Session, contact: Contact, message: Message, result: engine.Result,
+              now: datetime, private: bool = False) -> bool:
+    try:
+        return _over_limits(session, contact, message, result, now, private)
+    except RedisError as exc:  # Redis away: answering beats holding up every text, STOP included
+        logger.warning("flood guard unavailable (%s); replies go unguarded", type(exc).__name__)
+        return False
+
+
+def _over_limits(session: Session, contact: Contact, message: Message, result: engine.Result,
+                 now: datetime, private: bool) -> bool:
+    """True when this text's replies must not go: the number floods us or is caught in a reply loop
+    (flagged once), STOP/START alternation, or too many replies to numbers that never joined.
+
+    Counted in Redis with expiring keys, not from message rows: a private exchange's rows are
+    detached from the contact, yet its texts still count.
+    """
+    redis = _counts(session)
+    minute = int(now.replace(tzinfo=UTC).timestamp() // 60)
+    with redis.pipeline() as pipe:
+        pipe.incr(f"gateway:count:in:{contact.id}:{minute}")
+        pipe.expire(f"gateway:count:in:{contact.id}:{minute}", 120)
+        pipe.mget([f"gateway:count:out:{contact.id}:{m}" for m in range(minute - _window_minutes() + 1, minute + 1)])
+        inbound_last_minute, _, recent = pipe.execute()
+    if not result.replies:
+        return False
+    if result.route in ("stop", "start"):
+        key = f"gateway:count:stopstart:{contact.id}:{minute // 1440}"
+        with redis.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 2 * 86400)
+            confirmations, _ = pipe.execute()
+        if confirmations > STOP_START_REPLIES_PER_DAY:
+            return True
+        if result.route == "stop":
+            return False  # a STOP is confirmed even in a flood
+    replies_recent = sum(int(n) for n in recent if n)
+    if int(inbound_last_minute) > FLOOD_PER_MINUTE or replies_recent >= LOOP_REPLIES:
         if FLOOD_TAG not in contact.tags:
             contacts.add_tags(session, contact, [FLOOD_TAG])
             logger.warning("contact %s floods or loops: replies paused", contact.id)
-        message.inbox_status = message.inbox_status or "open"
+        if not private:  # a report's words never go to the inbox
+            message.inbox_status = message.inbox_status or "open"
         return True
+    if contact.consent_at is None:
+        key = f"gateway:count:strangers:{minute // 60}"
+        if int(redis.get(key) or 0) >= STRANGER_REPLIES_PER_HOUR:
+            logger.warning("automatic replies to numbers that never joined paused for this hour")
+            return True
+        with redis.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 7200)
+            pipe.execute()
+    key = f"gateway:count:out:{contact.id}:{minute}"
+    with redis.pipeline() as pipe:
+        pipe.incr(key)
+        pipe.expire(key, int(LOOP_WINDOW.total_seconds()) + 120)
+        pipe.execute()
     return False
+
+
+def _window_minutes() -> int:
+    return max(1, int(LOOP_WINDOW.total_seconds() // 60))
 
 
 def _apply(session: Session, contact: Contact, message: Message, result: engine.Result,
@@ -413,27 +513,30 @@ def _apply(session: Session, contact: Contact, message: Message, result: engine.
                 contact.last_hint_at = now
 
 
+REPORT_IDS = 2**31 - 1  # report ids are drawn at random below this: a sequential id would date a report
+
+
 def _save_report(session: Session, contact: Contact, message: Message, action: engine.SaveReport,
                  flows: FlowSet, now: datetime) -> None:
     a = action.answers
     place = find_place(a["place"], flows.gazetteers.values()) if a.get("place") else None
+    report_id = secrets.randbelow(REPORT_IDS) + 1
+    while session.get(Report, report_id) is not None:
+        report_id = secrets.randbelow(REPORT_IDS) + 1
     session.add(Report(
-        ref=action.ref, anonymous=action.anonymous, contact_id=None if action.anonymous else contact.id,
-        service=str(a.get("service") or "other"), service_detail=(a.get("service_other") or None),
-        place=a.get("place"), country=place.country if place else contact.country,
-        delivered=a.get("delivered"), details=a.get("details"), language=action.language,
+        id=report_id, ref=_cut(action.ref, 12), anonymous=action.anonymous,
+        contact_id=None if action.anonymous else contact.id,
+        service=_cut(str(a.get("service") or "other"), 40), service_detail=_cut(a.get("service_other"), 200),
+        place=_cut(a.get("place"), 80), country=_cut(place.country if place else contact.country, 2),
+        delivered=_cut(a.get("delivered"), 10), details=a.get("details"), language=_cut(action.language, 8),
         # An anonymous report keeps only the day, so its time cannot be matched to a phone's traffic.
-        created_at=now.replace(hour=0, minute=0, second=0, microsecond=0) if action.anonymous else now))
-    if action.anonymous and message.conversation_id is not None:
-        # What the reporter typed (and the reference we reply with) would tie them to the report:
-        # keep that messages were exchanged, not their words, nor the conversation's answers.
-        session.flush()
-        session.execute(update(Message).where(Message.conversation_id == message.conversation_id)
-                        .values(body=None))
-        message.body = None
-        conv = session.get(Conversation, message.conversation_id)
-        if conv is not None:
-            conv.answers, conv.redacted = {}, True
+        # Its messages and conversation are forgotten by _handle_one once the exchange ends.
+        created_at=privacy.day_of(now) if action.anonymous else now))
+
+
+def _cut(value: object, size: int) -> str | None:
+    """A text answer cut to its column (PostgreSQL refuses a longer one; SQLite would keep it)."""
+    return None if value is None or value == "" else str(value)[:size]
 
 
 def replies_to(session: Session, message_id: int) -> list[Message]:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from gateway import contacts
+from gateway import contacts, privacy
 from gateway.broadcasts import finish_if_done
 from gateway.compose import quiet_until
 from gateway.models import Broadcast, Contact, Conversation, Message, utcnow
@@ -111,11 +111,24 @@ def _load(session: Session, ids: list[int]) -> list[_Row]:
              .outerjoin(Conversation, Conversation.id == Message.conversation_id)
              .outerjoin(answered, answered.id == Message.reply_to_id)
              .where(Message.id.in_(ids)).order_by(Message.id))
+    # A reply of a forgotten exchange (privacy.PRIVATE) has lost its links but is still a reply.
     return [_Row(m.id, m.broadcast_id, c.id, contacts.number_of(c), c.status, c.place, c.country,
                  m.body or "", m.segments or 1, m.sender or "default", m.claimed_at or utcnow(),
-                 bool(urgent) or m.broadcast_id is None, bool(redacted), m.provider, m.reply_to_id is not None,
+                 bool(urgent) or m.broadcast_id is None, bool(redacted) or m.route == privacy.PRIVATE, m.provider,
+                 m.reply_to_id is not None or m.route == privacy.PRIVATE,
                  route == "stop" or (asked_at is not None and c.stopped_at is not None and asked_at >= c.stopped_at))
             for m, c, urgent, redacted, route, asked_at in session.execute(query)]
+
+
+def _forget_settled(writes: list[dict[str, Any]], private: dict[int, int], now: datetime) -> set[int]:
+    """Detach the settled rows of forgotten exchanges (whatever their end: sent, failed, skipped,
+    cancelled); the contacts they leave, which may now hold nothing but a number."""
+    left: set[int] = set()
+    for w in writes:
+        if w["id"] in private and w.get("status") not in (None, *privacy.UNSETTLED):
+            w.update(privacy.detached(now))
+            left.add(private[w["id"]])
+    return left
 
 
 # -- channels: which provider and pacing sender a row leaves by --------------------------------
@@ -164,15 +177,20 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
     broadcast_ids = {r.broadcast_id for r in rows if r.broadcast_id}
     last_flush = time.monotonic()
 
+    private = {r.id: r.contact_id for r in rows if r.redacted}
+
     def flush() -> None:
         nonlocal last_flush
         if box.early_status and writes:
             _apply_early_status(box, writes)
+        left = _forget_settled(writes, private, box.now())
         with box.sessions() as session, session.begin():
             if writes:
                 session.execute(update(Message), writes)
             if contact_writes:
                 session.execute(update(Contact), contact_writes)
+            for contact_id in left:
+                privacy.drop_if_bare(session, contact_id)
             finish_if_done(session, broadcast_ids)
         writes.clear()
         contact_writes.clear()
@@ -187,6 +205,9 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
         elif row.contact_status != "active" and not row.owed_after_stop:  # an opt-out is honoured at send time
             writes.append({"id": row.id, "status": "skipped", "error_code": row.contact_status})
             result.skipped += 1
+        elif not row.body.strip():  # its words were removed before it went: an empty SMS helps nobody
+            writes.append({"id": row.id, "status": "failed", "error_code": "empty"})
+            result.failed += 1
         elif not row.urgent and (until := quiet_until(box.now(), box.timezone_for(row.place, row.country),
                                                       box.quiet)):
             writes.append({"id": row.id, "status": "queued", "claimed_at": None, "send_after": until})
@@ -282,8 +303,8 @@ def _apply_early_status(box: Outbox, writes: list[dict[str, Any]]) -> None:
 def _send_one(box: Outbox, row: _Row, way: Route) -> _Outcome:
     """Send one claimed row; raise RetryLater when the provider asks us to wait."""
     assert way.provider is not None
-    # The channel is written with the attempt; an anonymous report's reply keeps no words once out.
-    also: dict[str, Any] = {"provider": way.channel, **({"body": None} if row.redacted else {})}
+    # The channel is written with the attempt (a forgotten exchange's reply is detached at flush).
+    also: dict[str, Any] = {"provider": way.channel}
     try:
         # `key` is one per row: a provider that keeps one message per key (a phone) never doubles it.
         sent = way.provider.send(row.number, row.body, status_callback=way.status_callback, key=f"gw-{row.id}")
@@ -359,9 +380,11 @@ def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2)) -> Rec
                 except ProviderError:
                     continue  # provider unreachable: stays `sending`, asked again next time
                 if found is not None:
-                    forget = {"body": None} if row.redacted else {}
+                    forget = privacy.detached(now) if row.redacted else {}
                     session.execute(update(Message).where(Message.id == row.id, Message.status == "sending")
                                     .values(status="sent", provider_id=found, **forget))
+                    if row.redacted:
+                        privacy.drop_if_bare(session, row.contact_id)
                     out.settled_sent += 1
                 else:
                     session.execute(update(Message).where(Message.id == row.id, Message.status == "sending")

@@ -75,12 +75,59 @@ def reconcile(force: bool = False) -> dict[str, Any]:
     if done.due and (force or queue.pending_jobs(redis) == 0):
         enqueued = queue.enqueue_ids(redis, done.due)
     stranded = handle_stranded(app)
+    closed = close_expired(app)
+    schedule_purge(app)
     spooled = spool.replay_now(app).stored  # texts kept on this host while the database was away
     logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d jobs enqueued, %d inbound handled late, "
-                "%d replayed from the spool", done.settled_sent, done.requeued, len(done.due), enqueued, stranded,
-                spooled)
+                "%d replayed from the spool, %d expired conversations closed", done.settled_sent, done.requeued,
+                len(done.due), enqueued, stranded, spooled, closed)
     return {"settled_sent": done.settled_sent, "requeued": done.requeued, "due": len(done.due),
-            "jobs": enqueued, "inbound_handled_late": stranded, "spool_replayed": spooled}
+            "jobs": enqueued, "inbound_handled_late": stranded, "spool_replayed": spooled,
+            "expired_closed": closed}
+
+
+def close_expired(app: Flask) -> int:
+    """Close the conversations past their expiry; a report's is forgotten (gateway/privacy.py)."""
+    from gateway import privacy
+    from gateway.models import utcnow
+
+    svc = app.extensions["gateway"]
+    return privacy.close_expired(svc.sessions, svc.flow_set, utcnow()) if svc.flow_set is not None else 0
+
+
+RETENTION = "90d"  # message bodies older than this are forgotten by the daily purge (PRIVACY_RETENTION)
+
+
+def schedule_purge(app: Flask) -> bool:
+    """Enqueue today's purge once, whichever worker's reconciler gets there first (a Redis key per day)."""
+    from gateway.models import utcnow
+
+    redis = app.extensions["gateway"].redis
+    day = utcnow().date().isoformat()
+    if not redis.set(f"gateway:purge:{day}", "1", nx=True, ex=2 * 86400):
+        return False
+    queue.queue(redis, queue.BULK).enqueue("gateway.tasks.purge", job_id=f"purge-{day}", result_ttl=86400)
+    return True
+
+
+def purge() -> dict[str, Any]:
+    """The daily `privacy purge`: bodies and answers older than PRIVACY_RETENTION, audited."""
+    from gateway import audit
+    from gateway.flowfile import parse_duration
+    from gateway.models import utcnow
+    from gateway.privacy import purge as purge_older
+
+    app = _current()
+    older_than = str(app.config.get("PRIVACY_RETENTION") or RETENTION)
+    age = parse_duration(older_than) or parse_duration(RETENTION)
+    assert age is not None
+    with app.extensions["gateway"].sessions() as session, session.begin():
+        done = purge_older(session, utcnow() - age)
+        audit.record(session, "worker", "privacy.purge", older_than=older_than, messages=done.messages,
+                     conversations=done.conversations)
+    logger.info("purge: %d message bodies and %d conversations' answers older than %s removed",
+                done.messages, done.conversations, older_than)
+    return {"messages": done.messages, "conversations": done.conversations}
 
 
 def handle_stranded(app: Flask, older_than: timedelta = timedelta(minutes=1)) -> int:

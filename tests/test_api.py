@@ -477,7 +477,8 @@ def test_reports_list_and_counts_never_show_a_number(app, api, tokens) -> None: 
         "no", "nurse absent", False, named_id)
     assert water_blantyre["anonymous"] is True and "contact_id" not in water_blantyre
     assert [r["service"] for r in get("/api/v1/reports?place=zomba&delivered=no")["data"]] == ["clinic"]
-    assert [r["place"] for r in get("/api/v1/reports?service=WATER")["data"]] == ["Blantyre", "Zomba"]
+    # Within a day by reference, not in the order they came in.
+    assert sorted(r["place"] for r in get("/api/v1/reports?service=WATER")["data"]) == ["Blantyre", "Zomba"]
     assert get("/api/v1/reports?from=2000-01-01&to=2000-12-31")["data"] == []
     assert len(get("/api/v1/reports?from=2000-01-01")["data"]) == 3
     page = get("/api/v1/reports?per_page=2&page=2")

@@ -97,7 +97,8 @@ def test_weekly_trend_by_iso_week(app, client, auth) -> None:
 def test_anonymous_reports_never_show_a_number(app) -> None:
     reports(app)
     with app.extensions["gateway"].sessions() as s:
-        h_id = s.scalars(select(Contact.id).where(number_is(s, H))).one()
+        # None: the anonymous report was all H ever sent, so H is not even a contact any more.
+        h_id = s.scalars(select(Contact.id).where(number_is(s, H))).first()
         a_id = s.scalars(select(Contact.id).where(number_is(s, A))).one()
     forms_of_h = (H, H.lstrip("+"), mask_number(H), "99123456")
     urls = ["/reports", "/reports?service=water", "/reports?place=Cort%C3%A9s", "/reports?delivered=no",

@@ -41,7 +41,8 @@ def dashboard() -> ResponseReturnValue:
         "set_aside": s.scalar(select(func.count()).select_from(Message).where(
             Message.direction == "in", Message.status == SET_ASIDE)),
     }
-    reports = s.scalars(select(Report).order_by(Report.id.desc()).limit(10)).all()
+    # Newest days first, then by reference: within a day the order must not tell which came first.
+    reports = s.scalars(select(Report).order_by(func.date(Report.created_at).desc(), Report.ref).limit(10)).all()
     return render_template("dashboard.html", stats=stats, reports=reports, phones=_phones(queue == "ok"))
 
 

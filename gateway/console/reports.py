@@ -172,7 +172,8 @@ def index() -> ResponseReturnValue:
     """The filtered reports, counts by place and service, and the weekly trend."""
     s = db()
     f = ReportFilter.from_args(request.args)
-    page = paginate(s, f.apply(select(Report)).order_by(Report.created_at.desc(), Report.id.desc()))
+    # By day, then by reference: the order within a day must not tell which report came first.
+    page = paginate(s, f.apply(select(Report)).order_by(func.date(Report.created_at).desc(), Report.ref))
 
     reporters: dict[int, str] = {}
     if accounts.can(current_user, "organizer"):
@@ -221,7 +222,7 @@ def export_csv() -> ResponseReturnValue:
     writer = csvio.writer(out)  # every text cell safe from formula injection
     writer.writerow(csvio.REPORT_COLUMNS)
     count = 0
-    for r in s.scalars(f.apply(select(Report)).order_by(Report.id)):
+    for r in s.scalars(f.apply(select(Report)).order_by(func.date(Report.created_at), Report.ref)):
         writer.writerow([r.ref, r.created_at.date().isoformat(), r.country or "", r.place or "", r.service,
                          csvio._safe(r.service_detail), r.delivered or "", csvio._safe(r.details),
                          "yes" if r.anonymous else "no", r.language or "", r.source or ""])

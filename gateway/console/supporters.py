@@ -185,7 +185,7 @@ def contact(contact_id: int) -> ResponseReturnValue:
     history = paginate(s, select(Message).where(Message.contact_id == c.id)
                        .order_by(Message.id.desc()))  # insertion order: a reply always follows its text
     reports = s.scalars(select(Report).where(Report.contact_id == c.id, Report.anonymous.is_(False))
-                        .order_by(Report.id.desc()).limit(20)).all()
+                        .order_by(Report.created_at.desc(), Report.ref).limit(20)).all()
     return render_template("supporters_contact.html", c=c, number=shown_number(c), history=history,
                            reports=reports, masked=not full_numbers())
 
