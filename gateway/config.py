@@ -104,6 +104,7 @@ def load_settings(environ: Mapping[str, str] | None = None, instance: Path | Non
         # Mobile numbers (E.164, comma-separated) any organizer may send a broadcast's test to,
         # besides their own confirmed phone; set by whoever runs the server.
         "TEST_SEND_NUMBERS": env.get("TEST_SEND_NUMBERS") or "",
+        "PRIVACY_RETENTION": env.get("PRIVACY_RETENTION") or "90d",  # the daily purge's age
     }
     return settings
 
@@ -149,6 +150,7 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     _check_numbers_key(settings)
     _check_secret_key(settings)
     _check_test_send_numbers(settings)
+    _check_retention(settings)
 
 
 AT_MIN_TOKEN_CHARS = 32
@@ -185,6 +187,15 @@ def check_plain_http(name: str, url: str) -> None:
     if not local:
         raise ConfigError(f"{name}={url!r}: plain http to a phone off the local network sends its password and "
                           "every text in clear; use https:// (or the phone's address on the local network)")
+
+
+def _check_retention(settings: Mapping[str, Any]) -> None:
+    """PRIVACY_RETENTION is an age the daily purge understands (90d, 12h, 30m)."""
+    from gateway.flowfile import parse_duration  # local: loaded on demand like the other checks
+
+    value = settings.get("PRIVACY_RETENTION") or "90d"
+    if parse_duration(value) is None:
+        raise ConfigError(f"PRIVACY_RETENTION={value!r}: expected an age like 90d, 12h or 30m")
 
 
 def _check_test_send_numbers(settings: Mapping[str, Any]) -> None:

@@ -48,6 +48,7 @@ def start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str):  # type:
     ("NUMBERS_KEY", "too-short", "NUMBERS_KEY: key 1 has 9 characters"),
     ("DEFAULT_COUNTRY", "Malawi", "expected an ISO 3166 code"),
     ("SMS_PROVIDER", "nexmo", "expected one of twilio, console, africastalking, android"),
+    ("PRIVACY_RETENTION", "three months", "expected an age like 90d"),
 ])
 def test_broken_setting_is_named_at_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str,
                                           expected: str) -> None:
@@ -60,7 +61,7 @@ def test_broken_setting_is_named_at_start(monkeypatch: pytest.MonkeyPatch, tmp_p
 @pytest.mark.parametrize(("name", "value"), [
     ("SENDER_RATE", "2.5"), ("TWILIO_TIMEOUT", "4"), ("PROXY_FIX_HOPS", "1"), ("SENDING_STALE_SECONDS", "0"),
     ("SENDER_RATES", "+15005550006=1, MG0123=30"), ("SMS_PRICES", "mw=0.08,HN=0.07,*=0.05"),
-    ("QUIET_HOURS", "21:30-06:45"), ("QUIET_HOURS", "off"), ("SENDER_RATE", " "),
+    ("QUIET_HOURS", "21:30-06:45"), ("QUIET_HOURS", "off"), ("SENDER_RATE", " "), ("PRIVACY_RETENTION", "30d"),
 ])
 def test_good_settings_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str) -> None:
     start(monkeypatch, tmp_path, **{name: value})
