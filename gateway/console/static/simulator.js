@@ -69,6 +69,13 @@
       if (screen.getAttribute("data-number") !== data.from) {
         // Another number: show its whole conversation, as the page would.
         redraw(data.conversation);
+        // A forgotten exchange (an anonymous report) is not in the stored conversation: show it
+        // on this screen only, as the phone would, without it being kept anywhere.
+        var mine = (data.conversation || []).filter(function (m) { return m.mine; });
+        if (!mine.length || mine[mine.length - 1].body !== body) {
+          add(true, body, "");
+          (data.replies || []).forEach(function (reply) { add(false, reply, ""); });
+        }
         screen.setAttribute("data-number", data.from);
         if (window.history && history.replaceState) {
           history.replaceState(null, "", "?from=" + encodeURIComponent(data.from));
