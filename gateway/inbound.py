@@ -176,12 +176,13 @@ def _count_failure(message: Message, exc: BaseException, now: datetime) -> bool:
     message.attempts = (message.attempts or 0) + 1
     error = describe_error(exc)
     if message.attempts < MAX_ATTEMPTS:
-        logger.warning("message %s of contact %s not handled, try %d of %d (%s%s)", message.id,
-                       message.contact_id, message.attempts, MAX_ATTEMPTS, error, _where(exc))
+        # The message id only: a report's rows are later detached, and a line naming its contact too
+        # would tie the two together (organizers find the contact from the set-aside row).
+        logger.warning("message %s not handled, try %d of %d (%s%s)", message.id,
+                       message.attempts, MAX_ATTEMPTS, error, _where(exc))
         return False
     message.status, message.route, message.handled_at, message.error = SET_ASIDE, SET_ASIDE, now, error
-    logger.error("message %s of contact %s set aside after %d tries (%s%s)", message.id, message.contact_id,
-                 message.attempts, error, _where(exc))
+    logger.error("message %s set aside after %d tries (%s%s)", message.id, message.attempts, error, _where(exc))
     return True
 
 
