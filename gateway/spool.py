@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import inbound
 from gateway.models import Message, utcnow
 from gateway.numbers import NumberVault
+from gateway.private import DIR_MODE, FILE_MODE, private_dir
 from gateway.providers.base import InboundSMS
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ T = TypeVar("T")
 REQUEST_BUDGET = 2.0  # seconds a webhook may spend replaying before it answers (Twilio waits 15)
 RETRY_EVERY = 0.5  # seconds between replay attempts of one process while the database is away
 REJECTED_RETENTION = timedelta(days=7)  # time to notice (on /healthz) and look at a set-aside text
-DIR_MODE, FILE_MODE = 0o700, 0o600
 _last_attempt: dict[Path, float] = {}  # per spool directory
 _attempt_lock = threading.Lock()
 
@@ -81,7 +81,7 @@ class Spool:
 
     def _private_dir(self, path: Path) -> None:
         """Create the directory 0700, and take an existing one (from an older version) back to 0700."""
-        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        private_dir(path)
         if stat.S_IMODE(path.stat().st_mode) != DIR_MODE:
             os.chmod(path, DIR_MODE)
 
