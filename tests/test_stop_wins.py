@@ -60,6 +60,24 @@ def _broken_save(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(inbound, "_save_report", broken)
 
 
+def _break_every_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A bug outside any one text: every handling pass fails before a text is read."""
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug before any text is read")
+
+    monkeypatch.setattr(inbound, "_handle_locked", broken)
+
+
+def _stranded(app, texts: list[str]) -> list[int | None]:  # type: ignore[no-untyped-def]
+    """Texts stored but never handled (their request died), old enough for the reconciler; their ids."""
+    svc = app.extensions["gateway"]
+    ids = [inbound.store(svc.sessions, InboundSMS("console", f"SM-{i}", A, None, text), "MW").message_id
+           for i, text in enumerate(texts)]
+    with svc.sessions() as s, s.begin():
+        s.execute(update(Message).values(created_at=utcnow() - timedelta(minutes=5)))
+    return ids
+
+
 def test_the_long_other_service_answer_ends_with_stop_confirmed(stack_app) -> None:
     """H3's trigger, as is: on PostgreSQL the 640 characters do not fit reports.service_detail."""
     phone = Phone(stack_app)
@@ -144,20 +162,14 @@ def test_a_failing_text_does_not_hold_up_the_next_ones(stack_app, monkeypatch) -
 def test_the_reconciler_retries_a_bounded_number_of_times_then_sets_aside(stack_app, monkeypatch) -> None:
     """A pass that fails as a whole no longer makes the reconcile job fail every minute."""
     svc = stack_app.extensions["gateway"]
-    stored = inbound.store(svc.sessions, InboundSMS("console", "SM-x", A, None, "JOIN"), "MW")
-    with svc.sessions() as s, s.begin():
-        s.execute(update(Message).values(created_at=utcnow() - timedelta(minutes=5)))
-
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise RuntimeError("a bug before any text is read")
-
-    monkeypatch.setattr(inbound, "_handle_locked", broken)
+    [stored] = _stranded(stack_app, ["JOIN"])
+    _break_every_pass(monkeypatch)
     with stack_app.app_context():
         for attempt in range(1, inbound.MAX_ATTEMPTS + 1):
             result = tasks.reconcile()  # does not raise: the spool replay after it still runs
             assert result["inbound_handled_late"] == 0
             with svc.sessions() as s:
-                row = s.get(Message, stored.message_id)
+                row = s.get(Message, stored)
                 assert row.attempts == attempt
         assert (row.status, row.error) == ("set_aside", "RuntimeError: a bug before any text is read")
         assert row.handled_at is not None
@@ -170,10 +182,7 @@ def test_receive_counts_a_failed_pass_against_the_oldest_text(stack_app, monkeyp
     """When a whole handling pass fails in a webhook, the oldest pending text has one attempt fewer left."""
     svc = stack_app.extensions["gateway"]
 
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise RuntimeError("a bug before any text is read")
-
-    monkeypatch.setattr(inbound, "_handle_locked", broken)
+    _break_every_pass(monkeypatch)
     phone = Phone(stack_app)
     assert phone.send(A, "JOIN") == []
     first = _inbound(stack_app)[0]
@@ -270,10 +279,7 @@ def test_the_api_lists_set_aside_texts_without_full_numbers_for_viewers(app, aut
 def test_stop_wins_even_when_the_whole_pass_fails(stack_app, monkeypatch) -> None:
     """A bug outside any one text: the STOP is applied and confirmed at once, the JOIN before it set
     aside (handled after the STOP it would undo it), and a text after it waits its turn."""
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise RuntimeError("a bug before any text is read")
-
-    monkeypatch.setattr(inbound, "_handle_locked", broken)
+    _break_every_pass(monkeypatch)
     phone = Phone(stack_app)
     assert phone.send(A, "JOIN") == []
     assert phone.send(A, "Stop") == [STOPPED]
@@ -289,15 +295,8 @@ def test_stop_wins_even_when_the_whole_pass_fails(stack_app, monkeypatch) -> Non
 
 def test_the_reconciler_applies_a_stranded_stop_when_its_pass_fails(stack_app, monkeypatch) -> None:
     svc = stack_app.extensions["gateway"]
-    for i, text in enumerate(["JOIN", "STOP"]):
-        inbound.store(svc.sessions, InboundSMS("console", f"SM-{i}", A, None, text), "MW")
-    with svc.sessions() as s, s.begin():
-        s.execute(update(Message).values(created_at=utcnow() - timedelta(minutes=5)))
-
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise RuntimeError("a bug before any text is read")
-
-    monkeypatch.setattr(inbound, "_handle_locked", broken)
+    _stranded(stack_app, ["JOIN", "STOP"])
+    _break_every_pass(monkeypatch)
     with stack_app.app_context():
         tasks.reconcile()
         queue.work_burst(svc.redis)
