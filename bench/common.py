@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from gateway.config import DEFAULT_SEND_CONCURRENCY
+from gateway.settings import DEFAULT_SEND_CONCURRENCY
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the venv's bin/ when run as .venv/bin/python -m bench.run
@@ -91,7 +91,7 @@ def create_schema(base_url: str, schema: str = SCHEMA) -> str:
     """(Re)create the benchmark's own schema and migrate it with `flask --app app db upgrade`."""
     import sqlalchemy as sa
 
-    from gateway.config import database_url
+    from gateway.settings import database_url
 
     engine = sa.create_engine(database_url(base_url))
     with engine.begin() as conn:
@@ -108,7 +108,7 @@ def create_schema(base_url: str, schema: str = SCHEMA) -> str:
 def drop_schema(base_url: str, schema: str = SCHEMA) -> None:
     import sqlalchemy as sa
 
-    from gateway.config import database_url
+    from gateway.settings import database_url
 
     engine = sa.create_engine(database_url(base_url))
     with engine.begin() as conn:
@@ -119,7 +119,7 @@ def drop_schema(base_url: str, schema: str = SCHEMA) -> None:
 def engine_for(url: str):  # type: ignore[no-untyped-def]
     import sqlalchemy as sa
 
-    from gateway.config import database_url
+    from gateway.settings import database_url
 
     return sa.create_engine(database_url(url))
 

@@ -40,7 +40,7 @@ WORKERS = 2
 
 def vault() -> Any:
     """The gateway's phone-number keys for the benchmark's NUMBERS_KEY."""
-    from gateway.numbers import NumberVault
+    from gateway.core.vault import NumberVault
 
     return NumberVault.from_keys([NUMBERS_KEY])
 
@@ -129,7 +129,7 @@ def _ceiling_sender(base_url: str, index: int, until: float, limit: int, warm: i
     import os
     import threading
 
-    from gateway.providers.twilio import TwilioProvider
+    from gateway.channels.twilio import TwilioProvider
 
     provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER, api_base_url=base_url)
     body = TEXT.format(place=MAIN_PLACE)
@@ -201,7 +201,8 @@ def _audience(url: str, place: str, limit: int | None = None) -> list[tuple[int,
 
 def _launch_gateway(app: Any, place: str) -> tuple[int, float, float]:
     """What `flask --app app broadcast send --place P --text T` does; returns (id, rows s, enqueue s)."""
-    from gateway import broadcasts, services
+    from gateway import services
+    from gateway.outbound import broadcasts
     from gateway.cli_outbound import _enqueue_broadcast, sender_name
 
     with app.app_context():
@@ -241,7 +242,8 @@ def run_case(stack: Stack, fake: FakeProcess, kind: str, n: int, latency: float,
     """One fan-out: warm the workers, launch to n recipients, wait for the fake (at most `cap` s)."""
     import sqlalchemy as sa
 
-    from gateway import broadcasts, create_app
+    from gateway import create_app
+    from gateway.outbound import broadcasts
     from gateway.models import Broadcast
 
     reset_outbox(stack.db_url)
@@ -373,7 +375,8 @@ def _fmt(c: dict[str, Any]) -> str:
 
 def launch_only(stack: Stack, n: int) -> dict[str, Any]:
     """Launch to n recipients with no worker running (rows written, jobs enqueued), then cancel."""
-    from gateway import broadcasts, create_app
+    from gateway import create_app
+    from gateway.outbound import broadcasts
     from gateway.models import Broadcast
 
     truncate(stack.db_url)

@@ -147,7 +147,7 @@ class Workers:
 
 def open_number(sealed: str | None) -> str | None:
     """A contact's number from its sealed column (numbers are encrypted at rest with NUMBERS_KEY)."""
-    from gateway.numbers import NumberVault
+    from gateway.core.vault import NumberVault
 
     return NumberVault.from_keys([NUMBERS_KEY]).open(sealed) if sealed else None
 
@@ -166,7 +166,7 @@ def sql(ctx: Ctx, query: str, **params: Any) -> list[tuple[Any, ...]]:
 
 def queues_idle(ctx: Ctx) -> bool:
     """No send job waiting or scheduled for a retry (Redis may be away: then not idle)."""
-    from gateway import queue
+    from gateway.outbound import jobs as queue
 
     try:
         return all(q.count == 0 and q.scheduled_job_registry.count == 0

@@ -27,9 +27,10 @@ WARM = 110  # two jobs, so both workers have sent before the window opens
 def run(stack: Stack, fake: FakeProcess, results: Results, *, rate: float, window: float) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    from gateway import broadcasts, create_app
+    from gateway import create_app
+    from gateway.outbound import broadcasts
     from gateway.models import Broadcast
-    from gateway.sms import count_segments
+    from gateway.core.segments import count_segments
 
     assert count_segments(ES.format(place=PLACE)).segments == 2 and count_segments(EN.format(place=PLACE)).segments == 1
     paced = dataclasses.replace(stack, sender_rate=rate)

@@ -19,9 +19,9 @@ _sessions: Any = None
 def _session():  # type: ignore[no-untyped-def]
     global _sessions
     if _sessions is None:  # one engine per worker process: even the textbook does that
-        from gateway.config import database_url
+        from gateway.settings import database_url
         from gateway.db import make_engine, make_session_factory
-        from gateway.numbers import NumberVault, parse_keys
+        from gateway.core.vault import NumberVault, parse_keys
 
         _sessions = make_session_factory(make_engine(database_url(os.environ["DATABASE_URL"])),
                                          NumberVault.from_keys(parse_keys(os.environ["NUMBERS_KEY"])))
@@ -32,9 +32,9 @@ def send_one(message_id: int) -> str:
     """Load the row, build a Twilio client, send, commit the outcome: one message, one job."""
     from twilio.rest import Client
 
-    from gateway.contacts import number_of
+    from gateway.people.contacts import number_of
     from gateway.models import Contact, Message
-    from gateway.providers.twilio import _BaseURLHttpClient
+    from gateway.channels.twilio import _BaseURLHttpClient
 
     with _session() as session:
         message = session.get(Message, message_id)
@@ -51,7 +51,7 @@ def launch(sessions: Any, redis: Any, broadcast_id: int, recipients: list[tuple[
            sender: str) -> int:
     """Write each outbox row in its own transaction and enqueue its own job; return the count."""
     from gateway.models import Message
-    from gateway.sms import count_segments
+    from gateway.core.segments import count_segments
 
     q = Queue(QUEUE, connection=redis, serializer=JSONSerializer)
     n = 0

@@ -12,12 +12,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway.config import (check_settings, database_url, load_settings, numbers_keys_for, resolve_defaults,
-                            secret_key_for)
+from gateway.settings import (check_settings, database_url, load_settings, numbers_keys_for, resolve_defaults, secret_key_for)
 from gateway.db import make_engine, make_session_factory
-from gateway.flowfile import FlowError, FlowSet, load_flows
-from gateway.numbers import NumberVault
-from gateway.providers.base import Provider
+from gateway.core.flowfile import FlowError, FlowSet, load_flows
+from gateway.core.vault import NumberVault
+from gateway.channels.base import Provider
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +48,8 @@ def services() -> Services:
 
 
 def _providers(settings: dict[str, Any]) -> tuple[Provider, Any | None]:
-    from gateway.providers.console import ConsoleProvider
-    from gateway.providers.twilio import TwilioProvider
+    from gateway.channels.console import ConsoleProvider
+    from gateway.channels.twilio import TwilioProvider
 
     twilio = None
     if settings["TWILIO_ACCOUNT_SID"] and settings["TWILIO_AUTH_TOKEN"]:
@@ -91,7 +90,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         flow_error = exc
     engine = make_engine(settings["DATABASE_URL"])
     provider, twilio = _providers(settings)
-    from gateway import channels as channels_module, queue
+    from gateway import channels as channels_module
+    from gateway.outbound import jobs as queue
 
     vault = NumberVault.from_keys(numbers_keys_for(app.config))
     redis = queue.connect(settings["REDIS_URL"])
@@ -102,7 +102,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["gateway"] = Services(engine, make_session_factory(engine, vault, redis), flow_set, flow_error,
                                          provider, twilio, redis, channels)
 
-    from gateway import api, channel_hooks, cli, console, health, limits, spool, webhooks
+    from gateway import cli, limits
+    from gateway.web import api
+    from gateway.channels import local_hooks as channel_hooks
+    from gateway.web import console
+    from gateway.web import health
+    from gateway.inbound import spool
+    from gateway.channels import webhooks
 
     limits.init_app(app)
 
@@ -128,6 +134,6 @@ def _start_embedded_worker_on_first_request(app: Flask) -> None:
         if not started:
             with lock:
                 if not started:
-                    from gateway import queue
+                    from gateway.outbound import jobs as queue
 
                     started.append(queue.start_embedded_worker(app))

@@ -10,11 +10,15 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from gateway import accounts, audit, csvio, inbound, services
-from gateway.config import ROOT
-from gateway.flowfile import FlowError, check_prompts, load_flows
+from gateway import services
+from gateway.people import accounts
+from gateway.people import audit
+from gateway.people import csvio
+from gateway.inbound import receive as inbound
+from gateway.settings import ROOT
+from gateway.core.flowfile import FlowError, check_prompts, load_flows
 from gateway.models import utcnow
-from gateway.providers.base import InboundSMS
+from gateway.channels.base import InboundSMS
 
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 sms_cli = AppGroup("sms", help="Run texts through the inbound path.")
@@ -29,8 +33,8 @@ privacy_cli = AppGroup("privacy", help="Retention of what supporters wrote.")
 @click.option("--older-than", "older_than", required=True, help="Age like 90d, 12h or 30m.")
 def privacy_purge(older_than: str) -> None:
     """Remove message bodies (and closed conversations' answers) older than the given age."""
-    from gateway.flowfile import parse_duration
-    from gateway.privacy import purge
+    from gateway.core.flowfile import parse_duration
+    from gateway.people.privacy import purge
 
     age = parse_duration(older_than)
     if age is None:
@@ -45,7 +49,7 @@ def privacy_purge(older_than: str) -> None:
 @privacy_cli.command("rekey")
 def privacy_rekey() -> None:
     """Move every phone number to the newest key of NUMBERS_KEY (after adding a key in front)."""
-    from gateway import contacts
+    from gateway.people import contacts
 
     with services().sessions() as session, session.begin():
         moved = contacts.rekey(session)

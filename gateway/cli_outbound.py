@@ -12,10 +12,13 @@ from flask.cli import AppGroup
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from gateway import broadcasts, queue, services, tasks
-from gateway.compose import parse_prices
+from gateway import services
+from gateway.outbound import broadcasts
+from gateway.outbound import jobs as queue
+from gateway.outbound import tasks
+from gateway.core.compose import parse_prices
 from gateway.models import Broadcast
-from gateway.places import match_place
+from gateway.core.places import match_place
 
 broadcast_cli = AppGroup("broadcast", help="Action alerts to segments of supporters.")
 outbox_cli = AppGroup("outbox", help="The queue of outgoing messages.")
@@ -155,7 +158,7 @@ def worker(burst: bool, reconcile_every: int) -> None:
             slot = int(time.time() // reconcile_every)
             # One job id per time slot: several workers enqueue it, it runs once.
             if q.fetch_job(f"reconcile-{slot}") is None:
-                q.enqueue("gateway.tasks.reconcile", job_id=f"reconcile-{slot}", result_ttl=reconcile_every * 2)
+                q.enqueue("gateway.outbound.tasks.reconcile", job_id=f"reconcile-{slot}", result_ttl=reconcile_every * 2)
             time.sleep(reconcile_every)
 
     if not burst:

@@ -65,6 +65,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def make_session_factory(engine: Engine, numbers: Any = None, redis: Any = None) -> sessionmaker[Session]:
     """Sessions that keep loaded values readable after commit; `numbers` (a NumberVault) rides in
-    session.info so gateway/contacts.py can seal and open phone numbers without a global, and
+    session.info so gateway/people/contacts.py can seal and open phone numbers without a global, and
     `redis` so the inbound path counts texts (flood guard) without scanning message rows."""
     return sessionmaker(engine, expire_on_commit=False, info={"numbers": numbers, "redis": redis})

@@ -1,4 +1,4 @@
-"""Typed SQLAlchemy 2.0 models. Phone numbers are read and written only in gateway/contacts.py."""
+"""Typed SQLAlchemy 2.0 models. Phone numbers are read and written only in gateway/people/contacts.py."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -20,7 +20,7 @@ class Contact(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The number (E.164 or a short code) only encrypted, and its keyed digest for look-ups;
-    # gateway/contacts.py seals, opens and finds them (gateway/numbers.py holds the keys).
+    # gateway/people/contacts.py seals, opens and finds them (gateway/core/vault.py holds the keys).
     number_digest: Mapped[str] = mapped_column(String(64), unique=True)
     number_sealed: Mapped[str] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(String(120))

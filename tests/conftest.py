@@ -12,7 +12,7 @@ from alembic import command
 
 from gateway import create_app
 from gateway.cli import alembic_config
-from gateway.config import database_url
+from gateway.settings import database_url
 
 # CI sets this: a test that needs PostgreSQL or Redis must fail, never skip, if it cannot reach them.
 REQUIRE = os.environ.get("GATEWAY_REQUIRE_SERVICES") == "1"
@@ -200,7 +200,7 @@ class Auth:
     def user(self, role: str) -> str:
         from sqlalchemy import select
 
-        from gateway import accounts
+        from gateway.people import accounts
         from gateway.models import User
 
         email = f"{role}@example.org"
@@ -229,10 +229,10 @@ def launch_to_zomba(app, numbers: list[str], text: str, sender: str) -> list[int
     """Active, consenting contacts in Zomba and a broadcast launched to them; its outbox ids."""
     from sqlalchemy import select
 
-    from gateway import broadcasts
-    from gateway.contacts import new_contact
+    from gateway.outbound import broadcasts
+    from gateway.people.contacts import new_contact
     from gateway.models import Message, utcnow
-    from gateway.sms import normalise_number
+    from gateway.core.phones import normalise_number
 
     svc = app.extensions["gateway"]
     now = utcnow()

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway import accounts, queue
-from gateway.contacts import number_is
+from gateway.people import accounts
+from gateway.outbound import jobs as queue
+from gateway.people.contacts import number_is
 from gateway.models import AuditEvent, Broadcast, Contact, Report, User
 from tests.transcript import Phone
 
@@ -20,7 +21,7 @@ ZOMBA_1, ZOMBA_2, ZOMBA_3, BLANTYRE = "+265991234501", "+265991234502", "+265991
 def api(app):  # type: ignore[no-untyped-def]
     """A test client for the app with the API registered (by create_app, or here until it is)."""
     if "api" not in app.blueprints:
-        from gateway import api as api_module
+        from gateway.web import api as api_module
 
         api_module.init_app(app)
     return app.test_client()
@@ -196,7 +197,7 @@ def test_a_viewer_token_gets_masked_numbers_and_every_listing_is_audited(app, ap
 
 
 def test_number_searches_by_a_viewer_are_rate_limited(app, api, tokens) -> None:  # type: ignore[no-untyped-def]
-    from gateway.api import VIEWER_NUMBER_SEARCHES
+    from gateway.web.api import VIEWER_NUMBER_SEARCHES
 
     add_contact(api, tokens["organizer"], ZOMBA_1)
     viewer = bearer(tokens["viewer"])
@@ -212,7 +213,7 @@ def test_number_searches_by_a_viewer_are_rate_limited(app, api, tokens) -> None:
 
 
 def test_contact_listings_are_rate_limited_per_token(app, api, tokens, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from gateway import api as api_module
+    from gateway.web import api as api_module
 
     monkeypatch.setattr(api_module, "CONTACT_LISTINGS", "3/hour")
     viewer, organizer = bearer(tokens["viewer"]), bearer(tokens["organizer"])

@@ -11,11 +11,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
-from gateway import broadcasts, outbox, queue, tasks
-from gateway.compose import render
-from gateway.contacts import new_contact, number_is, number_of
+from gateway.outbound import broadcasts
+from gateway.outbound import outbox
+from gateway.outbound import jobs as queue
+from gateway.outbound import tasks
+from gateway.core.compose import render
+from gateway.people.contacts import new_contact, number_is, number_of
 from gateway.models import Broadcast, Contact, ContactTag, Message, Pledge, utcnow
-from gateway.sms import count_segments, country_of
+from gateway.core.segments import count_segments
+from gateway.core.phones import country_of
 from tests.conftest import make_stack_app
 from tests.transcript import Phone
 

@@ -14,7 +14,9 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from gateway import broadcasts, csvio, queue
+from gateway.outbound import broadcasts
+from gateway.people import csvio
+from gateway.outbound import jobs as queue
 from gateway.models import utcnow
 from tests.browser import LiveServer, shot
 from tests.conftest import PASSWORD, make_stack_app

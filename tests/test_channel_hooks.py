@@ -8,8 +8,10 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import func, select
 
-from gateway import channels, queue, tasks
-from gateway.contacts import number_of
+from gateway import channels
+from gateway.outbound import jobs as queue
+from gateway.outbound import tasks
+from gateway.people.contacts import number_of
 from gateway.models import Contact, Message
 from tests.conftest import make_stack_app
 from tests.fakes.africastalking_api import FakeAfricasTalking
@@ -226,7 +228,7 @@ def test_android_without_a_signing_key_refuses(db_url, redis_url, tmp_path, fake
 ])
 def test_android_malformed_or_incomplete_is_400_and_stores_nothing(capp, fakes, payload) -> None:
     _, phone = fakes
-    from gateway.providers.android import sign
+    from gateway.channels.android import sign
 
     ts = str(int(time.time()))
     response = post(capp, payload, {"X-Timestamp": ts, "X-Signature": sign(phone.signing_key, payload, ts),

@@ -10,10 +10,11 @@ from typing import Any, Callable, Iterator
 import pytest
 from sqlalchemy import select
 
-from gateway import outbox, tasks
-from gateway.contacts import number_is, number_of
+from gateway.outbound import outbox
+from gateway.outbound import tasks
+from gateway.people.contacts import number_is, number_of
 from gateway.models import Contact, Message
-from gateway.pacing import Pacer
+from gateway.outbound.pacing import Pacer
 from tests.conftest import launch_to_zomba, make_stack_app
 from tests.fakes import FakeTwilio
 from tests.fakes.africastalking_api import FakeAfricasTalking
@@ -180,7 +181,7 @@ def test_a_reply_leaves_by_the_channel_the_supporter_wrote_to_whatever_the_route
     body, headers = phone.received("+265991234567", "HELP")
     assert app.test_client().post("/sms/android", data=body, headers=headers).status_code == 200
     with app.app_context():
-        from gateway import queue
+        from gateway.outbound import jobs as queue
 
         queue.work_burst(app.extensions["gateway"].redis)
     assert [m["to"] for m in phone.messages] == ["+265991234567"] and at.messages == [] and twilio.messages == []
@@ -259,11 +260,11 @@ def test_a_retryable_africastalking_error_puts_no_number_in_logs_or_redis(build,
         at.fail_next(1, status=500, text=f"Internal error for {number}")  # a body that echoes the request
     redis = app.extensions["gateway"].redis
     caplog.set_level(logging.DEBUG)
-    from gateway import queue as queue_module
+    from gateway.outbound import jobs as queue_module
 
     with app.app_context():
         # The job's last try: RQ logs the traceback and keeps exc_info in the FailedJobRegistry.
-        job = queue_module.queue(redis, queue_module.BULK).enqueue("gateway.tasks.send_batch", ids)
+        job = queue_module.queue(redis, queue_module.BULK).enqueue("gateway.outbound.tasks.send_batch", ids)
         queue_module.work_burst(redis)
     job.refresh()
     assert job.is_failed and job.id in queue_module.queue(redis, queue_module.BULK).failed_job_registry

@@ -11,9 +11,9 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import func, select
 
-from gateway.config import ConfigError
+from gateway.settings import ConfigError
 from gateway.models import Contact, Message
-from gateway.providers.android import AndroidProvider
+from gateway.channels.android import AndroidProvider
 from tests.conftest import PUBLIC_BASE, make_stack_app
 from tests.fakes.africastalking_api import FakeAfricasTalking
 from tests.fakes.android_api import FakeAndroidPhone

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from gateway import create_app
-from gateway.config import ROOT
-from gateway.contacts import number_of
-from gateway.csvio import REPORT_COLUMNS
+from gateway.settings import ROOT
+from gateway.people.contacts import number_of
+from gateway.people.csvio import REPORT_COLUMNS
 from gateway.db import Base
 from gateway.models import Contact
 from tests.conftest import SECRET_KEY
@@ -273,7 +273,7 @@ def test_db_upgrade_and_downgrade_on_a_fresh_sqlite_file(tmp_path: Path) -> None
 
 def test_quiet_hours_default_follows_the_provider(tmp_path) -> None:
     """Quiet hours hold bulk sends with Twilio by default; the console provider reaches no phone."""
-    from gateway.config import load_settings, resolve_defaults
+    from gateway.settings import load_settings, resolve_defaults
 
     console = load_settings({}, tmp_path)
     resolve_defaults(console)

@@ -5,7 +5,7 @@ from datetime import datetime, time
 
 import pytest
 
-from gateway.compose import estimate_cost, parse_prices, parse_quiet_hours, preview_text, quiet_until, render
+from gateway.core.compose import estimate_cost, parse_prices, parse_quiet_hours, preview_text, quiet_until, render
 
 MALAWI = "Africa/Blantyre"  # UTC+2 all year
 HONDURAS = "America/Tegucigalpa"  # UTC-6 all year

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gateway import create_app
-from gateway.config import ConfigError
+from gateway.settings import ConfigError
 from tests.conftest import NUMBERS_KEY, SECRET_KEY
 
 
@@ -76,8 +76,8 @@ def test_a_web_server_does_not_start_on_a_broken_flow_file(monkeypatch: pytest.M
     """Outside the flask command line (gunicorn), a broken flow stops create_app, naming file and key."""
     import shutil
 
-    from gateway.config import ROOT
-    from gateway.flowfile import FlowError
+    from gateway.settings import ROOT
+    from gateway.core.flowfile import FlowError
 
     flows = tmp_path / "flows"
     shutil.copytree(ROOT / "flows", flows)
@@ -140,7 +140,7 @@ def test_instance_secrets_and_database_are_owner_only(monkeypatch: pytest.Monkey
 
 
 @pytest.mark.parametrize(("module", "make", "read"), [
-    ("gateway.config", "secrets.token_hex", "_secret_key"), ("gateway.numbers", "new_key", "instance_key")])
+    ("gateway.settings", "secrets.token_hex", "_secret_key"), ("gateway.core.vault", "new_key", "instance_key")])
 def test_two_processes_starting_at_once_share_one_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                       module: str, make: str, read: str) -> None:
     """Two gunicorn workers on a fresh instance/: the one that loses the race reads the winner's key."""

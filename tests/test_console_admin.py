@@ -6,7 +6,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from gateway import accounts, audit
+from gateway.people import accounts
+from gateway.people import audit
 from gateway.models import AuditEvent, User
 from tests.conftest import Auth, csrf_from
 

@@ -110,7 +110,7 @@ def test_concurrent_wrong_passwords_still_lock_after_five(app, auth, monkeypatch
     """Ten guesses fired at once (ten web processes, ten addresses) get at most five password checks."""
     import threading
 
-    from gateway import accounts
+    from gateway.people import accounts
 
     app.config["WTF_CSRF_ENABLED"] = False
     email = auth.user("admin")
@@ -148,7 +148,7 @@ def test_one_password_hash_per_attempt_whatever_the_account(app, client, auth,
     """Unknown, locked, inactive or real: each attempt costs exactly one hash, so timing tells nothing."""
     from datetime import timedelta
 
-    from gateway import accounts
+    from gateway.people import accounts
     from gateway.models import utcnow
 
     app.config["WTF_CSRF_ENABLED"] = False
@@ -235,7 +235,7 @@ def test_logout_ends_the_session_on_the_server(app, client, auth) -> None:
 
 def test_a_session_ends_twelve_hours_after_login_however_active(client, auth, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each request slides the 8-hour expiry, but 12 hours after the login the session is over."""
-    import gateway.console as console
+    import gateway.web.console as console
 
     auth.login("viewer")
     real = console.clock

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway import queue
-from gateway.contacts import new_contact
+from gateway.outbound import jobs as queue
+from gateway.people.contacts import new_contact
 from gateway.models import AuditEvent, Broadcast, ContactTag, Message, utcnow
-from gateway.sms import country_of
+from gateway.core.phones import country_of
 
 TEXT = "Hello {name}, the clinic in {place} has no nurse. Come to the boma on Friday!"
 

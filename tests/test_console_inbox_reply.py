@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from gateway.models import Message
-from gateway.providers.base import ProviderError
+from gateway.channels.base import ProviderError
 from tests.conftest import csrf_from
 from tests.transcript import Phone
 

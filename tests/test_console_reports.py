@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from gateway.contacts import number_is
+from gateway.people.contacts import number_is
 from gateway.models import AuditEvent, Contact, Report
-from gateway.sms import mask_number
+from gateway.core.phones import mask_number
 from tests.conftest import Auth
 from tests.transcript import Phone
 

@@ -6,7 +6,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from gateway.contacts import new_contact, number_is
+from gateway.people.contacts import new_contact, number_is
 from gateway.models import AuditEvent, Contact, Message, Report, utcnow
 
 CONSENT = "Our Network: you joined our SMS alerts. Text STOP any time to end, HELP for help. What is your name? (or SKIP)"
@@ -195,7 +195,7 @@ def test_only_organizers_and_only_with_csrf(app, client, auth) -> None:  # type:
 
 def test_simulator_numbers_are_left_out_of_real_alerts(app, client, auth) -> None:
     """A number that joined through the simulator is tagged and gets no real broadcast."""
-    from gateway import broadcasts
+    from gateway.outbound import broadcasts
     from tests.transcript import Phone
 
     auth.login("organizer")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from gateway.contacts import new_contact, number_is
+from gateway.people.contacts import new_contact, number_is
 from gateway.models import AuditEvent, Contact, Message
-from gateway.sms import mask_number
+from gateway.core.phones import mask_number
 from tests.conftest import csrf_from
 from tests.reporting import file_anonymous_report
 from tests.transcript import Phone

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from gateway.contacts import number_is
+from gateway.people.contacts import number_is
 from gateway.models import Contact, Message, Report
 from tests.conftest import make_stack_app
 from tests.fakes.africastalking_api import FakeAfricasTalking

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config import ROOT
-from gateway.csvio import ContactRow, parse_contacts
-from gateway.places import load_gazetteers
+from gateway.settings import ROOT
+from gateway.people.csvio import ContactRow, parse_contacts
+from gateway.core.places import load_gazetteers
 
 GAZETTEERS = list(load_gazetteers(ROOT / "flows" / "places").values())
 LANGUAGES = ("en", "ny", "es")

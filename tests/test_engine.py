@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway import engine
-from gateway.engine import ContactView, handle
-from gateway.flowfile import CONTACT_FIELDS, MAX_TEXT_ANSWER, REPORT_ANSWERS, fill_sample, load_flows
-from gateway.sms import count_segments
+from gateway.core import engine
+from gateway.core.engine import ContactView, handle
+from gateway.core.flowfile import CONTACT_FIELDS, MAX_TEXT_ANSWER, REPORT_ANSWERS, fill_sample, load_flows
+from gateway.core.segments import count_segments
 
 FLOWS = Path(__file__).resolve().parent.parent / "flows"
 NOW = datetime(2026, 11, 23, 9, 0)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ROOT
-from gateway.flowfile import (CONTACT_FIELDS, MAX_TEXT_ANSWER, REPORT_ANSWERS, FlowError, check_prompts, load_flows,
-                              load_yaml, parse_duration)
+from gateway.settings import ROOT
+from gateway.core.flowfile import (CONTACT_FIELDS, MAX_TEXT_ANSWER, REPORT_ANSWERS, FlowError, check_prompts, load_flows, load_yaml, parse_duration)
 
 FLOWS = ROOT / "flows"
 

@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
 from gateway.models import Contact, Conversation, Message, Report
-from gateway.outbox import STATUS_RANK
+from gateway.outbound.outbox import STATUS_RANK
 from tests.conftest import PUBLIC_BASE, TWILIO_TOKEN
 
 EXAMPLES = {"sqlite": int(os.environ.get("FUZZ_EXAMPLES", "200")),

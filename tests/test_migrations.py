@@ -46,10 +46,10 @@ PLAIN = [f"+26599{i:07d}" for i in range(2500)] + ["+50499123456", "40404"]  # >
 
 
 def test_0004_encrypts_plain_numbers_without_loss_and_back(empty_url: str) -> None:
-    from gateway.contacts import find, number_of
+    from gateway.people.contacts import find, number_of
     from gateway.db import make_engine, make_session_factory
     from gateway.models import Contact
-    from gateway.numbers import NumberVault
+    from gateway.core.vault import NumberVault
 
     cfg = alembic_config(empty_url, NUMBERS_KEY)
     command.upgrade(cfg, "0003")

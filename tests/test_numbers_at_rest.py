@@ -9,10 +9,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from gateway import contacts, create_app
-from gateway.config import ConfigError
+from gateway import create_app
+from gateway.people import contacts
+from gateway.settings import ConfigError
 from gateway.models import Contact
-from gateway.numbers import NumberKeyError, NumberVault, parse_keys
+from gateway.core.vault import NumberKeyError, NumberVault, parse_keys
 from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, SECRET_KEY, TWILIO_TOKEN
 from tests.test_webhooks import inbound, sms
 
@@ -82,7 +83,7 @@ def test_no_plain_number_at_rest_after_join_import_and_api(app, client, runner, 
     csv_file.write_text("number,name,place\n0881234567,Grace,Zomba\n+50499123456,Maria,\n", encoding="utf-8")
     assert runner.invoke(args=["contacts", "import", str(csv_file)]).exit_code == 0
     auth.user("organizer")
-    from gateway import accounts
+    from gateway.people import accounts
     from gateway.models import User
 
     svc = app.extensions["gateway"]
@@ -149,7 +150,7 @@ def test_twilio_sdk_logs_no_number(fake_twilio, caplog: pytest.LogCaptureFixture
     """The SDK logs every request's query at INFO (To=+265...); the gateway keeps that out of logs."""
     from datetime import datetime, timedelta, timezone
 
-    from gateway.providers.twilio import TwilioProvider
+    from gateway.channels.twilio import TwilioProvider
 
     caplog.set_level(logging.INFO)  # a production log level; DEBUG shows urllib3's URLs, by design
     provider = TwilioProvider(fake_twilio.account_sid, fake_twilio.auth_token, from_number="+15005550006",

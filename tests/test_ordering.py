@@ -6,9 +6,10 @@ import time
 
 from sqlalchemy import select
 
-from gateway import engine, inbound
+from gateway.core import engine
+from gateway.inbound import receive as inbound
 from gateway.models import Conversation, Message
-from gateway.providers.base import InboundSMS
+from gateway.channels.base import InboundSMS
 from tests.transcript import Phone
 
 A = "+265991234567"

@@ -10,8 +10,10 @@ from rq import Retry
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from gateway import outbox, queue, tasks
-from gateway.contacts import number_is, number_of
+from gateway.outbound import outbox
+from gateway.outbound import jobs as queue
+from gateway.outbound import tasks
+from gateway.people.contacts import number_is, number_of
 from gateway.models import Broadcast, Contact, Message
 from tests.conftest import PUBLIC_BASE, launch_to_zomba, make_stack_app
 from tests.fakes import FakeTwilio

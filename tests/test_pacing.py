@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import pytest
 import redis as redis_lib
 
-from gateway.pacing import Pacer, parse_rates
+from gateway.outbound.pacing import Pacer, parse_rates
 
 
 @pytest.fixture

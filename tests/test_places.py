@@ -5,16 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.places import (
-    Gazetteer,
-    GazetteerError,
-    Place,
-    find_place,
-    load_gazetteer,
-    load_gazetteers,
-    match_place,
-    match_place_prefix,
-)
+from gateway.core.places import (Gazetteer, GazetteerError, Place, find_place, load_gazetteer, load_gazetteers, match_place, match_place_prefix)
 
 PLACES_DIR = Path(__file__).resolve().parent.parent / "flows" / "places"
 

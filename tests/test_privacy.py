@@ -31,8 +31,9 @@ def test_purge_removes_old_bodies_only(app, runner) -> None:
 
 def test_anonymous_report_reply_sent_through_the_queue_keeps_no_words(stack_app) -> None:
     """On a channel without inline replies the reference reply is queued: once sent, its body goes."""
-    from gateway import inbound, queue
-    from gateway.providers.base import InboundSMS
+    from gateway.inbound import receive as inbound
+    from gateway.outbound import jobs as queue
+    from gateway.channels.base import InboundSMS
 
     svc = stack_app.extensions["gateway"]
     queued: list[int] = []
@@ -63,8 +64,8 @@ def test_anonymous_report_reply_sent_through_the_queue_keeps_no_words(stack_app)
 
 def test_purge_forgets_conversations_older_versions_only_blanked(app) -> None:
     """Before, an anonymous report's conversation and messages were blanked but kept their contact."""
-    from gateway.contacts import new_contact
-    from gateway.privacy import purge
+    from gateway.people.contacts import new_contact
+    from gateway.people.privacy import purge
 
     now = utcnow()
     with app.extensions["gateway"].sessions() as s, s.begin():

@@ -20,11 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from gateway import contacts, inbound
-from gateway.flowfile import FlowSet, Step
+from gateway.people import contacts
+from gateway.inbound import receive as inbound
+from gateway.core.flowfile import FlowSet, Step
 from gateway.models import Conversation, Message
-from gateway.providers.base import InboundSMS
-from gateway.text import fold
+from gateway.channels.base import InboundSMS
+from gateway.core.text import fold
 
 EXAMPLES = int(os.environ.get("FLOW_EXAMPLES", "3"))
 ORG = "Our Network"

@@ -15,10 +15,14 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import func, select, text, update
 
-from gateway import accounts, channel_hooks, inbound, queue, tasks
-from gateway.contacts import number_is
+from gateway.people import accounts
+from gateway.channels import local_hooks as channel_hooks
+from gateway.inbound import receive as inbound
+from gateway.outbound import jobs as queue
+from gateway.outbound import tasks
+from gateway.people.contacts import number_is
 from gateway.models import AuditEvent, Contact, Conversation, Message, Report, User, utcnow
-from gateway.providers.base import InboundSMS
+from gateway.channels.base import InboundSMS
 from tests.conftest import Auth, make_stack_app
 from tests.fakes.africastalking_api import FakeAfricasTalking
 from tests.fakes.android_api import FakeAndroidPhone

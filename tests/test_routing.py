@@ -6,8 +6,8 @@ from collections import Counter
 import pytest
 import yaml
 
-from gateway.config import ConfigError
-from gateway.routing import RoutesError, load_routes, parse_routes
+from gateway.settings import ConfigError
+from gateway.core.routing import RoutesError, load_routes, parse_routes
 from tests.conftest import make_stack_app
 
 FILE = """

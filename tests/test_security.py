@@ -11,7 +11,8 @@ import pytest
 from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
-from gateway import create_app, queue
+from gateway import create_app
+from gateway.outbound import jobs as queue
 from gateway.models import AuditEvent
 from tests.conftest import PUBLIC_BASE, launch_to_zomba
 from tests.test_webhooks import inbound, sign, sms
@@ -102,7 +103,7 @@ def test_no_setting_turns_signature_checks_off_under_twilio(twilio_app, override
 
 
 def test_twilio_refuses_to_start_without_a_token(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from gateway.config import ConfigError
+    from gateway.settings import ConfigError
 
     with pytest.raises(ConfigError, match="needs TWILIO_AUTH_TOKEN"):
         create_app({"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": None,
@@ -160,10 +161,10 @@ def test_jobs_are_json_and_carry_ids_only(stack_app) -> None:
     redis = stack_app.extensions["gateway"].redis
     assert queue.enqueue_ids(redis, ids) == 1
     [job] = queue.queue(redis).get_jobs()
-    assert job.func_name == "gateway.tasks.send_batch" and list(job.args) == [ids]
+    assert job.func_name == "gateway.outbound.tasks.send_batch" and list(job.args) == [ids]
     raw = redis.hget(job.key, "data")
     payload = json.loads(zlib.decompress(raw))  # JSON: a pickle would not load here
-    assert payload[0] == "gateway.tasks.send_batch" and payload[2] == [ids]
+    assert payload[0] == "gateway.outbound.tasks.send_batch" and payload[2] == [ids]
     dump = _redis_dump(redis) + zlib.decompress(raw)
     for secret in (*numbers, *(n.lstrip("+") for n in numbers), text, "council"):
         assert secret.encode() not in dump
@@ -171,7 +172,7 @@ def test_jobs_are_json_and_carry_ids_only(stack_app) -> None:
 
 def test_status_changes_by_organizers_are_audited(app, client, auth) -> None:
     """Stopping or blocking a supporter, and a refused attempt to end an opt-out, are in the audit log."""
-    from gateway import accounts
+    from gateway.people import accounts
     from gateway.models import User
 
     inbound(client, sms("JOIN", sender="+265991234567"))
@@ -256,7 +257,7 @@ def test_sqlite_overwrites_what_is_blanked(tmp_path) -> None:  # type: ignore[no
 
 def _many(app, n_contacts: int = 51, n_messages: int = 0) -> int:  # type: ignore[no-untyped-def]
     """Enough supporters (and messages of the first) for a second page; the first contact's id."""
-    from gateway.contacts import new_contact
+    from gateway.people.contacts import new_contact
     from gateway.models import Message, utcnow
 
     with app.extensions["gateway"].sessions() as s, s.begin():
@@ -306,7 +307,7 @@ def _cells(text: str) -> list[str]:
 
 def test_no_export_cell_starts_a_formula(app, client, runner, auth) -> None:
     """Tags, names, places and report texts (imports and the API write them) reach four exports."""
-    from gateway.contacts import add_tags, new_contact
+    from gateway.people.contacts import add_tags, new_contact
     from gateway.models import Report
 
     with app.extensions["gateway"].sessions() as s, s.begin():
@@ -336,7 +337,7 @@ def test_no_export_cell_starts_a_formula(app, client, runner, auth) -> None:
 ])
 def test_provider_error_texts_carry_no_full_number(message: str) -> None:
     """M8: whatever a provider's answer echoes, the error that is logged and kept by RQ masks the number."""
-    from gateway.providers.base import ProviderError
+    from gateway.channels.base import ProviderError
 
     text = str(ProviderError(message, retryable=True))
     assert not any(n in text.replace(" ", "") for n in ("265991000001", "0991000001")), text

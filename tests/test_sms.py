@@ -3,17 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.sms import (
-    Address,
-    InvalidNumber,
-    SegmentInfo,
-    count_segments,
-    country_of,
-    gsm7_replace,
-    is_gsm7,
-    mask_number,
-    normalise_number,
-)
+from gateway.core.segments import SegmentInfo, count_segments, gsm7_replace, is_gsm7
+from gateway.core.phones import Address, InvalidNumber, country_of, mask_number, normalise_number
 
 EMOJI = "\U0001F600"  # outside the BMP: two UTF-16 units
 

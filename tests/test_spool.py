@@ -17,10 +17,11 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import create_engine, select
 
-from gateway import create_app, tasks
+from gateway import create_app
+from gateway.outbound import tasks
 from gateway.db import make_engine, make_session_factory
 from gateway.models import Message
-from gateway.spool import spool_for
+from gateway.inbound.spool import spool_for
 from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, SECRET_KEY, TWILIO_TOKEN
 from tests.fakes import FakeTwilio
 from tests.test_webhooks import inbound, replies, sms
@@ -209,8 +210,8 @@ def test_a_hung_database_still_gets_twilio_an_answer_in_time(app, client) -> Non
 
 def test_a_text_stored_but_not_handled_when_the_database_left_is_handled_by_the_replay(app, runner) -> None:
     """The webhook stored it, then lost the database before handling it, and kept it in the spool."""
-    from gateway import inbound as inbound_path
-    from gateway.providers.base import InboundSMS
+    from gateway.inbound import receive as inbound_path
+    from gateway.channels.base import InboundSMS
 
     message = InboundSMS("twilio", "SM" + "e" * 32, ALICE, "+15005550006", "JOIN")
     inbound_path.store(app.extensions["gateway"].sessions, message, "MW")
@@ -289,7 +290,7 @@ def test_spool_files_are_0600_and_its_directories_0700_whatever_the_umask(app, c
 
 
 def test_a_kept_text_is_encrypted_and_its_file_name_tagged_with_the_keyed_digest(app, client) -> None:
-    from gateway.numbers import NumberVault
+    from gateway.core.vault import NumberVault
 
     with database_away(app):
         inbound(client, sms("REPORT the clinic in Zomba turned us away", ALICE))
@@ -311,7 +312,7 @@ def test_a_replayed_text_leaves_nothing_behind(app, client, runner) -> None:
 
 
 def test_a_set_aside_text_is_counted_on_healthz_and_purged_after_the_retention(app, client, runner, caplog) -> None:
-    from gateway import spool as spool_module
+    from gateway.inbound import spool as spool_module
 
     with database_away(app):
         inbound(client, sms("JOIN", ALICE))
@@ -334,7 +335,7 @@ def test_a_set_aside_text_is_counted_on_healthz_and_purged_after_the_retention(a
 
 
 def test_a_text_kept_under_the_previous_numbers_key_is_replayed_after_a_rotation(app, client, runner) -> None:
-    from gateway.numbers import new_key
+    from gateway.core.vault import new_key
 
     with database_away(app):
         inbound(client, sms("JOIN", ALICE))

@@ -16,10 +16,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from gateway import engine, inbound, queue, tasks
+from gateway.core import engine
+from gateway.inbound import receive as inbound
+from gateway.outbound import jobs as queue
+from gateway.outbound import tasks
 from gateway.models import Contact, Conversation, Message, Report, utcnow
-from gateway.providers.base import InboundSMS
-from gateway.sms import mask_number
+from gateway.channels.base import InboundSMS
+from gateway.core.phones import mask_number
 from tests.transcript import Phone
 
 A = "+265991234567"
@@ -33,7 +36,7 @@ def _inbound(app, number: str = A) -> list[Message]:  # type: ignore[no-untyped-
 
 
 def _contact(app, number: str = A) -> Contact:  # type: ignore[no-untyped-def]
-    from gateway import contacts
+    from gateway.people import contacts
 
     with app.extensions["gateway"].sessions() as s:
         return contacts.find(s, number)
@@ -250,7 +253,7 @@ def test_the_console_page_needs_a_login(client) -> None:  # type: ignore[no-unty
 
 
 def test_the_api_lists_set_aside_texts_without_full_numbers_for_viewers(app, auth, monkeypatch) -> None:
-    from gateway import accounts
+    from gateway.people import accounts
     from gateway.models import User
 
     failed = _set_aside_one(app, monkeypatch)

@@ -5,9 +5,11 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from gateway import inbound, queue, tasks
+from gateway.inbound import receive as inbound
+from gateway.outbound import jobs as queue
+from gateway.outbound import tasks
 from gateway.models import Message, utcnow
-from gateway.providers.base import InboundSMS
+from gateway.channels.base import InboundSMS
 
 
 def test_stranded_inbound_is_handled_and_replied_through_the_queue(stack_app) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway import queue
-from gateway.console.alerts import TEST_SENDS
-from gateway.contacts import new_contact, number_is
+from gateway.outbound import jobs as queue
+from gateway.web.console.alerts import TEST_SENDS
+from gateway.people.contacts import new_contact, number_is
 from gateway.models import AuditEvent, Contact, Message, User, utcnow
 from tests.conftest import Auth, make_stack_app
 
@@ -76,7 +76,7 @@ def audits(app, action: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped
 
 
 def digest_of(app, number: str) -> str:  # type: ignore[no-untyped-def]
-    from gateway.contacts import vault
+    from gateway.people.contacts import vault
 
     with svc(app).sessions() as s:
         return vault(s).digest(number)
@@ -133,7 +133,7 @@ def test_a_test_send_is_refused(app, client, auth, case: str) -> None:  # type: 
 
 
 def test_a_premium_or_short_code_allow_list_stops_the_start(db_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from gateway.config import ConfigError
+    from gateway.settings import ConfigError
 
     for bad in ("+19005550123", "12345", "+442079460000"):
         with pytest.raises(ConfigError, match="TEST_SEND_NUMBERS"):
@@ -249,7 +249,7 @@ def test_confirming_my_phone_with_the_code_texted_to_it(app, client, auth) -> No
 
 
 def test_too_many_wrong_codes_void_the_code(app, client, auth) -> None:  # type: ignore[no-untyped-def]
-    from gateway.accounts import PHONE_CODE_TRIES
+    from gateway.people.accounts import PHONE_CODE_TRIES
 
     auth.login("organizer")
     token = auth.csrf("/account")

@@ -13,11 +13,11 @@ import requests
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
-import gateway.providers.twilio as twilio_module
-from gateway.providers.base import ProviderError
-from gateway.providers.console import ConsoleProvider
-from gateway.providers.twilio import TwilioProvider
-from gateway.sms import mask_number
+import gateway.channels.twilio as twilio_module
+from gateway.channels.base import ProviderError
+from gateway.channels.console import ConsoleProvider
+from gateway.channels.twilio import TwilioProvider
+from gateway.core.phones import mask_number
 from tests.fakes import FakeTwilio
 
 FROM = "+15005550006"

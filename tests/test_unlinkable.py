@@ -15,8 +15,10 @@ from typing import Any, Callable, Iterator
 import pytest
 from sqlalchemy import text, func, or_, select
 
-from gateway import accounts, contacts as contacts_module, inbound
-from gateway.contacts import number_is
+from gateway.people import accounts
+from gateway.people import contacts as contacts_module
+from gateway.inbound import receive as inbound
+from gateway.people.contacts import number_is
 from gateway.models import AuditEvent, Contact, ContactTag, Conversation, Message, Pledge, Report, User, utcnow
 from tests.conftest import Auth, make_stack_app
 from tests.fakes.africastalking_api import FakeAfricasTalking

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from gateway.contacts import number_of
+from gateway.people.contacts import number_of
 from gateway.models import Contact, Message
 from tests.conftest import PUBLIC_BASE, TWILIO_TOKEN
 

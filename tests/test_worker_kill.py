@@ -12,7 +12,8 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import func, select
 
-from gateway import queue, tasks
+from gateway.outbound import jobs as queue
+from gateway.outbound import tasks
 from gateway.models import Message
 from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, SECRET_KEY, launch_to_zomba, make_stack_app
 from tests.fakes import FakeTwilio

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from gateway import inbound
+from gateway.inbound import receive as inbound
 from gateway.models import utcnow
-from gateway.providers.base import InboundSMS
+from gateway.channels.base import InboundSMS
 
 
 def _pattern(expected: str) -> re.Pattern[str]:

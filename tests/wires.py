@@ -12,7 +12,9 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from typing import Any, Protocol
 
-from gateway import channel_hooks, inbound, queue
+from gateway.channels import local_hooks as channel_hooks
+from gateway.inbound import receive as inbound
+from gateway.outbound import jobs as queue
 
 CHANNELS = ["twilio", "africastalking", "android"]
 AT_TOKEN = "at-callback-secret-of-at-least-32-characters"  # AT_WEBHOOK_TOKEN needs 32

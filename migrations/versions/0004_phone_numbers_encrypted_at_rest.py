@@ -23,7 +23,7 @@ BATCH = 1000
 
 
 def _vault():  # type: ignore[no-untyped-def]
-    from gateway.numbers import NumberVault, parse_keys
+    from gateway.core.vault import NumberVault, parse_keys
 
     key = context.config.attributes.get("numbers_key") or os.environ.get("NUMBERS_KEY")
     if not key:

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from gateway.providers.android import sign
+from gateway.channels.android import sign
 
 
 class _Server(ThreadingHTTPServer):

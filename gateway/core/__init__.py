@@ -1,0 +1,1 @@
+"""Pure core: no Flask, SQLAlchemy or Redis here; tested with no app."""

@@ -1,0 +1,505 @@
+"""Pure: runs one inbound text against a contact's state; returns replies, actions and the new state.
+
+No Flask, no database: the inbound adapter loads a ContactView and the open conversation, calls
+`handle`, then applies the actions it gets back in one transaction.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from gateway.core.flowfile import CONTACT_FIELDS, KEEP_NAME, MAX_TEXT_ANSWER, REPORT_ANSWERS, Flow, FlowSet, Step
+from gateway.core.places import match_place, match_place_prefix
+from gateway.core.segments import count_segments
+from gateway.core.text import fold
+
+MAX_RETRIES = 2  # re-ask an unusable answer at most twice, then end kindly
+HINT_INTERVAL = timedelta(days=1)
+REF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I/L: read aloud and retyped
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
+
+
+@dataclass(frozen=True)
+class ContactView:
+    """What the engine may know about the sender."""
+
+    status: str = "new"  # new (never seen), active, stopped, blocked
+    language: str | None = None
+    country: str | None = None
+    name: str | None = None
+    place: str | None = None
+    joined: bool = False
+    last_hint_at: datetime | None = None
+    pledges: dict[str, int] = field(default_factory=dict)  # reply keyword -> alert awaiting replies
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    """An open conversation: which flow, which step, what has been answered."""
+
+    flow: str
+    step: int
+    language: str
+    expires_at: datetime
+    answers: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0
+
+
+# Actions the adapter applies, in order.
+@dataclass(frozen=True)
+class SetContact:
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class AddTags:
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    language: str
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    pass
+
+
+@dataclass(frozen=True)
+class SaveReport:
+    ref: str
+    answers: dict[str, Any]
+    anonymous: bool
+    language: str
+
+
+@dataclass(frozen=True)
+class ToInbox:
+    hinted: bool
+
+
+@dataclass(frozen=True)
+class Pledge:
+    broadcast_id: int
+
+
+Action = SetContact | AddTags | Subscribe | Unsubscribe | SaveReport | ToInbox | Pledge
+
+
+@dataclass
+class Result:
+    """What to say, what to change, and the conversation left open (None when closed)."""
+
+    route: str  # stop, start, help, flow, conversation, inbox, ignored
+    language: str
+    replies: list[str] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    state: ConversationState | None = None
+
+
+def new_ref() -> str:
+    """A short report reference a person can read out and retype."""
+    return "".join(secrets.choice(REF_ALPHABET) for _ in range(6))
+
+
+@dataclass(frozen=True)
+class _Token:
+    raw: str
+    folded: str
+
+
+def _tokens(text: str) -> list[_Token]:
+    return [_Token(raw, f) for raw in text.split() if (f := fold(raw))]
+
+
+class _Run:
+    """One call of `handle`: the shared values every step needs."""
+
+    def __init__(self, fs: FlowSet, contact: ContactView, now: datetime, org: str,
+                 make_ref: Callable[[], str]) -> None:
+        self.fs, self.contact, self.now, self.org, self.make_ref = fs, contact, now, org, make_ref
+        self.replies: list[str] = []
+        self.actions: list[Action] = []
+        self.vars: dict[str, str] = {}
+
+    def render(self, texts: dict[str, str], language: str, answers: dict[str, Any]) -> str:
+        text = self.fs.text(texts, language)
+        values: dict[str, Any] = {"org": self.org, "name": self.contact.name or "",
+                                  "place": self.contact.place or "", **self.vars}
+        values.update({k: v for k, v in answers.items() if v is not None})
+
+        def fill(m: re.Match[str]) -> str:
+            value = values.get(m.group(1), "")
+            return ", ".join(value) if isinstance(value, list) else str(value)
+
+        return _PLACEHOLDER.sub(fill, text).strip()
+
+    def say(self, name: str, language: str, **extra: str) -> None:
+        self.vars.update(extra)
+        self.replies.append(self.render(self.fs.system.texts[name], language, {}))
+
+
+def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, text: str,
+           now: datetime, *, org: str = "", make_ref: Callable[[], str] = new_ref) -> Result:
+    """Run one inbound text: compliance keywords, then triggers and the open step, then the inbox."""
+    run = _Run(fs, contact, now, org, make_ref)
+    tokens = _tokens(text)
+    first = tokens[0].folded if tokens else ""
+    lang = contact.language or fs.default_language
+    if contact.status == "blocked":
+        return Result("ignored", lang, state=state)
+
+    stop = fs.system_words("stop")
+    if first in stop:
+        lang = contact.language or stop[first]
+        if contact.status == "stopped":  # already confirmed once; a second confirmation costs money
+            return Result("stop", lang)
+        run.say("stop", lang)
+        return Result("stop", lang, run.replies, [Unsubscribe()])
+
+    start = fs.system_words("start")
+    if first in start or (contact.status == "stopped" and first in fs.system_words("start_when_stopped")):
+        lang = contact.language or start.get(first, lang)
+        run.say("start", lang)
+        return Result("start", lang, run.replies, [Subscribe(lang)])
+
+    help_words = fs.system_words("help")
+    if first in help_words:
+        lang = contact.language or help_words[first]
+        run.say("help", lang)
+        return Result("help", lang, run.replies, state=state)  # help leaves the conversation open
+
+    trigger = fs.triggers.get(first)
+    if contact.status == "stopped" and not (trigger and trigger[0] == "join"):
+        # Only the supporter's own START or JOIN ends an opt-out; keep the text for organizers.
+        return Result("inbox", lang, actions=[ToInbox(hinted=False)])
+
+    if trigger:
+        flow = fs.flows[trigger[0]]
+        lang = trigger[1]
+        rest, given = tokens[1:], {}
+        if rest and rest[0].folded in fs.system_words(KEEP_NAME) and _takes_consent(flow):
+            # "REPORT NAME ...": the reporter asks for their name on the report; nothing else does.
+            rest, given = rest[1:], {KEEP_NAME: True}
+        fresh = ConversationState(flow.name, 0, lang, now + flow.expires_after, given)
+        if flow.prefill:
+            fresh = replace(fresh, answers={**given, **_prefill(run, flow, rest, lang)})
+        new_state = _advance(run, flow, fresh)
+        return Result("flow", lang, _merge(run.replies), run.actions, new_state)
+
+    if state is not None and state.expires_at > now and state.flow in fs.flows:
+        flow = fs.flows[state.flow]
+        new_state = _answer(run, flow, state, text, tokens)
+        return Result("conversation", state.language, _merge(run.replies), run.actions, new_state)
+
+    if first in contact.pledges and contact.status == "active":
+        # A YES to an alert is a pledge, not a re-subscription and not an inbox message.
+        run.say("pledge", lang)
+        return Result("pledge", lang, run.replies, [Pledge(contact.pledges[first])], state=state)
+
+    hint_due = contact.last_hint_at is None or now - contact.last_hint_at >= HINT_INTERVAL
+    if hint_due:
+        run.say("expired_hint" if state is not None else "hint", lang)
+    return Result("inbox", lang, run.replies, [ToInbox(hinted=hint_due)])
+
+
+def _advance(run: _Run, flow: Flow, st: ConversationState) -> ConversationState | None:
+    """Run steps from st.step until one waits for an answer (returned) or the flow ends (None)."""
+    answers = dict(st.answers)
+    i = st.step
+    for _ in range(len(flow.steps) * 4 + 8):  # a goto loop in a flow file must not hang a worker
+        if i >= len(flow.steps):
+            return None
+        step = flow.steps[i]
+        if step.kind == "ask":
+            if step.id in answers:
+                i += 1
+                continue
+            run.replies.append(run.render(step.texts, st.language, answers))
+            return replace(st, step=i, answers=answers, retries=0)
+        if step.kind == "say":
+            run.replies.append(run.render(step.texts, st.language, answers))
+        elif step.kind == "end":
+            if step.texts:
+                run.replies.append(run.render(step.texts, st.language, answers))
+            return None
+        elif step.kind in ("branch", "goto"):
+            target = _target(step, answers)
+            if target == "end":
+                return None
+            if target is not None:
+                i = flow.index[target]
+                continue
+        elif step.kind == "set":
+            values = {k: run.render({"x": v}, "x", {**answers, "language": st.language})
+                      for k, v in step.fields.items()}
+            values = {k: v[:CONTACT_FIELDS[k].length or MAX_TEXT_ANSWER] for k, v in values.items() if v}
+            if values:
+                run.actions.append(SetContact(values))
+        elif step.kind == "tag":
+            tags: list[str] = []
+            for tag in step.tags:
+                value = answers.get(tag.strip("{}")) if tag.startswith("{") else tag
+                tags.extend(value if isinstance(value, list) else [value] if value else [])
+            if tags:
+                run.actions.append(AddTags(tuple(str(t) for t in tags)))
+        elif step.kind == "subscribe":
+            run.actions.append(Subscribe(st.language))
+        elif step.kind == "save":
+            ref = run.make_ref()
+            run.vars["report.ref"] = ref
+            # Anonymous unless the reporter consented; answers kept from before a limit changed are cut too.
+            run.actions.append(SaveReport(ref, _fit_report(answers), answers.get(KEEP_NAME) is not True,
+                                          st.language))
+        i += 1
+    raise RuntimeError(f"{flow.path}: steps loop without asking anything")
+
+
+def _target(step: Step, answers: dict[str, Any]) -> str | None:
+    if step.kind == "goto":
+        return step.target
+    value = answers.get(step.on or "")
+    key = str(value).lower() if isinstance(value, bool) else fold(str(value)) if value is not None else ""
+    return step.cases.get(key, step.target)
+
+
+def _answer(run: _Run, flow: Flow, st: ConversationState, text: str,
+            tokens: list[_Token]) -> ConversationState | None:
+    step = flow.steps[st.step]
+    ok, value = interpret(run.fs, step, text, tokens, st.language, run.contact.country)
+    if not ok:
+        if st.retries >= MAX_RETRIES:
+            keyword = next(iter(flow.keywords.get(st.language) or flow.keywords.get("en") or ("",)), "")
+            run.say("gave_up", st.language, keyword=keyword.upper())
+            return None
+        run.replies.append(run.render(step.retry or step.texts, st.language, st.answers))
+        return replace(st, retries=st.retries + 1)
+    answers = {**st.answers, step.id or "": value}
+    return _advance(run, flow, replace(st, step=st.step + 1, answers=answers, retries=0))
+
+
+def interpret(fs: FlowSet, step: Step, text: str, tokens: list[_Token] | None = None,
+              language: str | None = None, country: str | None = None) -> tuple[bool, Any]:
+    """Read an answer for an ask step: (True, value) or (False, None) when it is unusable."""
+    tokens = _tokens(text) if tokens is None else tokens
+    if step.expect == "consent":
+        return True, consents(fs, text)  # every answer is usable: anything but an explicit yes is "no"
+    if not tokens and step.expect != "text":
+        return False, None
+    if step.skippable and tokens and tokens[0].folded in fs.system_words("skip") and len(tokens) == 1:
+        return True, None
+    if step.expect == "choice":
+        whole = fold(text)
+        found = _choice(step, whole, language) or next(
+            (c for t in tokens if (c := _choice(step, t.folded, language))), None)
+        found = found or next((c for t in tokens if (c := _choice_fuzzy(step, t.folded))), None)
+        return (True, found) if found else (False, None)
+    if step.expect == "choices":
+        picked: list[str] = []
+        for t in tokens:
+            c = _choice(step, t.folded, language) or _choice_fuzzy(step, t.folded)
+            if c and c not in picked:
+                picked.append(c)
+        return (True, picked) if picked else (False, None)
+    if step.expect == "yesno":
+        return _yesno(fs, tokens[0].folded)
+    if step.expect == "number":
+        match = _NUMBER.search(text)
+        if not match:
+            return False, None
+        number = float(match.group().replace(",", "."))
+        if (step.minimum is not None and number < step.minimum) or (
+                step.maximum is not None and number > step.maximum):
+            return False, None
+        return True, int(number) if number.is_integer() else number
+    if step.expect == "place":
+        place = match_place(text, _gazetteers(fs, step), prefer_country=country)
+        return (True, place.name) if place else (False, None)
+    cleaned = _cut(" ".join(text.split()), step)
+    return (True, cleaned) if cleaned else (False, None)
+
+
+def _cut(text: str, step: Step) -> str:
+    """A free-text answer cut to what the question keeps (its column's length, see flowfile)."""
+    return text[:step.max_length or MAX_TEXT_ANSWER].rstrip()
+
+
+def consents(fs: FlowSet, text: str) -> bool:
+    """True only when the whole answer asks for the name (NAME, "use my name") and says no 'no' anywhere.
+
+    "No, don't use my name" and "No quiero que aparezca mi nombre" name the name but refuse it.
+    """
+    said = fold(text).split()
+    return _mentions(said, fs.system_words(KEEP_NAME)) and not _mentions(said, fs.system_words("no_name"))
+
+
+def _mentions(said: list[str], entries: dict[str, str]) -> bool:
+    for entry in entries:
+        if entry.endswith("*"):  # a word start, for languages that negate inside the word (Chichewa "musa-")
+            if any(w.startswith(entry[:-1]) for w in said):
+                return True
+            continue
+        parts = entry.split()  # "don't" is folded to "don t": match it as a run of words
+        if any(said[i:i + len(parts)] == parts for i in range(len(said) - len(parts) + 1)):
+            return True
+    return False
+
+
+def _takes_consent(flow: Flow) -> bool:
+    return any(s.kind == "save" or s.expect == "consent" for s in flow.steps)
+
+
+def _fit_report(answers: dict[str, Any]) -> dict[str, Any]:
+    """A report's answers cut to what their columns hold (see flowfile.REPORT_ANSWERS)."""
+    out = dict(answers)
+    for sid, column in REPORT_ANSWERS.items():
+        if isinstance(out.get(sid), str):
+            out[sid] = out[sid][:column.length or MAX_TEXT_ANSWER]
+    return out
+
+
+def _gazetteers(fs: FlowSet, step: Step) -> list:
+    return [fs.gazetteers[g] for g in step.gazetteers if g in fs.gazetteers]
+
+
+def _choice(step: Step, word: str, language: str | None) -> str | None:
+    # The conversation's language first, so "1" or a shared word resolves the way the prompt read.
+    langs = sorted({lang for words in step.choices.values() for lang in words},
+                   key=lambda lang: lang != language)
+    for lang in langs:
+        for name, words in step.choices.items():
+            if word in words.get(lang, ()):
+                return name
+    return None
+
+
+def _choice_fuzzy(step: Step, word: str) -> str | None:
+    if len(word) < 4 or word.isdigit():  # short words and numbers only match exactly
+        return None
+    vocab = {w: name for name, by_lang in step.choices.items() for ws in by_lang.values()
+             for w in ws if len(w) >= 4}
+    close = difflib.get_close_matches(word, list(vocab), n=2, cutoff=0.8)
+    names = {vocab[c] for c in close}
+    return names.pop() if len(names) == 1 else None
+
+
+def _yesno(fs: FlowSet, word: str) -> tuple[bool, Any]:
+    if word in fs.system_words("yes"):
+        return True, True
+    if word in fs.system_words("no"):
+        return True, False
+    return False, None
+
+
+def _prefill(run: _Run, flow: Flow, tokens: list[_Token], language: str) -> dict[str, Any]:
+    """Fill answers from the words after the keyword: 'REPORT CLINIC ZOMBA NO nurse absent'."""
+    answers: dict[str, Any] = {}
+    pos, i, gap = 0, 0, False
+    for _ in range(len(flow.steps) * 4 + 8):
+        if i >= len(flow.steps):
+            break
+        if pos >= len(tokens):
+            if tokens and not gap:
+                answers.update(_optional_rest(flow, i, answers))
+            break
+        step = flow.steps[i]
+        if step.kind == "ask":
+            if step.expect == "consent":
+                pass  # given only by the keep-name word; a flow that asks it still asks
+            elif step.expect == "text":
+                if gap:  # free text only when everything before it was understood
+                    break
+                answers[step.id or ""] = _cut(" ".join(t.raw for t in tokens[pos:]), step)
+                pos = len(tokens)
+            else:
+                used, value = _prefix_answer(run, step, tokens[pos:], language)
+                if used:
+                    answers[step.id or ""] = value
+                    pos += used
+                else:
+                    gap = True
+        elif step.kind in ("branch", "goto"):
+            target = _target(step, answers)
+            if target == "end":
+                break
+            if target is not None:
+                i = flow.index[target]
+                continue
+        elif step.kind in ("end", "save"):
+            break
+        i += 1
+    return answers
+
+
+def _optional_rest(flow: Flow, i: int, answers: dict[str, Any]) -> dict[str, Any]:
+    """When the first text answered every required question, the optional ones are skipped.
+
+    "REPORT CLINIC ZOMBA NO" is a whole report: one SMS in, one reply out. If a required answer is
+    missing, nothing is skipped and the conversation asks the rest, optional ones included.
+    """
+    skipped: dict[str, Any] = {}
+    for _ in range(len(flow.steps) * 4 + 8):
+        if i >= len(flow.steps):
+            break
+        step = flow.steps[i]
+        if step.kind == "ask" and step.id not in answers and step.expect != "consent":
+            if not step.skippable:
+                return {}
+            skipped[step.id or ""] = None
+        elif step.kind in ("branch", "goto"):
+            target = _target(step, {**answers, **skipped})
+            if target == "end":
+                break
+            if target is not None:
+                i = flow.index[target]
+                continue
+        elif step.kind in ("end", "save"):
+            break
+        i += 1
+    return skipped
+
+
+def _prefix_answer(run: _Run, step: Step, tokens: list[_Token], language: str) -> tuple[int, Any]:
+    """How many leading tokens answer this step, and the answer."""
+    if step.expect == "place":
+        found = match_place_prefix([t.folded for t in tokens], _gazetteers(run.fs, step),
+                                   prefer_country=run.contact.country)
+        return (found[1], found[0].name) if found else (0, None)
+    for n in (3, 2, 1):  # multi-word choices such as "mobile clinic" before single words
+        if n > len(tokens):
+            continue
+        phrase = " ".join(t.folded for t in tokens[:n])
+        if step.expect == "choice":
+            found = _choice(step, phrase, language) or (n == 1 and _choice_fuzzy(step, phrase)) or None
+            if found:
+                return n, found
+        elif step.expect == "choices" and n == 1:
+            found = _choice(step, phrase, language) or _choice_fuzzy(step, phrase)
+            if found:
+                return 1, [found]
+        elif step.expect == "yesno" and n == 1:
+            ok, value = _yesno(run.fs, phrase)
+            if ok:
+                return 1, value
+        elif step.expect == "number" and n == 1 and _NUMBER.fullmatch(phrase):
+            return 1, interpret(run.fs, step, tokens[0].raw)[1]
+    return 0, None
+
+
+def _merge(replies: list[str]) -> list[str]:
+    """Join consecutive replies that fit one segment together: one SMS costs less than two."""
+    out: list[str] = []
+    for reply in replies:
+        if not reply:
+            continue
+        if out and count_segments(f"{out[-1]}\n{reply}").segments == 1:
+            out[-1] = f"{out[-1]}\n{reply}"
+        else:
+            out.append(reply)
+    return out

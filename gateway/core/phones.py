@@ -1,0 +1,78 @@
+"""Pure: phone numbers read (phonenumbers), normalised to E.164 or a short code, and masked."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+
+
+@dataclass(frozen=True)
+class Address:
+    """A normalised sender or recipient."""
+
+    value: str     # E.164 ("+265991234567") or short code digits ("12345")
+    kind: str      # "e164" or "shortcode"
+    channel: str   # "sms" or "whatsapp"
+
+
+class InvalidNumber(ValueError):
+    """The input cannot be read as a phone number or short code."""
+
+
+_CHANNEL_PREFIXES = (("whatsapp:", "whatsapp"), ("sms:", "sms"))
+_SEPARATORS = re.compile(r"[\s\-().]")
+# A leading 0 is a trunk prefix: "0991234" is a truncated local number, not a short code.
+_SHORTCODE = re.compile(r"[1-9]\d{2,7}")
+
+
+def normalise_number(raw: str, default_country: str = "MW") -> Address:
+    """Parse a local, international or prefixed ("whatsapp:+265...") number into an Address."""
+    text = (raw or "").strip() if isinstance(raw, str) else ""
+    channel = "sms"
+    for prefix, name in _CHANNEL_PREFIXES:
+        if text.lower().startswith(prefix):
+            text, channel = text[len(prefix):].strip(), name
+            break
+    if not text:
+        raise InvalidNumber("empty value: not a phone number")
+    compact = _SEPARATORS.sub("", text)
+    # phonenumbers only understands "00" where the default region dials 00 abroad; make it explicit.
+    if compact.startswith("00"):
+        text = "+" + compact[2:]
+    try:
+        parsed = phonenumbers.parse(text, default_country.upper())
+    except phonenumbers.NumberParseException:
+        parsed = None
+    # Valid, not merely possible: "+1 555 0100" has a plausible length but is no one's number.
+    if parsed is not None and phonenumbers.is_valid_number(parsed):
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return Address(e164, "e164", channel)
+    if _SHORTCODE.fullmatch(compact):
+        return Address(compact, "shortcode", channel)
+    if not any(c.isdigit() for c in text):
+        raise InvalidNumber(f"{raw!r} is not a phone number: it has no digits")
+    raise InvalidNumber(f"{raw!r} is not a phone number: wrong length or no such number in that country")
+
+
+def country_of(number: str) -> str | None:
+    """ISO region code ("MW", "HN") of an E.164 number; None for short codes or unknown numbers."""
+    if not number or not number.startswith("+"):
+        return None
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_number(parsed)
+    return region if region and region != phonenumbers.UNKNOWN_REGION else None
+
+
+def mask_number(number: str) -> str:
+    """Hide the subscriber part of a number for logs: "+265991234567" -> "+26599*****67"."""
+    plus = "+" if number.startswith("+") else ""
+    digits = number[len(plus):]
+    # Keep at most country + operator prefix and the last two digits, but always hide at least four.
+    tail = 2 if len(digits) >= 6 else 0
+    head = max(0, min(5, len(digits) - tail - 4))
+    hidden = len(digits) - head - tail
+    return plus + digits[:head] + "*" * hidden + digits[len(digits) - tail:]

@@ -1,0 +1,1 @@
+"""Inbound texts: receive (store and handle), the spool, status callbacks."""

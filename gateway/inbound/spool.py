@@ -1,0 +1,337 @@
+"""The inbound spool: texts that arrive while the database is away are kept on disk, replayed in order.
+
+Why files, not Redis: the spool is for when a server is away, and Redis can be away at the same
+time (or be the server restarting); a directory on the web host's own disk also works on the
+embedded default. One file per message, written under a temporary name, fsynced, then renamed
+into place: a crash never leaves half a message, and no two processes append to one file.
+Names start with the arrival time in nanoseconds, so sorted names are arrival order.
+
+Replay holds an exclusive lock on the spool (one replayer at a time, across processes), stores
+each message through the normal path and deletes its file only after that. A replay cut short
+between the two stores the message again later, and its provider id drops the duplicate; a
+message stored but not handled when the database left is kept too, and the replay handles it.
+
+Kept texts hold numbers and words of people at risk, so the spool is private to the gateway's
+user (directories 0700, files 0600, set by the calls that create them, not by the umask), each
+record is encrypted with the NUMBERS_KEY Fernet key, and a file name carries only a short keyed
+digest (HMAC) of the sender. A record that cannot be replayed is set aside in `rejected/`,
+counted on /healthz and deleted after REJECTED_RETENTION.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import stat
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import exc as sa_exc, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.inbound import receive as inbound
+from gateway.models import Message, utcnow
+from gateway.core.vault import NumberVault
+from gateway.private import DIR_MODE, FILE_MODE, private_dir
+from gateway.channels.base import InboundSMS
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+REQUEST_BUDGET = 2.0  # seconds a webhook may spend replaying before it answers (Twilio waits 15)
+RETRY_EVERY = 0.5  # seconds between replay attempts of one process while the database is away
+REJECTED_RETENTION = timedelta(days=7)  # time to notice (on /healthz) and look at a set-aside text
+_last_attempt: dict[Path, float] = {}  # per spool directory
+_attempt_lock = threading.Lock()
+
+
+def database_away(exc: BaseException) -> bool:
+    """True for errors that mean the database cannot be reached, not that the data is wrong."""
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+@dataclass
+class Replayed:
+    """What one replay did."""
+
+    stored: int = 0
+    duplicates: int = 0
+    left: int = 0
+    rejected: int = 0
+    busy: bool = False  # another process holds the spool
+    away: bool = False  # the database is still away
+
+
+class Spool:
+    """A directory of kept messages, oldest name first, each encrypted with the numbers key."""
+
+    def __init__(self, directory: str | os.PathLike[str], vault: NumberVault) -> None:
+        self.dir = Path(directory)
+        self.vault = vault
+
+    def _private_dir(self, path: Path) -> None:
+        """Create the directory 0700, and take an existing one (from an older version) back to 0700."""
+        private_dir(path)
+        if stat.S_IMODE(path.stat().st_mode) != DIR_MODE:
+            os.chmod(path, DIR_MODE)
+
+    def keep(self, sms: InboundSMS, received_at: datetime | None = None) -> Path:
+        """Write the message durably; a message without a provider id gets one, so replays dedupe."""
+        if not sms.provider_id:
+            sms = InboundSMS(sms.provider, f"local-{uuid.uuid4().hex}", sms.sender, sms.recipient, sms.body)
+        self._private_dir(self.dir)
+        record = asdict(sms) | {"received_at": (received_at or utcnow()).isoformat()}
+        sealed = self.vault.fernet.encrypt(json.dumps(record, ensure_ascii=False).encode())
+        name = f"{time.time_ns():020d}-{self._sender_tags(sms.sender)[0]}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+        tmp = self.dir / f".{name}.tmp"
+        # 0600 from the start (O_EXCL: never someone else's file): no moment where others can read it.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(sealed)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, self.dir / name)
+        _fsync_dir(self.dir)
+        logger.warning("database away: %s message %s kept in the spool", sms.provider, sms.provider_id)
+        return self.dir / name
+
+    def read(self, path: Path) -> dict[str, str]:
+        """A kept record, decrypted (any configured numbers key opens it)."""
+        raw = path.read_bytes()
+        if raw.startswith(b"{"):  # kept in clear by a version before the spool was encrypted
+            return json.loads(raw.decode("utf-8"))  # type: ignore[no-any-return]
+        return json.loads(self.vault.fernet.decrypt(raw).decode("utf-8"))  # type: ignore[no-any-return]
+
+    def _sender_tags(self, sender: str) -> list[str]:
+        """The sender's tag in file names under each configured key, newest first (keyed: names nobody)."""
+        return [d[:16] for d in self.vault.digests(sender)]
+
+    def pending(self) -> list[Path]:
+        """Kept messages in arrival order."""
+        try:
+            return sorted(p for p in self.dir.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def has_pending(self, sender: str | None = None) -> bool:
+        """Whether anything (from this sender) is kept; one directory scan, cheap when empty."""
+        tags = [""] if sender is None else [f"-{t}-" for t in self._sender_tags(sender)]
+        try:
+            with os.scandir(self.dir) as entries:
+                return any(e.name.endswith(".json") and not e.name.startswith(".") and any(t in e.name for t in tags)
+                           for e in entries)
+        except FileNotFoundError:
+            return False
+
+    def replay(self, sessions: sessionmaker[Session], receive: Callable[[InboundSMS, datetime], inbound.Received],
+               handle: Callable[[int], list[int]], send: Callable[[list[int]], None],
+               budget: float | None = None) -> Replayed:
+        """Store and handle kept messages in order until none is left, the database fails or time is up.
+
+        `receive(sms, received_at)` stores and handles one text, its replies queued;
+        `handle(contact_id)` handles a contact's pending texts (one stored before but not handled)
+        and returns the queued replies' ids; `send(ids)` hands those to the outbox.
+        """
+        out = Replayed()
+        self._private_dir(self.dir)
+        self.purge_rejected()
+        with os.fdopen(os.open(self.dir / ".replay.lock", os.O_RDWR | os.O_CREAT, FILE_MODE), "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                out.busy, out.left = True, len(self.pending())
+                return out
+            deadline = None if budget is None else time.monotonic() + budget
+            while batch := self.pending():
+                for path in batch:
+                    if deadline is not None and time.monotonic() > deadline:
+                        out.left = len(self.pending())
+                        return out
+                    try:
+                        self._replay_one(path, sessions, receive, handle, send, out)
+                    except Exception as exc:
+                        if database_away(exc):
+                            out.away, out.left = True, len(self.pending())
+                            return out
+                        # One unreadable message must not hold back the rest: set it aside. Neither its
+                        # name (the sender's tag) nor the error's text (it may quote the record) is logged.
+                        logger.error("a spooled message could not be replayed (%s): set aside in rejected/ "
+                                     "for %d days", type(exc).__name__, REJECTED_RETENTION.days)
+                        self._private_dir(self.dir / "rejected")
+                        os.rename(path, self.dir / "rejected" / path.name)
+                        os.chmod(self.dir / "rejected" / path.name, FILE_MODE)  # e.g. one an older version kept
+                        os.utime(self.dir / "rejected" / path.name)  # the retention counts from now
+                        out.rejected += 1
+        return out
+
+    def rejected(self) -> int:
+        """How many set-aside messages wait in rejected/ (for /healthz: a count, never a name)."""
+        try:
+            with os.scandir(self.dir / "rejected") as entries:
+                return sum(1 for e in entries if e.name.endswith(".json"))
+        except FileNotFoundError:
+            return 0
+
+    def purge_rejected(self, now: float | None = None) -> int:
+        """Delete set-aside messages older than REJECTED_RETENTION; how many went."""
+        cutoff = (time.time() if now is None else now) - REJECTED_RETENTION.total_seconds()
+        purged = 0
+        try:
+            with os.scandir(self.dir / "rejected") as entries:
+                for entry in entries:
+                    try:
+                        if entry.stat().st_mtime < cutoff:  # set aside before the cutoff
+                            os.unlink(entry.path)
+                            purged += 1
+                    except FileNotFoundError:  # another process purged it
+                        pass
+        except FileNotFoundError:
+            return 0
+        if purged:
+            logger.warning("%d set-aside spooled messages older than %d days deleted", purged, REJECTED_RETENTION.days)
+        return purged
+
+    def _replay_one(self, path: Path, sessions: sessionmaker[Session],
+                    receive: Callable[[InboundSMS, datetime], inbound.Received], handle: Callable[[int], list[int]],
+                    send: Callable[[list[int]], None], out: Replayed) -> None:
+        record = self.read(path)
+        received_at = datetime.fromisoformat(record.pop("received_at"))
+        sms = InboundSMS(**record)
+        received = receive(sms, received_at)  # stored as of when it arrived, not when it was replayed
+        owed = list(received.queued)
+        if received.duplicate:  # stored before: a replay cut short, or a commit whose answer was lost
+            out.duplicates += 1
+            with sessions() as session:
+                message = session.scalars(select(Message).where(
+                    Message.provider == sms.provider, Message.provider_id == sms.provider_id)).first()
+            if message is not None and message.handled_at is None and message.contact_id is not None:
+                owed += handle(message.contact_id)
+        else:
+            out.stored += 1
+        if owed:
+            send(owed)
+        path.unlink()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself survives a power cut
+    finally:
+        os.close(fd)
+
+
+def spool_for(app: Flask) -> Spool:
+    """The spool of this app (SPOOL_DIR), sealed with its numbers key."""
+    vault = app.extensions.get("gateway.spool_vault")
+    if vault is None:
+        from gateway.settings import numbers_keys_for
+
+        vault = app.extensions["gateway.spool_vault"] = NumberVault.from_keys(numbers_keys_for(app.config))
+    return Spool(app.config["SPOOL_DIR"], vault)
+
+
+def replay_now(app: Flask, budget: float | None = None) -> Replayed:
+    """Replay this host's spool through the app's store and handle path; replies go to the reply queue."""
+    from gateway.outbound import jobs as queue
+
+    svc = app.extensions["gateway"]
+
+    # The provider got its answer long ago: replies are queued and sent by the outbox.
+    def receive(sms: InboundSMS, received_at: datetime) -> inbound.Received:
+        return inbound.receive(svc.sessions, sms, app.config["DEFAULT_COUNTRY"], svc.flows, app.config["ORG_NAME"],
+                               inline=False, received_at=received_at)
+
+    def handle(contact_id: int) -> list[int]:
+        return inbound.handle_pending(svc.sessions, contact_id, svc.flows, app.config["ORG_NAME"], inline=False)
+
+    def send(ids: list[int]) -> None:
+        try:
+            queue.enqueue_ids(svc.redis, ids, name=queue.REPLIES)
+        except Exception:  # Redis away too: the rows stay queued and the reconciler enqueues them
+            logger.warning("replies to spooled messages left for the reconciler", exc_info=True)
+
+    done = spool_for(app).replay(svc.sessions, receive, handle, send, budget)
+    if done.stored or done.duplicates or done.rejected:
+        logger.info("spool replayed: %s", done)
+    return done
+
+
+def _replay_due(app: Flask, budget: float) -> None:
+    """Replay when something is kept and this process has not just tried."""
+    spool = spool_for(app)
+    if not spool.has_pending():
+        return
+    with _attempt_lock:
+        if time.monotonic() - _last_attempt.get(spool.dir, -RETRY_EVERY) < RETRY_EVERY:
+            return
+        _last_attempt[spool.dir] = time.monotonic()
+    replay_now(app, budget)
+
+
+def keep(sms: InboundSMS) -> None:
+    """Keep a message for replay, e.g. stored but not handled when the database went away."""
+    spool_for(current_app._get_current_object()).keep(sms)  # type: ignore[attr-defined]
+
+
+def receive(sms: InboundSMS, store: Callable[[InboundSMS], T]) -> T | None:
+    """`store(sms)` (store and handle), or keep the message in the spool while the database is away (None).
+
+    Every provider's webhook calls this; on None it answers the provider with success and no
+    replies. While older texts from the same sender wait in the spool, the new one joins them so
+    their order holds; other senders' texts are stored at once while the spool drains. The
+    database may also leave after the message was stored but before it was handled: it is kept
+    then too, and the replay finds it stored (its provider id) and handles it.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if spool_for(app).has_pending(sms.sender):
+        keep(sms)
+        return None
+    try:
+        return store(sms)
+    except Exception as exc:
+        if not database_away(exc):
+            raise
+        keep(sms)
+        return None
+
+
+spool_cli = AppGroup("spool", help="Inbound messages kept while the database was away.")
+
+
+@spool_cli.command("replay")
+def spool_replay() -> None:
+    """Store and handle the kept messages in arrival order (safe to run twice)."""
+    from gateway.outbound import jobs as queue
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    done = replay_now(app)
+    click.echo(f"{done.stored} stored, {done.duplicates} already stored, {done.rejected} set aside, "
+               f"{done.left} left" + (" (database away)" if done.away else "")
+               + (" (another process is replaying)" if done.busy else ""))
+    if not app.config["REDIS_URL"] and (done.stored or done.duplicates):
+        queue.work_burst(app.extensions["gateway"].redis)  # the in-process queue is only ours
+    if done.left:
+        raise SystemExit(1)
+
+
+def init_app(app: Flask) -> None:
+    """Replay on requests once the database is back; register `flask spool replay`."""
+    app.cli.add_command(spool_cli)
+
+    @app.before_request
+    def _replay_kept() -> None:
+        try:
+            _replay_due(app, REQUEST_BUDGET)
+        except Exception:  # never fail a request because of the spool; the worker replays too
+            logger.warning("spool replay on request failed", exc_info=True)

@@ -1,0 +1,1 @@
+"""Outbound messages: broadcasts, the outbox, pacing, jobs."""

@@ -1,0 +1,99 @@
+"""One-off texts to a staff phone (a broadcast's test, a phone check code), sent through the outbox.
+
+A one-off text is an outbox row like any other: written `queued` and committed, then enqueued, so
+it is claimed before it is sent, sent once, routed by the routing file and paced with the rest.
+It only ever goes to a mobile number: never a short code, a premium or shared-cost range, a
+fixed line, nor a supporter who stopped or was blocked (toll fraud and harassment).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+import phonenumbers
+from sqlalchemy.orm import Session
+
+from gateway.people import contacts
+from gateway.outbound import jobs as queue
+from gateway.models import Contact, Message, utcnow
+from gateway.core.segments import count_segments
+from gateway.core.phones import Address, InvalidNumber, normalise_number
+
+logger = logging.getLogger(__name__)
+STAFF_TAG = "staff"  # a phone created for a test send; it has no consent, so no broadcast reaches it
+MOBILE_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
+class Refused(ValueError):
+    """A one-off text that will not be sent; the message says why and never holds the number."""
+
+
+def mobile_number(raw: str, default_country: str) -> str:
+    """The E.164 form of a mobile number, or Refused (short code, premium, fixed line, not a number)."""
+    try:
+        address: Address = normalise_number(raw, default_country)
+    except InvalidNumber:
+        raise Refused("that is not a phone number") from None
+    if address.kind != "e164":
+        raise Refused("short codes can cost far more than a text, so test messages never go to one")
+    kind = phonenumbers.number_type(phonenumbers.parse(address.value, None))
+    if kind not in MOBILE_TYPES:
+        raise Refused("only a mobile number can get a test message (not a premium, shared-cost or fixed line)")
+    return address.value
+
+
+def parse_numbers(value: str | None, default_country: str) -> list[str]:
+    """A comma-separated list of mobile numbers (TEST_SEND_NUMBERS); ValueError names the bad entry."""
+    out: list[str] = []
+    for i, raw in enumerate((value or "").split(",")):
+        if not raw.strip():
+            continue
+        try:
+            number = mobile_number(raw, default_country)
+        except Refused as exc:
+            raise ValueError(f"entry {i + 1}: {exc}") from None
+        if number not in out:
+            out.append(number)
+    return out
+
+
+def recipient(session: Session, number: str) -> Contact:
+    """The contact a one-off goes to: an active one, or a new staff phone; Refused for an opt-out."""
+    contact = contacts.find(session, number)
+    if contact is None:
+        # No consent: broadcasts never include it, whatever their place, language or tag.
+        contact = contacts.new_contact(session, number, status="active", consent_at=None)
+        session.add(contact)
+        contacts.add_tags(session, contact, [STAFF_TAG])
+        session.flush()
+    elif contact.status != "active":
+        raise Refused("this phone's owner texted STOP or was blocked, so the gateway sends it nothing")
+    return contact
+
+
+def queue_text(session: Session, contact: Contact, body: str, *, provider: str, sender: str) -> Message:
+    """Write one queued outbox row (the caller commits, then calls `enqueue`)."""
+    info = count_segments(body)
+    row = Message(direction="out", contact_id=contact.id, provider=provider, channel="sms", body=body,
+                  status="queued", encoding=info.encoding, segments=info.segments, sender=sender,
+                  created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def enqueue(connection: Any, ids: Iterable[int]) -> bool:
+    """Hand committed rows to the workers; False when the queue is away (the reconciler picks them up)."""
+    try:
+        queue.enqueue_ids(connection, list(ids), name=queue.REPLIES)
+        return True
+    except Exception:  # the rows are safe in the database; the reconciler enqueues queued rows
+        logger.exception("one-off text: enqueue failed")
+        return False
+
+
+def digest(session: Session, number: str) -> str:
+    """The keyed digest that names a number in the audit log (for whoever holds the key)."""
+    return contacts.vault(session).digest(number)
+
+

@@ -1,0 +1,1 @@
+"""Supporters, organizers and what is recorded about them."""

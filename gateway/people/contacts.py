@@ -1,0 +1,91 @@
+"""The one place that reads or writes a contact's phone number: sealed at rest, found by digest."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, lazyload, object_session
+
+from gateway.models import Contact, ContactTag, utcnow
+from gateway.core.vault import NumberVault
+from gateway.core.phones import Address, country_of
+
+
+def vault(session: Session) -> NumberVault:
+    """The number keys this session was made with (gateway.db.make_session_factory)."""
+    found = session.info.get("numbers")
+    if found is None:
+        raise RuntimeError("this session has no number keys: make it with make_session_factory(engine, vault)")
+    return found
+
+
+def number_is(session: Session, number: str) -> ColumnElement[bool]:
+    """A filter for the contact with exactly this normalised number (digest under any configured key)."""
+    return Contact.number_digest.in_(vault(session).digests(number))
+
+
+def find(session: Session, number: str, *, lock: bool = False) -> Contact | None:
+    """The contact with this normalised number, optionally locked for the transaction."""
+    query = select(Contact).where(number_is(session, number))
+    if lock:
+        # A locked look-up serves one inbound message: its tags load only if it needs them.
+        query = query.with_for_update().options(lazyload(Contact.tag_rows))
+    return session.scalars(query).first()
+
+
+def get_or_create(session: Session, address: Address, *, lock: bool = False) -> Contact:
+    """The contact for an address, created (status active, no consent yet) if new; race-safe."""
+    contact = find(session, address.value, lock=lock)
+    if contact is not None:
+        return contact
+    try:
+        with session.begin_nested():
+            contact = new_contact(session, address.value, status="active")
+            session.add(contact)
+        return contact
+    except IntegrityError:  # another request created it between our select and insert
+        found = find(session, address.value, lock=lock)
+        assert found is not None
+        return found
+
+
+def number_of(contact: Contact) -> str:
+    """The number to send to, or to show an organizer who may see it."""
+    session = object_session(contact)
+    if session is None:
+        raise RuntimeError(f"contact {contact.id} is detached: its number is opened inside a session")
+    return vault(session).open(contact.number_sealed)
+
+
+def new_contact(session: Session, number: str, **fields: Any) -> Contact:
+    """A contact for a normalised number, not yet added (imports, the API, first texts)."""
+    box = vault(session)
+    fields.setdefault("country", country_of(number))
+    fields.setdefault("status", "active")
+    fields.setdefault("created_at", utcnow())
+    return Contact(number_digest=box.digest(number), number_sealed=box.seal(number), **fields)
+
+
+def add_tags(session: Session, contact: Contact, tags: list[str] | tuple[str, ...]) -> None:
+    """Attach tags, ignoring ones the contact already has."""
+    have = {t.tag for t in contact.tag_rows}
+    for tag in tags:
+        tag = tag.strip().lower()[:40]
+        if tag and tag not in have:
+            contact.tag_rows.append(ContactTag(tag=tag))
+            have.add(tag)
+
+
+def rekey(session: Session, batch: int = 500) -> int:
+    """Move every number sealed or digested under an older key to the newest; returns how many moved."""
+    box, moved, last = vault(session), 0, 0
+    while rows := session.scalars(select(Contact).where(Contact.id > last).order_by(Contact.id).limit(batch)).all():
+        for contact in rows:
+            number = box.open(contact.number_sealed)
+            if contact.number_digest != box.digest(number):
+                contact.number_sealed, contact.number_digest = box.seal(number), box.digest(number)
+                moved += 1
+        last = rows[-1].id
+        session.flush()
+    return moved

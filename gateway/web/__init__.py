@@ -1,0 +1,1 @@
+"""Blueprints: the organizers' console, the JSON API, health."""

@@ -1,0 +1,292 @@
+"""The OpenAPI 3.1 description of the JSON API in gateway/web/api/."""
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.outbound import broadcasts
+from gateway.web.api import (DEFAULT_PER_PAGE, DELIVERED, LANGUAGES, MAX_KEYWORD, MAX_NAME, MAX_PAGE, MAX_PER_PAGE, MAX_TAG, MAX_TAGS, MAX_TEXT, STATUSES)
+
+def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+def _path_id(name: str, what: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": f"The {what}'s id.",
+            "schema": {"type": "integer", "minimum": 1}}
+
+
+def _operation(summary: str, responses: dict[str, Any], *, role: str | None = "viewer", tag: str,
+               parameters: list[dict[str, Any]] | None = None, body: str | None = None,
+               description: str | None = None, operation_id: str) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "operationId": operation_id, "tags": [tag]}
+    if description or role:
+        op["description"] = (description or "") + (f"\n\nNeeds a token of the {role} role or higher." if role else "")
+        op["description"] = op["description"].strip()
+    if parameters:
+        op["parameters"] = parameters
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    errors: dict[str, Any] = {}
+    if role:
+        errors["401"] = _ref("Unauthorized", "responses")
+        if role != "viewer":
+            errors["403"] = _ref("Forbidden", "responses")
+    if body or parameters:
+        errors["400"] = _ref("BadRequest", "responses")
+    if body:
+        errors["413"] = _ref("TooLarge", "responses")
+    op["responses"] = {**responses, **errors, "405": _ref("MethodNotAllowed", "responses")}
+    if role is None:
+        op["security"] = []
+    return op
+
+
+def spec() -> dict[str, Any]:
+    """OpenAPI 3.1 for every route of this blueprint."""
+    nullable_str = {"type": ["string", "null"]}
+    date_or_time = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+    pagination_params = [
+        _query("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}),
+        _query("per_page", f"Items per page, at most {MAX_PER_PAGE}.",
+               {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE})]
+    report_params = [
+        _query("place", "Only reports from this place (a district or department; spelling is matched to the gazetteers)."),
+        _query("service", "Only reports about this service, e.g. clinic, water, school."),
+        _query("delivered", "Only reports with this answer to 'did it arrive?'.", {"type": "string", "enum": list(DELIVERED)}),
+        _query("from", "Only reports made at or after this UTC date (2025-03-01) or date-time.", date_or_time),
+        _query("to", "Only reports made up to this UTC date (inclusive) or date-time.", date_or_time),
+    ]
+    not_found, conflict = _ref("NotFound", "responses"), _ref("Conflict", "responses")
+    broadcast_response = _json(_ref("Broadcast"), "The broadcast and its progress.")
+    schemas: dict[str, Any] = {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string", "description": "Stable, machine-readable, e.g. invalid_field."},
+                "message": {"type": "string", "description": "A sentence saying what is wrong."},
+                "field": {"type": "string", "description": "The body field or query parameter at fault."}}}}},
+        "Pagination": {"type": "object", "required": ["page", "per_page", "total", "pages"], "properties": {
+            "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"},
+            "pages": {"type": "integer"}}},
+        "Contact": {"type": "object", "required": ["id", "number", "status", "tags"], "properties": {
+            "id": {"type": "integer"}, "number": {"type": "string", "description": "E.164, e.g. +265991234567."},
+            "name": nullable_str, "language": nullable_str, "place": nullable_str, "country": nullable_str,
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "status": {"type": "string", "enum": list(STATUSES)},
+            "created_at": {"type": "string", "format": "date-time"}}},
+        "ContactList": {"type": "object", "required": ["data", "pagination"], "properties": {
+            "data": {"type": "array", "items": _ref("Contact")}, "pagination": _ref("Pagination")}},
+        "ContactCreate": {"type": "object", "required": ["number"], "additionalProperties": False, "properties": {
+            "number": {"type": "string", "description": "Local (0991 234 567, read in DEFAULT_COUNTRY) or international."},
+            "name": {"type": ["string", "null"], "maxLength": MAX_NAME},
+            "language": {"type": ["string", "null"], "enum": [*LANGUAGES, None]},
+            "place": {"type": ["string", "null"], "description": "Matched to the gazetteers and stored as they spell it."},
+            "tags": {"type": "array", "maxItems": MAX_TAGS, "items": {"type": "string", "maxLength": MAX_TAG}}}},
+        "ContactPatch": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
+            "name": {"type": ["string", "null"], "maxLength": MAX_NAME},
+            "language": {"type": ["string", "null"], "enum": [*LANGUAGES, None]},
+            "place": {"type": ["string", "null"]},
+            "tags": {"type": "array", "description": "Replaces all of the contact's tags.",
+                     "maxItems": MAX_TAGS, "items": {"type": "string", "maxLength": MAX_TAG}},
+            "status": {"type": "string", "enum": list(STATUSES),
+                       "description": "A stopped contact cannot be made active (409): only the supporter can, by texting START."}}},
+        "BroadcastInput": {"type": "object", "required": ["texts"], "additionalProperties": False, "properties": {
+            "texts": {"type": "object", "description": "Language -> text; {name} and {place} are filled in. "
+                      "The default language's text is required.",
+                      "additionalProperties": {"type": "string", "maxLength": MAX_TEXT},
+                      "propertyNames": {"enum": list(LANGUAGES)}},
+            "place": {"type": ["string", "null"], "description": "Only supporters in this place."},
+            "language": {"type": ["string", "null"], "enum": [*LANGUAGES, None],
+                         "description": "Only supporters who speak this language."},
+            "tag": {"type": ["string", "null"], "maxLength": MAX_TAG, "description": "Only supporters with this tag."},
+            "reply_keyword": {"type": ["string", "null"], "maxLength": MAX_KEYWORD,
+                              "description": "Replies with this one word (e.g. YES) count as pledges."},
+            "urgent": {"type": "boolean", "default": False, "description": "Send during quiet hours too."},
+            "send_at": {"type": ["string", "null"], "format": "date-time",
+                        "description": "Send at this time (UTC unless an offset is given) instead of at launch."}}},
+        "TextPreview": {"type": "object", "properties": {
+            "language": {"type": "string"}, "recipients": {"type": "integer"},
+            "encoding": {"type": "string", "enum": ["GSM-7", "UCS-2"]},
+            "segments": {"type": "integer", "description": "For the longest name and place in the audience."},
+            "characters": {"type": "integer"},
+            "ucs2_characters": {"type": "array", "items": {"type": "string"},
+                                "description": "The characters that force UCS-2."},
+            "gsm7_suggestion": {**nullable_str, "description": "The text with look-alike characters replaced, when that saves segments."},
+            "gsm7_suggestion_segments": {"type": ["integer", "null"]}}},
+        "Preview": {"type": "object", "required": ["audience", "texts", "total_segments", "estimated_cost"], "properties": {
+            "audience": {"type": "integer", "description": "Active, consenting supporters it would go to."},
+            "texts": {"type": "array", "items": _ref("TextPreview")},
+            "total_segments": {"type": "integer"},
+            "estimated_cost": {"type": "number", "description": "Per SMS_PRICES, in its currency."},
+            "segments_by_country": {"type": "object", "additionalProperties": {"type": "integer"}}}},
+        "Broadcast": {"type": "object", "required": ["id", "status", "recipients", "counts"], "properties": {
+            "id": {"type": "integer"},
+            "status": {"type": "string", "enum": ["draft", "sending", "done", "cancelled"]},
+            "recipients": {"type": "integer"},
+            "counts": {"type": "object", "description": "Messages by status.",
+                       "properties": {s: {"type": "integer"} for s in broadcasts.STATUSES}},
+            "pledges": {"type": "integer"},
+            "pledges_by_place": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "reply_keyword": nullable_str,
+            "texts": {"type": "object", "additionalProperties": {"type": "string"}},
+            "default_language": {"type": "string"}, "place": nullable_str, "language": nullable_str,
+            "tag": nullable_str, "urgent": {"type": "boolean"},
+            "send_at": {"type": ["string", "null"], "format": "date-time"}, "created_by": nullable_str,
+            "created_at": {"type": "string", "format": "date-time"},
+            "launched_at": {"type": ["string", "null"], "format": "date-time"},
+            "cancelled_at": {"type": ["string", "null"], "format": "date-time"},
+            "not_sent": {"type": "integer", "description": "Cancel only: messages that will not go out."},
+            "warning": {"type": "string", "description": "Launch only: the queue could not be reached."}}},
+        "Report": {"type": "object", "description": "Never a phone number. contact_id only when not anonymous.",
+                   "required": ["id", "ref", "date", "service", "anonymous"], "properties": {
+            "id": {"type": "integer"}, "ref": {"type": "string"}, "date": {"type": "string", "format": "date"},
+            "created_at": {"type": "string", "format": "date-time",
+                           "description": "An anonymous report keeps only its day (00:00)."},
+            "country": nullable_str, "place": nullable_str, "service": {"type": "string"},
+            "service_detail": nullable_str, "delivered": {"type": ["string", "null"], "enum": [*DELIVERED, None]},
+            "details": nullable_str, "anonymous": {"type": "boolean"}, "language": nullable_str,
+            "contact_id": {"type": ["integer", "null"]}}},
+        "SetAside": {"type": "object", "description": "An inbound text the gateway could not handle, even after retrying.",
+                     "required": ["id", "error", "attempts"], "properties": {
+            "id": {"type": "integer"}, "contact_id": {"type": ["integer", "null"]},
+            "number": {**nullable_str, "description": "The sender's number; partly hidden for viewers."},
+            "body": nullable_str, "error": {**nullable_str, "description": "The error's class and first line."},
+            "attempts": {"type": "integer"}, "channel": {"type": "string"}, "provider": {"type": "string"},
+            "received_at": {"type": "string", "format": "date-time"},
+            "set_aside_at": {"type": ["string", "null"], "format": "date-time"}}},
+        "SetAsideList": {"type": "object", "required": ["data", "pagination"], "properties": {
+            "data": {"type": "array", "items": _ref("SetAside")}, "pagination": _ref("Pagination")}},
+        "ReportList": {"type": "object", "required": ["data", "pagination"], "properties": {
+            "data": {"type": "array", "items": _ref("Report")}, "pagination": _ref("Pagination")}},
+        "ReportCounts": {"type": "object", "required": ["total", "by_place", "by_service", "by_week"], "properties": {
+            "filters": {"type": "object", "additionalProperties": {"type": "string"}},
+            "total": {"type": "integer"},
+            "by_place": {"type": "array", "items": {"type": "object", "properties": {
+                "place": nullable_str, "count": {"type": "integer"}}}},
+            "by_service": {"type": "array", "items": {"type": "object", "properties": {
+                "service": {"type": "string"}, "count": {"type": "integer"}}}},
+            "by_delivered": {"type": "array", "items": {"type": "object", "properties": {
+                "delivered": nullable_str, "count": {"type": "integer"}}}},
+            "by_place_and_service": {"type": "array", "items": {"type": "object", "properties": {
+                "place": nullable_str, "service": {"type": "string"}, "count": {"type": "integer"}}}},
+            "by_week": {"type": "array", "items": {"type": "object", "properties": {
+                "week": {"type": "string", "description": "ISO week, e.g. 2025-W09."},
+                "week_start": {"type": "string", "format": "date", "description": "Its Monday."},
+                "count": {"type": "integer"}}}}}},
+    }
+    error = _ref("Error")
+    responses = {
+        "BadRequest": _json(error, "Malformed JSON, wrong content type, or an invalid field or parameter (named in the message and in error.field)."),
+        "Unauthorized": {**_json(error, "No token, or a wrong one."),
+                         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}}},
+        "Forbidden": _json(error, "The token's account does not have the role this needs."),
+        "NotFound": _json(error, "No such resource."),
+        "MethodNotAllowed": {**_json(error, "This method is not allowed on this path."),
+                             "headers": {"Allow": {"schema": {"type": "string"}, "description": "The allowed methods."}}},
+        "Conflict": _json(error, "The request conflicts with the resource's state."),
+        "TooLarge": _json(error, "The request body is too large."),
+    }
+    paths = {
+        "/api/v1/contacts": {
+            "get": _operation("List contacts", {"200": _json(_ref("ContactList"), "A page of contacts.")},
+                              tag="contacts", operation_id="listContacts", parameters=[
+                _query("place", "Only contacts in this place (matched to the gazetteers)."),
+                _query("language", "Only contacts with this language.", {"type": "string", "enum": list(LANGUAGES)}),
+                _query("tag", "Only contacts with this tag."),
+                _query("status", "Only contacts with this status.", {"type": "string", "enum": list(STATUSES)}),
+                _query("number", "Only the contact with this number (local or international)."),
+                *pagination_params]),
+            "post": _operation("Create a contact", {
+                "201": {**_json(_ref("Contact"), "Created."), "headers": {"Location": {"schema": {"type": "string"}}}},
+                "409": conflict}, role="organizer", tag="contacts", body="ContactCreate", operation_id="createContact",
+                description="The number is normalised to E.164. The contact is active and counted as consenting "
+                            "(as in a CSV import). 409 when the number already exists, whatever its status: "
+                            "a stopped contact is never reactivated by the API."),
+        },
+        "/api/v1/contacts/{contact_id}": {
+            "patch": _operation("Change a contact", {"200": _json(_ref("Contact"), "The changed contact."),
+                                                     "404": not_found, "409": conflict},
+                                role="organizer", tag="contacts", body="ContactPatch", operation_id="updateContact",
+                                parameters=[_path_id("contact_id", "contact")]),
+        },
+        "/api/v1/broadcasts/preview": {
+            "post": _operation("Preview a broadcast", {"200": _json(_ref("Preview"), "What a launch would send and cost.")},
+                               role="organizer", tag="broadcasts", body="BroadcastInput", operation_id="previewBroadcast",
+                               description="Audience, per-language encoding and segments (after {name} and {place} "
+                                           "are filled in), total segments and estimated cost. Creates nothing."),
+        },
+        "/api/v1/broadcasts": {
+            "post": _operation("Create a draft broadcast", {
+                "201": {**_json(_ref("Broadcast"), "The draft."), "headers": {"Location": {"schema": {"type": "string"}}}}},
+                role="organizer", tag="broadcasts", body="BroadcastInput", operation_id="createBroadcast"),
+        },
+        "/api/v1/broadcasts/{broadcast_id}": {
+            "get": _operation("A broadcast and its progress", {"200": broadcast_response, "404": not_found},
+                              tag="broadcasts", operation_id="getBroadcast",
+                              parameters=[_path_id("broadcast_id", "broadcast")]),
+        },
+        "/api/v1/broadcasts/{broadcast_id}/launch": {
+            "post": _operation("Launch a draft", {
+                "202": _json(_ref("Broadcast"), "Launched: one queued message per recipient; sending has started."),
+                "404": not_found, "409": conflict}, role="organizer", tag="broadcasts",
+                operation_id="launchBroadcast", parameters=[_path_id("broadcast_id", "broadcast")],
+                description="Recorded in the audit log (broadcast.launch). No request body. 409 if it is not a draft."),
+        },
+        "/api/v1/broadcasts/{broadcast_id}/cancel": {
+            "post": _operation("Cancel a broadcast", {
+                "200": _json(_ref("Broadcast"), "Cancelled; not_sent says how many messages will not go out."),
+                "404": not_found, "409": conflict}, role="organizer", tag="broadcasts",
+                operation_id="cancelBroadcast", parameters=[_path_id("broadcast_id", "broadcast")],
+                description="Stops what has not been sent yet. Recorded in the audit log (broadcast.cancel). "
+                            "No request body. 409 if it is already done or cancelled."),
+        },
+        "/api/v1/reports": {
+            "get": _operation("List service-delivery reports", {"200": _json(_ref("ReportList"), "A page of reports.")},
+                              tag="reports", operation_id="listReports", parameters=[*report_params, *pagination_params],
+                              description="Never includes a phone number; contact_id only for reports that are "
+                                          "not anonymous. Each call is recorded in the audit log (export.reports) "
+                                          "with its filters."),
+        },
+        "/api/v1/reports/counts": {
+            "get": _operation("Count reports", {"200": _json(_ref("ReportCounts"), "Counts.")}, tag="reports",
+                              operation_id="countReports", parameters=report_params,
+                              description="Counts by place, by service, by both, by answer, and by ISO week."),
+        },
+        "/api/v1/messages/set-aside": {
+            "get": _operation("Texts set aside", {"200": _json(_ref("SetAsideList"), "A page of texts, newest first.")},
+                              tag="messages", operation_id="listSetAside", parameters=pagination_params,
+                              description="Inbound texts whose handling failed after retries, with the error. "
+                                          "They no longer hold up the sender's later texts. Viewers get numbers "
+                                          "partly hidden."),
+        },
+        "/api/v1/openapi.json": {
+            "get": _operation("This description", {"200": {"description": "OpenAPI 3.1 JSON.",
+                                                            "content": {"application/json": {"schema": {"type": "object"}}}}},
+                              role=None, tag="meta", operation_id="openapi"),
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "SMS gateway API", "version": "1.0.0",
+                 "description": "Contacts, broadcasts and service-delivery reports. Authenticate with a per-user "
+                                "API token: 'Authorization: Bearer <token>'. Reads need the viewer role, writes the "
+                                "organizer role. Every error is JSON: {\"error\": {\"code\", \"message\", \"field\"}}."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "tags": [{"name": "contacts"}, {"name": "broadcasts"}, {"name": "reports"}, {"name": "messages"}, {"name": "meta"}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "description": "A per-user API token (gw_...)."}},
+            "schemas": schemas,
+            "responses": responses,
+        },
+    }

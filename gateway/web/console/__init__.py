@@ -1,0 +1,119 @@
+"""The organizers' web console: accounts, roles, CSRF, and the page blueprints."""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import wraps
+from typing import Any, Callable, TypeVar
+
+from flask import Flask, abort, current_app, g, has_request_context, request
+from flask import session as flask_session
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
+
+from gateway import services
+from gateway.people import accounts
+from gateway.models import User
+
+F = TypeVar("F", bound=Callable[..., Any])
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please log in."
+csrf = CSRFProtect()
+
+
+ABSOLUTE_SESSION_LIFETIME = timedelta(hours=12)  # from login, however active the session is
+
+
+def clock() -> float:
+    """Seconds since the epoch (a seam for tests of session lifetimes)."""
+    return time.time()
+
+
+def mark_login() -> None:
+    """Note when this session logged in: the absolute lifetime counts from here."""
+    flask_session["login_at"] = int(clock())
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    """The logged-in user, read fresh on each request: a disabled account, a logout elsewhere or a
+    session older than ABSOLUTE_SESSION_LIFETIME is out at once."""
+    started = flask_session.get("login_at")
+    limit = current_app.config.get("ABSOLUTE_SESSION_LIFETIME", ABSOLUTE_SESSION_LIFETIME).total_seconds()
+    if not isinstance(started, int) or not 0 <= clock() - started <= limit:
+        return None
+    return accounts.user_for_session(db(), user_id)
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie, also marked Secure when the request came over TLS (directly, or as a
+    proxy trusted through PROXY_FIX_HOPS says with X-Forwarded-Proto)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or (has_request_context() and request.is_secure))
+
+
+def db() -> Any:
+    """A database session for this request, closed at teardown."""
+    if "db" not in g:
+        g.db = services().sessions()
+    return g.db
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()
+
+
+def role_required(role: str) -> Callable[[F], F]:
+    """Only users whose role includes `role` (viewer < organizer < admin) get in."""
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if not accounts.can(current_user, role):
+                abort(403)
+            return view(*args, **kwargs)
+        wrapped.required_role = role  # type: ignore[attr-defined]  # tests/test_security.py looks for it
+        return wrapped  # type: ignore[return-value]
+    return decorator
+
+
+def init_app(app: Flask) -> None:
+    """Sessions, CSRF, secure cookies and headers, and the console's blueprints."""
+    # Assigned, not setdefault: Flask's own defaults (31-day sessions, no SameSite, cookies sent
+    # over plain http) are already in app.config, so a setdefault would never apply.
+    https = bool((app.config.get("PUBLIC_BASE_URL") or "").startswith("https"))
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=https,
+                      REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SECURE=https,
+                      PERMANENT_SESSION_LIFETIME=timedelta(hours=8))
+    app.session_interface = _SessionInterface()
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    app.teardown_appcontext(close_db)
+
+    from gateway.channels import local_hooks as channel_hooks
+    from gateway.channels import webhooks
+    from gateway.web.console import admin, alerts, auth, flowsview, inbox, pages, reports, simulator, supporters
+
+    csrf.exempt(webhooks.bp)  # provider webhooks are signed, not CSRF-protected
+    csrf.exempt(channel_hooks.bp)  # signed, or secret-token URLs
+    for module in (auth, pages, supporters, alerts, reports, inbox, flowsview, simulator, admin):
+        app.register_blueprint(module.bp)
+
+    @app.after_request
+    def secure_headers(response):  # type: ignore[no-untyped-def]
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response

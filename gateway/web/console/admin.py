@@ -1,0 +1,275 @@
+"""Console: accounts (create, change role, deactivate, API tokens) and the read-only audit log."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import EmailField, PasswordField, SelectField
+from wtforms.validators import DataRequired, Length
+
+from gateway import services
+from gateway.people import accounts
+from gateway.people import audit as audit_log
+from gateway.outbound import oneoff
+from gateway.cli_outbound import sender_name
+from gateway.web.console import db, role_required
+from gateway.web.console.supporters import paginate
+from gateway.limits import limiter
+from gateway.models import AuditEvent, User, utcnow
+from gateway.core.phones import mask_number
+
+bp = Blueprint("admin", __name__, template_folder="templates")
+
+ROLE_HELP = {
+    "viewer": "reads supporters (numbers partly hidden), reports, inbox and flows",
+    "organizer": "also imports supporters, answers the inbox and sends broadcasts",
+    "admin": "also manages accounts and reads the audit log",
+}
+
+
+class CreateUserForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    role = SelectField("Role", choices=list(accounts.ROLES), default="viewer")
+    password = PasswordField("Initial password", validators=[
+        DataRequired(), Length(min=accounts.MIN_PASSWORD, max=200,
+                               message=f"The password needs at least {accounts.MIN_PASSWORD} characters.")])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=list(accounts.ROLES))
+
+
+class ActionForm(FlaskForm):
+    """Only the CSRF token (deactivate, reactivate, new token)."""
+
+
+def _users_page(form: CreateUserForm, status: int = 200) -> ResponseReturnValue:
+    users = db().scalars(select(User).order_by(User.active.desc(), User.email)).all()
+    return render_template("admin_users.html", users=users, form=form, roles=accounts.ROLES,
+                           role_help=ROLE_HELP, now=utcnow()), status
+
+
+def _other_user(user_id: int) -> User:
+    """The account to change, or 404."""
+    user = db().get(User, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+@bp.get("/users")
+@role_required("admin")
+def users() -> ResponseReturnValue:
+    """Every account, and a form to add one."""
+    return _users_page(CreateUserForm(formdata=None))
+
+
+@bp.post("/users")
+@role_required("admin")
+def create_user() -> ResponseReturnValue:
+    """Add an account with an initial password (tell it to the person another way than email)."""
+    form = CreateUserForm()
+    if not form.validate_on_submit():
+        return _users_page(form, 400)
+    s = db()
+    try:
+        user = accounts.create_user(s, form.email.data or "", form.role.data or "", form.password.data or "")
+    except accounts.AccountError as exc:
+        s.rollback()
+        form.email.errors = [*form.email.errors, str(exc)]
+        return _users_page(form, 400)
+    audit_log.record(s, current_user.email, "user.create", email=user.email, role=user.role)
+    s.commit()
+    flash(f"{user.email} can now log in as {user.role}.", "ok")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/role")
+@role_required("admin")
+def change_role(user_id: int) -> ResponseReturnValue:
+    form = RoleForm()
+    user = _other_user(user_id)
+    if not form.validate_on_submit():
+        flash("Choose one of the roles.", "error")
+    elif user.id == current_user.id:
+        flash("You cannot change your own role: ask another admin.", "error")
+    elif form.role.data != user.role:
+        s = db()
+        old, user.role = user.role, form.role.data or user.role
+        audit_log.record(s, current_user.email, "user.role", email=user.email, old=old, new=user.role)
+        s.commit()
+        flash(f"{user.email} is now {user.role} (was {old}).", "ok")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/active")
+@role_required("admin")
+def set_active(user_id: int) -> ResponseReturnValue:
+    """Deactivate (logged out at their next click, API token refused) or reactivate an account."""
+    form = ActionForm()
+    user = _other_user(user_id)
+    activate = request.form.get("active") == "1"
+    if not form.validate_on_submit():
+        abort(400)
+    if user.id == current_user.id:
+        flash("You cannot deactivate your own account: ask another admin.", "error")
+    elif user.active != activate:
+        s = db()
+        user.active = activate
+        if activate:
+            user.failed_logins, user.locked_until = 0, None
+        audit_log.record(s, current_user.email, "user.activate" if activate else "user.deactivate",
+                         email=user.email)
+        s.commit()
+        flash(f"{user.email} {'can log in again' if activate else 'can no longer log in'}.", "ok")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/token")
+@role_required("admin")
+def token(user_id: int) -> ResponseReturnValue:
+    """A new API token, shown once on this page only (never flashed or stored in the session)."""
+    form = ActionForm()
+    user = _other_user(user_id)
+    if not form.validate_on_submit():
+        abort(400)
+    if not user.active:
+        flash(f"{user.email} is deactivated: reactivate the account before giving it a token.", "error")
+        return redirect(url_for("admin.users"))
+    s = db()
+    replaced = user.api_token_hash is not None
+    new = accounts.new_api_token(user)
+    audit_log.record(s, current_user.email, "user.token", email=user.email, replaced=replaced)
+    s.commit()
+    response = make_response(render_template("admin_token.html", user=user, token=new, replaced=replaced))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/audit")
+@role_required("admin")
+def audit() -> ResponseReturnValue:
+    """The audit log, newest first, optionally one action only. Nothing here edits or deletes it."""
+    s = db()
+    action = request.args.get("action", "").strip()[:40]
+    actor = request.args.get("actor", "").strip()[:254]
+    query = select(AuditEvent)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if actor:
+        query = query.where(AuditEvent.actor.icontains(actor, autoescape=True))
+    page = paginate(s, query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()))
+    actions = sorted(s.scalars(select(AuditEvent.action).distinct()).all())
+    return render_template("admin_audit.html", page=page, actions=actions, action=action, actor=actor,
+                           details={e.id: _detail(e.detail) for e in page.items})
+
+
+def _detail(detail: Any) -> list[tuple[str, str]]:
+    """An event's detail as readable pairs: a filter shows as 'place=Zomba, service=clinic'."""
+    if not isinstance(detail, dict):
+        return [("", str(detail))] if detail else []
+    out = []
+    for key, value in detail.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        out.append((str(key), str(value)))
+    return out
+
+
+# --------------------------------------------------------------------------- my account: my phone
+
+CODE_SENDS = "3/hour;10/day"  # per account: each code is an SMS to a number the user typed
+CODE_CHECKS = "10/hour"  # per account, on top of PHONE_CODE_TRIES per code
+
+
+def _user_key() -> str:
+    return f"user:{current_user.get_id()}"
+
+
+def _code_keys(user_id: int) -> tuple[str, str]:
+    return f"gateway-phone-code:{user_id}", f"gateway-phone-code-tries:{user_id}"
+
+
+def _account_page(status: int = 200) -> ResponseReturnValue:
+    user = current_user
+    return render_template("account.html", user=user, phone=mask_number(user.phone) if user.phone else None,
+                           confirmed=bool(user.phone and user.phone_verified_at),
+                           allowed=[mask_number(n) for n in oneoff.parse_numbers(
+                               current_app.config.get("TEST_SEND_NUMBERS"), current_app.config["DEFAULT_COUNTRY"])],
+                           form=ActionForm(formdata=None)), status
+
+
+@bp.get("/account")
+@role_required("organizer")
+def account() -> ResponseReturnValue:
+    """My phone: the only phone my broadcast tests go to, once confirmed by a code texted to it."""
+    return _account_page()
+
+
+@bp.post("/account/phone")
+@role_required("organizer")
+@limiter.limit(CODE_SENDS, key_func=_user_key)
+def set_phone() -> ResponseReturnValue:
+    """Take a mobile number, text it a code through the outbox; it is unconfirmed until the code comes back."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    s = db()
+    user = s.get(User, current_user.id)
+    try:
+        number = oneoff.mobile_number(request.form.get("phone", ""), current_app.config["DEFAULT_COUNTRY"])
+        contact = oneoff.recipient(s, number)
+    except oneoff.Refused as exc:
+        s.rollback()
+        flash(f"Phone not changed: {exc}.", "error")  # never the number: flashes sit in the cookie
+        return redirect(url_for("admin.account"))
+    code = accounts.new_phone_code()
+    accounts.set_phone(user, number)
+    body = f"{current_app.config['ORG_NAME']} code: {code}. It confirms this phone for test messages."
+    row = oneoff.queue_text(s, contact, body, provider=services().provider.name, sender=sender_name())
+    audit_log.record(s, current_user.email, "account.phone", number_digest=oneoff.digest(s, number),
+                     message_id=row.id)
+    s.commit()
+    code_key, tries_key = _code_keys(user.id)
+    redis = services().redis
+    redis.set(code_key, accounts.phone_code_mac(current_app.config["SECRET_KEY"], user.id, number, code),
+              ex=accounts.PHONE_CODE_SECONDS)
+    redis.delete(tries_key)
+    oneoff.enqueue(redis, [row.id])
+    flash(f"A code is on its way to {mask_number(number)}: type it below to confirm the phone.", "ok")
+    return redirect(url_for("admin.account"))
+
+
+@bp.post("/account/phone/confirm")
+@role_required("organizer")
+@limiter.limit(CODE_CHECKS, key_func=_user_key)
+def confirm_phone() -> ResponseReturnValue:
+    """Check the code texted to the phone; after too many wrong ones a new code must be sent."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    s = db()
+    user = s.get(User, current_user.id)
+    code_key, tries_key = _code_keys(user.id)
+    redis = services().redis
+    kept = redis.get(code_key)
+    if accounts.confirm_phone(user, current_app.config["SECRET_KEY"], kept.decode() if kept else None,
+                              request.form.get("code", "")):
+        redis.delete(code_key, tries_key)
+        audit_log.record(s, current_user.email, "account.phone.confirmed", number_digest=oneoff.digest(s, user.phone))
+        s.commit()
+        flash("Phone confirmed: broadcast tests now go to it.", "ok")
+        return redirect(url_for("admin.account"))
+    tries = redis.incr(tries_key)
+    redis.expire(tries_key, accounts.PHONE_CODE_SECONDS)
+    if tries >= accounts.PHONE_CODE_TRIES:
+        redis.delete(code_key)
+    flash("That is not the code texted to your phone, or it expired: send a new code." if kept else
+          "There is no code waiting: send a new code first.", "error")
+    return _account_page(400)

@@ -1,0 +1,163 @@
+"""Console: the inbox: texts the flows could not handle, for a person to read and answer.
+
+Viewers read (numbers masked); organizers reply and mark messages handled.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select, update
+from werkzeug.wrappers import Response
+from wtforms import BooleanField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from gateway import services
+from gateway.people import audit
+from gateway.people import contacts
+from gateway.web.console import db, role_required
+from gateway.web.console.supporters import full_numbers, paginate, shown_number
+from gateway.inbound.receive import MAX_BODY
+from gateway.models import Contact, Conversation, Message, utcnow
+from gateway.outbound.outbox import STOPPED_CODES, claim
+from gateway.channels.base import ProviderError
+from gateway.core.segments import count_segments
+from gateway.core.phones import mask_number
+
+bp = Blueprint("inbox", __name__, template_folder="templates")
+
+
+class ReplyForm(FlaskForm):
+    body = TextAreaField("Reply", validators=[DataRequired("Write a reply first."), Length(max=MAX_BODY)])
+    handled = BooleanField("and mark handled", default=True)
+
+
+class HandledForm(FlaskForm):
+    """Only the CSRF token."""
+
+
+def _back(message_id: int | None = None) -> Response:
+    page = request.form.get("page", "")
+    args = {"page": page} if page.isdigit() and page != "1" else {}
+    return redirect(url_for("inbox.index", **args) + (f"#m{message_id}" if message_id else ""))
+
+
+def _open_message(message_id: int, *, to_answer: bool = True) -> Message:
+    """An inbound message that was put in the inbox, or 404.
+
+    A reply reaches only the contact of such a message: never the sender of a flow step, and
+    never anyone through an anonymous report's conversation (its reporter must stay unreachable).
+    """
+    s = db()
+    message = s.get(Message, message_id)
+    if message is None or message.direction != "in" or message.inbox_status is None:
+        abort(404)
+    if to_answer and message.body is None:
+        abort(404)  # its words were removed (an anonymous report, retention): nothing to answer
+    if to_answer and message.conversation_id is not None:
+        conversation = s.get(Conversation, message.conversation_id)
+        if conversation is None or conversation.redacted:
+            abort(404)
+    return message
+
+
+def _who(contact: Contact) -> str:
+    """A contact as a flash message names them: flashes live in the cookie, so never a whole number."""
+    return contact.name or mask_number(contacts.number_of(contact))
+
+
+@bp.get("/inbox")
+@role_required("viewer")
+def index() -> ResponseReturnValue:
+    """Open inbound messages, newest first, with the replies already sent to each."""
+    s = db()
+    page = paginate(s, select(Message, Contact).outerjoin(Contact, Contact.id == Message.contact_id)
+                    .where(Message.direction == "in", Message.inbox_status == "open")
+                    .order_by(Message.id.desc()), scalars=False)
+    ids = [m.id for m, _c in page.items]
+    replies: dict[int, list[Message]] = {}
+    if ids:
+        for r in s.scalars(select(Message).where(Message.reply_to_id.in_(ids)).order_by(Message.id)):
+            replies.setdefault(r.reply_to_id, []).append(r)
+    numbers = {c.id: shown_number(c) for _m, c in page.items if c is not None}
+    return render_template("inbox_index.html", page=page, replies=replies, numbers=numbers,
+                           masked=not full_numbers())
+
+
+@bp.post("/inbox/<int:message_id>/reply")
+@role_required("organizer")
+def reply(message_id: int) -> ResponseReturnValue:
+    """Store the reply, claim it (so the outbox never sends it too), send it, record the outcome."""
+    form = ReplyForm()
+    message = _open_message(message_id)
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            for error in errors:
+                flash(f"Not sent: {error}", "error")
+        return _back(message_id)
+    s = db()
+    contact = s.get(Contact, message.contact_id) if message.contact_id else None
+    if contact is None:
+        flash("Not sent: this message came from a number the gateway cannot reply to.", "error")
+        return _back(message_id)
+    if contact.status != "active":
+        flash(f"Not sent: {_who(contact)} has {'texted STOP' if contact.status == 'stopped' else 'been blocked'}. "
+              "The gateway sends them nothing until they text START or JOIN themselves.", "error")
+        return _back(message_id)
+    svc = services()
+    body = (form.body.data or "").strip()
+    info = count_segments(body)
+    now = utcnow()
+    # The reply leaves by the channel the supporter wrote to (a phone, Africa's Talking, Twilio).
+    provider = (svc.channels.provider(message.provider) if svc.channels is not None else None) or svc.provider
+    out = Message(direction="out", contact_id=contact.id, reply_to_id=message.id, provider=provider.name,
+                  body=body, status="queued", encoding=info.encoding, segments=info.segments, created_at=now)
+    s.add(out)
+    s.flush()
+    claim(s, [out.id], now)  # queued -> sending: a reconciler run now leaves it alone
+    if form.handled.data:
+        message.inbox_status = "handled"
+    audit.record(s, current_user.email, "inbox.reply", message_id=message.id, reply_id=out.id,
+                 contact_id=contact.id, segments=info.segments, handled=bool(form.handled.data))
+    s.commit()
+
+    sending = update(Message).where(Message.id == out.id, Message.status == "sending")
+    try:
+        sent = provider.send(contacts.number_of(contact), body, key=f"gw-{out.id}")
+    except ProviderError as exc:
+        if exc.retryable:
+            s.execute(sending.values(status="queued", claimed_at=None))
+            flash("The SMS provider asked us to slow down: the reply is queued and goes out shortly.", "error")
+        elif exc.ambiguous:
+            s.execute(sending.values(error_code=exc.code or "ambiguous"))
+            flash("The SMS provider did not confirm the reply. The gateway checks with it and sends "
+                  "the reply again only if it did not arrive.", "error")
+        else:
+            s.execute(sending.values(status="failed", error_code=exc.code or "error"))
+            if exc.code in STOPPED_CODES:
+                contact.status, contact.stopped_at = "stopped", utcnow()
+            message.inbox_status = "open"
+            # The provider's text may hold the number (Africa's Talking does): show its code only.
+            flash(f"Not sent: the SMS provider refused it (error {exc.code or 'unknown'}).", "error")
+        s.commit()
+        return _back(message_id)
+    s.execute(sending.values(status="sent", provider_id=sent.provider_id))
+    s.commit()
+    flash(f"Reply sent to {_who(contact)} ({info.segments} SMS).", "ok")
+    return _back(None if form.handled.data else message_id)
+
+
+@bp.post("/inbox/<int:message_id>/handled")
+@role_required("organizer")
+def handled(message_id: int) -> ResponseReturnValue:
+    """Take a message off the open list."""
+    form = HandledForm()
+    message = _open_message(message_id, to_answer=False)
+    if form.validate_on_submit() and message.inbox_status == "open":
+        s = db()
+        message.inbox_status = "handled"
+        audit.record(s, current_user.email, "inbox.handled", message_id=message.id)
+        s.commit()
+        flash("Marked handled.", "ok")
+    return _back()

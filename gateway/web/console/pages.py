@@ -1,0 +1,72 @@
+"""The dashboard, and the console's static files."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, render_template
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func, select
+
+from gateway import services
+from gateway import channels
+from gateway.web.console import db, role_required
+from gateway.web.console.supporters import full_numbers, paginate, shown_number
+from gateway.inbound.receive import SET_ASIDE
+from gateway.models import Broadcast, Contact, Message, Report, utcnow
+
+bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/console-static")
+
+
+@bp.get("/")
+@role_required("viewer")
+def dashboard() -> ResponseReturnValue:
+    """Supporters, today's messages, recent delivery rate, newest reports, queue health."""
+    s = db()
+    counts = dict(s.execute(select(Contact.status, func.count()).group_by(Contact.status)).all())
+    today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    recent = select(Broadcast.id).where(Broadcast.launched_at >= utcnow() - timedelta(days=30))
+    by_status = dict(s.execute(select(Message.status, func.count()).where(
+        Message.broadcast_id.in_(recent)).group_by(Message.status)).all())
+    settled = sum(by_status.get(k, 0) for k in ("delivered", "undelivered", "failed"))
+    try:
+        services().redis.ping()
+        queue = "ok"
+    except Exception:  # shown, not raised: the dashboard must load when Redis is away
+        queue = "unreachable"
+    stats = {
+        "active": counts.get("active", 0), "stopped": counts.get("stopped", 0),
+        "messages_today": s.scalar(select(func.count()).select_from(Message).where(Message.created_at >= today)),
+        "delivery_rate": f"{100 * by_status.get('delivered', 0) // settled}%" if settled else "n/a",
+        "queue": queue,
+        "set_aside": s.scalar(select(func.count()).select_from(Message).where(
+            Message.direction == "in", Message.status == SET_ASIDE)),
+    }
+    # Newest days first, then by reference: within a day the order must not tell which came first.
+    reports = s.scalars(select(Report).order_by(func.date(Report.created_at).desc(), Report.ref).limit(10)).all()
+    return render_template("dashboard.html", stats=stats, reports=reports, phones=_phones(queue == "ok"))
+
+
+def _phones(queue_ok: bool) -> list[dict[str, object]]:
+    """Each Android phone's last contact, so an organizer sees a phone that has gone quiet."""
+    chans = services().channels
+    if not queue_ok or chans is None or not chans.phones:
+        return []
+    now = utcnow()
+    rows = []
+    for name, when in channels.last_seen(services().redis, chans.phones).items():
+        naive = when.replace(tzinfo=None) if when else None
+        rows.append({"name": name, "seen": naive, "quiet": naive is None or now - naive > timedelta(minutes=15)})
+    return rows
+
+
+@bp.get("/set-aside")
+@role_required("viewer")
+def set_aside() -> ResponseReturnValue:
+    """Inbound texts the gateway failed to handle after its retries, newest first, with the error."""
+    s = db()
+    page = paginate(s, select(Message, Contact).outerjoin(Contact, Contact.id == Message.contact_id)
+                    .where(Message.direction == "in", Message.status == SET_ASIDE)
+                    .order_by(Message.id.desc()), scalars=False)
+    numbers = {c.id: shown_number(c) for _m, c in page.items if c is not None}
+    return render_template("set_aside.html", page=page, numbers=numbers, masked=not full_numbers())

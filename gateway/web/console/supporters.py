@@ -1,0 +1,273 @@
+"""Console: supporters: search and filter, one supporter's page, CSV import and export.
+
+Viewers read (numbers masked), organizers also see full numbers and import.
+`paginate` and `shown_number` are shared with the inbox, reports and admin pages.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from sqlalchemy import func, or_, select
+from sqlalchemy.sql import Select
+
+from gateway import services
+from gateway.people import accounts
+from gateway.people import audit
+from gateway.people import contacts
+from gateway.people import csvio
+from gateway.web.console import db, role_required
+from gateway.models import Contact, ContactTag, Message, Report, utcnow
+from gateway.core.places import GazetteerError, load_gazetteers
+from gateway.core.phones import InvalidNumber, mask_number, normalise_number
+
+bp = Blueprint("supporters", __name__, template_folder="templates")
+
+PAGE_SIZE = 50
+LANGUAGES = ("en", "ny", "es")  # the languages the flow files are loaded with
+STATUSES = ("active", "stopped", "blocked")
+FILTERS = ("q", "place", "language", "tag", "status")
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+@dataclass
+class Page:
+    """One page of a listing, with links that keep the current filter."""
+
+    items: list[Any]
+    number: int
+    total: int
+    size: int = PAGE_SIZE
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.size))
+
+    @property
+    def first(self) -> int:
+        return 0 if not self.total else (self.number - 1) * self.size + 1
+
+    @property
+    def last(self) -> int:
+        return min(self.total, self.number * self.size)
+
+    def url(self, number: int) -> str:
+        """This listing's address for page `number`, with the same query arguments."""
+        # The query string is built here, never passed to url_for as keywords: `?_method=`,
+        # `?_external=`, `?_anchor=` or a route argument's name would steer or break url_for.
+        # Arguments url_for reserves (`_...`) and route arguments' names mean nothing here: dropped.
+        route = request.view_args or {}
+        args = [(k, v) for k, v in request.args.items() if v and k != "page" and not k.startswith("_") and k not in route]
+        base = url_for(request.endpoint or "pages.dashboard", **route)
+        return f"{base}?{urlencode([*args, ('page', str(number))])}"
+
+    @property
+    def prev_url(self) -> str | None:
+        return self.url(self.number - 1) if self.number > 1 else None
+
+    @property
+    def next_url(self) -> str | None:
+        return self.url(self.number + 1) if self.number < self.pages else None
+
+
+def page_number() -> int:
+    """The ?page= argument, 1 when missing or nonsense."""
+    value = request.args.get("page", "1")
+    return max(1, int(value)) if value.isdigit() else 1
+
+
+def paginate(session: Any, query: Select, *, scalars: bool = True) -> Page:
+    """Run `query` for the requested page (50 rows) and count every row it matches."""
+    number = page_number()
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    number = min(number, max(1, math.ceil(total / PAGE_SIZE)))
+    paged = query.limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
+    items = list(session.scalars(paged)) if scalars else list(session.execute(paged))
+    return Page(items, number, total)
+
+
+def full_numbers() -> bool:
+    """Organizers and admins see whole phone numbers; viewers see them masked."""
+    return accounts.can(current_user, "organizer")
+
+
+def shown_number(contact: Contact) -> str:
+    """A contact's number as the current user may see it."""
+    number = contacts.number_of(contact)
+    return number if full_numbers() else mask_number(number)
+
+
+def csv_response(text: str, filename: str) -> Response:
+    """A CSV download; the byte-order mark lets spreadsheet programs read accents right."""
+    response = Response("\ufeff" + text, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _filters() -> dict[str, str]:
+    return {k: request.args.get(k, "").strip()[:120] for k in FILTERS if request.args.get(k, "").strip()}
+
+
+def _number_query(q: str) -> str | None:
+    """The normalised number a search names, when it is a whole number in any local format.
+
+    Numbers are stored encrypted and found by a keyed digest, so only a whole number is found,
+    never a part of one.
+    """
+    if not any(c.isdigit() for c in q):
+        return None
+    try:
+        return normalise_number(q, current_app.config["DEFAULT_COUNTRY"]).value
+    except InvalidNumber:
+        return None
+
+
+def contact_query(f: dict[str, str]) -> Select:
+    """Contacts matching a filter, newest first."""
+    query = select(Contact)
+    if q := f.get("q"):
+        conditions = [Contact.name.icontains(q, autoescape=True)]
+        if number := _number_query(q):
+            conditions.append(contacts.number_is(db(), number))
+        query = query.where(or_(*conditions))
+    if f.get("place"):
+        query = query.where(Contact.place == f["place"])
+    if f.get("language"):
+        query = query.where(Contact.language == f["language"])
+    if f.get("status"):
+        query = query.where(Contact.status == f["status"])
+    if f.get("tag"):
+        query = query.where(Contact.id.in_(select(ContactTag.contact_id).where(ContactTag.tag == f["tag"].lower())))
+    return query.order_by(Contact.id.desc())
+
+
+def _choices(session: Any) -> dict[str, list[str]]:
+    places = session.scalars(select(Contact.place).where(Contact.place.is_not(None)).distinct()).all()
+    languages = session.scalars(select(Contact.language).where(Contact.language.is_not(None)).distinct()).all()
+    tags = session.scalars(select(ContactTag.tag).distinct()).all()
+    return {"place": sorted(places), "language": sorted(set(languages) | set(LANGUAGES)),
+            "tag": sorted(tags), "status": list(STATUSES)}
+
+
+@bp.get("/supporters")
+@role_required("viewer")
+def index() -> ResponseReturnValue:
+    """Supporters, searchable by name or number and filtered by place, language, tag and status."""
+    s = db()
+    f = _filters()
+    page = paginate(s, contact_query(f))
+    return render_template("supporters_index.html", page=page, f=f, choices=_choices(s),
+                           numbers={c.id: shown_number(c) for c in page.items}, masked=not full_numbers())
+
+
+# --------------------------------------------------------------------------- one supporter
+
+
+@bp.get("/supporters/<int:contact_id>")
+@role_required("viewer")
+def contact(contact_id: int) -> ResponseReturnValue:
+    """One supporter: details, tags, their named reports and their messages, newest first."""
+    s = db()
+    c = s.get(Contact, contact_id)
+    if c is None:
+        abort(404)
+    history = paginate(s, select(Message).where(Message.contact_id == c.id)
+                       .order_by(Message.id.desc()))  # insertion order: a reply always follows its text
+    reports = s.scalars(select(Report).where(Report.contact_id == c.id, Report.anonymous.is_(False))
+                        .order_by(Report.created_at.desc(), Report.ref).limit(20)).all()
+    return render_template("supporters_contact.html", c=c, number=shown_number(c), history=history,
+                           reports=reports, masked=not full_numbers())
+
+
+# --------------------------------------------------------------------------- import
+
+
+class ImportForm(FlaskForm):
+    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to import.")])
+
+
+def _gazetteers() -> Iterable[Any]:
+    svc = services()
+    if svc.flow_set is not None:
+        return svc.flow_set.gazetteers.values()
+    try:
+        return load_gazetteers(Path(current_app.config["FLOWS_DIR"]) / "places").values()
+    except GazetteerError:
+        return []
+
+
+def _decode(data: bytes) -> tuple[str, str | None]:
+    """The file's text; spreadsheets on Windows may save in their own encoding."""
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), (
+            "The file was not saved as UTF-8, so it was read as Windows (Excel) text: "
+            "check that names with accents came out right.")
+
+
+@bp.route("/supporters/import", methods=["GET", "POST"])
+@role_required("organizer")
+def import_csv() -> ResponseReturnValue:
+    """Upload a CSV of supporters: good rows are saved, bad rows listed by line number."""
+    form = ImportForm()
+    result, errors, notice = None, [], None
+    if form.validate_on_submit():
+        upload = form.file.data
+        text, notice = _decode(upload.read())
+        rows, errors = csvio.parse_contacts(text, current_app.config["DEFAULT_COUNTRY"], _gazetteers(), LANGUAGES)
+        s = db()
+        result = csvio.apply_contacts(s, rows, utcnow())
+        audit.record(s, current_user.email, "contacts.import", file=(upload.filename or "")[:200],
+                     created=result.created, updated=result.updated, errors=len(errors))
+        s.commit()
+    status = 400 if form.is_submitted() and result is None else 200
+    return render_template("supporters_import.html", form=form, result=result, errors=errors, notice=notice,
+                           columns=csvio.CONTACT_COLUMNS,
+                           limit_kb=(current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 1024), status
+
+
+@bp.errorhandler(413)
+def too_large(_exc: Exception) -> ResponseReturnValue:
+    """An upload over the server's limit: say so plainly instead of a bare error page."""
+    limit_kb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 1024
+    return render_template("supporters_import.html", form=ImportForm(formdata=None), result=None, errors=[
+        f"The file is too large: the limit is {limit_kb} KB. Split it into smaller files and import each."],
+        notice=None, columns=csvio.CONTACT_COLUMNS, limit_kb=limit_kb), 413
+
+
+# --------------------------------------------------------------------------- export
+
+
+@bp.get("/supporters/export")
+@role_required("viewer")
+def export_csv() -> ResponseReturnValue:
+    """The supporters matching the current filter as CSV (numbers masked for viewers)."""
+    s = db()
+    f = _filters()
+    out = io.StringIO()
+    writer = csvio.writer(out)  # every text cell safe from formula injection
+    writer.writerow([*csvio.CONTACT_COLUMNS, "status"])
+    count = 0
+    for c in s.scalars(contact_query(f).order_by(None).order_by(Contact.id)).all():
+        writer.writerow([shown_number(c), csvio._safe(c.name), c.language or "", c.place or "",
+                         ";".join(c.tags), c.status])
+        count += 1
+    audit.record(s, current_user.email, "export.contacts", filter=f, count=count, masked=not full_numbers())
+    s.commit()
+    return csv_response(out.getvalue(), f"supporters-{utcnow().date().isoformat()}.csv")
