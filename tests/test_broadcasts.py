@@ -407,7 +407,7 @@ def test_yes_replies_are_counted_once_per_contact_by_place(stack_app) -> None:  
     assert phone.send(mw(2), "Yes!") == [THANKS]
     assert phone.send(mw(3), "YES") == [THANKS]
     assert phone.send(mw(1), "YES") == []          # counted once, thanked once
-    assert last_inbound(app, mw(1)).route == "pledge"
+    assert last_inbound(app, mw(1)).handled_by == "pledge"
 
     assert pledges(app) == sorted([(bid, a, "Zomba"), (bid, b, "Blantyre"), (bid, c, "Zomba")])
     p = progress(app, bid)
@@ -422,7 +422,7 @@ def test_yes_from_someone_who_got_no_alert_goes_to_the_inbox(stack_app) -> None:
     alert_with_pledges(app, place="Zomba")
     assert Phone(app).send(mw(2), "YES") == [HINT]
     msg = last_inbound(app, mw(2))
-    assert (msg.route, msg.inbox_status) == ("inbox", "open")
+    assert (msg.handled_by, msg.inbox_status) == ("inbox", "open")
     assert pledges(app) == []
 
 
@@ -455,7 +455,7 @@ def test_yes_after_the_pledge_window_is_not_a_pledge(stack_app) -> None:  # type
 
     assert Phone(app, now=launched + timedelta(minutes=59)).send(mw(1), "YES") == [THANKS]
     assert Phone(app, now=launched + timedelta(minutes=61)).send(mw(2), "YES") == [HINT]
-    assert last_inbound(app, mw(2)).route == "inbox"
+    assert last_inbound(app, mw(2)).handled_by == "inbox"
     assert pledges(app) == [(bid, on_time, "Zomba")]
 
 
@@ -481,7 +481,7 @@ def test_yes_from_a_stopped_recipient_restarts_them_and_is_no_pledge(stack_app) 
     phone = Phone(app)
     assert phone.send(mw(1), "STOP")
     assert phone.send(mw(1), "YES") == [WELCOME_BACK]
-    assert last_inbound(app, mw(1)).route == "start"
+    assert last_inbound(app, mw(1)).handled_by == "start"
     assert pledges(app) == [] and progress(app, bid)["pledges"] == 0
     with svc(app).sessions() as s:
         assert s.scalar(select(Contact.status).where(number_is(s, mw(1)))) == "active"

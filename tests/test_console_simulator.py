@@ -34,7 +34,7 @@ def test_join_with_javascript_gets_the_consent_reply(app, client, auth) -> None:
         c = s.scalars(select(Contact).where(number_is(s, NUMBER))).one()
         assert (c.status, c.language, c.consent_at is not None) == ("active", "en", True)
         stored = list(s.scalars(select(Message).order_by(Message.id)))
-    assert [(m.direction, m.provider, m.status) for m in stored] == [
+    assert [(m.direction, m.channel, m.status) for m in stored] == [
         ("in", "console", "handled"), ("out", "console", "sent"), ("in", "console", "handled"), ("out", "console", "sent")]
     # The page shows the same conversation from the database, oldest first.
     html = client.get(f"/simulator?from={NUMBER}").get_data(as_text=True)
@@ -115,9 +115,9 @@ def real_supporter(app, number: str, *, texted: bool) -> int:  # type: ignore[no
         s.add(c)
         s.flush()
         if texted:
-            s.add(Message(direction="in", contact_id=c.id, provider="twilio", provider_id="SM1", body="JOIN",
+            s.add(Message(direction="in", contact_id=c.id, channel="twilio", provider_id="SM1", body="JOIN",
                           status="handled"))
-            s.add(Message(direction="out", contact_id=c.id, provider="twilio", provider_id="SM2",
+            s.add(Message(direction="out", contact_id=c.id, channel="twilio", provider_id="SM2",
                           body="Welcome Chikondi", status="sent"))
         return c.id
 

@@ -48,7 +48,7 @@ def test_concurrent_messages_from_one_contact_are_handled_in_order(app, monkeypa
     with svc.sessions() as s:
         replies = {m_id: [r.body for r in inbound.replies_to(s, m_id)] for m_id in (first.message_id, second.message_id)}
         conv = s.scalars(select(Conversation).where(Conversation.closed_at.is_(None))).one()
-        handled = s.scalars(select(Message.handled_at).where(Message.provider == "twilio")
+        handled = s.scalars(select(Message.handled_at).where(Message.channel == "twilio")
                             .order_by(Message.id)).all()
     assert replies[first.message_id] == ["Where? Reply with your district, e.g. Zomba."]
     assert replies[second.message_id] == ["Did it arrive? 1 Yes 2 No 3 Partly"]
@@ -90,5 +90,5 @@ def test_concurrent_webhooks_from_one_contact_store_and_handle_each_once(app, mo
     assert first.texts == ("Where? Reply with your district, e.g. Zomba.",)
     assert len(second.texts) == 1 and second.texts != first.texts
     with svc.sessions() as s:
-        handled = s.scalars(select(Message).where(Message.provider == "twilio", Message.direction == "in")).all()
+        handled = s.scalars(select(Message).where(Message.channel == "twilio", Message.direction == "in")).all()
     assert len(handled) == 2 and all(m.handled_at is not None for m in handled)

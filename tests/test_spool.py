@@ -219,7 +219,7 @@ def test_a_text_stored_but_not_handled_when_the_database_left_is_handled_by_the_
     result = runner.invoke(args=["spool", "replay"])
     assert "0 stored, 1 already stored" in result.output, result.output
     (row,) = inbound_rows(app)
-    assert row.handled_at is not None and row.route == "flow"
+    assert row.handled_at is not None and row.handled_by == "flow"
     (reply,) = replies_to_rows(app)
     assert reply.reply_to_id == row.id and reply.status == "sent"
 
@@ -232,7 +232,7 @@ def test_a_stop_kept_in_the_spool_is_confirmed_and_wins_over_the_replies_before_
     assert "2 stored" in runner.invoke(args=["spool", "replay"]).output
     join, stop = inbound_rows(app)
     out = {o.reply_to_id: o for o in replies_to_rows(app)}
-    assert stop.route == "stop" and out[stop.id].status == "sent"  # the one text still owed after STOP
+    assert stop.handled_by == "stop" and out[stop.id].status == "sent"  # the one text still owed after STOP
     assert out[join.id].status == "skipped"  # the welcome would come after the supporter said STOP
     assert at_fake(app) == [(ALICE, out[stop.id].body)]
 

@@ -22,7 +22,7 @@ import yaml
 
 BUILTIN = ("twilio", "africastalking", "android", "console")
 TYPES = ("twilio", "africastalking", "android", "console")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")  # Message.provider holds 20 characters
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")  # Message.channel holds 20 characters
 _CHANNEL_KEYS = {"type", "url", "login", "password_env", "signing_key_env", "rate", "sim", "country"}
 
 

@@ -74,7 +74,7 @@ def recipient(session: Session, number: str) -> Contact:
 def queue_text(session: Session, contact: Contact, body: str, *, provider: str, sender: str) -> Message:
     """Write one queued outbox row (the caller commits, then calls `enqueue`)."""
     info = count_segments(body)
-    row = Message(direction="out", contact_id=contact.id, provider=provider, channel="sms", body=body,
+    row = Message(direction="out", contact_id=contact.id, channel=provider, medium="sms", body=body,
                   status="queued", encoding=info.encoding, segments=info.segments, sender=sender,
                   created_at=utcnow())
     session.add(row)

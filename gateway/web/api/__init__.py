@@ -803,7 +803,7 @@ def set_aside_json(m: Message, c: Contact | None, full: bool) -> dict[str, Any]:
     number = contacts.number_of(c) if c is not None else None
     return {"id": m.id, "contact_id": m.contact_id,
             "number": (number if full else mask_number(number)) if number else None,
-            "body": m.body, "error": m.error, "attempts": m.attempts, "channel": m.channel, "provider": m.provider,
+            "body": m.body, "error": m.error, "attempts": m.attempts, "channel": m.medium, "provider": m.channel,
             "received_at": _iso(m.created_at), "set_aside_at": _iso(m.handled_at)}
 
 

@@ -159,7 +159,9 @@ def spec() -> dict[str, Any]:
             "id": {"type": "integer"}, "contact_id": {"type": ["integer", "null"]},
             "number": {**nullable_str, "description": "The sender's number; partly hidden for viewers."},
             "body": nullable_str, "error": {**nullable_str, "description": "The error's class and first line."},
-            "attempts": {"type": "integer"}, "channel": {"type": "string"}, "provider": {"type": "string"},
+            "attempts": {"type": "integer"},
+            "channel": {"type": "string", "description": "The medium: sms or whatsapp."},
+            "provider": {"type": "string", "description": "The channel it came in by: twilio, africastalking, a phone."},
             "received_at": {"type": "string", "format": "date-time"},
             "set_aside_at": {"type": ["string", "null"], "format": "date-time"}}},
         "SetAsideList": {"type": "object", "required": ["data", "pagination"], "properties": {
