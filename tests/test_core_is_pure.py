@@ -34,6 +34,7 @@ def core_modules() -> list[str]:
 
 def test_the_core_imports_without_flask_sqlalchemy_redis_or_the_rest_of_gateway() -> None:
     """Importing gateway.core.* pulls in none of the app's edges."""
-    result = subprocess.run([sys.executable, "-c", SCRIPT, *core_modules()], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", SCRIPT, *core_modules()], check=False,
+                            capture_output=True, text=True,
                             cwd=CORE.parent.parent, timeout=60)
     assert result.returncode == 0, result.stderr

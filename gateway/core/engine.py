@@ -8,12 +8,21 @@ from __future__ import annotations
 import difflib
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
-from gateway.core.flowfile import CONTACT_FIELDS, KEEP_NAME, MAX_TEXT_ANSWER, REPORT_ANSWERS, Flow, FlowSet, Step
-from gateway.core.places import match_place, match_place_prefix
+from gateway.core import steps
+from gateway.core.flowfile import (
+    CONTACT_FIELDS,
+    KEEP_NAME,
+    MAX_TEXT_ANSWER,
+    REPORT_ANSWERS,
+    Flow,
+    FlowSet,
+)
+from gateway.core.places import Gazetteer, match_place, match_place_prefix
 from gateway.core.segments import count_segments
 from gateway.core.text import fold
 
@@ -217,61 +226,68 @@ def _advance(run: _Run, flow: Flow, st: ConversationState) -> ConversationState 
         if i >= len(flow.steps):
             return None
         step = flow.steps[i]
-        if step.kind == "ask":
-            if step.id in answers:
-                i += 1
-                continue
-            run.replies.append(run.render(step.texts, st.language, answers))
-            return replace(st, step=i, answers=answers, retries=0)
-        if step.kind == "say":
-            run.replies.append(run.render(step.texts, st.language, answers))
-        elif step.kind == "end":
-            if step.texts:
+        match step:
+            case steps.Ask():
+                if step.id in answers:
+                    i += 1
+                    continue
                 run.replies.append(run.render(step.texts, st.language, answers))
-            return None
-        elif step.kind in ("branch", "goto"):
-            target = _target(step, answers)
-            if target == "end":
+                return replace(st, step=i, answers=answers, retries=0)
+            case steps.Say():
+                run.replies.append(run.render(step.texts, st.language, answers))
+            case steps.End():
+                if step.texts:
+                    run.replies.append(run.render(step.texts, st.language, answers))
                 return None
-            if target is not None:
-                i = flow.index[target]
-                continue
-        elif step.kind == "set":
-            values = {k: run.render({"x": v}, "x", {**answers, "language": st.language})
-                      for k, v in step.fields.items()}
-            values = {k: v[:CONTACT_FIELDS[k].length or MAX_TEXT_ANSWER] for k, v in values.items() if v}
-            if values:
-                run.actions.append(SetContact(values))
-        elif step.kind == "tag":
-            tags: list[str] = []
-            for tag in step.tags:
-                value = answers.get(tag.strip("{}")) if tag.startswith("{") else tag
-                tags.extend(value if isinstance(value, list) else [value] if value else [])
-            if tags:
-                run.actions.append(AddTags(tuple(str(t) for t in tags)))
-        elif step.kind == "subscribe":
-            run.actions.append(Subscribe(st.language))
-        elif step.kind == "save":
-            ref = run.make_ref()
-            run.vars["report.ref"] = ref
-            # Anonymous unless the reporter consented; answers kept from before a limit changed are cut too.
-            run.actions.append(SaveReport(ref, _fit_report(answers), answers.get(KEEP_NAME) is not True,
-                                          st.language))
+            case steps.Branch() | steps.Goto():
+                target = _target(step, answers)
+                if target == "end":
+                    return None
+                if target is not None:
+                    i = flow.index[target]
+                    continue
+            case steps.Set():
+                values = {k: run.render({"x": v}, "x", {**answers, "language": st.language})
+                          for k, v in step.fields.items()}
+                values = {k: v[:CONTACT_FIELDS[k].length or MAX_TEXT_ANSWER] for k, v in values.items() if v}
+                if values:
+                    run.actions.append(SetContact(values))
+            case steps.Tag():
+                tags: list[str] = []
+                for tag in step.tags:
+                    value = answers.get(tag.strip("{}")) if tag.startswith("{") else tag
+                    tags.extend(value if isinstance(value, list) else [value] if value else [])
+                if tags:
+                    run.actions.append(AddTags(tuple(str(t) for t in tags)))
+            case steps.Subscribe():
+                run.actions.append(Subscribe(st.language))
+            case steps.Save():
+                ref = run.make_ref()
+                run.vars["report.ref"] = ref
+                # Anonymous unless the reporter consented; answers kept from before a limit changed are cut too.
+                run.actions.append(SaveReport(ref, _fit_report(answers), answers.get(KEEP_NAME) is not True,
+                                              st.language))
         i += 1
     raise RuntimeError(f"{flow.path}: steps loop without asking anything")
 
 
-def _target(step: Step, answers: dict[str, Any]) -> str | None:
-    if step.kind == "goto":
+def _target(step: steps.Branch | steps.Goto, answers: dict[str, Any]) -> str | None:
+    """Where a goto or branch goes: a step id, `end`, or None (on to the next step)."""
+    if isinstance(step, steps.Goto):
         return step.target
-    value = answers.get(step.on or "")
+    value = answers.get(step.on)
     key = str(value).lower() if isinstance(value, bool) else fold(str(value)) if value is not None else ""
-    return step.cases.get(key, step.target)
+    return step.cases.get(key, step.default)
 
 
 def _answer(run: _Run, flow: Flow, st: ConversationState, text: str,
             tokens: list[_Token]) -> ConversationState | None:
     step = flow.steps[st.step]
+    if not isinstance(step, steps.Ask):
+        # Only when the flow file changed under an open conversation (a deploy): the text is read
+        # as a free-text answer to the step now there, as it always was.
+        said = steps.prompts(step)
+        step = steps.Ask(key=step.key, id=step.id, texts=said[0][1] if said else {})
     ok, value = interpret(run.fs, step, text, tokens, st.language, run.contact.country)
     if not ok:
         if st.retries >= MAX_RETRIES:
@@ -284,7 +300,7 @@ def _answer(run: _Run, flow: Flow, st: ConversationState, text: str,
     return _advance(run, flow, replace(st, step=st.step + 1, answers=answers, retries=0))
 
 
-def interpret(fs: FlowSet, step: Step, text: str, tokens: list[_Token] | None = None,
+def interpret(fs: FlowSet, step: steps.Ask, text: str, tokens: list[_Token] | None = None,
               language: str | None = None, country: str | None = None) -> tuple[bool, Any]:
     """Read an answer for an ask step: (True, value) or (False, None) when it is unusable."""
     tokens = _tokens(text) if tokens is None else tokens
@@ -325,7 +341,7 @@ def interpret(fs: FlowSet, step: Step, text: str, tokens: list[_Token] | None = 
     return (True, cleaned) if cleaned else (False, None)
 
 
-def _cut(text: str, step: Step) -> str:
+def _cut(text: str, step: steps.Ask) -> str:
     """A free-text answer cut to what the question keeps (its column's length, see flowfile)."""
     return text[:step.max_length or MAX_TEXT_ANSWER].rstrip()
 
@@ -352,7 +368,8 @@ def _mentions(said: list[str], entries: dict[str, str]) -> bool:
 
 
 def _takes_consent(flow: Flow) -> bool:
-    return any(s.kind == "save" or s.expect == "consent" for s in flow.steps)
+    return any(isinstance(s, steps.Save) or (isinstance(s, steps.Ask) and s.expect == "consent")
+               for s in flow.steps)
 
 
 def _fit_report(answers: dict[str, Any]) -> dict[str, Any]:
@@ -364,11 +381,11 @@ def _fit_report(answers: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _gazetteers(fs: FlowSet, step: Step) -> list:
+def _gazetteers(fs: FlowSet, step: steps.Ask) -> list[Gazetteer]:
     return [fs.gazetteers[g] for g in step.gazetteers if g in fs.gazetteers]
 
 
-def _choice(step: Step, word: str, language: str | None) -> str | None:
+def _choice(step: steps.Ask, word: str, language: str | None) -> str | None:
     # The conversation's language first, so "1" or a shared word resolves the way the prompt read.
     langs = sorted({lang for words in step.choices.values() for lang in words},
                    key=lambda lang: lang != language)
@@ -379,7 +396,7 @@ def _choice(step: Step, word: str, language: str | None) -> str | None:
     return None
 
 
-def _choice_fuzzy(step: Step, word: str) -> str | None:
+def _choice_fuzzy(step: steps.Ask, word: str) -> str | None:
     if len(word) < 4 or word.isdigit():  # short words and numbers only match exactly
         return None
     vocab = {w: name for name, by_lang in step.choices.items() for ws in by_lang.values()
@@ -409,30 +426,30 @@ def _prefill(run: _Run, flow: Flow, tokens: list[_Token], language: str) -> dict
                 answers.update(_optional_rest(flow, i, answers))
             break
         step = flow.steps[i]
-        if step.kind == "ask":
-            if step.expect == "consent":
+        match step:
+            case steps.Ask(expect="consent"):
                 pass  # given only by the keep-name word; a flow that asks it still asks
-            elif step.expect == "text":
+            case steps.Ask(expect="text"):
                 if gap:  # free text only when everything before it was understood
                     break
                 answers[step.id or ""] = _cut(" ".join(t.raw for t in tokens[pos:]), step)
                 pos = len(tokens)
-            else:
+            case steps.Ask():
                 used, value = _prefix_answer(run, step, tokens[pos:], language)
                 if used:
                     answers[step.id or ""] = value
                     pos += used
                 else:
                     gap = True
-        elif step.kind in ("branch", "goto"):
-            target = _target(step, answers)
-            if target == "end":
+            case steps.Branch() | steps.Goto():
+                target = _target(step, answers)
+                if target == "end":
+                    break
+                if target is not None:
+                    i = flow.index[target]
+                    continue
+            case steps.End() | steps.Save():
                 break
-            if target is not None:
-                i = flow.index[target]
-                continue
-        elif step.kind in ("end", "save"):
-            break
         i += 1
     return answers
 
@@ -448,24 +465,25 @@ def _optional_rest(flow: Flow, i: int, answers: dict[str, Any]) -> dict[str, Any
         if i >= len(flow.steps):
             break
         step = flow.steps[i]
-        if step.kind == "ask" and step.id not in answers and step.expect != "consent":
-            if not step.skippable:
-                return {}
-            skipped[step.id or ""] = None
-        elif step.kind in ("branch", "goto"):
-            target = _target(step, {**answers, **skipped})
-            if target == "end":
+        match step:
+            case steps.Ask() if step.id not in answers and step.expect != "consent":
+                if not step.skippable:
+                    return {}
+                skipped[step.id or ""] = None
+            case steps.Branch() | steps.Goto():
+                target = _target(step, {**answers, **skipped})
+                if target == "end":
+                    break
+                if target is not None:
+                    i = flow.index[target]
+                    continue
+            case steps.End() | steps.Save():
                 break
-            if target is not None:
-                i = flow.index[target]
-                continue
-        elif step.kind in ("end", "save"):
-            break
         i += 1
     return skipped
 
 
-def _prefix_answer(run: _Run, step: Step, tokens: list[_Token], language: str) -> tuple[int, Any]:
+def _prefix_answer(run: _Run, step: steps.Ask, tokens: list[_Token], language: str) -> tuple[int, Any]:
     """How many leading tokens answer this step, and the answer."""
     if step.expect == "place":
         found = match_place_prefix([t.folded for t in tokens], _gazetteers(run.fs, step),
@@ -476,13 +494,13 @@ def _prefix_answer(run: _Run, step: Step, tokens: list[_Token], language: str) -
             continue
         phrase = " ".join(t.folded for t in tokens[:n])
         if step.expect == "choice":
-            found = _choice(step, phrase, language) or (n == 1 and _choice_fuzzy(step, phrase)) or None
-            if found:
-                return n, found
+            choice = _choice(step, phrase, language) or (n == 1 and _choice_fuzzy(step, phrase)) or None
+            if choice:
+                return n, choice
         elif step.expect == "choices" and n == 1:
-            found = _choice(step, phrase, language) or _choice_fuzzy(step, phrase)
-            if found:
-                return 1, [found]
+            choice = _choice(step, phrase, language) or _choice_fuzzy(step, phrase)
+            if choice:
+                return 1, [choice]
         elif step.expect == "yesno" and n == 1:
             ok, value = _yesno(run.fs, phrase)
             if ok:
