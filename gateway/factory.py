@@ -64,7 +64,7 @@ def _providers(settings: dict[str, Any]) -> tuple[Provider, Any | None]:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app from the environment; `config` overrides settings (the test seam)."""
-    app = Flask(__name__)
+    app = Flask("gateway")  # the package, as before the factory moved out of gateway/__init__.py
     settings = load_settings()
     settings.update(config or {})
     settings["DATABASE_URL"] = database_url(settings["DATABASE_URL"])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from gateway.core.vault import new_key
 from gateway.private import secret_file
 
 logger = logging.getLogger(__name__)
@@ -290,11 +291,16 @@ def _check_secret_key(settings: Mapping[str, Any]) -> None:
 
 def numbers_keys_for(settings: Mapping[str, Any]) -> list[str]:
     """NUMBERS_KEY's secrets, newest first; on the embedded default, the one generated into instance/."""
-    from gateway.core.vault import instance_key, parse_keys
+    from gateway.core.vault import parse_keys
 
     if settings.get("NUMBERS_KEY"):
         return parse_keys(settings["NUMBERS_KEY"])
-    return [instance_key(Path(settings["INSTANCE_PATH"]))]
+    return [_numbers_key(Path(settings["INSTANCE_PATH"]))]
+
+
+def _numbers_key(instance: Path) -> str:
+    """instance/numbers_key, created owner-only on first run (the embedded default on one machine only)."""
+    return secret_file(instance / "numbers_key", new_key)
 
 
 def allowed_ips(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -140,7 +140,7 @@ def test_instance_secrets_and_database_are_owner_only(monkeypatch: pytest.Monkey
 
 
 @pytest.mark.parametrize(("module", "make", "read"), [
-    ("gateway.settings", "secrets.token_hex", "_secret_key"), ("gateway.core.vault", "new_key", "instance_key")])
+    ("gateway.settings", "secrets.token_hex", "_secret_key"), ("gateway.settings", "secrets.token_urlsafe", "_numbers_key")])
 def test_two_processes_starting_at_once_share_one_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                       module: str, make: str, read: str) -> None:
     """Two gunicorn workers on a fresh instance/: the one that loses the race reads the winner's key."""
@@ -150,7 +150,7 @@ def test_two_processes_starting_at_once_share_one_key(monkeypatch: pytest.Monkey
     target = mod
     for part in make.split(".")[:-1]:
         target = getattr(target, part)
-    name = {"_secret_key": "secret_key", "instance_key": "numbers_key"}[read]
+    name = {"_secret_key": "secret_key", "_numbers_key": "numbers_key"}[read]
 
     def other_worker_wins(*_args: object) -> str:
         (tmp_path / name).write_text("the winner's key, written while this worker made its own")
