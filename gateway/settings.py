@@ -19,9 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SEND_CONCURRENCY = 32
 
 
-PROVIDERS = ("twilio", "console", "africastalking", "android")
-
-
 class ConfigError(RuntimeError):
     """A setting is missing or wrong; the message says which and what to do."""
 
@@ -119,6 +116,8 @@ def resolve_defaults(settings: dict[str, Any]) -> None:
 
 def check_settings(settings: Mapping[str, Any]) -> None:
     """Refuse to start on a configuration that would fail at 2 a.m. instead of now."""
+    from gateway.channels import PROVIDERS  # local: the channels import ConfigError from here
+
     provider = settings["SMS_PROVIDER"]
     if provider not in PROVIDERS:
         raise ConfigError(f"SMS_PROVIDER={provider!r}: expected one of {', '.join(PROVIDERS)}")
