@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from gateway import services
+from gateway import logs, services
 from gateway.outbound import broadcasts
 from gateway.outbound import jobs as queue
 from gateway.channels import sender_name
@@ -157,7 +157,7 @@ def worker(burst: bool, reconcile_every: int) -> None:
         threading.Thread(target=schedule_reconcile, daemon=True).start()
     w = SimpleWorker([queue.get_queue(connection, queue.REPLIES), queue.get_queue(connection, queue.BULK)],
                      connection=connection, serializer=JSONSerializer)
-    w.work(burst=burst, with_scheduler=True)
+    w.work(burst=burst, with_scheduler=True, logging_level=logs.level())  # RQ's lines follow LOG_LEVEL
 
 
 def init_app(app) -> None:  # type: ignore[no-untyped-def]

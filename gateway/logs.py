@@ -34,6 +34,11 @@ class MaskNumbers(logging.Filter):
         return True
 
 
+def level() -> int:
+    """The configured level, for loggers that set their own (RQ's worker follows it)."""
+    return logging.getLogger().getEffectiveLevel()
+
+
 def configure(level: str | None = None) -> None:
     """Log to stdout at LOG_LEVEL (default INFO), once per process: a second app (tests) changes nothing."""
     root = logging.getLogger()
