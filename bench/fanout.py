@@ -203,7 +203,8 @@ def _launch_gateway(app: Any, place: str) -> tuple[int, float, float]:
     """What `flask --app app broadcast send --place P --text T` does; returns (id, rows s, enqueue s)."""
     from gateway import services
     from gateway.outbound import broadcasts
-    from gateway.cli_outbound import _enqueue_broadcast, sender_name
+    from gateway.channels import sender_name
+    from gateway.cli_outbound import _enqueue_broadcast
 
     with app.app_context():
         t0 = time.perf_counter()

@@ -170,7 +170,7 @@ def queues_idle(ctx: Ctx) -> bool:
 
     try:
         return all(q.count == 0 and q.scheduled_job_registry.count == 0
-                   for q in (queue.queue(ctx.app.extensions["gateway"].redis, name)
+                   for q in (queue.get_queue(ctx.app.extensions["gateway"].redis, name)
                              for name in (queue.REPLIES, queue.BULK)))
     except Exception:
         return False

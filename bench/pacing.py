@@ -51,7 +51,8 @@ def run(stack: Stack, fake: FakeProcess, results: Results, *, rate: float, windo
         fake.clear()
         with app.app_context():
             svc = app.extensions["gateway"]
-            from gateway.cli_outbound import _enqueue_broadcast, sender_name
+            from gateway.channels import sender_name
+            from gateway.cli_outbound import _enqueue_broadcast
 
             with svc.sessions() as session, session.begin():
                 b = broadcasts.create(session, {"en": EN, "es": ES}, default_language="en", place=PLACE,

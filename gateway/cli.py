@@ -14,7 +14,6 @@ from gateway import services
 from gateway.people import accounts
 from gateway.people import audit
 from gateway.people import csvio
-from gateway.inbound import receive as inbound
 from gateway.settings import ROOT
 from gateway.core.flowfile import FlowError, check_prompts, load_flows
 from gateway.models import utcnow
@@ -92,8 +91,9 @@ def simulate(sender: str, text: tuple[str, ...]) -> None:
     """Run TEXT from NUMBER through the whole inbound path and print the replies."""
     svc = services()
     body = " ".join(text)
-    received = inbound.receive(svc.sessions, InboundSMS("console", None, sender, None, body),
-                               current_app.config["DEFAULT_COUNTRY"], svc.flows, current_app.config["ORG_NAME"])
+    received = svc.inbound.receive(InboundSMS("console", None, sender, None, body))
+    if received is None:
+        raise click.ClickException("the database is away: the text was kept in the spool")
     if received.contact_id is None:
         raise click.ClickException(f"{sender!r} is not a phone number; the text was kept, not handled")
     for text in received.texts:

@@ -12,24 +12,16 @@ from flask.cli import AppGroup
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from gateway import services
+from gateway import logs, services
 from gateway.outbound import broadcasts
 from gateway.outbound import jobs as queue
-from gateway.outbound import tasks
+from gateway.channels import sender_name
 from gateway.core.compose import parse_prices
 from gateway.models import Broadcast
 from gateway.core.places import match_place
 
 broadcast_cli = AppGroup("broadcast", help="Action alerts to segments of supporters.")
 outbox_cli = AppGroup("outbox", help="The queue of outgoing messages.")
-
-
-def sender_name() -> str:
-    """The sender a broadcast is paced by: the messaging service, the number, or the console."""
-    cfg = current_app.config
-    if services().provider.name == "twilio":
-        return cfg["TWILIO_MESSAGING_SERVICE_SID"] or cfg["TWILIO_FROM_NUMBER"]
-    return services().provider.name
 
 
 def embedded() -> bool:
@@ -137,7 +129,7 @@ def broadcast_cancel(broadcast_id: int) -> None:
 @outbox_cli.command("reconcile")
 def outbox_reconcile() -> None:
     """Re-enqueue messages left queued, settle those left sending (asking the provider)."""
-    result = tasks.reconcile(force=True)
+    result = queue.reconcile(force=True)
     click.echo(", ".join(f"{k}: {v}" for k, v in result.items()))
     if embedded() and result["jobs"]:
         queue.work_burst(services().redis)
@@ -153,19 +145,19 @@ def worker(burst: bool, reconcile_every: int) -> None:
         click.echo("REDIS_URL is not set: this worker only sees jobs of its own process", err=True)
 
     def schedule_reconcile() -> None:
-        q = queue.queue(connection, queue.REPLIES)
+        q = queue.get_queue(connection, queue.REPLIES)
         while True:
             slot = int(time.time() // reconcile_every)
             # One job id per time slot: several workers enqueue it, it runs once.
             if q.fetch_job(f"reconcile-{slot}") is None:
-                q.enqueue("gateway.outbound.tasks.reconcile", job_id=f"reconcile-{slot}", result_ttl=reconcile_every * 2)
+                q.enqueue(queue.RECONCILE, job_id=f"reconcile-{slot}", result_ttl=reconcile_every * 2)
             time.sleep(reconcile_every)
 
     if not burst:
         threading.Thread(target=schedule_reconcile, daemon=True).start()
-    w = SimpleWorker([queue.queue(connection, queue.REPLIES), queue.queue(connection, queue.BULK)],
+    w = SimpleWorker([queue.get_queue(connection, queue.REPLIES), queue.get_queue(connection, queue.BULK)],
                      connection=connection, serializer=JSONSerializer)
-    w.work(burst=burst, with_scheduler=True)
+    w.work(burst=burst, with_scheduler=True, logging_level=logs.level())  # RQ's lines follow LOG_LEVEL
 
 
 def init_app(app) -> None:  # type: ignore[no-untyped-def]

@@ -1,9 +1,16 @@
-"""The SMS mobilization gateway: create_app() builds the Flask application."""
+"""The SMS mobilization gateway: create_app() builds the Flask application and wires its parts.
+
+The wiring is all here: the channels, the inbound path (`Inbound`), the outbox, the hooks that
+run before requests (spool replay, the embedded worker) and logging.
+"""
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import click
@@ -12,11 +19,28 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway.settings import (check_settings, database_url, load_settings, numbers_keys_for, resolve_defaults, secret_key_for)
-from gateway.db import make_engine, make_session_factory
-from gateway.core.flowfile import FlowError, FlowSet, load_flows
-from gateway.core.vault import NumberVault
+from gateway import channels as channels_module
+from gateway import logs
 from gateway.channels.base import Provider
+from gateway.channels.twilio import TwilioProvider
+from gateway.core.compose import parse_quiet_hours
+from gateway.core.flowfile import FlowError, FlowSet, load_flows
+from gateway.core.places import find_place
+from gateway.core.vault import NumberVault
+from gateway.db import make_engine, make_session_factory
+from gateway.inbound import Inbound, status
+from gateway.inbound.spool import Spool
+from gateway.outbound import jobs
+from gateway.outbound.outbox import Outbox
+from gateway.outbound.pacing import Pacer, parse_rates
+from gateway.settings import (
+    check_settings,
+    database_url,
+    load_settings,
+    numbers_keys_for,
+    resolve_defaults,
+    secret_key_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +53,12 @@ class Services:
     sessions: sessionmaker[Session]
     flow_set: FlowSet | None
     flow_error: FlowError | None
-    provider: Provider
-    twilio: Any | None  # TwilioProvider when credentials are set: it checks webhook signatures
-    redis: Any = field(default=None)
-    channels: Any = field(default=None)  # gateway.channels.Channels: every configured way out and in
+    provider: Provider  # the default channel's (SMS_PROVIDER)
+    twilio: TwilioProvider | None  # when credentials are set: it checks webhook signatures
+    redis: Any
+    channels: channels_module.Channels  # every configured way out and in
+    inbound: Inbound  # every way a text comes in: svc.inbound.receive(sms, inline=...)
+    outbox: Callable[[], Outbox] = field(repr=False)  # the outbox as configured now (jobs build one per run)
 
     @property
     def flows(self) -> FlowSet:
@@ -47,33 +73,19 @@ def services() -> Services:
     return current_app.extensions["gateway"]
 
 
-def _providers(settings: dict[str, Any]) -> tuple[Provider, Any | None]:
-    from gateway.channels.console import ConsoleProvider
-    from gateway.channels.twilio import TwilioProvider
-
-    twilio = None
-    if settings["TWILIO_ACCOUNT_SID"] and settings["TWILIO_AUTH_TOKEN"]:
-        twilio = TwilioProvider(settings["TWILIO_ACCOUNT_SID"], settings["TWILIO_AUTH_TOKEN"],
-                                from_number=settings["TWILIO_FROM_NUMBER"],
-                                messaging_service_sid=settings["TWILIO_MESSAGING_SERVICE_SID"],
-                                api_base_url=settings["TWILIO_API_BASE_URL"],
-                                timeout=float(settings.get("TWILIO_TIMEOUT", 10)))
-    provider = twilio if settings["SMS_PROVIDER"] == "twilio" else ConsoleProvider()
-    return provider, twilio  # create_app swaps in the channel's provider for the local channels
-
-
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app from the environment; `config` overrides settings (the test seam)."""
-    app = Flask("gateway")  # the package, as before the factory moved out of gateway/__init__.py
+    app = Flask("gateway")  # the package, as before create_app moved here: its name and root path
     settings = load_settings()
     settings.update(config or {})
+    logs.configure(settings.get("LOG_LEVEL"))  # first, so what follows is logged the same way
     settings["DATABASE_URL"] = database_url(settings["DATABASE_URL"])
     resolve_defaults(settings)
     check_settings(settings)
     app.config.update(settings)
     app.config["SECRET_KEY"] = secret_key_for(settings)
     app.config["NUMBERS_KEY"] = ",".join(numbers_keys_for(settings))  # what `db upgrade` hands migrations
-    # Uploads (a supporters CSV) up to 16 MB; webhooks are held to far less in webhooks.py.
+    # Uploads (a supporters CSV) up to 16 MB; webhooks are held to far less (channels/hooks/base.py).
     app.config["MAX_CONTENT_LENGTH"] = settings.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024
     if settings["PROXY_FIX_HOPS"]:
         hops = settings["PROXY_FIX_HOPS"]
@@ -89,51 +101,95 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             raise
         flow_error = exc
     engine = make_engine(settings["DATABASE_URL"])
-    provider, twilio = _providers(settings)
-    from gateway import channels as channels_module
-    from gateway.outbound import jobs as queue
-
     vault = NumberVault.from_keys(numbers_keys_for(app.config))
-    redis = queue.connect(settings["REDIS_URL"])
-    channels = channels_module.build(settings, twilio, redis)
-    if settings["SMS_PROVIDER"] in ("africastalking", "android"):
-        provider = channels.providers[settings["SMS_PROVIDER"]]
-    channels.providers[provider.name] = provider  # one console provider: what it printed is in one place
-    app.extensions["gateway"] = Services(engine, make_session_factory(engine, vault, redis), flow_set, flow_error,
-                                         provider, twilio, redis, channels)
+    redis = jobs.connect(settings["REDIS_URL"])
+    sessions = make_session_factory(engine, vault, redis)
+    channels = channels_module.build(settings, redis)
 
+    def flows() -> FlowSet:
+        return svc.flows  # the loaded flows, or the error naming what is broken in the files
+
+    inbound = Inbound(sessions, flows, settings["ORG_NAME"], settings["DEFAULT_COUNTRY"],
+                      Spool(settings["SPOOL_DIR"], vault), partial(_enqueue_replies, redis))
+    twilio = channels.providers.get("twilio")
+    svc = Services(engine, sessions, flow_set, flow_error, channels.providers[settings["SMS_PROVIDER"]],
+                   twilio if isinstance(twilio, TwilioProvider) else None, redis, channels, inbound,
+                   partial(build_outbox, app))
+    app.extensions["gateway"] = svc
+
+    # The parts below import `services` from this package, so they are imported once it is whole.
     from gateway import cli, limits
-    from gateway.web import api
-    from gateway.channels import local_hooks as channel_hooks
-    from gateway.web import console
-    from gateway.web import health
-    from gateway.inbound import spool
-    from gateway.channels import webhooks
+    from gateway.channels.hooks import WEBHOOKS
+    from gateway.inbound import commands as inbound_commands
+    from gateway.web import api, console, health
 
     limits.init_app(app)
-
-    app.register_blueprint(webhooks.bp)
-    app.register_blueprint(channel_hooks.bp)
+    for name in channels_module.PROVIDERS:  # each kind of channel's webhooks, whether configured or not
+        if name in WEBHOOKS:
+            app.register_blueprint(WEBHOOKS[name])
     app.register_blueprint(health.bp)
     console.init_app(app)
     api.init_app(app)
     cli.init_app(app)
-    spool.init_app(app)
+    inbound_commands.init_app(app)
+    # Before every request, webhooks included: replay texts kept in the spool while the database
+    # was away (at most REQUEST_BUDGET seconds, only when some are kept).
+    app.before_request(_replay_spool)
     if not settings["REDIS_URL"] and settings.get("EMBEDDED_WORKER", not settings.get("TESTING")):
-        _start_embedded_worker_on_first_request(app)
+        # No Redis: the web process runs the RQ jobs itself, from its first request (commands do not).
+        app.before_request(_embedded_worker_starter(app))
     return app
 
 
-def _start_embedded_worker_on_first_request(app: Flask) -> None:
-    """The web process runs the RQ jobs itself when there is no Redis (commands do not)."""
+def _replay_spool() -> None:
+    """Replay the spool when texts are kept (Inbound.replay_on_request); never fails the request."""
+    services().inbound.replay_on_request()
+
+
+def _enqueue_replies(redis: Any, ids: list[int]) -> None:
+    """Replies' ids onto the reply queue, which workers empty before any broadcast."""
+    jobs.enqueue_ids(redis, ids, name=jobs.REPLIES)
+
+
+def _embedded_worker_starter(app: Flask) -> Callable[[], None]:
+    """A before_request hook that starts the embedded worker (with the reconciler) once."""
     lock = threading.Lock()
     started: list[object] = []
 
-    @app.before_request
-    def _start() -> None:
+    def start_embedded_worker() -> None:
         if not started:
             with lock:
                 if not started:
-                    from gateway.outbound import jobs as queue
+                    started.append(jobs.start_embedded_worker(app, jobs.reconcile))
 
-                    started.append(queue.start_embedded_worker(app))
+    return start_embedded_worker
+
+
+def build_outbox(app: Flask) -> Outbox:
+    """The outbox as configured for this app now (the settings are read each time: tests change them)."""
+    svc: Services = app.extensions["gateway"]
+    cfg = app.config
+    gazetteers = list(svc.flows.gazetteers.values())
+    by_country = {g.country: g.timezone for g in gazetteers}
+
+    def timezone_for(place: str | None, country: str | None) -> str:
+        found = find_place(place, gazetteers) if place else None
+        if found:
+            return found.timezone
+        return by_country.get(country or "") or by_country.get(cfg["DEFAULT_COUNTRY"]) or "UTC"
+
+    def schedule(ids: list[int], when: datetime) -> None:
+        jobs.enqueue_ids(svc.redis, ids, at=when + timedelta(seconds=1))
+
+    base = cfg.get("PUBLIC_BASE_URL")
+    chans = svc.channels
+    twilio_sends = svc.provider.name == "twilio" or "twilio" in chans.providers
+    # Each channel (a phone, a sender id) has its own rate from the routing file; SENDER_RATES wins.
+    rates = {**chans.rates, **parse_rates(cfg["SENDER_RATES"])}
+    return Outbox(
+        sessions=svc.sessions, provider=svc.provider,
+        pacer=Pacer(svc.redis, float(cfg["SENDER_RATE"]), rates),
+        timezone_for=timezone_for, quiet=parse_quiet_hours(cfg["QUIET_HOURS"]),
+        status_callback=f"{base}/sms/twilio/status" if base and twilio_sends else None,
+        schedule=schedule, early_status=partial(status.early_statuses, svc.redis), channels=chans,
+        concurrency=int(cfg["SEND_CONCURRENCY"]))

@@ -2,9 +2,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.db import Base
@@ -13,6 +24,39 @@ from gateway.db import Base
 def utcnow() -> datetime:
     """Naive UTC: SQLite keeps no time zone, so every timestamp is UTC without one."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+class ContactStatus(StrEnum):
+    """Whether a supporter receives texts; the values are what the database holds."""
+
+    ACTIVE = "active"
+    STOPPED = "stopped"  # sent STOP (or the provider says they opted out)
+    BLOCKED = "blocked"  # set by an organiser
+    INVALID = "invalid"  # the provider says the number cannot receive texts (the outbox sets it)
+
+
+class MessageStatus(StrEnum):
+    """Where a message is; outbound ones climb the ladder in gateway/inbound/status.py."""
+
+    RECEIVED = "received"  # in: stored, not handled yet
+    HANDLED = "handled"  # in: handled
+    QUEUED = "queued"  # out: waiting for the outbox
+    SENDING = "sending"  # out: claimed by a worker
+    SENT = "sent"  # out: the provider took it
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # out: not sent (the supporter stopped, or the number is unusable)
+    CANCELLED = "cancelled"  # out: its broadcast was cancelled before it left
+
+
+class BroadcastStatus(StrEnum):
+    """A broadcast's life: a draft, sending, then done or cancelled."""
+
+    DRAFT = "draft"
+    SENDING = "sending"
+    DONE = "done"
+    CANCELLED = "cancelled"
 
 
 class Contact(Base):
@@ -27,7 +71,7 @@ class Contact(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     place: Mapped[str | None] = mapped_column(String(80), index=True)
     country: Mapped[str | None] = mapped_column(String(2))
-    status: Mapped[str] = mapped_column(String(16), default="active", index=True)  # active, stopped, blocked
+    status: Mapped[str] = mapped_column(String(16), default=ContactStatus.ACTIVE.value, index=True)  # ContactStatus
     consent_at: Mapped[datetime | None] = mapped_column(DateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -85,7 +129,7 @@ class Message(Base):
     provider_id: Mapped[str | None] = mapped_column(String(64))
     medium: Mapped[str] = mapped_column(String(12), default="sms")  # sms, whatsapp
     body: Mapped[str | None] = mapped_column(Text)  # None once purged (anonymous report, retention)
-    status: Mapped[str] = mapped_column(String(16))  # in: received, handled; out: queued ... delivered
+    status: Mapped[str] = mapped_column(String(16))  # MessageStatus
     error_code: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(String(200))  # why handling failed (set aside), no numbers
     encoding: Mapped[str | None] = mapped_column(String(8))
@@ -133,7 +177,7 @@ class Broadcast(Base):
     pledge_window_hours: Mapped[int] = mapped_column(Integer, default=72)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)  # ignores quiet hours
     send_at: Mapped[datetime | None] = mapped_column(DateTime)
-    status: Mapped[str] = mapped_column(String(12), default="draft")  # draft, sending, done, cancelled
+    status: Mapped[str] = mapped_column(String(12), default=BroadcastStatus.DRAFT.value)  # BroadcastStatus
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

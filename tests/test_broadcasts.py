@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from gateway.outbound import broadcasts
 from gateway.outbound import outbox
 from gateway.outbound import jobs as queue
-from gateway.outbound import tasks
+from gateway.outbound import jobs as tasks
 from gateway.core.compose import render
 from gateway.people.contacts import new_contact, number_is, number_of
 from gateway.models import Broadcast, Contact, ContactTag, Message, Pledge, utcnow
@@ -339,7 +339,7 @@ def quiet_app(db_url: str, redis_url: str | None, tmp_path: Path) -> Iterator:
 
 def clock(app, when: datetime) -> outbox.Outbox:  # type: ignore[no-untyped-def]
     """The app's outbox with its clock fixed at `when` (naive UTC)."""
-    return dataclasses.replace(tasks.build_outbox(app), now=lambda: when)
+    return dataclasses.replace(svc(app).outbox(), now=lambda: when)
 
 
 def test_quiet_hours_hold_until_morning_in_each_recipients_time(quiet_app) -> None:  # type: ignore[no-untyped-def]
@@ -355,7 +355,7 @@ def test_quiet_hours_hold_until_morning_in_each_recipients_time(quiet_app) -> No
     assert [to for to, _ in sent(app)] == [hn(1)]
     held = rows(app, bid)[mw(1)]
     assert (held.status, held.send_after, held.claimed_at) == ("queued", datetime(2026, 11, 24, 5, 0), None)
-    assert queue.queue(svc(app).redis).scheduled_job_registry.count == 1  # a job waits for the morning
+    assert queue.get_queue(svc(app).redis).scheduled_job_registry.count == 1  # a job waits for the morning
     assert progress(app, bid)["status"] == "sending"
 
     early = outbox.send_batch(clock(app, datetime(2026, 11, 24, 4, 59, 59)), ids)

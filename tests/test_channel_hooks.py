@@ -9,8 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway import channels
-from gateway.outbound import jobs as queue
-from gateway.outbound import tasks
+from gateway.outbound import jobs
 from gateway.people.contacts import number_of
 from gateway.models import Contact, Message
 from tests.conftest import make_stack_app
@@ -54,7 +53,7 @@ def at_sms(text: str = "JOIN", **extra: str) -> dict[str, str]:
 
 def work(app: Any) -> None:
     with app.app_context():
-        queue.work_burst(app.extensions["gateway"].redis)
+        jobs.work_burst(app.extensions["gateway"].redis)
 
 
 # -- Africa's Talking --------------------------------------------------------------------------
@@ -304,12 +303,12 @@ def test_replies_wait_in_the_database_when_the_queue_is_away(capp, fakes, monkey
     def broken(*args: Any, **kwargs: Any) -> int:
         raise ConnectionError("redis away")
 
-    monkeypatch.setattr(queue, "enqueue_ids", broken)
+    monkeypatch.setattr(jobs, "enqueue_ids", broken)
     assert capp.test_client().post(f"/sms/africastalking/{AT_TOKEN}", data=at_sms()).status_code == 200
     monkeypatch.undo()
     assert count(capp, direction="out", status="queued") == 1
     with capp.app_context():
-        tasks.reconcile(force=True)
+        jobs.reconcile(force=True)
     work(capp)
     assert len(at.messages) == 1 and count(capp, direction="out", status="sent") == 1
     assert json.dumps(at.messages)  # recorded as the SDK sent it

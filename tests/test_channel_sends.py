@@ -10,8 +10,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from sqlalchemy import select
 
-from gateway.outbound import outbox
-from gateway.outbound import tasks
+from gateway.outbound import jobs, outbox
 from gateway.people.contacts import number_is, number_of
 from gateway.models import Contact, Message
 from gateway.outbound.pacing import Pacer
@@ -65,7 +64,7 @@ default: twilio
 
 def send(app: Any, ids: list[int]) -> dict[str, Any]:
     with app.app_context():
-        return tasks.send_batch(ids)
+        return jobs.send_batch(ids)
 
 
 def rows(app: Any) -> dict[str, Message]:
@@ -108,7 +107,7 @@ def test_one_broadcast_split_between_twilio_and_a_phone_each_at_its_own_pace(bui
     twilio_slots = [t for s, t in booked if s == SENDER]
     assert len(phone_slots) == 6 and len(twilio_slots) == 6
     assert phone_slots[-1] - phone_slots[0] > 0.18
-    pacer = tasks.build_outbox(app).pacer
+    pacer = app.extensions["gateway"].outbox().pacer
     assert (pacer.rate("android"), pacer.rate(SENDER)) == (20.0, 1000.0)
 
 
@@ -181,9 +180,7 @@ def test_a_reply_leaves_by_the_channel_the_supporter_wrote_to_whatever_the_route
     body, headers = phone.received("+265991234567", "HELP")
     assert app.test_client().post("/sms/android", data=body, headers=headers).status_code == 200
     with app.app_context():
-        from gateway.outbound import jobs as queue
-
-        queue.work_burst(app.extensions["gateway"].redis)
+        jobs.work_burst(app.extensions["gateway"].redis)
     assert [m["to"] for m in phone.messages] == ["+265991234567"] and at.messages == [] and twilio.messages == []
     ids = launch_to_zomba(app, ["+265991234500"], TEXT, SENDER)  # an alert follows the routes
     send(app, ids)
@@ -260,14 +257,12 @@ def test_a_retryable_africastalking_error_puts_no_number_in_logs_or_redis(build,
         at.fail_next(1, status=500, text=f"Internal error for {number}")  # a body that echoes the request
     redis = app.extensions["gateway"].redis
     caplog.set_level(logging.DEBUG)
-    from gateway.outbound import jobs as queue_module
-
     with app.app_context():
         # The job's last try: RQ logs the traceback and keeps exc_info in the FailedJobRegistry.
-        job = queue_module.queue(redis, queue_module.BULK).enqueue("gateway.outbound.tasks.send_batch", ids)
-        queue_module.work_burst(redis)
+        job = jobs.get_queue(redis, jobs.BULK).enqueue("gateway.outbound.jobs.send_batch", ids)
+        jobs.work_burst(redis)
     job.refresh()
-    assert job.is_failed and job.id in queue_module.queue(redis, queue_module.BULK).failed_job_registry
+    assert job.is_failed and job.id in jobs.get_queue(redis, jobs.BULK).failed_job_registry
     exc_text = job.latest_result().exc_string or ""
     assert "RetryLater" in exc_text and "africastalking" in exc_text  # RQ did keep the error ...
     digits = number.lstrip("+")

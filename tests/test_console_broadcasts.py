@@ -277,7 +277,7 @@ def test_scheduled_broadcast_waits_for_its_time(app, client, auth) -> None:  # t
     work(app)
     p = client.get(f"/broadcasts/{bid}/progress.json").json
     assert (p["status"], p["counts"]["queued"], p["counts"]["sent"]) == ("sending", 3, 0)
-    assert queue.queue(svc(app).redis).scheduled_job_registry.count == 1
+    assert queue.get_queue(svc(app).redis).scheduled_job_registry.count == 1
     assert all(m.send_after == local - timedelta(hours=2) for m in outbox(app, bid))
 
 

@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
 from gateway.models import Contact, Conversation, Message, Report
-from gateway.outbound.outbox import STATUS_RANK
+from gateway.inbound.status import RANK
 from tests.conftest import PUBLIC_BASE, TWILIO_TOKEN
 
 EXAMPLES = {"sqlite": int(os.environ.get("FUZZ_EXAMPLES", "200")),
@@ -131,12 +131,12 @@ def test_status_callback_never_fails_and_only_moves_forward(app, client, migrate
         runs.append(1)
         with sessions() as s:
             before = _counts(s)
-            rank = STATUS_RANK[s.scalars(select(Message.status).where(Message.provider_id == KNOWN_SID)).one()]
+            rank = RANK[s.scalars(select(Message.status).where(Message.provider_id == KNOWN_SID)).one()]
         assert _post(client, "/sms/twilio/status", pairs, sign, content_type).status_code < 500
         with sessions() as s:
             assert _counts(s) == before  # a status callback never creates a row
             status = s.scalars(select(Message.status).where(Message.provider_id == KNOWN_SID)).one()
-            assert STATUS_RANK[status] >= rank
+            assert RANK[status] >= rank
 
     one()
     assert len(runs) >= EXAMPLES[migrated[0]]

@@ -11,8 +11,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from gateway.outbound import outbox
-from gateway.outbound import jobs as queue
-from gateway.outbound import tasks
+from gateway.outbound import jobs
 from gateway.people.contacts import number_is, number_of
 from gateway.models import Broadcast, Contact, Message
 from tests.conftest import PUBLIC_BASE, launch_to_zomba, make_stack_app
@@ -66,7 +65,7 @@ def launch(app: Any, n: int, text: str = TEXT) -> list[int]:
 def send(app: Any, ids: list[int]) -> dict[str, Any]:
     """Run the RQ job's function in the app, as a worker would."""
     with app.app_context():
-        return tasks.send_batch(ids)
+        return jobs.send_batch(ids)
 
 
 def rows(app: Any) -> dict[str, Message]:
@@ -170,9 +169,9 @@ def test_500_not_accepted_is_left_sending_then_reconciled_and_sent_once(build, f
     assert at_fake(fake_twilio) == Counter([number(0), number(2)])
 
     with app.app_context():
-        done = tasks.reconcile()
+        done = jobs.reconcile()
         assert (done["settled_sent"], done["requeued"], done["due"], done["jobs"]) == (0, 1, 1, 1)
-        queue.work_burst(app.extensions["gateway"].redis)
+        jobs.work_burst(app.extensions["gateway"].redis)
     assert_each_sent_once(app, fake_twilio, range(3))
     assert rows(app)[number(1)].attempts == 2
 
@@ -208,8 +207,8 @@ def test_settle_failure_is_recovered_by_the_reconciler(build, fake_twilio, monke
     fault_on_send(monkeypatch, app, 2, lambda: fake_twilio.fail_next(2, status=500))
     send(app, ids)
     with app.app_context():
-        tasks.reconcile()
-        queue.work_burst(app.extensions["gateway"].redis)
+        jobs.reconcile()
+        jobs.work_burst(app.extensions["gateway"].redis)
     assert_each_sent_once(app, fake_twilio, range(3))
 
 
@@ -241,7 +240,7 @@ def test_refusals_stop_or_invalidate_the_contact_or_fail_the_row(twilio_app, fak
         assert s.scalars(select(Contact.stopped_at).where(number_is(s, number(0)))).one() is not None
 
     with twilio_app.app_context():  # a later reconcile finds nothing to redo
-        assert tasks.reconcile(force=True)["due"] == 0
+        assert jobs.reconcile(force=True)["due"] == 0
     assert fake_twilio.create_attempts == 4
     assert_each_sent_once(twilio_app, fake_twilio, [3])
 
@@ -313,23 +312,23 @@ def test_rq_jobs_send_every_recipient_once(twilio_app, fake_twilio) -> None:
     ids = launch(twilio_app, 25)
     redis = twilio_app.extensions["gateway"].redis
     with twilio_app.app_context():
-        assert queue.enqueue_ids(redis, ids, batch_size=10) == 3
-        queue.work_burst(redis)
-        assert queue.pending_jobs(redis) == 0
-        assert queue.queue(redis).failed_job_registry.count == 0
+        assert jobs.enqueue_ids(redis, ids, batch_size=10) == 3
+        jobs.work_burst(redis)
+        assert jobs.pending_jobs(redis) == 0
+        assert jobs.get_queue(redis).failed_job_registry.count == 0
     assert_each_sent_once(twilio_app, fake_twilio, range(25))
 
 
 def test_rq_retries_a_batch_that_met_a_429(twilio_app, fake_twilio, monkeypatch) -> None:
     """A 429 fails the job into RQ's retry schedule; after the interval the retry sends everything once."""
-    monkeypatch.setattr(queue, "RETRY", Retry(max=3, interval=1))
+    monkeypatch.setattr(jobs, "RETRY", Retry(max=3, interval=1))
     ids = launch(twilio_app, 5)
     redis = twilio_app.extensions["gateway"].redis
     fake_twilio.fail_next(1, status=429)
     with twilio_app.app_context():
-        queue.enqueue_ids(redis, ids)
-        queue.work_burst(redis)
-        q = queue.queue(redis)
+        jobs.enqueue_ids(redis, ids)
+        jobs.work_burst(redis)
+        q = jobs.get_queue(redis)
         [job_id] = q.scheduled_job_registry.get_job_ids()
         job = q.fetch_job(job_id)
         assert (job.get_status(), job.retries_left) == ("scheduled", 2)
@@ -339,7 +338,7 @@ def test_rq_retries_a_batch_that_met_a_429(twilio_app, fake_twilio, monkeypatch)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and {m.status for m in rows(twilio_app).values()} != {"sent"}:
             time.sleep(0.25)
-            queue.work_burst(redis)
+            jobs.work_burst(redis)
         assert q.fetch_job(job_id).get_status() == "finished"
     assert_each_sent_once(twilio_app, fake_twilio, range(5))
 
@@ -432,6 +431,6 @@ def test_an_unexpected_error_in_one_send_keeps_what_was_sent(build, fake_twilio,
     assert [after[number(i)].status for i in range(6)] == ["sent", "sent"] + ["sending"] * 4
     monkeypatch.undo()
     with app.app_context():
-        tasks.reconcile()
-        queue.work_burst(app.extensions["gateway"].redis)
+        jobs.reconcile()
+        jobs.work_burst(app.extensions["gateway"].redis)
     assert_each_sent_once(app, fake_twilio, range(6))

@@ -16,10 +16,9 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from gateway.people import accounts
-from gateway.channels import local_hooks as channel_hooks
 from gateway.inbound import receive as inbound
 from gateway.outbound import jobs as queue
-from gateway.outbound import tasks
+from gateway.outbound import jobs as tasks
 from gateway.people.contacts import number_is
 from gateway.models import AuditEvent, Contact, Conversation, Message, Report, User, utcnow
 from gateway.channels.base import InboundSMS
@@ -134,7 +133,8 @@ def at_send(app: Any, number: str, text: str) -> list[str]:
     sms = provider.parse_inbound({"from": number, "to": "12345", "text": text, "id": os.urandom(8).hex(),
                                   "date": "2026-11-23 10:00:00", "linkId": "l"})
     with app.app_context():
-        ids = channel_hooks.receive(sms, app.config["DEFAULT_COUNTRY"])
+        received = app.extensions["gateway"].inbound.receive(sms, inline=False)
+        ids = list(received.queued) if received else []
     with app.extensions["gateway"].sessions() as s:
         return [m.body for m in s.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id))]
 

@@ -12,16 +12,16 @@ from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
 from gateway import create_app
-from gateway.outbound import jobs as queue
+from gateway.outbound import jobs
 from gateway.models import AuditEvent
 from tests.conftest import PUBLIC_BASE, launch_to_zomba
 from tests.test_webhooks import inbound, sign, sms
 
 # The only routes anyone may call without an account: the login form, the signed webhooks, the
 # health check, static files and the API's own description.
-OPEN = {"auth.login", "auth.logout", "webhooks.twilio_inbound", "webhooks.twilio_status", "health.healthz",
-        "static", "pages.static", "api.openapi_json", "channel_hooks.africastalking_inbound",
-        "channel_hooks.africastalking_status", "channel_hooks.android_event"}
+OPEN = {"auth.login", "auth.logout", "twilio_hooks.twilio_inbound", "twilio_hooks.twilio_status", "health.healthz",
+        "static", "pages.static", "api.openapi_json", "africastalking_hooks.africastalking_inbound",
+        "africastalking_hooks.africastalking_status", "android_hooks.android_event"}
 
 
 def test_every_route_but_login_webhooks_and_healthz_needs_a_role(app, client) -> None:
@@ -159,12 +159,12 @@ def test_jobs_are_json_and_carry_ids_only(stack_app) -> None:
     text = "Vigil at the council hall tonight at six"
     ids = launch_to_zomba(stack_app, numbers, text, "+15005550006")
     redis = stack_app.extensions["gateway"].redis
-    assert queue.enqueue_ids(redis, ids) == 1
-    [job] = queue.queue(redis).get_jobs()
-    assert job.func_name == "gateway.outbound.tasks.send_batch" and list(job.args) == [ids]
+    assert jobs.enqueue_ids(redis, ids) == 1
+    [job] = jobs.get_queue(redis).get_jobs()
+    assert job.func_name == "gateway.outbound.jobs.send_batch" and list(job.args) == [ids]
     raw = redis.hget(job.key, "data")
     payload = json.loads(zlib.decompress(raw))  # JSON: a pickle would not load here
-    assert payload[0] == "gateway.outbound.tasks.send_batch" and payload[2] == [ids]
+    assert payload[0] == "gateway.outbound.jobs.send_batch" and payload[2] == [ids]
     dump = _redis_dump(redis) + zlib.decompress(raw)
     for secret in (*numbers, *(n.lstrip("+") for n in numbers), text, "council"):
         assert secret.encode() not in dump

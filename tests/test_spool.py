@@ -11,6 +11,7 @@ import stat
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -18,10 +19,11 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from gateway import create_app
-from gateway.outbound import tasks
+from gateway.outbound import jobs
 from gateway.db import make_engine, make_session_factory
 from gateway.models import Message
-from gateway.inbound.spool import spool_for
+from gateway.core.vault import NumberVault
+from gateway.inbound.spool import Spool, spool_for
 from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, SECRET_KEY, TWILIO_TOKEN
 from tests.fakes import FakeTwilio
 from tests.test_webhooks import inbound, replies, sms
@@ -65,12 +67,13 @@ def database_away(app: Any, url: str | None = None) -> Iterator[None]:
                else f"postgresql://postgres@127.0.0.1:{closed_port()}/test")
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://")) if url.startswith("postgres") \
         else create_engine(url)
-    real = svc.sessions
+    real, real_inbound = svc.sessions, svc.inbound
     svc.sessions = make_session_factory(engine, real.kw["info"]["numbers"])
+    svc.inbound = replace(real_inbound, sessions=svc.sessions)
     try:
         yield
     finally:
-        svc.sessions = real
+        svc.sessions, svc.inbound = real, real_inbound
         engine.dispose()
 
 
@@ -169,7 +172,7 @@ def test_a_text_arriving_after_the_outage_waits_behind_the_kept_ones(app, client
 def test_the_worker_reconciler_replays_the_spool(app, client) -> None:
     send_while_away(app, client)
     with app.app_context():
-        assert tasks.reconcile()["spool_replayed"] == 4
+        assert jobs.reconcile()["spool_replayed"] == 4
     assert len(inbound_rows(app)) == 4
 
 
@@ -290,7 +293,6 @@ def test_spool_files_are_0600_and_its_directories_0700_whatever_the_umask(app, c
 
 
 def test_a_kept_text_is_encrypted_and_its_file_name_tagged_with_the_keyed_digest(app, client) -> None:
-    from gateway.core.vault import NumberVault
 
     with database_away(app):
         inbound(client, sms("REPORT the clinic in Zomba turned us away", ALICE))
@@ -339,8 +341,10 @@ def test_a_text_kept_under_the_previous_numbers_key_is_replayed_after_a_rotation
 
     with database_away(app):
         inbound(client, sms("JOIN", ALICE))
-    app.config["NUMBERS_KEY"] = f"{new_key()},{NUMBERS_KEY}"  # a new key in front: the spool still opens it
-    app.extensions.pop("gateway.spool_vault", None)
+    # A new key in front (the app as restarted with it): the spool still opens the kept text.
+    svc = app.extensions["gateway"]
+    svc.inbound = replace(svc.inbound, spool=Spool(svc.inbound.spool.dir,
+                                                   NumberVault.from_keys([new_key(), NUMBERS_KEY])))
     assert "1 stored" in runner.invoke(args=["spool", "replay"]).output
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from gateway.core import engine
 from gateway.inbound import receive as inbound
 from gateway.outbound import jobs as queue
-from gateway.outbound import tasks
+from gateway.outbound import jobs as tasks
 from gateway.models import Contact, Conversation, Message, Report, utcnow
 from gateway.channels.base import InboundSMS
 from gateway.core.phones import mask_number

@@ -6,8 +6,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from gateway.inbound import receive as inbound
-from gateway.outbound import jobs as queue
-from gateway.outbound import tasks
+from gateway.outbound import jobs
 from gateway.models import Message, utcnow
 from gateway.channels.base import InboundSMS
 
@@ -20,8 +19,8 @@ def test_stranded_inbound_is_handled_and_replied_through_the_queue(stack_app) ->
         s.execute(update(Message).where(Message.id == stored.message_id)
                   .values(created_at=utcnow() - timedelta(minutes=5)))
     with stack_app.app_context():
-        result = tasks.reconcile()
-        queue.work_burst(svc.redis)
+        result = jobs.reconcile()
+        jobs.work_burst(svc.redis)
     assert result["inbound_handled_late"] == 1
     with svc.sessions() as s:
         reply = s.scalars(select(Message).where(Message.reply_to_id == stored.message_id)).one()
@@ -33,7 +32,7 @@ def test_fresh_unhandled_inbound_is_left_to_its_request(stack_app) -> None:
     svc = stack_app.extensions["gateway"]
     inbound.store(svc.sessions, InboundSMS("twilio", "SM-fresh", "+265991234567", None, "JOIN"), "MW")
     with stack_app.app_context():
-        assert tasks.reconcile()["inbound_handled_late"] == 0
+        assert jobs.reconcile()["inbound_handled_late"] == 0
 
 
 def test_a_failure_while_handling_keeps_the_message_for_the_reconciler(stack_app, monkeypatch) -> None:
@@ -58,6 +57,6 @@ def test_a_failure_while_handling_keeps_the_message_for_the_reconciler(stack_app
         s.execute(update(Message).where(Message.id == received.message_id)
                   .values(created_at=utcnow() - timedelta(minutes=5)))
     with stack_app.app_context():
-        assert tasks.reconcile()["inbound_handled_late"] == 1
-        queue.work_burst(svc.redis)
+        assert jobs.reconcile()["inbound_handled_late"] == 1
+        jobs.work_burst(svc.redis)
     assert [to for to, _ in svc.provider.sent] == ["+265991234567"]

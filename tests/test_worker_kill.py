@@ -12,8 +12,7 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import func, select
 
-from gateway.outbound import jobs as queue
-from gateway.outbound import tasks
+from gateway.outbound import jobs
 from gateway.models import Message
 from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, SECRET_KEY, launch_to_zomba, make_stack_app
 from tests.fakes import FakeTwilio
@@ -44,7 +43,7 @@ def kill_app(db_url: str, redis_url: str | None, tmp_path: Path, fake_twilio: Fa
 def launch_and_enqueue(app: Any, n: int) -> None:
     """n contacts, a broadcast to them, its outbox rows enqueued as RQ jobs."""
     ids = launch_to_zomba(app, [number(i) for i in range(n)], "Vigil at the council hall tonight at 6.", SENDER)
-    assert queue.enqueue_ids(app.extensions["gateway"].redis, ids) == 3
+    assert jobs.enqueue_ids(app.extensions["gateway"].redis, ids) == 3
 
 
 def start_worker(db_url: str, redis_url: str, fake: FakeTwilio, log: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -97,7 +96,7 @@ def run_stop_and_recover(app: Any, db_url: str, redis_url: str, fake: FakeTwilio
 
     fake.latency = 0.0
     with app.app_context():
-        mid["reconciled"] = tasks.reconcile(force=True)
+        mid["reconciled"] = jobs.reconcile(force=True)
     recovery = start_worker(db_url, redis_url, fake, log, "--burst")
     try:
         assert recovery.wait(timeout=WAIT) == 0, log.read_text()

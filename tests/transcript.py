@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from gateway.inbound import receive as inbound
 from gateway.models import utcnow
 from gateway.channels.base import InboundSMS
 
@@ -38,10 +37,8 @@ class Phone:
         if wire is not None:
             return wire.exchange(self.app, sender, text, self.now)
         svc = self.app.extensions["gateway"]
-        received = inbound.receive(svc.sessions, InboundSMS("console", None, sender, None, text),
-                                   self.app.config["DEFAULT_COUNTRY"], svc.flows, self.app.config["ORG_NAME"],
-                                   now=self.now)
-        return list(received.texts)
+        received = svc.inbound.receive(InboundSMS("console", None, sender, None, text), now=self.now)
+        return list(received.texts) if received else []
 
     def run(self, script: str) -> list[str]:
         """Play a transcript; assert every reply; return all replies seen."""

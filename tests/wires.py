@@ -12,8 +12,6 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from typing import Any, Protocol
 
-from gateway.channels import local_hooks as channel_hooks
-from gateway.inbound import receive as inbound
 from gateway.outbound import jobs as queue
 
 CHANNELS = ["twilio", "africastalking", "android"]
@@ -45,9 +43,8 @@ class TwilioWire:
         svc = app.extensions["gateway"]
         sms = svc.twilio.parse_inbound({"MessageSid": "SM" + secrets.token_hex(16), "From": sender,
                                         "To": "+15005550006", "Body": text})
-        received = inbound.receive(svc.sessions, sms, app.config["DEFAULT_COUNTRY"], svc.flows,
-                                   app.config["ORG_NAME"], now=now)
-        return [m.text or "" for m in ET.fromstring(svc.twilio.twiml(list(received.texts))).iter("Message")]
+        received = svc.inbound.receive(sms, now=now)
+        return [m.text or "" for m in ET.fromstring(svc.twilio.twiml(list(received.texts) if received else [])).iter("Message")]
 
 
 class QueuedWire:
@@ -72,7 +69,7 @@ class QueuedWire:
     def exchange(self, app: Any, sender: str, text: str, now: datetime) -> list[str]:
         before = len(self._sent())
         with app.app_context():
-            channel_hooks.receive(self._parse(app, sender, text), app.config["DEFAULT_COUNTRY"], now=now)
+            app.extensions["gateway"].inbound.receive(self._parse(app, sender, text), inline=False, now=now)
             queue.work_burst(app.extensions["gateway"].redis)  # the RQ jobs, as a worker runs them
         return [body for to, body in self._sent()[before:] if to == sender]
 

@@ -9,15 +9,27 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Mapping
+from typing import Any
 
-from gateway.settings import ConfigError, check_plain_http
+from flask import current_app
+
+from gateway.channels.africastalking import AfricasTalkingProvider
+from gateway.channels.android import AndroidProvider
 from gateway.channels.base import Provider
-from gateway.core.routing import Routes, RoutesError, load_routes
+from gateway.channels.console import ConsoleProvider
+from gateway.channels.twilio import TwilioProvider
+from gateway.core.routing import ChannelSpec, Routes, RoutesError, load_routes
+from gateway.settings import ConfigError, check_plain_http
 
 logger = logging.getLogger(__name__)
+# Every kind of channel, by the name SMS_PROVIDER and the routing file's `type` use. The webhooks
+# of each are in gateway/channels/hooks/ (WEBHOOKS, keyed by these names).
+# core/routing.py keeps its own copy of the names (BUILTIN, TYPES): it stays free of the SDKs.
+PROVIDERS: dict[str, type] = {"twilio": TwilioProvider, "console": ConsoleProvider,
+                              "africastalking": AfricasTalkingProvider, "android": AndroidProvider}
 SEEN_KEY = "gateway:channel-seen"  # Redis hash: channel name -> unix time of its last contact
 CLOUD_URL = "https://api.sms-gate.app/3rdparty/v1"
 
@@ -52,12 +64,20 @@ def _secret(settings: Mapping[str, Any], var: str | None) -> str | None:
     return (settings.get(var) or os.environ.get(var) or None) if var else None
 
 
-def build(settings: Mapping[str, Any], twilio: Any | None, redis: Any) -> Channels:
-    """Every configured channel; a route to a channel that cannot work stops the start here."""
-    from gateway.channels.africastalking import AfricasTalkingProvider
-    from gateway.channels.android import AndroidProvider
-    from gateway.channels.console import ConsoleProvider
+def _twilio(settings: Mapping[str, Any]) -> TwilioProvider | None:
+    """Twilio when its credentials are set (it also checks the Twilio webhooks' signatures)."""
+    if not (settings["TWILIO_ACCOUNT_SID"] and settings["TWILIO_AUTH_TOKEN"]):
+        return None
+    return TwilioProvider(settings["TWILIO_ACCOUNT_SID"], settings["TWILIO_AUTH_TOKEN"],
+                          from_number=settings["TWILIO_FROM_NUMBER"],
+                          messaging_service_sid=settings["TWILIO_MESSAGING_SERVICE_SID"],
+                          api_base_url=settings["TWILIO_API_BASE_URL"],
+                          timeout=float(settings.get("TWILIO_TIMEOUT", 10)))
 
+
+def build(settings: Mapping[str, Any], redis: Any) -> Channels:
+    """Every configured channel; a route to a channel that cannot work stops the start here."""
+    twilio = _twilio(settings)
     path = settings.get("SMS_ROUTES_FILE")
     default = settings["SMS_PROVIDER"]
     try:
@@ -78,11 +98,9 @@ def build(settings: Mapping[str, Any], twilio: Any | None, redis: Any) -> Channe
         return lambda: mark_seen(redis, name)
 
     phones, countries = [], {}
-    keys: dict[str, tuple[str, str]] = {}  # signing key -> (phone, the setting it came from)
+    keys: dict[str, tuple[str, str | None]] = {}  # signing key -> (phone, the setting it came from)
     specs = dict(routes.channels)
     if settings.get("ANDROID_GATEWAY_PASSWORD") and "android" not in specs:
-        from gateway.core.routing import ChannelSpec
-
         specs["android"] = ChannelSpec(name="android", type="android")
     for name, spec in specs.items():
         if spec.type != "android":
@@ -115,6 +133,15 @@ def build(settings: Mapping[str, Any], twilio: Any | None, redis: Any) -> Channe
                               f"({_needs(name, routes)})")
     rates = {senders.get(n, n): s.rate for n, s in routes.channels.items() if s.rate is not None}
     return Channels(default, providers, routes, senders, rates, countries, phones)
+
+
+def sender_name() -> str:
+    """The sender a broadcast is paced by: the messaging service, the number, or the channel's name."""
+    cfg = current_app.config
+    name = current_app.extensions["gateway"].provider.name
+    if name == "twilio":
+        return cfg["TWILIO_MESSAGING_SERVICE_SID"] or cfg["TWILIO_FROM_NUMBER"]  # type: ignore[no-any-return]
+    return name  # type: ignore[no-any-return]
 
 
 def _needs(name: str, routes: Routes) -> str:

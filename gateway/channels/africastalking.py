@@ -11,7 +11,15 @@ from africastalking.Service import AfricasTalkingException
 from africastalking.SMS import SMSService
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from gateway.channels.base import (InboundSMS, ProviderError, SendResult, StatusUpdate, error_code, message_id, required_id)
+from gateway.channels.base import (
+    InboundSMS,
+    ProviderError,
+    SendResult,
+    StatusUpdate,
+    error_code,
+    message_id,
+    required_id,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -11,15 +11,24 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import requests
 from android_sms_gateway import APIClient, Message, SmsReceivedPayload, TextMessage
 from android_sms_gateway.errors import APIError
 from android_sms_gateway.http import RequestsHttpClient
 
-from gateway.channels.base import (InboundSMS, ProviderError, SendResult, StatusUpdate, error_code, message_id, required_id)
+from gateway.channels.base import (
+    InboundSMS,
+    ProviderError,
+    SendResult,
+    StatusUpdate,
+    error_code,
+    message_id,
+    required_id,
+)
 
 logger = logging.getLogger(__name__)
 SIGNATURE_TOLERANCE = 300  # seconds of clock difference accepted on X-Timestamp (the app's docs advise ±5 min)

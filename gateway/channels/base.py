@@ -97,7 +97,7 @@ class ProviderError(Exception):
 
 
 class Provider(Protocol):
-    """Sends one message; the webhook side lives in webhooks.py (Twilio) and channel_hooks.py (the others)."""
+    """Sends one message; the webhook side of each kind lives in gateway/channels/hooks/."""
 
     name: str
     inline_replies: bool  # True when replies can ride on the webhook's HTTP response

@@ -5,13 +5,17 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import (
+    TwilioException,
+    TwilioRestException,
+    TwilioServiceException,
+)
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
@@ -19,7 +23,15 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from gateway.channels.base import (InboundSMS, ProviderError, SendResult, StatusUpdate, error_code, message_id, required_id)
+from gateway.channels.base import (
+    InboundSMS,
+    ProviderError,
+    SendResult,
+    StatusUpdate,
+    error_code,
+    message_id,
+    required_id,
+)
 
 # Twilio's message statuses in our words. Twilio documents these; anything else is refused
 # by parse_status so that a new status shows up as a 400 in the logs rather than a guess.
@@ -196,7 +208,7 @@ class TwilioProvider:
 
     def find_sent(self, to: str, since: datetime) -> list[SendResult]:
         """Messages this account sent to `to` since `since` (naive means UTC), newest first."""
-        since = since.replace(tzinfo=timezone.utc) if since.tzinfo is None else since.astimezone(timezone.utc)
+        since = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
         # The SDK formats the filter with strftime(...Z) and drops sub-seconds; Twilio's dates
         # are whole seconds too, so compare at that precision.
         since = since.replace(microsecond=0)

@@ -1,1 +1,137 @@
-"""Inbound texts: receive (store and handle), the spool, status callbacks."""
+"""The inbound path as one object: every way a text comes in calls `Inbound.receive`.
+
+`create_app` builds one `Inbound` (svc.inbound) from what the path needs, as it builds the
+outbox for sending, so a webhook, `flask sms simulate`, the console simulator, the spool
+replay and the tests all take the same path with the same five settings.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.channels.base import InboundSMS
+from gateway.core.flowfile import FlowSet
+from gateway.inbound import receive as path
+from gateway.inbound.spool import Replayed, Spool, database_away
+from gateway.models import Message, utcnow
+
+logger = logging.getLogger(__name__)
+REQUEST_BUDGET = 2.0  # seconds a request may spend replaying the spool before it is served (Twilio waits 15)
+RETRY_EVERY = 0.5  # seconds between replay attempts of one process while the database is away
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What receiving needs, handed in once so every caller takes the same path."""
+
+    sessions: sessionmaker[Session]
+    flows: Callable[[], FlowSet]  # the loaded flows; raises (naming the problems) when the files are broken
+    org: str
+    default_country: str
+    spool: Spool  # texts kept on this host while the database is away
+    enqueue_replies: Callable[[list[int]], None]  # hands queued replies' ids to the reply queue
+    _last_replay: list[float] = field(default_factory=lambda: [-RETRY_EVERY], compare=False)
+    _replay_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
+
+    def receive(self, sms: InboundSMS, *, inline: bool = True, country: str | None = None,
+                now: datetime | None = None) -> path.Received | None:
+        """Store and handle a text, or keep it in the spool while the database is away (None).
+
+        Inline replies come back as texts (for the webhook's answer); otherwise they are queued
+        and enqueued on the reply queue here. While older texts from the same sender wait in the
+        spool, this one joins them so their order holds; other senders' texts are stored at once.
+        The database may also leave after the text was stored but before it was handled: it is
+        kept then too, and the replay finds it stored (its provider id) and handles it.
+        """
+        if self.spool.has_pending(sms.sender):
+            self.spool.keep(sms)
+            return None
+        try:
+            received = self.store_and_handle(sms, inline=inline, country=country, now=now)
+        except Exception as exc:
+            if not database_away(exc):
+                raise
+            self.spool.keep(sms)
+            return None
+        if received.queued:
+            self.send_replies(list(received.queued))
+        return received
+
+    def store_and_handle(self, sms: InboundSMS, *, inline: bool = True, country: str | None = None,
+                         now: datetime | None = None, received_at: datetime | None = None) -> path.Received:
+        """The path itself, without the spool: one transaction (see receive.receive)."""
+        return path.receive(self.sessions, sms, country or self.default_country, self.flows(), self.org, now,
+                            inline=inline, received_at=received_at)
+
+    def handle_pending(self, contact_id: int) -> list[int]:
+        """Handle a contact's texts stored but not handled; the queued replies' ids."""
+        return path.handle_pending(self.sessions, contact_id, self.flows(), self.org, inline=False)
+
+    def send_replies(self, ids: list[int]) -> None:
+        """Enqueue replies on the reply queue; if Redis is away the rows wait for the reconciler."""
+        try:
+            self.enqueue_replies(ids)
+        except Exception:  # the rows are queued in the database: the reconciler enqueues them again
+            logger.warning("could not enqueue %d replies; left for the reconciler", len(ids), exc_info=True)
+
+    def replay(self, budget: float | None = None) -> Replayed:
+        """Store and handle the texts kept in the spool, in arrival order; replies go to the reply queue."""
+        # The provider got its answer long ago: replies are queued and sent by the outbox.
+        done = self.spool.replay(
+            self.sessions, lambda sms, at: self.store_and_handle(sms, inline=False, received_at=at),
+            self.handle_pending, self.send_replies, budget)
+        if done.stored or done.duplicates or done.rejected:
+            logger.info("spool replayed: %s", done)
+        return done
+
+    def replay_on_request(self) -> None:
+        """Before a request: replay when something is kept and this process has not just tried."""
+        try:
+            if not self.spool.has_pending():
+                return
+            with self._replay_lock:
+                if time.monotonic() - self._last_replay[0] < RETRY_EVERY:
+                    return
+                self._last_replay[0] = time.monotonic()
+            self.replay(REQUEST_BUDGET)
+        except Exception:  # never fail a request because of the spool; the worker replays too
+            logger.warning("spool replay on request failed", exc_info=True)
+
+    def handle_stranded(self, older_than: timedelta = timedelta(minutes=1)) -> int:
+        """Handle texts stored but never handled (the web process died in between); the contacts handled.
+
+        Their webhook has long been answered, so the replies go out through the reply queue. A
+        text that fails is retried and set aside inside `receive.handle_pending`; a pass that
+        fails as a whole counts against the contact's oldest text, so it too is set aside after
+        `receive.MAX_ATTEMPTS` runs and this job never fails every minute.
+        """
+        with self.sessions() as session:
+            contact_ids = sorted({c for c in session.scalars(select(Message.contact_id).where(
+                Message.direction == "in", Message.handled_at.is_(None), Message.contact_id.is_not(None),
+                Message.created_at <= utcnow() - older_than)) if c is not None})
+        handled = 0
+        for contact_id in contact_ids:
+            try:
+                reply_ids = self.handle_pending(contact_id)
+            except Exception as exc:  # one contact must not stop the others, nor the spool replay after this
+                logger.warning("contact %s: pending inbound not handled (%s)", contact_id, path.describe_error(exc))
+                try:  # a STOP among its texts still wins; the oldest text is a try nearer to being set aside
+                    reply_ids = path.count_failed_pass(self.sessions, contact_id, exc, self.flows(), self.org)
+                except Exception as again:  # the database is away: the next run tries again
+                    logger.warning("contact %s: failed pass not counted (%s)", contact_id,
+                                   path.describe_error(again))
+                    continue
+                if reply_ids:
+                    self.enqueue_replies(reply_ids)
+                continue
+            handled += 1
+            if reply_ids:
+                self.enqueue_replies(reply_ids)
+        return handled

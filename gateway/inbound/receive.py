@@ -17,17 +17,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.outbound import broadcasts
-from gateway.people import contacts
-from gateway.core import engine
-from gateway.people import privacy
-from gateway.core.flowfile import Flow, FlowSet
-from gateway.models import Contact, Conversation, Message, Pledge, Report, utcnow
-from gateway.core.places import find_place
 from gateway.channels.base import InboundSMS
-from gateway.core.segments import count_segments
+from gateway.core import engine
+from gateway.core.flowfile import Flow, FlowSet
 from gateway.core.phones import InvalidNumber, normalise_number
+from gateway.core.places import find_place
+from gateway.core.segments import count_segments
 from gateway.core.text import fold
+from gateway.models import Contact, Conversation, Message, Pledge, Report, utcnow
+from gateway.outbound import broadcasts
+from gateway.people import contacts, privacy
 
 logger = logging.getLogger(__name__)
 MAX_BODY = 1600  # Twilio's own limit for a concatenated SMS; longer input is cut, not refused
@@ -63,7 +62,7 @@ def receive(factory: sessionmaker[Session], sms: InboundSMS, default_country: st
     aside after MAX_ATTEMPTS tries and never holds up the texts after it (a STOP above all).
     If the whole pass fails, the message is still committed, unhandled, the failure counts
     against the contact's oldest pending text, and the reconciler handles it later
-    (`tasks.handle_stranded`). One commit per message is what lets a webhook answer quickly
+    (`Inbound.handle_stranded`). One commit per message is what lets a webhook answer quickly
     (see README, Benchmarks). `received_at` is when it arrived, if earlier than now (a text
     replayed from the spool).
     """

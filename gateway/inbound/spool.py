@@ -24,33 +24,26 @@ import json
 import logging
 import os
 import stat
-import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, TypeVar
 
-import click
-from flask import Flask, current_app
-from flask.cli import AppGroup
-from sqlalchemy import exc as sa_exc, select
+from flask import Flask
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.inbound import receive as inbound
-from gateway.models import Message, utcnow
-from gateway.core.vault import NumberVault
-from gateway.private import DIR_MODE, FILE_MODE, private_dir
 from gateway.channels.base import InboundSMS
+from gateway.core.vault import NumberVault
+from gateway.inbound.receive import Received
+from gateway.models import Message, utcnow
+from gateway.private import DIR_MODE, FILE_MODE, private_dir
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-REQUEST_BUDGET = 2.0  # seconds a webhook may spend replaying before it answers (Twilio waits 15)
-RETRY_EVERY = 0.5  # seconds between replay attempts of one process while the database is away
 REJECTED_RETENTION = timedelta(days=7)  # time to notice (on /healthz) and look at a set-aside text
-_last_attempt: dict[Path, float] = {}  # per spool directory
-_attempt_lock = threading.Lock()
 
 
 def database_away(exc: BaseException) -> bool:
@@ -133,7 +126,7 @@ class Spool:
         except FileNotFoundError:
             return False
 
-    def replay(self, sessions: sessionmaker[Session], receive: Callable[[InboundSMS, datetime], inbound.Received],
+    def replay(self, sessions: sessionmaker[Session], receive: Callable[[InboundSMS, datetime], Received],
                handle: Callable[[int], list[int]], send: Callable[[list[int]], None],
                budget: float | None = None) -> Replayed:
         """Store and handle kept messages in order until none is left, the database fails or time is up.
@@ -202,7 +195,7 @@ class Spool:
         return purged
 
     def _replay_one(self, path: Path, sessions: sessionmaker[Session],
-                    receive: Callable[[InboundSMS, datetime], inbound.Received], handle: Callable[[int], list[int]],
+                    receive: Callable[[InboundSMS, datetime], Received], handle: Callable[[int], list[int]],
                     send: Callable[[list[int]], None], out: Replayed) -> None:
         record = self.read(path)
         received_at = datetime.fromisoformat(record.pop("received_at"))
@@ -232,106 +225,5 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def spool_for(app: Flask) -> Spool:
-    """The spool of this app (SPOOL_DIR), sealed with its numbers key."""
-    vault = app.extensions.get("gateway.spool_vault")
-    if vault is None:
-        from gateway.settings import numbers_keys_for
-
-        vault = app.extensions["gateway.spool_vault"] = NumberVault.from_keys(numbers_keys_for(app.config))
-    return Spool(app.config["SPOOL_DIR"], vault)
-
-
-def replay_now(app: Flask, budget: float | None = None) -> Replayed:
-    """Replay this host's spool through the app's store and handle path; replies go to the reply queue."""
-    from gateway.outbound import jobs as queue
-
-    svc = app.extensions["gateway"]
-
-    # The provider got its answer long ago: replies are queued and sent by the outbox.
-    def receive(sms: InboundSMS, received_at: datetime) -> inbound.Received:
-        return inbound.receive(svc.sessions, sms, app.config["DEFAULT_COUNTRY"], svc.flows, app.config["ORG_NAME"],
-                               inline=False, received_at=received_at)
-
-    def handle(contact_id: int) -> list[int]:
-        return inbound.handle_pending(svc.sessions, contact_id, svc.flows, app.config["ORG_NAME"], inline=False)
-
-    def send(ids: list[int]) -> None:
-        try:
-            queue.enqueue_ids(svc.redis, ids, name=queue.REPLIES)
-        except Exception:  # Redis away too: the rows stay queued and the reconciler enqueues them
-            logger.warning("replies to spooled messages left for the reconciler", exc_info=True)
-
-    done = spool_for(app).replay(svc.sessions, receive, handle, send, budget)
-    if done.stored or done.duplicates or done.rejected:
-        logger.info("spool replayed: %s", done)
-    return done
-
-
-def _replay_due(app: Flask, budget: float) -> None:
-    """Replay when something is kept and this process has not just tried."""
-    spool = spool_for(app)
-    if not spool.has_pending():
-        return
-    with _attempt_lock:
-        if time.monotonic() - _last_attempt.get(spool.dir, -RETRY_EVERY) < RETRY_EVERY:
-            return
-        _last_attempt[spool.dir] = time.monotonic()
-    replay_now(app, budget)
-
-
-def keep(sms: InboundSMS) -> None:
-    """Keep a message for replay, e.g. stored but not handled when the database went away."""
-    spool_for(current_app._get_current_object()).keep(sms)  # type: ignore[attr-defined]
-
-
-def receive(sms: InboundSMS, store: Callable[[InboundSMS], T]) -> T | None:
-    """`store(sms)` (store and handle), or keep the message in the spool while the database is away (None).
-
-    Every provider's webhook calls this; on None it answers the provider with success and no
-    replies. While older texts from the same sender wait in the spool, the new one joins them so
-    their order holds; other senders' texts are stored at once while the spool drains. The
-    database may also leave after the message was stored but before it was handled: it is kept
-    then too, and the replay finds it stored (its provider id) and handles it.
-    """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if spool_for(app).has_pending(sms.sender):
-        keep(sms)
-        return None
-    try:
-        return store(sms)
-    except Exception as exc:
-        if not database_away(exc):
-            raise
-        keep(sms)
-        return None
-
-
-spool_cli = AppGroup("spool", help="Inbound messages kept while the database was away.")
-
-
-@spool_cli.command("replay")
-def spool_replay() -> None:
-    """Store and handle the kept messages in arrival order (safe to run twice)."""
-    from gateway.outbound import jobs as queue
-
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    done = replay_now(app)
-    click.echo(f"{done.stored} stored, {done.duplicates} already stored, {done.rejected} set aside, "
-               f"{done.left} left" + (" (database away)" if done.away else "")
-               + (" (another process is replaying)" if done.busy else ""))
-    if not app.config["REDIS_URL"] and (done.stored or done.duplicates):
-        queue.work_burst(app.extensions["gateway"].redis)  # the in-process queue is only ours
-    if done.left:
-        raise SystemExit(1)
-
-
-def init_app(app: Flask) -> None:
-    """Replay on requests once the database is back; register `flask spool replay`."""
-    app.cli.add_command(spool_cli)
-
-    @app.before_request
-    def _replay_kept() -> None:
-        try:
-            _replay_due(app, REQUEST_BUDGET)
-        except Exception:  # never fail a request because of the spool; the worker replays too
-            logger.warning("spool replay on request failed", exc_info=True)
+    """The spool of this app (SPOOL_DIR), sealed with its numbers key: the one its Inbound keeps to."""
+    return app.extensions["gateway"].inbound.spool  # type: ignore[no-any-return]

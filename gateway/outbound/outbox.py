@@ -8,21 +8,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, time as dtime, timedelta
-from typing import Any, Callable, Sequence
+from datetime import datetime, timedelta
+from datetime import time as dtime
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from gateway.people import contacts
-from gateway.people import privacy
-from gateway.outbound.broadcasts import finish_if_done
-from gateway.core.compose import quiet_until
-from gateway.models import Broadcast, Contact, Conversation, Message, utcnow
-from gateway.outbound.pacing import Pacer
 from gateway.channels.base import Provider, ProviderError
+from gateway.core.compose import quiet_until
+from gateway.inbound import status
+from gateway.models import (
+    Broadcast,
+    Contact,
+    ContactStatus,
+    Conversation,
+    Message,
+    utcnow,
+)
+from gateway.outbound.broadcasts import finish_if_done
+from gateway.outbound.pacing import Pacer
+from gateway.people import contacts, privacy
 
 logger = logging.getLogger(__name__)
 STOPPED_CODES = {"21610", "at-406"}  # the recipient opted out at the provider (Twilio, Africa's Talking)
@@ -31,8 +40,6 @@ SETTLE_MARGIN = timedelta(seconds=60)  # look back this far before a claim when 
 CANCEL_CHECK_SECONDS = 2.0
 WRITE_EVERY = 25  # rows per commit: fewer round trips, and a crash costs at most a settle
 FLUSH_SECONDS = 0.5
-# Statuses only move forward; the final ones never change again.
-STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3}
 
 
 class RetryLater(Exception):
@@ -294,10 +301,10 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
 def _apply_early_status(box: Outbox, writes: list[dict[str, Any]]) -> None:
     """A status callback that came before its provider id was written is applied now."""
     sids = [w["provider_id"] for w in writes if w.get("provider_id")]
-    early = box.early_status(sids) if sids else {}
+    early = box.early_status(sids) if sids and box.early_status else {}
     for w in writes:
         found = early.get(w.get("provider_id") or "")
-        if found and STATUS_RANK.get(found[0], -1) > STATUS_RANK.get(w.get("status", ""), -1):
+        if found and status.ahead(found[0], w.get("status")):
             w["status"], w["error_code"] = found[0], found[1] or w.get("error_code")
 
 
@@ -327,7 +334,7 @@ def _send_one(box: Outbox, row: _Row, way: Route) -> _Outcome:
         if exc.code in STOPPED_CODES:
             contact_write = {"id": row.contact_id, "status": "stopped", "stopped_at": box.now()}
         elif exc.code in UNUSABLE_CODES:
-            contact_write = {"id": row.contact_id, "status": "invalid"}
+            contact_write = {"id": row.contact_id, "status": ContactStatus.INVALID.value}
         return _Outcome({"id": row.id, "status": "failed", "error_code": exc.code or "error", **also},
                         "failed", contact_write)
     return _Outcome({"id": row.id, "status": "sent", "provider_id": sent.provider_id, "error_code": None,

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from gateway import services
-from gateway import channels
-from gateway.inbound import spool
+from gateway import channels, services
 
 bp = Blueprint("health", __name__)
 logger = logging.getLogger(__name__)
@@ -42,14 +40,14 @@ def healthz() -> ResponseReturnValue:
     extra: dict[str, object] = {}
     if checks["queue"] == "ok" and svc.channels is not None and svc.channels.phones:
         seen = channels.last_seen(svc.redis, svc.channels.phones).values()
-        since = datetime.now(timezone.utc) - QUIET_AFTER
+        since = datetime.now(UTC) - QUIET_AFTER
         quiet = sum(1 for when in seen if when is None or _aware(when) < since)
         extra["phones"] = {"count": len(svc.channels.phones), "quiet": quiet}
-    rejected = spool.spool_for(current_app).rejected()  # a count only: file names carry sender tags
+    rejected = svc.inbound.spool.rejected()  # a count only: file names carry sender tags
     if rejected:
         extra["spool_rejected"] = rejected
     return jsonify(status="ok" if ok else "degraded", **checks, **extra), 200 if ok else 503
 
 
 def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

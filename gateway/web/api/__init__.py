@@ -623,7 +623,7 @@ def get_broadcast(broadcast_id: int) -> ResponseReturnValue:
 @bp.post("/broadcasts/<int:broadcast_id>/launch")
 @requires("organizer")
 def launch_broadcast(broadcast_id: int) -> ResponseReturnValue:
-    from gateway.cli_outbound import sender_name
+    from gateway.channels import sender_name
 
     svc = services()
     session = db()

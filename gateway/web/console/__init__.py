@@ -96,12 +96,11 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     app.teardown_appcontext(close_db)
 
-    from gateway.channels import local_hooks as channel_hooks
-    from gateway.channels import webhooks
+    from gateway.channels.hooks import WEBHOOKS
     from gateway.web.console import admin, alerts, auth, flowsview, inbox, pages, reports, simulator, supporters
 
-    csrf.exempt(webhooks.bp)  # provider webhooks are signed, not CSRF-protected
-    csrf.exempt(channel_hooks.bp)  # signed, or secret-token URLs
+    for hooks in WEBHOOKS.values():
+        csrf.exempt(hooks)  # provider webhooks are signed (or on secret-token URLs), not CSRF-protected
     for module in (auth, pages, supporters, alerts, reports, inbox, flowsview, simulator, admin):
         app.register_blueprint(module.bp)
 

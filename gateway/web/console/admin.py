@@ -15,7 +15,7 @@ from gateway import services
 from gateway.people import accounts
 from gateway.people import audit as audit_log
 from gateway.outbound import oneoff
-from gateway.cli_outbound import sender_name
+from gateway.channels import sender_name
 from gateway.web.console import db, role_required
 from gateway.web.console.supporters import paginate
 from gateway.limits import limiter

@@ -17,7 +17,7 @@ from gateway.people import audit
 from gateway.outbound import broadcasts
 from gateway.outbound import oneoff
 from gateway.outbound import jobs as queue
-from gateway.cli_outbound import sender_name
+from gateway.channels import sender_name
 from gateway.core.compose import parse_prices, parse_quiet_hours, preview_text, render
 from gateway.web.console import db, role_required
 from gateway.models import Broadcast, Contact, ContactTag, Message, Pledge, utcnow

@@ -1,6 +1,7 @@
 """Console: a phone in the page that texts the gateway through the real inbound path (as `sms simulate`)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,12 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import services
 from gateway.people import audit
 from gateway.people import contacts
-from gateway.inbound import receive as inbound
 from gateway.outbound.broadcasts import SIMULATOR_TAG
 from gateway.web.console.alerts import console_zone
 from gateway.web.console import db, role_required
 from gateway.models import Contact, Message, Report
 from gateway.channels.base import InboundSMS
+from gateway.inbound.receive import MAX_BODY
 from gateway.core.phones import InvalidNumber, normalise_number
 
 bp = Blueprint("simulator", __name__, template_folder="templates")
@@ -27,7 +28,7 @@ bp = Blueprint("simulator", __name__, template_folder="templates")
 DEFAULT_NUMBER = "+265990000001"
 PROVIDER = "console"
 SHOWN = 200          # the newest messages shown on the screen
-MAX_TEXT = inbound.MAX_BODY
+MAX_TEXT = MAX_BODY
 SEEN_ON_PHONE = ("sent", "delivered", "inline")
 
 
@@ -105,8 +106,9 @@ def _conversation(s: Any, number: str) -> list[dict[str, Any]]:
 def _simulate(number: str, text: str) -> list[str]:
     """Exactly `flask sms simulate`: store, handle in order, read the replies, mark them sent."""
     svc = services()
-    received = inbound.receive(_simulator_sessions(), InboundSMS(PROVIDER, None, number, None, text),
-                               current_app.config["DEFAULT_COUNTRY"], svc.flows, current_app.config["ORG_NAME"])
+    # Not through the spool: a kept text would be replayed later without the simulator's marking.
+    received = replace(svc.inbound, sessions=_simulator_sessions()).store_and_handle(
+        InboundSMS(PROVIDER, None, number, None, text))
     if received.contact_id is None:
         raise SimulatorError(f"{number} is not a phone number; the text was kept, not handled.")
     with svc.sessions() as session, session.begin():

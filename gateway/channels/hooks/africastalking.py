@@ -1,0 +1,76 @@
+"""Africa's Talking's webhooks, on secret-token URLs: inbound SMS and delivery reports.
+
+Its answer cannot carry a reply, so replies are queued on the reply queue, which workers
+empty before any broadcast; they leave through the channel the supporter wrote to.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from typing import cast
+
+from flask import Blueprint, abort, current_app, request
+from flask.typing import ResponseReturnValue
+
+from gateway import services
+from gateway.channels.africastalking import AfricasTalkingProvider
+from gateway.channels.hooks.base import refuse_oversized, seen
+from gateway.inbound import status
+from gateway.settings import allowed_ips
+
+bp = Blueprint("africastalking_hooks", __name__)
+bp.before_request(refuse_oversized)  # before any form, body or signature is read
+logger = logging.getLogger(__name__)
+
+
+def _africastalking(token: str) -> AfricasTalkingProvider:
+    """The provider, once the URL's secret token and (when set) the caller's address are right."""
+    cfg = current_app.config
+    expected = cfg.get("AT_WEBHOOK_TOKEN")
+    # Africa's Talking signs nothing: the secret in the URL is what tells its callbacks apart.
+    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        abort(403)
+    networks = allowed_ips(cfg.get("AT_ALLOWED_IPS") or "")
+    if networks:
+        try:
+            address = ipaddress.ip_address(request.remote_addr or "")
+        except ValueError:
+            abort(403)
+        if not any(address in network for network in networks):
+            logger.warning("Africa's Talking callback from %s refused: not in AT_ALLOWED_IPS", address)
+            abort(403)
+    provider = services().channels.provider("africastalking")
+    if provider is None:
+        logger.warning("Africa's Talking callback refused: set AT_USERNAME and AT_API_KEY")
+        abort(403)
+    return cast(AfricasTalkingProvider, provider)
+
+
+@bp.post("/sms/africastalking/<token>")
+def africastalking_inbound(token: str) -> ResponseReturnValue:
+    """An incoming SMS: store, handle, queue the replies; 200 with an empty body."""
+    provider = _africastalking(token)
+    try:
+        sms = provider.parse_inbound(request.form)
+    except ValueError as exc:
+        abort(400, description=str(exc))
+    svc = services()
+    seen(svc.redis, provider.name)
+    svc.inbound.receive(sms, inline=False)
+    return "", 200
+
+
+@bp.post("/sms/africastalking/<token>/status")
+def africastalking_status(token: str) -> ResponseReturnValue:
+    """A delivery report; unknown ids are ignored."""
+    provider = _africastalking(token)
+    try:
+        update = provider.parse_status(request.form)
+    except ValueError as exc:
+        abort(400, description=str(exc))
+    svc = services()
+    seen(svc.redis, provider.name)
+    with svc.sessions() as session, session.begin():
+        status.advance(session, provider.name, update, svc.redis)
+    return "", 200
