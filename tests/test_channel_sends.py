@@ -15,7 +15,8 @@ from gateway.outbound import tasks
 from gateway.people.contacts import number_is, number_of
 from gateway.models import Contact, Message
 from gateway.outbound.pacing import Pacer
-from tests.conftest import launch_to_zomba, make_stack_app
+from tests.conftest import make_stack_app
+from tests.helpers import launch_to_zomba
 from tests.fakes import FakeTwilio
 from tests.fakes.africastalking_api import FakeAfricasTalking
 from tests.fakes.android_api import FakeAndroidPhone
