@@ -12,9 +12,11 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from typing import Any, Protocol
 
-from gateway.channels import local_hooks as channel_hooks
-from gateway.inbound import receive as inbound
-from gateway.outbound import jobs as queue
+from flask import Flask
+
+from gateway.channels import local_hooks
+from gateway.inbound.receive import receive
+from gateway.outbound import jobs
 
 CHANNELS = ["twilio", "africastalking", "android"]
 AT_TOKEN = "at-callback-secret-of-at-least-32-characters"  # AT_WEBHOOK_TOKEN needs 32
@@ -23,7 +25,7 @@ AT_TOKEN = "at-callback-secret-of-at-least-32-characters"  # AT_WEBHOOK_TOKEN ne
 class Wire(Protocol):
     name: str
 
-    def exchange(self, app: Any, sender: str, text: str, now: datetime) -> list[str]:
+    def exchange(self, app: Flask, sender: str, text: str, now: datetime) -> list[str]:
         """Deliver one text; return the replies the supporter's phone gets."""
         ...
 
@@ -41,12 +43,11 @@ class TwilioWire:
 
     name = "twilio"
 
-    def exchange(self, app: Any, sender: str, text: str, now: datetime) -> list[str]:
+    def exchange(self, app: Flask, sender: str, text: str, now: datetime) -> list[str]:
         svc = app.extensions["gateway"]
         sms = svc.twilio.parse_inbound({"MessageSid": "SM" + secrets.token_hex(16), "From": sender,
                                         "To": "+15005550006", "Body": text})
-        received = inbound.receive(svc.sessions, sms, app.config["DEFAULT_COUNTRY"], svc.flows,
-                                   app.config["ORG_NAME"], now=now)
+        received = receive(svc.sessions, sms, app.config["DEFAULT_COUNTRY"], svc.flows, app.config["ORG_NAME"], now=now)
         return [m.text or "" for m in ET.fromstring(svc.twilio.twiml(list(received.texts))).iter("Message")]
 
 
@@ -56,7 +57,7 @@ class QueuedWire:
     def __init__(self, name: str, fake: Any) -> None:
         self.name, self.fake = name, fake
 
-    def _parse(self, app: Any, sender: str, text: str) -> Any:
+    def _parse(self, app: Flask, sender: str, text: str) -> Any:
         provider = app.extensions["gateway"].channels.provider(self.name)
         if self.name == "africastalking":
             return provider.parse_inbound({"from": sender, "to": "12345", "text": text, "id": secrets.token_hex(8),
@@ -69,11 +70,11 @@ class QueuedWire:
             return [(m["to"], m["message"]) for m in self.fake.messages]
         return [(m["to"], m["text"]) for m in self.fake.messages]
 
-    def exchange(self, app: Any, sender: str, text: str, now: datetime) -> list[str]:
+    def exchange(self, app: Flask, sender: str, text: str, now: datetime) -> list[str]:
         before = len(self._sent())
         with app.app_context():
-            channel_hooks.receive(self._parse(app, sender, text), app.config["DEFAULT_COUNTRY"], now=now)
-            queue.work_burst(app.extensions["gateway"].redis)  # the RQ jobs, as a worker runs them
+            local_hooks.receive(self._parse(app, sender, text), app.config["DEFAULT_COUNTRY"], now=now)
+            jobs.work_burst(app.extensions["gateway"].redis)  # the RQ jobs, as a worker runs them
         return [body for to, body in self._sent()[before:] if to == sender]
 
 
