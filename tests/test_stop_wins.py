@@ -23,6 +23,7 @@ from gateway.outbound import tasks
 from gateway.models import Contact, Conversation, Message, Report, utcnow
 from gateway.channels.base import InboundSMS
 from gateway.core.phones import mask_number
+from tests.helpers import store_unhandled
 from tests.transcript import Phone
 
 A = "+265991234567"
@@ -74,8 +75,7 @@ def _break_every_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]
 def _stranded(app, texts: list[str]) -> list[int | None]:  # type: ignore[no-untyped-def]
     """Texts stored but never handled (their request died), old enough for the reconciler; their ids."""
     svc = app.extensions["gateway"]
-    ids = [inbound.store(svc.sessions, InboundSMS("console", f"SM-{i}", A, None, text), "MW").message_id
-           for i, text in enumerate(texts)]
+    ids = [store_unhandled(app, A, text, provider_id=f"SM-{i}")[0] for i, text in enumerate(texts)]
     with svc.sessions() as s, s.begin():
         s.execute(update(Message).values(created_at=utcnow() - timedelta(minutes=5)))
     return ids
@@ -115,7 +115,7 @@ def test_stop_in_the_same_batch_as_a_failing_text_is_applied_and_confirmed(stack
     """A text left unhandled (its request died) fails when handled; the STOP behind it still wins."""
     svc = stack_app.extensions["gateway"]
     Phone(stack_app).send(A, "JOIN")
-    stranded = inbound.store(svc.sessions, InboundSMS("console", "SM-1", A, None, "Zomba"), "MW")
+    stranded, _ = store_unhandled(stack_app, A, "Zomba", provider_id="SM-1")
     real = engine.handle
 
     def fails_on_zomba(fs, contact, state, text, now, **kw):  # type: ignore[no-untyped-def]
@@ -128,7 +128,7 @@ def test_stop_in_the_same_batch_as_a_failing_text_is_applied_and_confirmed(stack
                                "Our Network")
     assert received.texts == (STOPPED,)
     with svc.sessions() as s:
-        kept = s.get(Message, stranded.message_id)
+        kept = s.get(Message, stranded)
         assert (kept.status, kept.error, kept.attempts) == ("set_aside", "KeyError: '…'", inbound.MAX_ATTEMPTS)
         assert s.get(Contact, received.contact_id).status == "stopped"
 
