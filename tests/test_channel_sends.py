@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from gateway.outbound import outbox
 from gateway.outbound import tasks
-from gateway.people.contacts import number_is, number_of
-from gateway.models import Contact, Message
+from gateway.people.contacts import number_is
+from gateway.models import Contact
 from gateway.outbound.pacing import Pacer
 from tests.conftest import make_stack_app
-from tests.helpers import launch_to_zomba
+from tests.helpers import launch_to_zomba, rows, send
 from tests.fakes import FakeTwilio
 from tests.fakes.africastalking_api import FakeAfricasTalking
 from tests.fakes.android_api import FakeAndroidPhone
@@ -62,17 +62,6 @@ routes:
   - {prefix: "+26588", via: android}
 default: twilio
 """
-
-
-def send(app: Any, ids: list[int]) -> dict[str, Any]:
-    with app.app_context():
-        return tasks.send_batch(ids)
-
-
-def rows(app: Any) -> dict[str, Message]:
-    with app.extensions["gateway"].sessions() as s:
-        return {number_of(c): m for m, c in s.execute(select(Message, Contact).join(Contact, Contact.id == Message.contact_id)
-                                                  .where(Message.direction == "out"))}
 
 
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float]]:
