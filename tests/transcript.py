@@ -15,7 +15,9 @@ or one place; counting WORD replies as pledges; for a pledge window of N hours):
 the worker runs its jobs, and the `<` lines after it are what each phone received. `@ launch ...`
 launches the same way but leaves its jobs queued; `@ worker` runs them later, so a phone can text
 in between. Alerts leave by the app's provider, which must be the console one (it keeps what it sent).
-`TEXT` is the alert's English text and may merge `{name}` and `{place}`.
+`TEXT` is the alert's English text and may merge `{name}` and `{place}`. The launch moves the
+phones' clock up to now if it was behind, so `~ 59m` after an alert is 59 minutes after its launch;
+`phone.broadcasts` lists the ids of the alerts launched, for the asserts after the transcript.
 
 Each `<` line takes the next message for its number; a line ending in "..." matches by prefix,
 and "*" inside it matches any text (a reference). Before the next `>`, `@` or `~` line, every
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from flask import Flask
 from sqlalchemy import select
@@ -38,9 +39,7 @@ from gateway.channels.console import ConsoleProvider
 from gateway.inbound.receive import receive
 from gateway.models import Message, utcnow
 from gateway.outbound import broadcasts, jobs
-
-if TYPE_CHECKING:  # wires.py imports nothing from here; the hint alone needs it
-    from tests.wires import Wire
+from tests.wires import Wire
 
 _ALERT = re.compile(r"@ (?P<verb>alert|launch)(?: to (?P<place>.+?))?(?: counting (?P<word>\S+))?"
                     r"(?: within (?P<hours>\d+)h)?: (?P<text>.+)")
