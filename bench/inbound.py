@@ -129,7 +129,7 @@ def check_store(stack: Stack) -> dict[str, Any]:
     with engine.connect() as conn:
         stored = conn.scalar(sa.text("SELECT count(*) FROM messages WHERE direction = 'in'"))
         routes = dict(conn.execute(sa.text(
-            "SELECT coalesce(route, '?'), count(*) FROM messages WHERE direction = 'in' GROUP BY 1")).all())
+            "SELECT coalesce(handled_by, '?'), count(*) FROM messages WHERE direction = 'in' GROUP BY 1")).all())
         reports = conn.scalar(sa.text("SELECT count(*) FROM reports"))
         stopped = conn.scalar(sa.text("SELECT count(*) FROM contacts WHERE status = 'stopped'"))
         unhandled = conn.scalar(sa.text(

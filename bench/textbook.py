@@ -58,8 +58,8 @@ def launch(sessions: Any, redis: Any, broadcast_id: int, recipients: list[tuple[
     for contact_id, _number in recipients:
         info = count_segments(text)
         with sessions() as session:
-            m = Message(direction="out", contact_id=contact_id, broadcast_id=broadcast_id, provider="twilio",
-                        sender=sender, channel="sms", body=text, status="queued", encoding=info.encoding,
+            m = Message(direction="out", contact_id=contact_id, broadcast_id=broadcast_id, channel="twilio",
+                        sender=sender, medium="sms", body=text, status="queued", encoding=info.encoding,
                         segments=info.segments, attempts=0)
             session.add(m)
             session.commit()

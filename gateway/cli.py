@@ -138,7 +138,7 @@ def contacts_import(file: Path) -> None:
     except UnicodeDecodeError:
         raise click.ClickException(f"{file}: not UTF-8 text; save the sheet as 'CSV UTF-8'")
     rows, errors = csvio.parse_contacts(text, current_app.config["DEFAULT_COUNTRY"],
-                                        svc.flows.gazetteers.values(), ("en", "ny", "es"))
+                                        svc.flows.gazetteers.values(), svc.flows.languages)
     with svc.sessions() as session, session.begin():
         summary = csvio.apply_contacts(session, rows, utcnow())
     for error in errors:

@@ -69,7 +69,7 @@ class Conversation(Base):
 class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
-        UniqueConstraint("provider", "provider_id", name="uq_messages_provider_id"),
+        UniqueConstraint("channel", "provider_id", name="uq_messages_channel_provider_id"),
         Index("ix_messages_contact_pending", "contact_id", "direction", "handled_at"),
         Index("ix_messages_status_broadcast", "status", "broadcast_id"),
         # One alert per supporter per broadcast, whatever retries or relaunches happen.
@@ -81,9 +81,9 @@ class Message(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
-    provider: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(20))  # the channel it came in or left by (twilio, a phone ...)
     provider_id: Mapped[str | None] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(12), default="sms")  # sms, whatsapp
+    medium: Mapped[str] = mapped_column(String(12), default="sms")  # sms, whatsapp
     body: Mapped[str | None] = mapped_column(Text)  # None once purged (anonymous report, retention)
     status: Mapped[str] = mapped_column(String(16))  # in: received, handled; out: queued ... delivered
     error_code: Mapped[str | None] = mapped_column(String(16))
@@ -95,7 +95,7 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime)  # queued -> sending
     send_after: Mapped[datetime | None] = mapped_column(DateTime)  # held by quiet hours or a send time
-    route: Mapped[str | None] = mapped_column(String(16))  # what handled an inbound message
+    handled_by: Mapped[str | None] = mapped_column(String(16))  # what handled an inbound message (flow, stop, inbox ...)
     inbox_status: Mapped[str | None] = mapped_column(String(8), index=True)  # open, handled
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     handled_at: Mapped[datetime | None] = mapped_column(DateTime)

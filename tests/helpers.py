@@ -122,14 +122,14 @@ def audit_events(app: Flask, action: str) -> list[AuditEvent]:
         return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
 
 
-def store_unhandled(app: Flask, sender: str, text: str, *, provider: str = "console",
+def store_unhandled(app: Flask, sender: str, text: str, *, channel: str = "console",
                     provider_id: str | None = None) -> tuple[int, int]:
     """A text stored but never handled, as if its request died right after the insert: (its id, its contact's)."""
     with svc(app).sessions() as s, s.begin():
         address = normalise_number(sender, "MW")
         contact = get_or_create(s, address)
-        message = Message(direction="in", contact_id=contact.id, provider=provider,
-                          provider_id=provider_id or f"local-{uuid.uuid4().hex}", channel=address.channel,
+        message = Message(direction="in", contact_id=contact.id, channel=channel,
+                          provider_id=provider_id or f"local-{uuid.uuid4().hex}", medium=address.channel,
                           body=text, status="received", attempts=0, created_at=utcnow())
         s.add(message)
         s.flush()

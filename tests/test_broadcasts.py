@@ -362,7 +362,7 @@ def test_yes_replies_are_counted_once_per_contact_by_place(stack_app: Flask) -> 
         {mw(1)} <
     """)
     [bid] = phone.broadcasts
-    assert last_inbound(app, mw(1)).route == "pledge"
+    assert last_inbound(app, mw(1)).handled_by == "pledge"
 
     assert pledges(app) == sorted([(bid, a, "Zomba"), (bid, b, "Blantyre"), (bid, c, "Zomba")])
     p = progress(app, bid)
@@ -382,7 +382,7 @@ def test_yes_from_someone_who_got_no_alert_goes_to_the_inbox(stack_app: Flask) -
         {mw(2)} < {HINT}
     """)
     msg = last_inbound(app, mw(2))
-    assert (msg.route, msg.inbox_status) == ("inbox", "open")
+    assert (msg.handled_by, msg.inbox_status) == ("inbox", "open")
     assert pledges(app) == []
 
 
@@ -418,7 +418,7 @@ def test_yes_after_the_pledge_window_is_not_a_pledge(stack_app: Flask) -> None:
         {mw(2)} < {HINT}
     """)
     [bid] = phone.broadcasts
-    assert last_inbound(app, mw(2)).route == "inbox"
+    assert last_inbound(app, mw(2)).handled_by == "inbox"
     assert pledges(app) == [(bid, on_time, "Zomba")]
 
 
@@ -450,7 +450,7 @@ def test_yes_from_a_stopped_recipient_restarts_them_and_is_no_pledge(stack_app: 
         {mw(1)} < {WELCOME_BACK}
     """)
     [bid] = phone.broadcasts
-    assert last_inbound(app, mw(1)).route == "start"
+    assert last_inbound(app, mw(1)).handled_by == "start"
     assert pledges(app) == [] and progress(app, bid)["pledges"] == 0
     with svc(app).sessions() as s:
         assert s.scalar(select(Contact.status).where(number_is(s, mw(1)))) == "active"

@@ -64,8 +64,8 @@ def test_at_inbound_is_stored_handled_and_answered_through_at(capp, fakes) -> No
     at, phone = fakes
     response = capp.test_client().post(f"/sms/africastalking/{AT_TOKEN}", data=at_sms())
     assert response.status_code == 200
-    assert count(capp, direction="in", provider="africastalking") == 1
-    assert count(capp, direction="out", status="queued", provider="africastalking") == 1
+    assert count(capp, direction="in", channel="africastalking") == 1
+    assert count(capp, direction="out", status="queued", channel="africastalking") == 1
     work(capp)
     assert [(m["to"], m["from"]) for m in at.messages] == [(A, "NETWORK")]
     assert at.messages[0]["message"].startswith("Our Network: you joined")
@@ -170,7 +170,7 @@ def test_android_received_is_answered_through_the_same_phone(capp, fakes) -> Non
     assert phone.messages[0]["text"].startswith("Our Network: you joined")
     with capp.extensions["gateway"].sessions() as s:
         reply = s.scalars(select(Message).where(Message.direction == "out")).one()
-    assert (reply.provider, reply.status, reply.provider_id) == ("android", "sent", phone.messages[0]["id"])
+    assert (reply.channel, reply.status, reply.provider_id) == ("android", "sent", phone.messages[0]["id"])
 
 
 def test_android_local_format_number_uses_default_country(capp, fakes) -> None:
@@ -345,4 +345,4 @@ def test_console_inbox_reply_leaves_by_the_phone_the_supporter_wrote_to(capp, fa
     with capp.extensions["gateway"].sessions() as s:
         reply = s.scalars(select(Message).where(Message.reply_to_id == inbound_id,
                                                 Message.body == "We will call them.")).one()
-    assert (reply.provider, reply.status, reply.provider_id) == ("android", "sent", phone.messages[0]["id"])
+    assert (reply.channel, reply.status, reply.provider_id) == ("android", "sent", phone.messages[0]["id"])

@@ -87,9 +87,9 @@ def test_one_broadcast_split_between_twilio_and_a_phone_each_at_its_own_pace(bui
     assert Counter(m["to"] for m in twilio.messages) == Counter(TWILIO_NUMBERS)
     assert Counter(m["to"] for m in phone.messages) == Counter(PHONE_NUMBERS)
     by_number = rows(app)
-    assert {n: (by_number[n].provider, by_number[n].status) for n in TWILIO_NUMBERS} == dict.fromkeys(
+    assert {n: (by_number[n].channel, by_number[n].status) for n in TWILIO_NUMBERS} == dict.fromkeys(
         TWILIO_NUMBERS, ("twilio", "sent"))
-    assert {n: (by_number[n].provider, by_number[n].status, by_number[n].provider_id) for n in PHONE_NUMBERS} == {
+    assert {n: (by_number[n].channel, by_number[n].status, by_number[n].provider_id) for n in PHONE_NUMBERS} == {
         m["to"]: ("android", "sent", m["id"]) for m in phone.messages}
     # Each channel books its own slots: the phone at 20/s (0.05 s apart), Twilio at SENDER_RATE (1000/s).
     # Slots are booked from several threads at once, each stamped a little after Redis booked it:
@@ -160,8 +160,8 @@ routes:
         got = [m["to"] for m in a.messages] + [m["to"] for m in b.messages]
         assert Counter(got) == Counter(numbers) and a.messages and b.messages
         by_number = rows(app)
-        assert {by_number[m["to"]].provider for m in a.messages} == {"phone-a"}
-        assert {by_number[m["to"]].provider for m in b.messages} == {"phone-b"}
+        assert {by_number[m["to"]].channel for m in a.messages} == {"phone-a"}
+        assert {by_number[m["to"]].channel for m in b.messages} == {"phone-b"}
 
 
 def test_a_reply_leaves_by_the_channel_the_supporter_wrote_to_whatever_the_routes_say(build, fakes) -> None:
@@ -193,7 +193,7 @@ def test_africastalking_refusals(build, fakes, code, row_status, contact_status)
     result = send(app, ids)
     assert (result["sent"], result["failed"]) == (1, 1)
     row = rows(app)["+265991000001"]
-    assert (row.status, row.error_code, row.provider) == (row_status, f"at-{code}", "africastalking")
+    assert (row.status, row.error_code, row.channel) == (row_status, f"at-{code}", "africastalking")
     with app.extensions["gateway"].sessions() as s:
         assert s.scalars(select(Contact.status).where(number_is(s, "+265991000001"))).one() == contact_status
     assert [m["to"] for m in at.messages] == ["+265991000002"]

@@ -121,7 +121,7 @@ def two_phones(db_url: str, redis_url: str | None, tmp_path) -> Iterator[tuple[A
 
 def inbound_rows(app: Any) -> list[tuple[str, str]]:
     with app.extensions["gateway"].sessions() as s:
-        return [(m.provider, m.body) for m in s.scalars(select(Message).where(Message.direction == "in"))]
+        return [(m.channel, m.body) for m in s.scalars(select(Message).where(Message.direction == "in"))]
 
 
 def test_an_event_signed_by_phone_a_replayed_to_phone_b_is_refused_and_handled_once(two_phones) -> None:

@@ -1,12 +1,21 @@
 """Broken configuration stops create_app at start with a ConfigError naming the variable."""
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
+from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway import create_app
-from gateway.settings import ConfigError
+from gateway.settings import (
+    ConfigError,
+    Settings,
+    database_url,
+    load_settings,
+    resolve_defaults,
+)
 from tests.conftest import NUMBERS_KEY, SECRET_KEY
 
 
@@ -14,7 +23,8 @@ def start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str):  # type:
     """create_app with these environment variables over a working embedded setup."""
     for name in ("SENDER_RATE", "SENDER_RATES", "SMS_PRICES", "QUIET_HOURS", "TWILIO_TIMEOUT", "PROXY_FIX_HOPS",
                  "SENDING_STALE_SECONDS", "NUMBERS_KEY", "DEFAULT_COUNTRY", "SMS_PROVIDER", "DATABASE_URL",
-                 "REDIS_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "FLOWS_DIR"):
+                 "REDIS_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "FLOWS_DIR", "LOG_LEVEL", "AT_TIMEOUT",
+                 "ANDROID_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -49,6 +59,10 @@ def start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str):  # type:
     ("DEFAULT_COUNTRY", "Malawi", "expected an ISO 3166 code"),
     ("SMS_PROVIDER", "nexmo", "expected one of twilio, console, africastalking, android"),
     ("PRIVACY_RETENTION", "three months", "expected an age like 90d"),
+    ("LOG_LEVEL", "loud", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ("AT_TIMEOUT", "soon", "expected a number"),
+    ("AT_TIMEOUT", "0", "expected a positive number"),
+    ("ANDROID_TIMEOUT", "-5", "expected a positive number"),
 ])
 def test_broken_setting_is_named_at_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str,
                                           expected: str) -> None:
@@ -62,6 +76,7 @@ def test_broken_setting_is_named_at_start(monkeypatch: pytest.MonkeyPatch, tmp_p
     ("SENDER_RATE", "2.5"), ("TWILIO_TIMEOUT", "4"), ("PROXY_FIX_HOPS", "1"), ("SENDING_STALE_SECONDS", "0"),
     ("SENDER_RATES", "+15005550006=1, MG0123=30"), ("SMS_PRICES", "mw=0.08,HN=0.07,*=0.05"),
     ("QUIET_HOURS", "21:30-06:45"), ("QUIET_HOURS", "off"), ("SENDER_RATE", " "), ("PRIVACY_RETENTION", "30d"),
+    ("LOG_LEVEL", "debug"), ("AT_TIMEOUT", "2.5"), ("ANDROID_TIMEOUT", "30"),
 ])
 def test_good_settings_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str) -> None:
     start(monkeypatch, tmp_path, **{name: value})
@@ -76,8 +91,8 @@ def test_a_web_server_does_not_start_on_a_broken_flow_file(monkeypatch: pytest.M
     """Outside the flask command line (gunicorn), a broken flow stops create_app, naming file and key."""
     import shutil
 
-    from gateway.settings import ROOT
     from gateway.core.flowfile import FlowError
+    from gateway.settings import ROOT
 
     flows = tmp_path / "flows"
     shutil.copytree(ROOT / "flows", flows)
@@ -140,7 +155,7 @@ def test_instance_secrets_and_database_are_owner_only(monkeypatch: pytest.Monkey
 
 
 @pytest.mark.parametrize(("module", "make", "read"), [
-    ("gateway.settings", "secrets.token_hex", "_secret_key"), ("gateway.core.vault", "new_key", "instance_key")])
+    ("gateway.settings", "secrets.token_hex", "_secret_key"), ("gateway.settings", "secrets.token_urlsafe", "_numbers_key")])
 def test_two_processes_starting_at_once_share_one_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                       module: str, make: str, read: str) -> None:
     """Two gunicorn workers on a fresh instance/: the one that loses the race reads the winner's key."""
@@ -150,7 +165,7 @@ def test_two_processes_starting_at_once_share_one_key(monkeypatch: pytest.Monkey
     target = mod
     for part in make.split(".")[:-1]:
         target = getattr(target, part)
-    name = {"_secret_key": "secret_key", "instance_key": "numbers_key"}[read]
+    name = {"_secret_key": "secret_key", "_numbers_key": "numbers_key"}[read]
 
     def other_worker_wins(*_args: object) -> str:
         (tmp_path / name).write_text("the winner's key, written while this worker made its own")
@@ -175,3 +190,164 @@ def test_secret_key_is_long_and_given_where_processes_share_it(monkeypatch: pyte
     with pytest.raises(ConfigError) as caught:
         create_app(config)
     assert str(caught.value).startswith("SECRET_KEY") and expected in str(caught.value), str(caught.value)
+
+
+# -- Settings: read, checked and parsed once -----------------------------------------------------
+
+def test_settings_hold_each_list_and_number_parsed(tmp_path: Path) -> None:
+    """Every list and number arrives typed: no caller re-parses a string."""
+    settings = Settings.from_env({
+        "SENDER_RATE": "2.5", "SENDER_RATES": "+15005550006=1, MG0123=30", "SEND_CONCURRENCY": "8",
+        "SMS_PRICES": "mw=0.08,*=0.05", "QUIET_HOURS": "21:30-06:45", "SENDING_STALE_SECONDS": "60",
+        "PROXY_FIX_HOPS": "1", "TWILIO_TIMEOUT": "4", "AT_ALLOWED_IPS": "196.201.214.0/24, 52.48.80.10",
+        "TEST_SEND_NUMBERS": "+265991234567, 0991234567", "PRIVACY_RETENTION": "30d",
+        "NUMBERS_KEY": "a" * 32 + ", " + "b" * 32, "LOG_LEVEL": "debug", "AT_TIMEOUT": "4.5", "ANDROID_TIMEOUT": "25",
+        "FLOWS_DIR": str(tmp_path / "flows"), "DEFAULT_COUNTRY": "mw"}, tmp_path)
+    assert (settings.sender_rate, settings.sender_rates) == (2.5, {"+15005550006": 1.0, "MG0123": 30.0})
+    assert (settings.send_concurrency, settings.sending_stale_seconds, settings.proxy_fix_hops) == (8, 60, 1)
+    assert settings.sms_prices == {"MW": 0.08, "*": 0.05}
+    assert settings.quiet_hours == (time(21, 30), time(6, 45))
+    assert settings.at_allowed_ips == (ipaddress.ip_network("196.201.214.0/24"), ipaddress.ip_network("52.48.80.10/32"))
+    assert settings.test_send_numbers == ("+265991234567",)  # one phone, written two ways
+    assert settings.privacy_retention == timedelta(days=30)
+    assert settings.numbers_keys == ("a" * 32, "b" * 32)
+    assert (settings.log_level, settings.twilio_timeout, settings.at_timeout, settings.android_timeout) == (
+        "DEBUG", 4.0, 4.5, 25.0)
+    assert isinstance(settings.send_concurrency, int) and isinstance(settings.at_timeout, float)
+    assert (settings.flows_dir, settings.default_country, settings.instance_path) == (tmp_path / "flows", "MW", tmp_path)
+
+
+def test_settings_defaults(tmp_path: Path) -> None:
+    """An empty environment: the embedded console install, with the documented defaults."""
+    settings = Settings.from_env({}, tmp_path)
+    assert (settings.sms_provider, settings.database_url) == ("console", f"sqlite:///{tmp_path / 'gateway.db'}")
+    assert (settings.sender_rate, settings.sender_rates, settings.send_concurrency) == (1.0, {}, 32)
+    assert (settings.sms_prices, settings.quiet_hours) == ({"*": 0.05}, None)  # the console reaches no phone
+    assert (settings.numbers_keys, settings.test_send_numbers, settings.at_allowed_ips) == ((), (), ())
+    assert settings.privacy_retention == timedelta(days=90)
+    assert (settings.log_level, settings.at_timeout, settings.android_timeout) == ("INFO", 10.0, 10.0)
+    assert (settings.spool_dir, settings.sms_routes_file) == (tmp_path / "spool", tmp_path / "sms_routes.yaml")
+    assert (settings.secret_key, settings.redis_url, settings.public_base_url) == (None, None, None)
+
+
+def test_overrides_take_strings_or_numbers_before_the_dependent_defaults(tmp_path: Path) -> None:
+    """Tests pass overrides under the environment's names, as strings or already-typed values."""
+    twilio = {"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
+              "TWILIO_FROM_NUMBER": "+15005550006", "NUMBERS_KEY": "k" * 40, "SECRET_KEY": "s" * 40}
+    settings = Settings.from_env({"SENDER_RATE": "2", "SEND_CONCURRENCY": "4"}, tmp_path, overrides={
+        **twilio, "SENDER_RATE": 50, "SEND_CONCURRENCY": "8", "PROXY_FIX_HOPS": 2, "TWILIO_TIMEOUT": "3.5",
+        "SMS_PRICES": "HN=0.07", "TESTING": True})
+    assert (settings.sender_rate, settings.send_concurrency, settings.proxy_fix_hops) == (50.0, 8, 2)
+    assert (settings.twilio_timeout, settings.sms_prices, settings.numbers_keys) == (3.5, {"HN": 0.07}, ("k" * 40,))
+    assert settings.quiet_hours == (time(21, 0), time(7, 0))  # Twilio's default, chosen after the override
+    assert settings.as_flask_config()["TESTING"] is True  # Flask's own keys pass through to app.config
+    with pytest.raises(ConfigError, match=r"^SENDER_RATE='abc': expected a positive number$"):
+        Settings.from_env({}, tmp_path, overrides={"SENDER_RATE": "abc"})
+    with pytest.raises(ConfigError, match=r"^PROXY_FIX_HOPS=1.5: expected a whole number, e.g. 0$"):
+        Settings.from_env({}, tmp_path, overrides={"PROXY_FIX_HOPS": 1.5})
+
+
+def test_settings_cannot_be_changed(tmp_path: Path) -> None:
+    settings = Settings.from_env({}, tmp_path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.sender_rate = 100  # type: ignore[misc]
+    with pytest.raises((dataclasses.FrozenInstanceError, AttributeError, TypeError)):
+        settings.sender_rat = 100  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"SENDER_RATE": 3, "QUIET_HOURS": "22:00-06:00", "INSTANCE_PATH": "/elsewhere", "TESTING": True},
+    {"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM_NUMBER": "+15005550006",
+     "NUMBERS_KEY": "k" * 40, "SECRET_KEY": "s" * 40, "DATABASE_URL": "postgres://db.example/gateway"},
+])
+def test_flask_config_is_what_create_app_puts_in_app_config(tmp_path: Path, overrides: dict) -> None:  # type: ignore[type-arg]
+    """as_flask_config() is load_settings + the overrides + resolve_defaults, key for key and value for value."""
+    environ = {"SENDER_RATES": "+15005550006=2", "AT_TIMEOUT": "7", "LOG_LEVEL": "warning"}
+    old = load_settings(environ, tmp_path)
+    old.update(overrides)
+    old["DATABASE_URL"] = database_url(old["DATABASE_URL"])
+    resolve_defaults(old)
+    assert Settings.from_env(environ, tmp_path, overrides).as_flask_config() == old
+
+
+def test_secret_reads_the_variables_the_routing_file_names(tmp_path: Path) -> None:
+    """Per-phone secrets are named in sms_routes.yaml, so they are read by name: overrides, then the environment."""
+    environ = {"PHONE1_PASSWORD": "from the environment", "PHONE2_KEY": "from the environment"}
+    settings = Settings.from_env(environ, tmp_path, overrides={"PHONE2_KEY": "from an override"})
+    environ["PHONE3_KEY"] = "set after the start"
+    assert settings.secret("PHONE1_PASSWORD") == "from the environment"
+    assert settings.secret("PHONE2_KEY") == "from an override"
+    assert (settings.secret("PHONE3_KEY"), settings.secret(None), settings.secret("")) == (None, None, None)
+
+
+def test_repr_gives_no_secret_away(tmp_path: Path) -> None:
+    settings = Settings.from_env({"SECRET_KEY": "s" * 40, "NUMBERS_KEY": "k" * 40, "AT_WEBHOOK_TOKEN": "t" * 40,
+                                  "AT_ALLOWED_IPS": "10.0.0.1", "PHONE_KEY": "p" * 40}, tmp_path)
+    text = repr(settings)
+    assert "sender_rate=1.0" in text and not any(c * 40 in text for c in "sktp")
+
+
+# Each message exactly as check_settings gave it before Settings (generated from that code).
+BEFORE = [
+    ({"SENDER_RATE": "abc"}, {}, "SENDER_RATE='abc': expected a number, e.g. 1.0"),
+    ({"SENDER_RATE": "0"}, {}, "SENDER_RATE=0.0: expected a positive number"),
+    ({"TWILIO_TIMEOUT": "-1"}, {}, "TWILIO_TIMEOUT=-1.0: expected a positive number"),
+    ({"PROXY_FIX_HOPS": "1.5"}, {}, "PROXY_FIX_HOPS='1.5': expected a whole number, e.g. 0"),
+    ({"SENDING_STALE_SECONDS": "two minutes"}, {},
+     "SENDING_STALE_SECONDS='two minutes': expected a whole number, e.g. 120"),
+    ({"SENDER_RATES": "+15005550006"}, {}, ("SENDER_RATES='+15005550006': expected sender=segments per second, "
+     "comma-separated, e.g. +15005550006=1,MG0123=30")),
+    ({"SMS_PRICES": "Malawi=0.08"}, {}, ("SMS_PRICES='Malawi=0.08': expected COUNTRY=price per segment, "
+     "comma-separated, e.g. MW=0.08,HN=0.07,*=0.05")),
+    ({"QUIET_HOURS": "9pm-7am"}, {}, "QUIET_HOURS='9pm-7am': expected HH:MM-HH:MM (e.g. 21:00-07:00) or off"),
+    ({"NUMBERS_KEY": "too-short"}, {}, ("NUMBERS_KEY: key 1 has 9 characters; each needs at least 32 (generate one "
+     "with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")),
+    ({"DEFAULT_COUNTRY": "Malawi"}, {}, "DEFAULT_COUNTRY='MALAWI': expected an ISO 3166 code such as MW or HN"),
+    ({"SMS_PROVIDER": "nexmo"}, {}, "SMS_PROVIDER='nexmo': expected one of twilio, console, africastalking, android"),
+    ({"PRIVACY_RETENTION": "three months"}, {},
+     "PRIVACY_RETENTION='three months': expected an age like 90d, 12h or 30m"),
+    ({"TEST_SEND_NUMBERS": "+265991234567,12345"}, {}, ("TEST_SEND_NUMBERS: entry 2: short codes can cost far more "
+     "than a text, so test messages never go to one; expected mobile numbers, comma-separated, "
+     "e.g. +265991234567,+50499123456")),
+    ({"AT_ALLOWED_IPS": "10.0.0.0/33"}, {}, "AT_ALLOWED_IPS: '10.0.0.0/33': expected an IP address or network"),
+    ({"AT_WEBHOOK_TOKEN": "short"}, {}, ("AT_WEBHOOK_TOKEN has 5 characters; it needs at least 32 (generate one "
+     "with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")),
+    ({"SMS_PROVIDER": "africastalking"}, {}, "SMS_PROVIDER=africastalking needs AT_USERNAME and AT_API_KEY"),
+    ({"SMS_PROVIDER": "android"}, {}, "SMS_PROVIDER=android needs ANDROID_GATEWAY_PASSWORD (and ANDROID_GATEWAY_URL)"),
+    ({"ANDROID_GATEWAY_URL": "ftp://phone"}, {}, "ANDROID_GATEWAY_URL='ftp://phone': expected http(s)://host[:port][/path]"),
+    ({"ANDROID_GATEWAY_URL": "http://phone.example.org", "ANDROID_GATEWAY_PASSWORD": "pw"}, {},
+     ("ANDROID_GATEWAY_URL='http://phone.example.org': plain http to a phone off the local network sends its "
+     "password and every text in clear; use https:// (or the phone's address on the local network)")),
+    ({"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1"}, {}, "SMS_PROVIDER=twilio needs TWILIO_AUTH_TOKEN"),
+    ({"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}, {},
+     "SMS_PROVIDER=twilio needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"),
+    ({"SECRET_KEY": "short"}, {}, ("SECRET_KEY: 5 characters; it needs at least 32. Generate one with: "
+     "python3 -c 'import secrets; print(secrets.token_hex(32))'")),
+    ({"DATABASE_URL": "postgresql://db.example/gateway"}, {}, ("NUMBERS_KEY is required with SMS_PROVIDER=twilio "
+     "(or another real provider) or a PostgreSQL database: phone numbers are encrypted with it, and every process "
+     "must share it. Generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")),
+    ({"DATABASE_URL": "postgresql://db.example/gateway", "NUMBERS_KEY": "k" * 40}, {}, ("SECRET_KEY is required "
+     "with SMS_PROVIDER=twilio (or another real provider) or a PostgreSQL database: every web process must sign "
+     "sessions with the same key. Generate one with: python3 -c 'import secrets; print(secrets.token_hex(32))'")),
+    ({}, {"SENDER_RATE": "abc"}, "SENDER_RATE='abc': expected a positive number"),
+    ({}, {"SENDER_RATE": -3}, "SENDER_RATE=-3: expected a positive number"),
+]
+
+
+@pytest.mark.parametrize(("environ", "overrides", "message"), BEFORE)
+def test_every_message_is_the_one_it_was(tmp_path: Path, environ: dict, overrides: dict,  # type: ignore[type-arg]
+                                         message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(environ, tmp_path, overrides)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud': expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ({"AT_TIMEOUT": "soon"}, "AT_TIMEOUT='soon': expected a number, e.g. 10.0"),
+    ({"ANDROID_TIMEOUT": "0"}, "ANDROID_TIMEOUT=0.0: expected a positive number"),
+])
+def test_log_level_and_channel_timeouts_are_checked(tmp_path: Path, environ: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(environ, tmp_path)
+    assert str(caught.value) == message

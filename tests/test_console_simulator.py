@@ -35,7 +35,7 @@ def test_join_with_javascript_gets_the_consent_reply(app: Flask, client: FlaskCl
         c = s.scalars(select(Contact).where(number_is(s, NUMBER))).one()
         assert (c.status, c.language, c.consent_at is not None) == ("active", "en", True)
         stored = list(s.scalars(select(Message).order_by(Message.id)))
-    assert [(m.direction, m.provider, m.status) for m in stored] == [
+    assert [(m.direction, m.channel, m.status) for m in stored] == [
         ("in", "console", "handled"), ("out", "console", "sent"), ("in", "console", "handled"), ("out", "console", "sent")]
     # The page shows the same conversation from the database, oldest first.
     html = client.get(f"/simulator?from={NUMBER}").get_data(as_text=True)
@@ -116,9 +116,9 @@ def real_supporter(app: Flask, number: str, *, texted: bool) -> int:
         s.add(c)
         s.flush()
         if texted:
-            s.add(Message(direction="in", contact_id=c.id, provider="twilio", provider_id="SM1", body="JOIN",
+            s.add(Message(direction="in", contact_id=c.id, channel="twilio", provider_id="SM1", body="JOIN",
                           status="handled"))
-            s.add(Message(direction="out", contact_id=c.id, provider="twilio", provider_id="SM2",
+            s.add(Message(direction="out", contact_id=c.id, channel="twilio", provider_id="SM2",
                           body="Welcome Chikondi", status="sent"))
         return c.id
 

@@ -239,7 +239,7 @@ def test_inbox_reply_reaches_the_provider_and_handled_leaves_the_list(app, clien
     assert response.status_code == 302
     assert provider.sent == [(A, "Thank you, we will call the clinic.")]
     reply = one(app, Message, Message.reply_to_id == inbound.id, Message.body == "Thank you, we will call the clinic.")
-    assert (reply.direction, reply.status, reply.provider, reply.segments, reply.encoding) == (
+    assert (reply.direction, reply.status, reply.channel, reply.segments, reply.encoding) == (
         "out", "sent", "console", 1, "GSM-7")
     assert reply.provider_id and reply.provider_id.startswith("console-")
     [event] = audit_events(app, "inbox.reply")

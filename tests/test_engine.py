@@ -9,8 +9,15 @@ import pytest
 
 from gateway.core import engine
 from gateway.core.engine import ContactView, handle
-from gateway.core.flowfile import CONTACT_FIELDS, MAX_TEXT_ANSWER, REPORT_ANSWERS, fill_sample, load_flows
+from gateway.core.flowfile import (
+    CONTACT_FIELDS,
+    MAX_TEXT_ANSWER,
+    REPORT_ANSWERS,
+    fill_sample,
+    load_flows,
+)
 from gateway.core.segments import count_segments
+from gateway.core.steps import prompts
 
 FLOWS = Path(__file__).resolve().parent.parent / "flows"
 NOW = datetime(2026, 11, 23, 9, 0)
@@ -116,9 +123,10 @@ def test_a_report_that_lacks_an_answer_asks_for_it_and_is_anonymous(fs) -> None:
 
 def test_every_report_prompt_is_one_gsm7_segment_in_every_language(fs) -> None:
     for step in fs.flows["report"].steps:
-        for lang, text in {**step.texts, **{f"retry.{k}": v for k, v in step.retry.items()}}.items():
-            info = count_segments(fill_sample(text, "Our Network"))
-            assert (info.encoding, info.segments) == ("GSM-7", 1), (step.key, lang, text)
+        for kind, texts in prompts(step):
+            for lang, text in texts.items():
+                info = count_segments(fill_sample(text, "Our Network"))
+                assert (info.encoding, info.segments) == ("GSM-7", 1), (step.key, kind, lang, text)
 
 
 def _consent_flow(tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -142,7 +150,7 @@ def test_a_flow_that_asks_consent_asks_it_first_even_after_a_one_sms_report(tmp_
     named = handle(fs, ACTIVE, None, "REPORT NAME CLINIC ZOMBA NO", NOW)  # consent already given
     assert _saved(named).anonymous is False and named.state is None
     for step in fs.flows["report"].steps:
-        for text in step.texts.values():
+        for text in prompts(step)[0][1].values() if prompts(step) else ():
             assert count_segments(fill_sample(text, "Our Network")).segments == 1, text
 
 

@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from gateway.core.flowfile import (
+    CONTACT_FIELDS,
+    MAX_TEXT_ANSWER,
+    REPORT_ANSWERS,
+    FlowError,
+    check_prompts,
+    load_flows,
+    load_yaml,
+    parse_duration,
+)
 from gateway.settings import ROOT
-from gateway.core.flowfile import (CONTACT_FIELDS, MAX_TEXT_ANSWER, REPORT_ANSWERS, FlowError, check_prompts, load_flows, load_yaml, parse_duration)
 
 FLOWS = ROOT / "flows"
 
@@ -92,6 +101,40 @@ steps:
     assert sorted(errors_of(directory)) == sorted([
         f"{path}: keywords.fr: unknown language (known: en, ny, es)",
         f"{path}: steps[0].say.fr: unknown language (known: en, ny, es)"])
+
+
+def test_languages_are_declared_once_in_system_yaml() -> None:
+    assert load_flows(FLOWS).languages == ("en", "ny", "es")
+
+
+def test_a_language_declared_in_system_yaml_is_accepted_in_every_flow(tmp_path: Path) -> None:
+    system = (FLOWS / "system.yaml").read_text(encoding="utf-8").replace("languages: [en, ny, es]",
+                                                                         "languages: [en, ny, es, fr]", 1)
+    directory = flows_with(tmp_path, "system.yaml", system)
+    (directory / "bad.yaml").write_text('flow: bad\nkeywords: {en: [BAD], fr: [MAUVAIS]}\nsteps: [{say: x}]\n')
+    fs = load_flows(directory)
+    assert fs.languages == ("en", "ny", "es", "fr") and fs.triggers["mauvais"] == ("bad", "fr")
+
+
+@pytest.mark.parametrize(("line", "error"), [
+    ("", "languages: expected a list of language codes, e.g. [en, ny, es]"),
+    ("languages: en", "languages: expected a list of language codes, e.g. [en, ny, es]"),
+    ("languages: [en, English]", "languages: expected a list of language codes, e.g. [en, ny, es]"),
+    ("languages: [en, ny, es, ny]", "languages: a language is listed twice"),
+])
+def test_a_broken_languages_declaration_is_one_error(tmp_path: Path, line: str, error: str) -> None:
+    system = (FLOWS / "system.yaml").read_text(encoding="utf-8").replace("languages: [en, ny, es]", line, 1)
+    directory = flows_with(tmp_path, "system.yaml", system)
+    assert errors_of(directory) == [f"{directory / 'system.yaml'}: {error}"]
+
+
+def test_the_default_language_must_be_declared(tmp_path: Path) -> None:
+    system = (FLOWS / "system.yaml").read_text(encoding="utf-8").replace("languages: [en, ny, es]",
+                                                                         "languages: [ny, es]", 1)
+    directory = flows_with(tmp_path, "system.yaml", system)
+    errors = errors_of(directory)
+    assert errors[0] == f"{directory / 'system.yaml'}: languages: the default language 'en' is not listed"
+    assert f"{directory / 'system.yaml'}: keywords.stop.en: unknown language (known: ny, es)" in errors
 
 
 def test_missing_default_language(tmp_path: Path) -> None:
@@ -210,8 +253,8 @@ steps:
 
 def test_a_choice_name_longer_than_its_column_is_refused(tmp_path: Path) -> None:
     directory = _report_with(tmp_path, "      partly: {", "      partly_delivered: {")
-    assert errors_of(directory) == [f"{directory / 'report.yaml'}: steps[4].choices.partly_delivered: "
-                                    "'partly_delivered' does not fit reports.delivered (10 characters)"]
+    assert errors_of(directory) == [(f"{directory / 'report.yaml'}: steps[4].choices.partly_delivered: "
+                                     "'partly_delivered' does not fit reports.delivered (10 characters)")]
 
 
 def test_a_set_value_naming_no_answer_is_refused(tmp_path: Path) -> None:

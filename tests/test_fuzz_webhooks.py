@@ -89,7 +89,7 @@ def _whole(session) -> None:  # type: ignore[no-untyped-def]
     assert session.scalar(select(func.count()).select_from(Message).where(
         inbound, Message.contact_id.is_not(None), Message.handled_at.is_(None))) == 0  # stored means handled
     assert session.scalar(select(func.count()).select_from(Message).where(
-        inbound, Message.contact_id.is_(None), Message.route.is_distinct_from("unroutable"))) == 0
+        inbound, Message.contact_id.is_(None), Message.handled_by.is_distinct_from("unroutable"))) == 0
     # (A reply without its text, or a conversation without its contact, the foreign keys refuse.)
 
 
@@ -122,7 +122,7 @@ def test_inbound_never_fails_and_never_half_writes(app, client, migrated) -> Non
 def test_status_callback_never_fails_and_only_moves_forward(app, client, migrated) -> None:  # type: ignore[no-untyped-def]
     sessions = app.extensions["gateway"].sessions
     with sessions() as s, s.begin():
-        s.add(Message(direction="out", provider="twilio", provider_id=KNOWN_SID, body="x", status="sent"))
+        s.add(Message(direction="out", channel="twilio", provider_id=KNOWN_SID, body="x", status="sent"))
     runs = []
 
     @_fuzz(EXAMPLES[migrated[0]])

@@ -22,8 +22,8 @@ A = "+265991234567"
 def test_concurrent_messages_from_one_contact_are_handled_in_order(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     gw = svc(app)
     Phone(app).send(A, "REPORT")
-    first, contact_id = store_unhandled(app, A, "1", provider="twilio", provider_id="SM-a")
-    second, _ = store_unhandled(app, A, "Zomba", provider="twilio", provider_id="SM-b")
+    first, contact_id = store_unhandled(app, A, "1", channel="twilio", provider_id="SM-a")
+    second, _ = store_unhandled(app, A, "Zomba", channel="twilio", provider_id="SM-b")
 
     real_handle = engine.handle
 
@@ -52,7 +52,7 @@ def test_concurrent_messages_from_one_contact_are_handled_in_order(app: Flask, m
     with gw.sessions() as s:
         replies = {m_id: [r.body for r in receive.replies_to(s, m_id)] for m_id in (first, second)}
         conv = s.scalars(select(Conversation).where(Conversation.closed_at.is_(None))).one()
-        handled = s.scalars(select(Message.handled_at).where(Message.provider == "twilio")
+        handled = s.scalars(select(Message.handled_at).where(Message.channel == "twilio")
                             .order_by(Message.id)).all()
     assert replies[first] == ["Where? Reply with your district, e.g. Zomba."]
     assert replies[second] == ["Did it arrive? 1 Yes 2 No 3 Partly"]
@@ -95,5 +95,5 @@ def test_concurrent_webhooks_from_one_contact_store_and_handle_each_once(app: Fl
     assert first.texts == ("Where? Reply with your district, e.g. Zomba.",)
     assert len(second.texts) == 1 and second.texts != first.texts
     with gw.sessions() as s:
-        handled = s.scalars(select(Message).where(Message.provider == "twilio", Message.direction == "in")).all()
+        handled = s.scalars(select(Message).where(Message.channel == "twilio", Message.direction == "in")).all()
     assert len(handled) == 2 and all(m.handled_at is not None for m in handled)

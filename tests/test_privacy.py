@@ -58,7 +58,7 @@ def test_anonymous_report_reply_sent_through_the_queue_keeps_no_words(stack_app)
         contacts = s.scalar(select(func.count()).select_from(Contact))
     assert report.anonymous and report.contact_id is None
     assert svc.provider.sent[-1][1].startswith("Thank you") and report.ref in svc.provider.sent[-1][1]
-    assert out and all(m.status == "sent" and (m.body, m.contact_id, m.route) == (None, None, None) for m in out)
+    assert out and all(m.status == "sent" and (m.body, m.contact_id, m.handled_by) == (None, None, None) for m in out)
     assert contacts == 0  # the report was all this number ever sent
 
 
@@ -76,11 +76,11 @@ def test_purge_forgets_conversations_older_versions_only_blanked(app) -> None:
                             closed_at=now, outcome="completed", redacted=True, answers={})
         s.add(conv)
         s.flush()
-        s.add(Message(direction="in", contact_id=c.id, conversation_id=conv.id, provider="twilio", provider_id="SM1",
-                      body=None, status="handled", route="conversation", created_at=now, handled_at=now))
+        s.add(Message(direction="in", contact_id=c.id, conversation_id=conv.id, channel="twilio", provider_id="SM1",
+                      body=None, status="handled", handled_by="conversation", created_at=now, handled_at=now))
     with app.extensions["gateway"].sessions() as s, s.begin():
         purge(s, now - timedelta(days=90))
     with app.extensions["gateway"].sessions() as s:
         assert s.scalars(select(Conversation)).all() == []
         [m] = s.scalars(select(Message)).all()
-    assert (m.contact_id, m.conversation_id, m.route, m.provider_id) == (None, None, None, "SM1")
+    assert (m.contact_id, m.conversation_id, m.handled_by, m.provider_id) == (None, None, None, "SM1")

@@ -154,7 +154,7 @@ def test_a_report_reply_skipped_after_stop_keeps_no_words_and_no_contact(capp) -
     sent = [m["message"] for m in at.messages]
     assert not any(ref in text for text in sent) and sent[-1].startswith("You will get no more messages")
     skipped = rows(app, Message, Message.status == "skipped")
-    assert skipped and all((m.body, m.contact_id, m.reply_to_id, m.route) == (None,) * 4 for m in skipped)
+    assert skipped and all((m.body, m.contact_id, m.reply_to_id, m.handled_by) == (None,) * 4 for m in skipped)
     assert not any(ref in (m.body or "") for m in rows(app, Message))
 
 

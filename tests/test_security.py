@@ -265,7 +265,7 @@ def _many(app, n_contacts: int = 51, n_messages: int = 0) -> int:  # type: ignor
         contacts = [new_contact(s, f"+26599{i:07d}", place="Zomba") for i in range(n_contacts)]
         s.add_all(contacts)
         s.flush()
-        s.add_all(Message(direction="in", contact_id=contacts[0].id, provider="console", body=f"text {i}",
+        s.add_all(Message(direction="in", contact_id=contacts[0].id, channel="console", body=f"text {i}",
                           status="handled", created_at=utcnow()) for i in range(n_messages))
         return contacts[0].id
 

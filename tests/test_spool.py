@@ -232,12 +232,12 @@ def test_a_text_stored_but_not_handled_when_the_database_left_is_handled_by_the_
         spool_app: Flask, spool_runner: FlaskCliRunner) -> None:
     """The webhook stored it, then lost the database before handling it, and kept it in the spool."""
     message = InboundSMS("twilio", "SM" + "e" * 32, ALICE, "+15005550006", "JOIN")
-    store_unhandled(spool_app, ALICE, "JOIN", provider="twilio", provider_id=message.provider_id)
+    store_unhandled(spool_app, ALICE, "JOIN", channel="twilio", provider_id=message.provider_id)
     spool_for(spool_app).keep(message)
     result = spool_runner.invoke(args=["spool", "replay"])
     assert "0 stored, 1 already stored" in result.output, result.output
     (row,) = inbound_rows(spool_app)
-    assert row.handled_at is not None and row.route == "flow"
+    assert row.handled_at is not None and row.handled_by == "flow"
     (reply,) = replies_to_rows(spool_app)
     assert reply.reply_to_id == row.id and reply.status == "sent"
 
@@ -251,7 +251,7 @@ def test_a_stop_kept_in_the_spool_is_confirmed_and_wins_over_the_replies_before_
     assert "2 stored" in spool_runner.invoke(args=["spool", "replay"]).output
     join, stop = inbound_rows(spool_app)
     out = {o.reply_to_id: o for o in replies_to_rows(spool_app)}
-    assert stop.route == "stop" and out[stop.id].status == "sent"  # the one text still owed after STOP
+    assert stop.handled_by == "stop" and out[stop.id].status == "sent"  # the one text still owed after STOP
     assert out[join.id].status == "skipped"  # the welcome would come after the supporter said STOP
     assert at_fake(spool_twilio) == [(ALICE, out[stop.id].body)]
 

@@ -101,7 +101,7 @@ def test_a_text_that_fails_is_set_aside_and_stop_is_still_confirmed(stack_app, m
     phone = Phone(stack_app)
     assert _report_to_the_end(phone) == []  # nothing to say yet: organizers see it set aside
     failed = _inbound(stack_app)[-1]
-    assert (failed.status, failed.route, failed.attempts) == ("set_aside", "set_aside", inbound.MAX_ATTEMPTS)
+    assert (failed.status, failed.handled_by, failed.attempts) == ("set_aside", "set_aside", inbound.MAX_ATTEMPTS)
     assert failed.handled_at is not None
     assert failed.error == "RuntimeError: the report could not be saved"
     assert phone.send(A, "HELP")[0].startswith("Our Network: alerts and service reports")  # later texts go on
@@ -147,7 +147,7 @@ def test_stop_is_applied_even_when_handling_itself_is_broken(stack_app, monkeypa
     assert _contact(stack_app).status == "stopped"
     assert phone.send(A, "STOP") == []  # confirmed once already
     stop = _inbound(stack_app)[-2]
-    assert (stop.route, stop.status, stop.error) == ("stop", "handled", "RuntimeError: a bug in a flow")
+    assert (stop.handled_by, stop.status, stop.error) == ("stop", "handled", "RuntimeError: a bug in a flow")
     assert [m for m in _inbound(stack_app) if m.handled_at is None] == []
 
 
@@ -289,7 +289,7 @@ def test_stop_wins_even_when_the_whole_pass_fails(stack_app, monkeypatch) -> Non
     assert _contact(stack_app).status == "stopped"
     join, stop = _inbound(stack_app)
     assert (join.status, join.error) == ("set_aside", "RuntimeError: a bug before any text is read")
-    assert (stop.status, stop.route, stop.handled_at is not None) == ("handled", "stop", True)
+    assert (stop.status, stop.handled_by, stop.handled_at is not None) == ("handled", "stop", True)
     assert phone.send(A, "hello") == []
     assert _inbound(stack_app)[-1].handled_at is None  # the reconciler's, in its turn
     monkeypatch.undo()

@@ -31,7 +31,7 @@ def test_stranded_inbound_is_handled_and_replied_through_the_queue(stack_app: Fl
 
 
 def test_fresh_unhandled_inbound_is_left_to_its_request(stack_app: Flask) -> None:
-    store_unhandled(stack_app, "+265991234567", "JOIN", provider="twilio", provider_id="SM-fresh")
+    store_unhandled(stack_app, "+265991234567", "JOIN", channel="twilio", provider_id="SM-fresh")
     with stack_app.app_context():
         assert tasks.reconcile()["inbound_handled_late"] == 0
 

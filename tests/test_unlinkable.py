@@ -185,7 +185,7 @@ def test_a_reporter_and_a_supporter_who_never_reported_look_the_same(channel, ca
     assert {x.flow for x in conversations} == {"join"}
     # What the report traffic leaves behind: no words, no contact, no conversation, only the day.
     for m in loose:
-        assert (m.body, m.conversation_id, m.reply_to_id, m.route, m.inbox_status) == (None,) * 5
+        assert (m.body, m.conversation_id, m.reply_to_id, m.handled_by, m.inbox_status) == (None,) * 5
         assert (m.created_at.hour, m.created_at.minute, m.created_at.second) == (0, 0, 0)
 
     reporter, other = reachable(app, A, clock), reachable(app, B, clock)

@@ -109,7 +109,7 @@ def test_whatsapp_prefix_and_short_code_and_garbage_senders(app, client) -> None
     assert inbound(client, sms("HELP", sender="not-a-number")).status_code == 200
     with app.extensions["gateway"].sessions() as s:
         numbers = {number_of(c) for c in s.scalars(select(Contact))}
-        channels = set(s.scalars(select(Message.channel).where(Message.direction == "in")))
+        channels = set(s.scalars(select(Message.medium).where(Message.direction == "in")))
     assert numbers == {"+265991234567", "40404"} and channels == {"sms", "whatsapp"}
     assert stored(app, direction="in") == 3  # the garbage one is kept too, unhandled
 
@@ -128,7 +128,7 @@ def status(client, params: dict[str, str], signature: str | None = "sign"):  # t
 
 def test_status_callbacks_only_move_forward(app, client) -> None:
     with app.extensions["gateway"].sessions() as s, s.begin():
-        s.add(Message(direction="out", provider="twilio", provider_id="SM" + "1" * 32, body="hi", status="sent"))
+        s.add(Message(direction="out", channel="twilio", provider_id="SM" + "1" * 32, body="hi", status="sent"))
     sid = "SM" + "1" * 32
     assert status(client, {"MessageSid": sid, "MessageStatus": "delivered"}).status_code == 204
     assert status(client, {"MessageSid": sid, "MessageStatus": "sent"}).status_code == 204  # late, older

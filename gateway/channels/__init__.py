@@ -2,7 +2,7 @@
 
 A channel is a way out and in: `twilio`, `africastalking`, `android` (the phone of the
 ANDROID_GATEWAY_* settings), `console`, or a phone named in the routing file. Its name is what
-Message.provider holds, so a reply goes back through the channel its supporter wrote to.
+Message.channel holds, so a reply goes back through the channel its supporter wrote to.
 """
 from __future__ import annotations
 

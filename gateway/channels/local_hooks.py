@@ -50,7 +50,7 @@ def apply_status(channel: str, update: StatusUpdate) -> None:
     """Move a sent message's status forward; a status for an id not written yet is kept a while."""
     with services().sessions() as session, session.begin():
         message = session.scalars(select(Message).where(
-            Message.provider == channel, Message.provider_id == update.provider_id).with_for_update()).first()
+            Message.channel == channel, Message.provider_id == update.provider_id).with_for_update()).first()
         if message is None:
             remember_early(update.provider_id, update.status, update.error_code)
             return

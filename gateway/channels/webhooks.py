@@ -83,7 +83,7 @@ def twilio_status() -> tuple[str, int]:
         abort(400, description=str(exc))
     with services().sessions() as session, session.begin():
         message = session.scalars(select(Message).where(
-            Message.provider == "twilio", Message.provider_id == update.provider_id).with_for_update()).first()
+            Message.channel == "twilio", Message.provider_id == update.provider_id).with_for_update()).first()
         if message is None:
             # Unknown now, but maybe a send whose id is not written yet: keep it a while
             # (the outbox applies it when it writes the id); truly unknown ids just expire.

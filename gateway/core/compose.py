@@ -57,6 +57,16 @@ def parse_prices(value: str | None) -> dict[str, float]:
     return prices
 
 
+def parse_rates(value: str | None) -> dict[str, float]:
+    """'+15005550006=1,MG123=30' -> {'+15005550006': 1.0, 'MG123': 30.0}."""
+    rates: dict[str, float] = {}
+    for part in (value or "").split(","):
+        if part.strip():
+            sender, _, rate = part.partition("=")
+            rates[sender.strip()] = float(rate)
+    return rates
+
+
 def estimate_cost(segments_by_country: dict[str | None, int], prices: dict[str, float]) -> float:
     """Total price for the given segments per destination country."""
     default = prices.get("*", 0.0)

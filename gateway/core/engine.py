@@ -5,22 +5,35 @@ No Flask, no database: the inbound adapter loads a ContactView and the open conv
 """
 from __future__ import annotations
 
-import difflib
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
-from gateway.core.flowfile import CONTACT_FIELDS, KEEP_NAME, MAX_TEXT_ANSWER, REPORT_ANSWERS, Flow, FlowSet, Step
-from gateway.core.places import match_place, match_place_prefix
+from gateway.core import steps
+from gateway.core.answers import (
+    Token,
+    cut,
+    interpret,
+    prefix_answer,
+    tokenize,
+)
+from gateway.core.flowfile import (
+    CONTACT_FIELDS,
+    KEEP_NAME,
+    MAX_TEXT_ANSWER,
+    REPORT_ANSWERS,
+    Flow,
+    FlowSet,
+)
 from gateway.core.segments import count_segments
 from gateway.core.text import fold
 
 MAX_RETRIES = 2  # re-ask an unusable answer at most twice, then end kindly
 HINT_INTERVAL = timedelta(days=1)
 REF_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I/L: read aloud and retyped
-_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
 
 
@@ -108,16 +121,6 @@ def new_ref() -> str:
     return "".join(secrets.choice(REF_ALPHABET) for _ in range(6))
 
 
-@dataclass(frozen=True)
-class _Token:
-    raw: str
-    folded: str
-
-
-def _tokens(text: str) -> list[_Token]:
-    return [_Token(raw, f) for raw in text.split() if (f := fold(raw))]
-
-
 class _Run:
     """One call of `handle`: the shared values every step needs."""
 
@@ -149,7 +152,7 @@ def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, t
            now: datetime, *, org: str = "", make_ref: Callable[[], str] = new_ref) -> Result:
     """Run one inbound text: compliance keywords, then triggers and the open step, then the inbox."""
     run = _Run(fs, contact, now, org, make_ref)
-    tokens = _tokens(text)
+    tokens = tokenize(text)
     first = tokens[0].folded if tokens else ""
     lang = contact.language or fs.default_language
     if contact.status == "blocked":
@@ -217,61 +220,68 @@ def _advance(run: _Run, flow: Flow, st: ConversationState) -> ConversationState 
         if i >= len(flow.steps):
             return None
         step = flow.steps[i]
-        if step.kind == "ask":
-            if step.id in answers:
-                i += 1
-                continue
-            run.replies.append(run.render(step.texts, st.language, answers))
-            return replace(st, step=i, answers=answers, retries=0)
-        if step.kind == "say":
-            run.replies.append(run.render(step.texts, st.language, answers))
-        elif step.kind == "end":
-            if step.texts:
+        match step:
+            case steps.Ask():
+                if step.id in answers:
+                    i += 1
+                    continue
                 run.replies.append(run.render(step.texts, st.language, answers))
-            return None
-        elif step.kind in ("branch", "goto"):
-            target = _target(step, answers)
-            if target == "end":
+                return replace(st, step=i, answers=answers, retries=0)
+            case steps.Say():
+                run.replies.append(run.render(step.texts, st.language, answers))
+            case steps.End():
+                if step.texts:
+                    run.replies.append(run.render(step.texts, st.language, answers))
                 return None
-            if target is not None:
-                i = flow.index[target]
-                continue
-        elif step.kind == "set":
-            values = {k: run.render({"x": v}, "x", {**answers, "language": st.language})
-                      for k, v in step.fields.items()}
-            values = {k: v[:CONTACT_FIELDS[k].length or MAX_TEXT_ANSWER] for k, v in values.items() if v}
-            if values:
-                run.actions.append(SetContact(values))
-        elif step.kind == "tag":
-            tags: list[str] = []
-            for tag in step.tags:
-                value = answers.get(tag.strip("{}")) if tag.startswith("{") else tag
-                tags.extend(value if isinstance(value, list) else [value] if value else [])
-            if tags:
-                run.actions.append(AddTags(tuple(str(t) for t in tags)))
-        elif step.kind == "subscribe":
-            run.actions.append(Subscribe(st.language))
-        elif step.kind == "save":
-            ref = run.make_ref()
-            run.vars["report.ref"] = ref
-            # Anonymous unless the reporter consented; answers kept from before a limit changed are cut too.
-            run.actions.append(SaveReport(ref, _fit_report(answers), answers.get(KEEP_NAME) is not True,
-                                          st.language))
+            case steps.Branch() | steps.Goto():
+                target = _target(step, answers)
+                if target == "end":
+                    return None
+                if target is not None:
+                    i = flow.index[target]
+                    continue
+            case steps.Set():
+                values = {k: run.render({"x": v}, "x", {**answers, "language": st.language})
+                          for k, v in step.fields.items()}
+                values = {k: v[:CONTACT_FIELDS[k].length or MAX_TEXT_ANSWER] for k, v in values.items() if v}
+                if values:
+                    run.actions.append(SetContact(values))
+            case steps.Tag():
+                tags: list[str] = []
+                for tag in step.tags:
+                    value = answers.get(tag.strip("{}")) if tag.startswith("{") else tag
+                    tags.extend(value if isinstance(value, list) else [value] if value else [])
+                if tags:
+                    run.actions.append(AddTags(tuple(str(t) for t in tags)))
+            case steps.Subscribe():
+                run.actions.append(Subscribe(st.language))
+            case steps.Save():
+                ref = run.make_ref()
+                run.vars["report.ref"] = ref
+                # Anonymous unless the reporter consented; answers kept from before a limit changed are cut too.
+                run.actions.append(SaveReport(ref, _fit_report(answers), answers.get(KEEP_NAME) is not True,
+                                              st.language))
         i += 1
     raise RuntimeError(f"{flow.path}: steps loop without asking anything")
 
 
-def _target(step: Step, answers: dict[str, Any]) -> str | None:
-    if step.kind == "goto":
+def _target(step: steps.Branch | steps.Goto, answers: dict[str, Any]) -> str | None:
+    """Where a goto or branch goes: a step id, `end`, or None (on to the next step)."""
+    if isinstance(step, steps.Goto):
         return step.target
-    value = answers.get(step.on or "")
+    value = answers.get(step.on)
     key = str(value).lower() if isinstance(value, bool) else fold(str(value)) if value is not None else ""
-    return step.cases.get(key, step.target)
+    return step.cases.get(key, step.default)
 
 
 def _answer(run: _Run, flow: Flow, st: ConversationState, text: str,
-            tokens: list[_Token]) -> ConversationState | None:
+            tokens: list[Token]) -> ConversationState | None:
     step = flow.steps[st.step]
+    if not isinstance(step, steps.Ask):
+        # Only when the flow file changed under an open conversation (a deploy): the text is read
+        # as a free-text answer to the step now there, as it always was.
+        said = steps.prompts(step)
+        step = steps.Ask(key=step.key, id=step.id, texts=said[0][1] if said else {})
     ok, value = interpret(run.fs, step, text, tokens, st.language, run.contact.country)
     if not ok:
         if st.retries >= MAX_RETRIES:
@@ -284,75 +294,9 @@ def _answer(run: _Run, flow: Flow, st: ConversationState, text: str,
     return _advance(run, flow, replace(st, step=st.step + 1, answers=answers, retries=0))
 
 
-def interpret(fs: FlowSet, step: Step, text: str, tokens: list[_Token] | None = None,
-              language: str | None = None, country: str | None = None) -> tuple[bool, Any]:
-    """Read an answer for an ask step: (True, value) or (False, None) when it is unusable."""
-    tokens = _tokens(text) if tokens is None else tokens
-    if step.expect == "consent":
-        return True, consents(fs, text)  # every answer is usable: anything but an explicit yes is "no"
-    if not tokens and step.expect != "text":
-        return False, None
-    if step.skippable and tokens and tokens[0].folded in fs.system_words("skip") and len(tokens) == 1:
-        return True, None
-    if step.expect == "choice":
-        whole = fold(text)
-        found = _choice(step, whole, language) or next(
-            (c for t in tokens if (c := _choice(step, t.folded, language))), None)
-        found = found or next((c for t in tokens if (c := _choice_fuzzy(step, t.folded))), None)
-        return (True, found) if found else (False, None)
-    if step.expect == "choices":
-        picked: list[str] = []
-        for t in tokens:
-            c = _choice(step, t.folded, language) or _choice_fuzzy(step, t.folded)
-            if c and c not in picked:
-                picked.append(c)
-        return (True, picked) if picked else (False, None)
-    if step.expect == "yesno":
-        return _yesno(fs, tokens[0].folded)
-    if step.expect == "number":
-        match = _NUMBER.search(text)
-        if not match:
-            return False, None
-        number = float(match.group().replace(",", "."))
-        if (step.minimum is not None and number < step.minimum) or (
-                step.maximum is not None and number > step.maximum):
-            return False, None
-        return True, int(number) if number.is_integer() else number
-    if step.expect == "place":
-        place = match_place(text, _gazetteers(fs, step), prefer_country=country)
-        return (True, place.name) if place else (False, None)
-    cleaned = _cut(" ".join(text.split()), step)
-    return (True, cleaned) if cleaned else (False, None)
-
-
-def _cut(text: str, step: Step) -> str:
-    """A free-text answer cut to what the question keeps (its column's length, see flowfile)."""
-    return text[:step.max_length or MAX_TEXT_ANSWER].rstrip()
-
-
-def consents(fs: FlowSet, text: str) -> bool:
-    """True only when the whole answer asks for the name (NAME, "use my name") and says no 'no' anywhere.
-
-    "No, don't use my name" and "No quiero que aparezca mi nombre" name the name but refuse it.
-    """
-    said = fold(text).split()
-    return _mentions(said, fs.system_words(KEEP_NAME)) and not _mentions(said, fs.system_words("no_name"))
-
-
-def _mentions(said: list[str], entries: dict[str, str]) -> bool:
-    for entry in entries:
-        if entry.endswith("*"):  # a word start, for languages that negate inside the word (Chichewa "musa-")
-            if any(w.startswith(entry[:-1]) for w in said):
-                return True
-            continue
-        parts = entry.split()  # "don't" is folded to "don t": match it as a run of words
-        if any(said[i:i + len(parts)] == parts for i in range(len(said) - len(parts) + 1)):
-            return True
-    return False
-
-
 def _takes_consent(flow: Flow) -> bool:
-    return any(s.kind == "save" or s.expect == "consent" for s in flow.steps)
+    return any(isinstance(s, steps.Save) or (isinstance(s, steps.Ask) and s.expect == "consent")
+               for s in flow.steps)
 
 
 def _fit_report(answers: dict[str, Any]) -> dict[str, Any]:
@@ -364,40 +308,7 @@ def _fit_report(answers: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _gazetteers(fs: FlowSet, step: Step) -> list:
-    return [fs.gazetteers[g] for g in step.gazetteers if g in fs.gazetteers]
-
-
-def _choice(step: Step, word: str, language: str | None) -> str | None:
-    # The conversation's language first, so "1" or a shared word resolves the way the prompt read.
-    langs = sorted({lang for words in step.choices.values() for lang in words},
-                   key=lambda lang: lang != language)
-    for lang in langs:
-        for name, words in step.choices.items():
-            if word in words.get(lang, ()):
-                return name
-    return None
-
-
-def _choice_fuzzy(step: Step, word: str) -> str | None:
-    if len(word) < 4 or word.isdigit():  # short words and numbers only match exactly
-        return None
-    vocab = {w: name for name, by_lang in step.choices.items() for ws in by_lang.values()
-             for w in ws if len(w) >= 4}
-    close = difflib.get_close_matches(word, list(vocab), n=2, cutoff=0.8)
-    names = {vocab[c] for c in close}
-    return names.pop() if len(names) == 1 else None
-
-
-def _yesno(fs: FlowSet, word: str) -> tuple[bool, Any]:
-    if word in fs.system_words("yes"):
-        return True, True
-    if word in fs.system_words("no"):
-        return True, False
-    return False, None
-
-
-def _prefill(run: _Run, flow: Flow, tokens: list[_Token], language: str) -> dict[str, Any]:
+def _prefill(run: _Run, flow: Flow, tokens: list[Token], language: str) -> dict[str, Any]:
     """Fill answers from the words after the keyword: 'REPORT CLINIC ZOMBA NO nurse absent'."""
     answers: dict[str, Any] = {}
     pos, i, gap = 0, 0, False
@@ -409,30 +320,30 @@ def _prefill(run: _Run, flow: Flow, tokens: list[_Token], language: str) -> dict
                 answers.update(_optional_rest(flow, i, answers))
             break
         step = flow.steps[i]
-        if step.kind == "ask":
-            if step.expect == "consent":
+        match step:
+            case steps.Ask(expect="consent"):
                 pass  # given only by the keep-name word; a flow that asks it still asks
-            elif step.expect == "text":
+            case steps.Ask(expect="text"):
                 if gap:  # free text only when everything before it was understood
                     break
-                answers[step.id or ""] = _cut(" ".join(t.raw for t in tokens[pos:]), step)
+                answers[step.id or ""] = cut(" ".join(t.raw for t in tokens[pos:]), step)
                 pos = len(tokens)
-            else:
-                used, value = _prefix_answer(run, step, tokens[pos:], language)
+            case steps.Ask():
+                used, value = prefix_answer(run.fs, step, tokens[pos:], language, run.contact.country)
                 if used:
                     answers[step.id or ""] = value
                     pos += used
                 else:
                     gap = True
-        elif step.kind in ("branch", "goto"):
-            target = _target(step, answers)
-            if target == "end":
+            case steps.Branch() | steps.Goto():
+                target = _target(step, answers)
+                if target == "end":
+                    break
+                if target is not None:
+                    i = flow.index[target]
+                    continue
+            case steps.End() | steps.Save():
                 break
-            if target is not None:
-                i = flow.index[target]
-                continue
-        elif step.kind in ("end", "save"):
-            break
         i += 1
     return answers
 
@@ -448,48 +359,22 @@ def _optional_rest(flow: Flow, i: int, answers: dict[str, Any]) -> dict[str, Any
         if i >= len(flow.steps):
             break
         step = flow.steps[i]
-        if step.kind == "ask" and step.id not in answers and step.expect != "consent":
-            if not step.skippable:
-                return {}
-            skipped[step.id or ""] = None
-        elif step.kind in ("branch", "goto"):
-            target = _target(step, {**answers, **skipped})
-            if target == "end":
+        match step:
+            case steps.Ask() if step.id not in answers and step.expect != "consent":
+                if not step.skippable:
+                    return {}
+                skipped[step.id or ""] = None
+            case steps.Branch() | steps.Goto():
+                target = _target(step, {**answers, **skipped})
+                if target == "end":
+                    break
+                if target is not None:
+                    i = flow.index[target]
+                    continue
+            case steps.End() | steps.Save():
                 break
-            if target is not None:
-                i = flow.index[target]
-                continue
-        elif step.kind in ("end", "save"):
-            break
         i += 1
     return skipped
-
-
-def _prefix_answer(run: _Run, step: Step, tokens: list[_Token], language: str) -> tuple[int, Any]:
-    """How many leading tokens answer this step, and the answer."""
-    if step.expect == "place":
-        found = match_place_prefix([t.folded for t in tokens], _gazetteers(run.fs, step),
-                                   prefer_country=run.contact.country)
-        return (found[1], found[0].name) if found else (0, None)
-    for n in (3, 2, 1):  # multi-word choices such as "mobile clinic" before single words
-        if n > len(tokens):
-            continue
-        phrase = " ".join(t.folded for t in tokens[:n])
-        if step.expect == "choice":
-            found = _choice(step, phrase, language) or (n == 1 and _choice_fuzzy(step, phrase)) or None
-            if found:
-                return n, found
-        elif step.expect == "choices" and n == 1:
-            found = _choice(step, phrase, language) or _choice_fuzzy(step, phrase)
-            if found:
-                return 1, [found]
-        elif step.expect == "yesno" and n == 1:
-            ok, value = _yesno(run.fs, phrase)
-            if ok:
-                return 1, value
-        elif step.expect == "number" and n == 1 and _NUMBER.fullmatch(phrase):
-            return 1, interpret(run.fs, step, tokens[0].raw)[1]
-    return 0, None
 
 
 def _merge(replies: list[str]) -> list[str]:

@@ -1,5 +1,7 @@
 """Pure: loads and validates flows/*.yaml; every error names the file and the key.
 
+flows/system.yaml declares `languages` (e.g. [en, ny, es]): every text and keyword is in one of them.
+
 Flow-level keys: `flow`, `keywords`, `expires_after` (24h), `drafts` (languages no native speaker has
 checked), `prefill` (words after the keyword answer the first questions) and `private` (true: a
 conversation of this flow that ends without saving keeps none of the words the supporter sent).
@@ -10,7 +12,7 @@ reads the whole answer: only the keep_name word with none of the no_name words k
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,20 @@ import yaml
 
 from gateway.core.places import Gazetteer, GazetteerError, load_gazetteers
 from gateway.core.segments import count_segments
+from gateway.core.steps import (
+    Ask,
+    Branch,
+    End,
+    Goto,
+    Save,
+    Say,
+    Set,
+    Step,
+    Subscribe,
+    Tag,
+    prompts,
+    targets,
+)
 from gateway.core.text import fold
 
 EXPECTS = ("choice", "choices", "yesno", "number", "place", "text", "consent")
@@ -57,6 +73,7 @@ SAMPLE_VALUES = {"name": "Chikondi Banda", "place": "Nkhata Bay", "ref": "R7K2PQ
                  "keyword": "REPORT", "language": "en"}
 _DURATION = re.compile(r"^(\d+)\s*([mhd])$")
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}")  # ISO 639 codes: what contacts.language (8 characters) keeps
 
 
 class _Loader(yaml.SafeLoader):
@@ -72,7 +89,7 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|Tr
 
 def load_yaml(text: str) -> Any:
     """Parse flow and gazetteer YAML, keeping yes/no as words."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader subclass
 
 
 class FlowError(ValueError):
@@ -81,31 +98,6 @@ class FlowError(ValueError):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of a flow; `kind` says which of the other fields matter."""
-
-    kind: str  # say, ask, branch, goto, set, tag, subscribe, save, end
-    key: str  # where it sits in its file, e.g. "steps[2]"
-    id: str | None = None
-    texts: dict[str, str] = field(default_factory=dict)
-    expect: str | None = None
-    choices: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
-    skippable: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    gazetteers: tuple[str, ...] = ()
-    retry: dict[str, str] = field(default_factory=dict)
-    allow_segments: int = 1
-    on: str | None = None  # branch: the answer id
-    cases: dict[str, str] = field(default_factory=dict)
-    target: str | None = None  # goto / branch default
-    fields: dict[str, str] = field(default_factory=dict)
-    tags: tuple[str, ...] = ()
-    save: str | None = None
-    max_length: int | None = None  # text: characters kept (the column's limit unless shorter)
 
 
 @dataclass(frozen=True)
@@ -128,6 +120,7 @@ class System:
     """Compliance keywords and the texts the gateway says outside any flow."""
 
     path: str
+    languages: tuple[str, ...]  # declared once, here; flows and the console use no others
     keywords: dict[str, dict[str, tuple[str, ...]]]
     texts: dict[str, dict[str, str]]
     drafts: frozenset[str]
@@ -142,6 +135,11 @@ class FlowSet:
     gazetteers: dict[str, Gazetteer]
     default_language: str
     triggers: dict[str, tuple[str, str]]  # folded keyword -> (flow name, language)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages flows/system.yaml declares, in its order."""
+        return self.system.languages
 
     def text(self, texts: dict[str, str], language: str) -> str:
         """The text in a language, falling back to the default language."""
@@ -171,6 +169,10 @@ class _Reader:
     def error(self, key: str, message: str) -> None:
         self.errors.append(f"{self.path}: {key}: {message}")
 
+    def declared(self, language: str) -> bool:
+        """A language system.yaml lists (any, when that list is broken: its one error is enough)."""
+        return not self.languages or language in self.languages
+
     def texts(self, value: Any, key: str) -> dict[str, str]:
         if isinstance(value, str):
             return {self.default: value}
@@ -179,7 +181,7 @@ class _Reader:
             return {}
         out = {}
         for lang, text in value.items():
-            if lang not in self.languages:
+            if not self.declared(lang):
                 self.error(f"{key}.{lang}", f"unknown language (known: {', '.join(self.languages)})")
             elif not isinstance(text, str) or not text.strip():
                 self.error(f"{key}.{lang}", "expected a non-empty text")
@@ -195,7 +197,7 @@ class _Reader:
             return {}
         out = {}
         for lang, ws in value.items():
-            if lang not in self.languages:
+            if not self.declared(lang):
                 self.error(f"{key}.{lang}", f"unknown language (known: {', '.join(self.languages)})")
                 continue
             ws = ws if isinstance(ws, list) else [ws]
@@ -221,7 +223,7 @@ def _read_yaml(path: Path, errors: list[str]) -> Any:
 
 def _parse_step(r: _Reader, raw: Any, key: str, gazetteers: dict[str, Gazetteer]) -> Step | None:
     if raw == "end":
-        return Step(kind="end", key=key)
+        return End(key=key)
     if not isinstance(raw, dict):
         r.error(key, "expected a mapping such as {say: ...} or {id: ..., ask: ..., expect: ...}")
         return None
@@ -235,21 +237,23 @@ def _parse_step(r: _Reader, raw: Any, key: str, gazetteers: dict[str, Gazetteer]
         segs = 1
     if "ask" in raw:
         return _parse_ask(r, raw, key, sid, segs, gazetteers)
-    for kind in ("say", "end"):
-        if kind in raw:
-            texts = r.texts(raw[kind], f"{key}.{kind}") if raw[kind] is not None else {}
-            return Step(kind=kind, key=key, id=sid, texts=texts, allow_segments=segs)
+    for kind in (Say, End):
+        if kind.kind in raw:
+            value = raw[kind.kind]
+            texts = r.texts(value, f"{key}.{kind.kind}") if value is not None else {}
+            return kind(key=key, id=sid, texts=texts, allow_segments=segs)
     if "branch" in raw:
         cases = raw.get("cases")
         if not isinstance(cases, dict) or not cases:
             r.error(f"{key}.cases", "expected answer values mapped to step ids")
             cases = {}
-        return Step(kind="branch", key=key, id=sid, on=str(raw["branch"]),
-                    cases={fold(str(k)) if k is not True and k is not False else str(k).lower(): str(v)
-                           for k, v in cases.items()},
-                    target=raw.get("default"))
+        default = raw.get("default")
+        return Branch(key=key, id=sid, on=str(raw["branch"]),
+                      cases={fold(str(k)) if k is not True and k is not False else str(k).lower(): str(v)
+                             for k, v in cases.items()},
+                      default=None if default is None else str(default))
     if "goto" in raw:
-        return Step(kind="goto", key=key, id=sid, target=str(raw["goto"]))
+        return Goto(key=key, id=sid, target=str(raw["goto"]))
     if "set" in raw:
         fields = raw["set"]
         if not isinstance(fields, dict):
@@ -258,22 +262,22 @@ def _parse_step(r: _Reader, raw: Any, key: str, gazetteers: dict[str, Gazetteer]
         for name in fields:
             if name not in CONTACT_FIELDS:
                 r.error(f"{key}.set.{name}", f"not a contact field (known: {', '.join(CONTACT_FIELDS)})")
-        return Step(kind="set", key=key, id=sid, fields={k: str(v) for k, v in fields.items()})
+        return Set(key=key, id=sid, fields={k: str(v) for k, v in fields.items()})
     if "tag" in raw:
         tags = raw["tag"] if isinstance(raw["tag"], list) else [raw["tag"]]
-        return Step(kind="tag", key=key, id=sid, tags=tuple(str(t) for t in tags))
+        return Tag(key=key, id=sid, tags=tuple(str(t) for t in tags))
     if "subscribe" in raw:
-        return Step(kind="subscribe", key=key, id=sid)
+        return Subscribe(key=key, id=sid)
     if "save" in raw:
         if raw["save"] != "report":
             r.error(f"{key}.save", "only 'report' can be saved")
-        return Step(kind="save", key=key, id=sid, save="report")
+        return Save(key=key, id=sid)
     r.error(key, "unknown step: expected one of say, ask, branch, goto, set, tag, subscribe, save, end")
     return None
 
 
-def _parse_ask(r: _Reader, raw: dict, key: str, sid: str | None, segs: int,
-               gazetteers: dict[str, Gazetteer]) -> Step | None:
+def _parse_ask(r: _Reader, raw: dict[str, Any], key: str, sid: str | None, segs: int,
+               gazetteers: dict[str, Gazetteer]) -> Ask:
     if sid is None:
         r.error(f"{key}.id", "an ask step needs an id to store its answer under")
     expect = raw.get("expect")
@@ -305,11 +309,11 @@ def _parse_ask(r: _Reader, raw: dict, key: str, sid: str | None, segs: int,
             r.error(f"{key}.{bound}", "expected a number")
         else:
             bounds[bound] = raw.get(bound)
-    return Step(kind="ask", key=key, id=sid, texts=r.texts(raw["ask"], f"{key}.ask"), expect=expect,
-                choices=choices, skippable=bool(raw.get("skip", False)), minimum=bounds.get("min"),
-                maximum=bounds.get("max"), gazetteers=places,
-                retry=r.texts(raw["retry"], f"{key}.retry") if "retry" in raw else {},
-                allow_segments=segs, max_length=max_length)
+    return Ask(key=key, id=sid, texts=r.texts(raw["ask"], f"{key}.ask"), expect=expect,
+               choices=choices, skippable=bool(raw.get("skip", False)), minimum=bounds.get("min"),
+               maximum=bounds.get("max"), gazetteers=places,
+               retry=r.texts(raw["retry"], f"{key}.retry") if "retry" in raw else {},
+               allow_segments=segs, max_length=max_length)
 
 
 def load_flow(path: Path, languages: tuple[str, ...], default_language: str,
@@ -328,7 +332,7 @@ def load_flow(path: Path, languages: tuple[str, ...], default_language: str,
         r.error("expires_after", "expected a duration like 30m, 24h or 2d")
         expires = timedelta(hours=24)
     drafts = data.get("drafts", [])
-    if not isinstance(drafts, list) or any(d not in languages for d in drafts):
+    if not isinstance(drafts, list) or any(not r.declared(d) for d in drafts):
         r.error("drafts", f"expected a list of languages ({', '.join(languages)})")
         drafts = []
     raw_steps = data.get("steps")
@@ -342,16 +346,16 @@ def load_flow(path: Path, languages: tuple[str, ...], default_language: str,
             r.error(f"{step.key}.id", f"'{step.id}' is used twice")
         elif step.id:
             index[step.id] = i
-    answers = {s.id for s in steps if s.kind == "ask"}
+    answers = {s.id for s in steps if isinstance(s, Ask)}
     for step in steps:
-        for target in [step.target, *step.cases.values()]:
-            if target is not None and target != "end" and target not in index:
+        for target in targets(step):
+            if target != "end" and target not in index:
                 r.error(step.key, f"goes to '{target}', but no step has that id")
-        if step.kind == "branch" and step.on not in answers | {KEEP_NAME}:  # keep_name: also the keyword's word
+        if isinstance(step, Branch) and step.on not in answers | {KEEP_NAME}:  # keep_name: also the keyword's word
             r.error(f"{step.key}.branch", f"'{step.on}' is not the id of an ask step")
-    first_text = next((i for i, s in enumerate(steps) if s.kind == "ask" and s.expect == "text"), len(steps))
+    first_text = next((i for i, s in enumerate(steps) if isinstance(s, Ask) and s.expect == "text"), len(steps))
     for step in steps[first_text:]:
-        if step.kind == "ask" and step.expect == "consent":
+        if isinstance(step, Ask) and step.expect == "consent":
             # Asked after the details, a reporter who gives up has already typed what could name them.
             r.error(step.key, f"ask for consent before any free-text question ({steps[first_text].key})")
     steps = _fit_answers(r, steps, gazetteers)
@@ -367,24 +371,27 @@ def load_flow(path: Path, languages: tuple[str, ...], default_language: str,
 
 def _fit_answers(r: _Reader, steps: list[Step], gazetteers: dict[str, Gazetteer]) -> list[Step]:
     """Check every kept answer fits where it is stored; give each text question its limit."""
-    asks = {s.id: s for s in steps if s.kind == "ask" and s.id}
+    asks = {s.id: s for s in steps if isinstance(s, Ask) and s.id}
     homes: dict[str, list[Column]] = {sid: [] for sid in asks}
-    if any(s.kind == "save" for s in steps):
+    if any(isinstance(s, Save) for s in steps):
         for sid, column in REPORT_ANSWERS.items():
             if sid in asks:
                 homes[sid].append(column)
     known = set(asks) | {"language", "org", "name", "place"}  # what a set value may name (see engine.render)
     for step in steps:
-        for name, value in step.fields.items() if step.kind == "set" else ():
+        for name, value in step.fields.items() if isinstance(step, Set) else ():
             for used in _PLACEHOLDER.findall(value):
                 if used not in known:
                     r.error(f"{step.key}.set.{name}", f"'{{{used}}}' is not the id of an ask step")
                 elif used in asks and name in CONTACT_FIELDS:
                     homes[used].append(CONTACT_FIELDS[name])
-    out = []
+    out: list[Step] = []
     for step in steps:
-        cols = homes.get(step.id or "", []) if step.kind == "ask" else []
-        if step.kind == "ask" and step.id in REPORT_ANSWERS and REPORT_ANSWERS[step.id] in cols \
+        if not isinstance(step, Ask):
+            out.append(step)
+            continue
+        cols = homes.get(step.id or "", [])
+        if step.id in REPORT_ANSWERS and REPORT_ANSWERS[step.id] in cols \
                 and step.expect in ("choices", "yesno", "number", "consent"):
             r.error(f"{step.key}.expect", f"a report keeps '{step.id}' as text: expect choice, place or text")
         bounded = sorted((c for c in cols if c.length is not None), key=lambda c: c.length or 0)
@@ -409,21 +416,33 @@ def _fit_answers(r: _Reader, steps: list[Step], gazetteers: dict[str, Gazetteer]
     return out
 
 
-def load_system(path: Path, languages: tuple[str, ...], default_language: str,
-                errors: list[str]) -> System:
-    """Read flows/system.yaml: compliance keywords and the gateway's own texts."""
+def load_system(path: Path, default_language: str, errors: list[str]) -> System:
+    """Read flows/system.yaml: the languages, compliance keywords and the gateway's own texts."""
     data = _read_yaml(path, errors) or {}
+    languages = _languages(str(path), data.get("languages"), default_language, errors)
     r = _Reader(str(path), languages, default_language)
     kw, texts = data.get("keywords", {}), data.get("texts", {})
     keywords = {m: r.words(kw.get(m, {}), f"keywords.{m}") for m in SYSTEM_KEYWORDS}
     out_texts = {t: r.texts(texts.get(t), f"texts.{t}") for t in SYSTEM_TEXTS}
     errors.extend(r.errors)
-    return System(path=str(path), keywords=keywords, texts=out_texts,
+    return System(path=str(path), languages=languages, keywords=keywords, texts=out_texts,
                   drafts=frozenset(data.get("drafts", []) or []))
 
 
-def load_flows(directory: str | Path, languages: tuple[str, ...] = ("en", "ny", "es"),
-               default_language: str = "en") -> FlowSet:
+def _languages(path: str, value: Any, default_language: str, errors: list[str]) -> tuple[str, ...]:
+    """The declared `languages`; when the declaration is broken, say so once and accept any language."""
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, str) and _LANGUAGE.fullmatch(v) for v in value):
+        errors.append(f"{path}: languages: expected a list of language codes, e.g. [en, ny, es]")
+        return ()
+    if len(set(value)) != len(value):
+        errors.append(f"{path}: languages: a language is listed twice")
+    if default_language not in value:
+        errors.append(f"{path}: languages: the default language '{default_language}' is not listed")
+    return tuple(dict.fromkeys(value))
+
+
+def load_flows(directory: str | Path, default_language: str = "en") -> FlowSet:
     """Load and validate every flow in a directory; raise FlowError listing every problem."""
     directory = Path(directory)
     errors: list[str] = []
@@ -432,7 +451,8 @@ def load_flows(directory: str | Path, languages: tuple[str, ...] = ("en", "ny", 
     except GazetteerError as exc:
         errors.append(str(exc))
         gazetteers = {}
-    system = load_system(directory / "system.yaml", languages, default_language, errors)
+    system = load_system(directory / "system.yaml", default_language, errors)
+    languages = system.languages
     flows: dict[str, Flow] = {}
     triggers: dict[str, tuple[str, str]] = {}
     reserved = {w for m in ("stop", "start", "help") for ws in system.keywords[m].values() for w in ws}
@@ -497,8 +517,7 @@ def check_prompts(flowset: FlowSet, org: str) -> list[PromptCheck]:
         measure(f"{sys.path}: texts.{name}", texts, 1, sys.drafts)
     for flow in flowset.flows.values():
         for step in flow.steps:
-            kind = "ask" if step.kind == "ask" else step.kind
-            measure(f"{flow.path}: {step.key}.{kind}", step.texts, step.allow_segments, flow.drafts)
-            if step.retry:
-                measure(f"{flow.path}: {step.key}.retry", step.retry, step.allow_segments, flow.drafts)
+            if isinstance(step, (Ask, Say, End)):
+                for kind, texts in prompts(step):
+                    measure(f"{flow.path}: {step.key}.{kind}", texts, step.allow_segments, flow.drafts)
     return out

@@ -1,4 +1,4 @@
-"""Pure: phone numbers read (phonenumbers), normalised to E.164 or a short code, and masked."""
+"""Pure: phone numbers read (phonenumbers), normalised to E.164 or a short code, checked as mobiles, masked."""
 from __future__ import annotations
 
 import re
@@ -76,3 +76,39 @@ def mask_number(number: str) -> str:
     head = max(0, min(5, len(digits) - tail - 4))
     hidden = len(digits) - head - tail
     return plus + digits[:head] + "*" * hidden + digits[len(digits) - tail:]
+
+
+MOBILE_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
+class Refused(ValueError):
+    """A one-off text that will not be sent; the message says why and never holds the number."""
+
+
+def mobile_number(raw: str, default_country: str) -> str:
+    """The E.164 form of a mobile number, or Refused (short code, premium, fixed line, not a number)."""
+    try:
+        address: Address = normalise_number(raw, default_country)
+    except InvalidNumber:
+        raise Refused("that is not a phone number") from None
+    if address.kind != "e164":
+        raise Refused("short codes can cost far more than a text, so test messages never go to one")
+    kind = phonenumbers.number_type(phonenumbers.parse(address.value, None))
+    if kind not in MOBILE_TYPES:
+        raise Refused("only a mobile number can get a test message (not a premium, shared-cost or fixed line)")
+    return address.value
+
+
+def parse_numbers(value: str | None, default_country: str) -> list[str]:
+    """A comma-separated list of mobile numbers (TEST_SEND_NUMBERS); ValueError names the bad entry."""
+    out: list[str] = []
+    for i, raw in enumerate((value or "").split(",")):
+        if not raw.strip():
+            continue
+        try:
+            number = mobile_number(raw, default_country)
+        except Refused as exc:
+            raise ValueError(f"entry {i + 1}: {exc}") from None
+        if number not in out:
+            out.append(number)
+    return out

@@ -22,7 +22,7 @@ import yaml
 
 BUILTIN = ("twilio", "africastalking", "android", "console")
 TYPES = ("twilio", "africastalking", "android", "console")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")  # Message.provider holds 20 characters
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")  # Message.channel holds 20 characters
 _CHANNEL_KEYS = {"type", "url", "login", "password_env", "signing_key_env", "rate", "sim", "country"}
 
 
@@ -114,7 +114,7 @@ def parse_routes(data: Any, default: str, where: str = "routes") -> Routes:
         raise RoutesError(f"{where}: expected a mapping with channels, routes and default")
     unknown = set(data) - {"channels", "routes", "default"}
     if unknown:
-        raise RoutesError(f"{where}: unknown key {sorted(unknown)[0]!r} (expected channels, routes, default)")
+        raise RoutesError(f"{where}: unknown key {min(unknown)!r} (expected channels, routes, default)")
     if not isinstance(data.get("channels") or {}, dict):
         raise RoutesError(f"{where}: channels: expected a mapping of channel name to settings")
     channels = {name: _channel(name, spec, f"{where}: channels.{name}")
@@ -159,7 +159,7 @@ def _channel(name: Any, spec: Any, key: str) -> ChannelSpec:
         raise RoutesError(f"{key}: expected a mapping")
     unknown = set(spec) - _CHANNEL_KEYS
     if unknown:
-        raise RoutesError(f"{key}: unknown key {sorted(unknown)[0]!r} (expected {', '.join(sorted(_CHANNEL_KEYS))})")
+        raise RoutesError(f"{key}: unknown key {min(unknown)!r} (expected {', '.join(sorted(_CHANNEL_KEYS))})")
     kind = spec.get("type", name if name in BUILTIN else None)
     if kind not in TYPES:
         raise RoutesError(f"{key}.type: {kind!r}: expected one of {', '.join(TYPES)}")

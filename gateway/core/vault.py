@@ -11,15 +11,12 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from gateway.private import secret_file
 
 MIN_KEY_CHARS = 32
 _INFO = b"sms-gateway phone numbers v1"
@@ -44,11 +41,6 @@ def parse_keys(value: str) -> list[str]:
 def new_key() -> str:
     """A fresh random secret for NUMBERS_KEY."""
     return secrets.token_urlsafe(32)
-
-
-def instance_key(instance: Path) -> str:
-    """instance/numbers_key, created owner-only on first run (the embedded default on one machine only)."""
-    return secret_file(instance / "numbers_key", lambda: new_key())
 
 
 def _derive(secret: str) -> tuple[Fernet, bytes]:

@@ -59,8 +59,8 @@ def receive(factory: sessionmaker[Session], sms: InboundSMS, default_country: st
     replayed from the spool).
     """
     with factory() as session, session.begin():
-        contact, channel = _locked_contact(session, sms.sender, default_country)
-        message_id = _insert(session, sms, contact, channel, received_at)
+        contact, medium = _locked_contact(session, sms.sender, default_country)
+        message_id = _insert(session, sms, contact, medium, received_at)
         if message_id is None:
             logger.info("duplicate %s message %s dropped", sms.provider, sms.provider_id)
             return Received(None, None, duplicate=True)
@@ -84,7 +84,7 @@ def receive(factory: sessionmaker[Session], sms: InboundSMS, default_country: st
 
 
 def _locked_contact(session: Session, sender: str, default_country: str) -> tuple[Contact | None, str]:
-    """The sender's contact, created if new and locked for the transaction; and the channel."""
+    """The sender's contact, created if new and locked for the transaction; and the medium (sms, whatsapp)."""
     try:
         address = normalise_number(sender, default_country)
     except InvalidNumber:
@@ -92,16 +92,16 @@ def _locked_contact(session: Session, sender: str, default_country: str) -> tupl
     return contacts.get_or_create(session, address, lock=True), address.channel
 
 
-def _insert(session: Session, sms: InboundSMS, contact: Contact | None, channel: str,
+def _insert(session: Session, sms: InboundSMS, contact: Contact | None, medium: str,
             received_at: datetime | None = None) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING on the provider's id: the row's id, or None for a repeat."""
-    values = dict(direction="in", contact_id=contact.id if contact else None, provider=sms.provider,
-                  provider_id=sms.provider_id or f"local-{uuid.uuid4().hex}", channel=channel,
+    values = dict(direction="in", contact_id=contact.id if contact else None, channel=sms.provider,
+                  provider_id=sms.provider_id or f"local-{uuid.uuid4().hex}", medium=medium,
                   body=sms.body.replace("\x00", "")[:MAX_BODY], status="received" if contact else "handled",
-                  route=None if contact else "unroutable", attempts=0, created_at=received_at or utcnow())
+                  handled_by=None if contact else "unroutable", attempts=0, created_at=received_at or utcnow())
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = (dialect.insert(Message).values(**values)
-            .on_conflict_do_nothing(index_elements=["provider", "provider_id"]).returning(Message.id))
+            .on_conflict_do_nothing(index_elements=["channel", "provider_id"]).returning(Message.id))
     return session.scalar(stmt)
 
 
@@ -165,7 +165,7 @@ def _count_failure(message: Message, exc: BaseException, now: datetime) -> bool:
         logger.warning("message %s not handled, try %d of %d (%s%s)", message.id,
                        message.attempts, MAX_ATTEMPTS, error, _where(exc))
         return False
-    message.status, message.route, message.handled_at, message.error = SET_ASIDE, SET_ASIDE, now, error
+    message.status, message.handled_by, message.handled_at, message.error = SET_ASIDE, SET_ASIDE, now, error
     logger.error("message %s set aside after %d tries (%s%s)", message.id, message.attempts, error, _where(exc))
     return True
 
@@ -217,7 +217,7 @@ def _stop_pending(session: Session, contact: Contact, exc: BaseException, flows:
     for message in pending:
         if message.id > stops[-1].id:
             break
-        message.status, message.route, message.handled_at, message.error = SET_ASIDE, SET_ASIDE, now, error
+        message.status, message.handled_by, message.handled_at, message.error = SET_ASIDE, SET_ASIDE, now, error
         if message in stops:
             replies += _stop_anyway(session, contact, message, flows, org, now, reply_status)
         else:
@@ -245,14 +245,14 @@ def _stop_anyway(session: Session, contact: Contact, message: Message, flows: Fl
             for conv in session.scalars(select(Conversation).where(
                     Conversation.contact_id == contact.id, Conversation.closed_at.is_(None))):
                 conv.closed_at, conv.outcome = now, "stopped"
-            message.route, message.status = "stop", "handled"
+            message.handled_by, message.status = "stop", "handled"
             if confirmed_before:  # already confirmed once; a second confirmation costs money
                 return []
             text = _PLACEHOLDER.sub("", flows.text(flows.system.texts["stop"], contact.language or stop[first])
                                     .replace("{org}", org)).strip()
             info = count_segments(text)
             reply = Message(direction="out", contact_id=contact.id, reply_to_id=message.id,
-                            provider=message.provider, channel=message.channel, body=text, status=reply_status,
+                            channel=message.channel, medium=message.medium, body=text, status=reply_status,
                             encoding=info.encoding, segments=info.segments, created_at=now)
             session.add(reply)
             session.flush()
@@ -333,7 +333,7 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
 
     message.conversation_id = conversation_id if result.route in ("flow", "conversation") else None
     _apply(session, contact, message, result, flows, now)
-    message.route, message.status, message.handled_at = result.route, "handled", now
+    message.handled_by, message.status, message.handled_at = result.route, "handled", now
     named = any(isinstance(a, engine.SaveReport) and not a.anonymous for a in result.actions)
     if not private or named:
         contact.last_seen_at = now  # a private text must not show when the supporter was last active
@@ -343,8 +343,8 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
     for text in result.replies:
         info = count_segments(text)
         replies.append((Message(direction="out", contact_id=contact.id, reply_to_id=message.id,
-                                conversation_id=message.conversation_id, provider=message.provider,
-                                channel=message.channel, body=text, status=reply_status,
+                                conversation_id=message.conversation_id, channel=message.channel,
+                                medium=message.medium, body=text, status=reply_status,
                                 encoding=info.encoding, segments=info.segments, created_at=now), text))
     session.add_all(r for r, _ in replies)
 

@@ -213,7 +213,7 @@ class Spool:
             out.duplicates += 1
             with sessions() as session:
                 message = session.scalars(select(Message).where(
-                    Message.provider == sms.provider, Message.provider_id == sms.provider_id)).first()
+                    Message.channel == sms.provider, Message.provider_id == sms.provider_id)).first()
             if message is not None and message.handled_at is None and message.contact_id is not None:
                 owed += handle(message.contact_id)
         else:

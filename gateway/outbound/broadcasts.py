@@ -139,7 +139,7 @@ def launch(session: Session, b: Broadcast, provider: str, sender: str, now: date
     return len(rows)
 
 
-_OUTBOX_COLUMNS = ("direction", "contact_id", "broadcast_id", "provider", "sender", "channel", "body", "status",
+_OUTBOX_COLUMNS = ("direction", "contact_id", "broadcast_id", "channel", "sender", "medium", "body", "status",
                    "encoding", "segments", "attempts", "send_after", "created_at")
 
 

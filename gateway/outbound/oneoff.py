@@ -10,51 +10,17 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-import phonenumbers
 from sqlalchemy.orm import Session
 
 from gateway.people import contacts
 from gateway.outbound import jobs as queue
 from gateway.models import Contact, Message, utcnow
 from gateway.core.segments import count_segments
-from gateway.core.phones import Address, InvalidNumber, normalise_number
+# Moved to the pure core (settings parses TEST_SEND_NUMBERS with them); re-exported for the callers here.
+from gateway.core.phones import MOBILE_TYPES, Refused, mobile_number, parse_numbers  # noqa: F401
 
 logger = logging.getLogger(__name__)
 STAFF_TAG = "staff"  # a phone created for a test send; it has no consent, so no broadcast reaches it
-MOBILE_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
-
-
-class Refused(ValueError):
-    """A one-off text that will not be sent; the message says why and never holds the number."""
-
-
-def mobile_number(raw: str, default_country: str) -> str:
-    """The E.164 form of a mobile number, or Refused (short code, premium, fixed line, not a number)."""
-    try:
-        address: Address = normalise_number(raw, default_country)
-    except InvalidNumber:
-        raise Refused("that is not a phone number") from None
-    if address.kind != "e164":
-        raise Refused("short codes can cost far more than a text, so test messages never go to one")
-    kind = phonenumbers.number_type(phonenumbers.parse(address.value, None))
-    if kind not in MOBILE_TYPES:
-        raise Refused("only a mobile number can get a test message (not a premium, shared-cost or fixed line)")
-    return address.value
-
-
-def parse_numbers(value: str | None, default_country: str) -> list[str]:
-    """A comma-separated list of mobile numbers (TEST_SEND_NUMBERS); ValueError names the bad entry."""
-    out: list[str] = []
-    for i, raw in enumerate((value or "").split(",")):
-        if not raw.strip():
-            continue
-        try:
-            number = mobile_number(raw, default_country)
-        except Refused as exc:
-            raise ValueError(f"entry {i + 1}: {exc}") from None
-        if number not in out:
-            out.append(number)
-    return out
 
 
 def recipient(session: Session, number: str) -> Contact:
@@ -74,7 +40,7 @@ def recipient(session: Session, number: str) -> Contact:
 def queue_text(session: Session, contact: Contact, body: str, *, provider: str, sender: str) -> Message:
     """Write one queued outbox row (the caller commits, then calls `enqueue`)."""
     info = count_segments(body)
-    row = Message(direction="out", contact_id=contact.id, provider=provider, channel="sms", body=body,
+    row = Message(direction="out", contact_id=contact.id, channel=provider, medium="sms", body=body,
                   status="queued", encoding=info.encoding, segments=info.segments, sender=sender,
                   created_at=utcnow())
     session.add(row)

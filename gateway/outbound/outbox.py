@@ -97,7 +97,7 @@ class _Row:
     claimed_at: datetime
     urgent: bool
     redacted: bool = False  # a reply in a conversation that became an anonymous report
-    provider: str = ""
+    channel: str = ""  # the channel it was written for: a reply leaves by the one it answers
     reply: bool = False
     # A reply a stopped supporter is still owed: the one confirming their STOP, or the answer to a
     # text they sent after stopping (HELP, say). A reply to what came before the STOP is not.
@@ -106,7 +106,7 @@ class _Row:
 
 def _load(session: Session, ids: list[int]) -> list[_Row]:
     answered = aliased(Message)
-    query = (select(Message, Contact, Broadcast.urgent, Conversation.redacted, answered.route, answered.created_at)
+    query = (select(Message, Contact, Broadcast.urgent, Conversation.redacted, answered.handled_by, answered.created_at)
              .join(Contact, Contact.id == Message.contact_id)
              .outerjoin(Broadcast, Broadcast.id == Message.broadcast_id)
              .outerjoin(Conversation, Conversation.id == Message.conversation_id)
@@ -115,10 +115,10 @@ def _load(session: Session, ids: list[int]) -> list[_Row]:
     # A reply of a forgotten exchange (privacy.PRIVATE) has lost its links but is still a reply.
     return [_Row(m.id, m.broadcast_id, c.id, contacts.number_of(c), c.status, c.place, c.country,
                  m.body or "", m.segments or 1, m.sender or "default", m.claimed_at or utcnow(),
-                 bool(urgent) or m.broadcast_id is None, bool(redacted) or m.route == privacy.PRIVATE, m.provider,
-                 m.reply_to_id is not None or m.route == privacy.PRIVATE,
-                 route == "stop" or (asked_at is not None and c.stopped_at is not None and asked_at >= c.stopped_at))
-            for m, c, urgent, redacted, route, asked_at in session.execute(query)]
+                 bool(urgent) or m.broadcast_id is None, bool(redacted) or m.handled_by == privacy.PRIVATE, m.channel,
+                 m.reply_to_id is not None or m.handled_by == privacy.PRIVATE,
+                 answered_by == "stop" or (asked_at is not None and c.stopped_at is not None and asked_at >= c.stopped_at))
+            for m, c, urgent, redacted, answered_by, asked_at in session.execute(query)]
 
 
 def _forget_settled(writes: list[dict[str, Any]], private: dict[int, int], now: datetime) -> set[int]:
@@ -147,9 +147,9 @@ def route(box: Outbox, row: _Row) -> Route:
     """A reply leaves by the channel it answers; anything else by the routing file, chosen now."""
     if box.channels is None:
         return Route(box.provider.name, box.provider, row.sender, box.status_callback)
-    channel = row.provider if row.reply else box.channels.route(row.number)
+    channel = row.channel if row.reply else box.channels.route(row.number)
     # A broadcast row names the sender it was launched for; another channel paces by its own.
-    sender = row.sender if channel == row.provider and row.sender != "default" else box.channels.sender(channel)
+    sender = row.sender if channel == row.channel and row.sender != "default" else box.channels.sender(channel)
     return Route(channel, box.channels.provider(channel), sender,
                  box.status_callback if channel == "twilio" else None)
 
@@ -227,7 +227,7 @@ def send_batch(box: Outbox, ids: Sequence[int]) -> BatchResult:
         if way.provider is None:
             logger.error("message %s: channel %r is not configured", row.id, way.channel)
             return _Outcome({"id": row.id, "status": "failed", "error_code": "no-channel",
-                             "provider": way.channel}, "failed")
+                             "channel": way.channel}, "failed")
         box.pacer.wait(way.sender, row.segments)
         if stop.is_set() or way.channel in away or row.broadcast_id in cancelled:
             return None  # the booked slot goes unused: cheaper than a send nobody wants
@@ -305,7 +305,7 @@ def _send_one(box: Outbox, row: _Row, way: Route) -> _Outcome:
     """Send one claimed row; raise RetryLater when the provider asks us to wait."""
     assert way.provider is not None
     # The channel is written with the attempt (a forgotten exchange's reply is detached at flush).
-    also: dict[str, Any] = {"provider": way.channel}
+    also: dict[str, Any] = {"channel": way.channel}
     try:
         # `key` is one per row: a provider that keeps one message per key (a phone) never doubles it.
         sent = way.provider.send(row.number, row.body, status_callback=way.status_callback, key=f"gw-{row.id}")
@@ -321,7 +321,7 @@ def _send_one(box: Outbox, row: _Row, way: Route) -> _Outcome:
             if found is not None:
                 return _Outcome({"id": row.id, "status": "sent", "provider_id": found, **also}, "sent")
             # The reconciler asks again once any request still in flight has ended.
-            return _Outcome({"id": row.id, "error_code": exc.code or "ambiguous", "provider": way.channel},
+            return _Outcome({"id": row.id, "error_code": exc.code or "ambiguous", "channel": way.channel},
                             "unsettled")
         contact_write = None
         if exc.code in STOPPED_CODES:
@@ -401,7 +401,7 @@ def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2)) -> Rec
 
 def _provider_of(box: Outbox, row: _Row) -> Provider | None:
     """The provider a row left `sending` was handed to (its channel is written with the attempt)."""
-    return box.provider if box.channels is None else box.channels.provider(row.provider)
+    return box.provider if box.channels is None else box.channels.provider(row.channel)
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:

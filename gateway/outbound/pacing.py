@@ -4,6 +4,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+# Moved to the pure core (settings parses SENDER_RATES with it); re-exported for the callers here.
+from gateway.core.compose import parse_rates  # noqa: F401
+
 # A reservation limiter (GCRA): each send books the next free slot of its sender and waits for
 # it. One atomic script, so any number of workers on any host share one rate; Redis's clock is
 # the only clock, so host clocks that drift apart do not change the rate.
@@ -41,13 +44,3 @@ class Pacer:
         if delay > 0:
             self.sleep(delay)
         return delay
-
-
-def parse_rates(value: str | None) -> dict[str, float]:
-    """'+15005550006=1,MG123=30' -> {'+15005550006': 1.0, 'MG123': 30.0}."""
-    rates: dict[str, float] = {}
-    for part in (value or "").split(","):
-        if part.strip():
-            sender, _, rate = part.partition("=")
-            rates[sender.strip()] = float(rate)
-    return rates

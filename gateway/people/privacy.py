@@ -38,7 +38,7 @@ def detached(now: datetime) -> dict[str, Any]:
 
     Provider and provider id stay: they are how a repeated webhook is recognised and dropped.
     """
-    return {"contact_id": None, "conversation_id": None, "reply_to_id": None, "body": None, "route": None,
+    return {"contact_id": None, "conversation_id": None, "reply_to_id": None, "body": None, "handled_by": None,
             "inbox_status": None, "error": None, "claimed_at": None, "send_after": None,
             "created_at": day_of(now)}
 
@@ -66,7 +66,7 @@ def forget(session: Session, conversation_ids: Iterable[int], message_ids: Itera
     waiting = [i for i, status in outbound if status in UNSETTLED]
     if waiting:
         session.execute(update(Message).where(Message.id.in_(waiting)).values(
-            conversation_id=None, reply_to_id=None, route=PRIVATE, inbox_status=None, created_at=gone["created_at"]))
+            conversation_id=None, reply_to_id=None, handled_by=PRIVATE, inbox_status=None, created_at=gone["created_at"]))
     if convs:
         session.execute(delete(Conversation).where(Conversation.id.in_(convs)))
 

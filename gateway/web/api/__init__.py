@@ -38,7 +38,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-LANGUAGES = ("en", "ny", "es")  # the flows' languages, as `contacts import` accepts them
 STATUSES = ("active", "stopped", "blocked")
 DELIVERED = ("yes", "no", "partly")
 MAX_PER_PAGE, DEFAULT_PER_PAGE, MAX_PAGE = 200, 50, 1_000_000
@@ -265,8 +264,7 @@ def _language(field: str, value: str | None) -> str | None:
 
 
 def _languages() -> tuple[str, ...]:
-    default = current_app.config["DEFAULT_LANGUAGE"]
-    return LANGUAGES if default in LANGUAGES else (default, *LANGUAGES)
+    return services().flows.languages  # declared in flows/system.yaml, the default among them
 
 
 def _place(field: str, value: str | None) -> str | None:
@@ -803,7 +801,7 @@ def set_aside_json(m: Message, c: Contact | None, full: bool) -> dict[str, Any]:
     number = contacts.number_of(c) if c is not None else None
     return {"id": m.id, "contact_id": m.contact_id,
             "number": (number if full else mask_number(number)) if number else None,
-            "body": m.body, "error": m.error, "attempts": m.attempts, "channel": m.channel, "provider": m.provider,
+            "body": m.body, "error": m.error, "attempts": m.attempts, "channel": m.medium, "provider": m.channel,
             "received_at": _iso(m.created_at), "set_aside_at": _iso(m.handled_at)}
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway import services
 from gateway.outbound import broadcasts
-from gateway.web.api import (DEFAULT_PER_PAGE, DELIVERED, LANGUAGES, MAX_KEYWORD, MAX_NAME, MAX_PAGE, MAX_PER_PAGE, MAX_TAG, MAX_TAGS, MAX_TEXT, STATUSES)
+from gateway.web.api import (DEFAULT_PER_PAGE, DELIVERED, MAX_KEYWORD, MAX_NAME, MAX_PAGE, MAX_PER_PAGE, MAX_TAG, MAX_TAGS, MAX_TEXT, STATUSES)
 
 def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
     return {"$ref": f"#/components/{kind}/{name}"}
@@ -52,6 +53,7 @@ def _operation(summary: str, responses: dict[str, Any], *, role: str | None = "v
 
 def spec() -> dict[str, Any]:
     """OpenAPI 3.1 for every route of this blueprint."""
+    languages = list(services().flows.languages)
     nullable_str = {"type": ["string", "null"]}
     date_or_time = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
     pagination_params = [
@@ -87,12 +89,12 @@ def spec() -> dict[str, Any]:
         "ContactCreate": {"type": "object", "required": ["number"], "additionalProperties": False, "properties": {
             "number": {"type": "string", "description": "Local (0991 234 567, read in DEFAULT_COUNTRY) or international."},
             "name": {"type": ["string", "null"], "maxLength": MAX_NAME},
-            "language": {"type": ["string", "null"], "enum": [*LANGUAGES, None]},
+            "language": {"type": ["string", "null"], "enum": [*languages, None]},
             "place": {"type": ["string", "null"], "description": "Matched to the gazetteers and stored as they spell it."},
             "tags": {"type": "array", "maxItems": MAX_TAGS, "items": {"type": "string", "maxLength": MAX_TAG}}}},
         "ContactPatch": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
             "name": {"type": ["string", "null"], "maxLength": MAX_NAME},
-            "language": {"type": ["string", "null"], "enum": [*LANGUAGES, None]},
+            "language": {"type": ["string", "null"], "enum": [*languages, None]},
             "place": {"type": ["string", "null"]},
             "tags": {"type": "array", "description": "Replaces all of the contact's tags.",
                      "maxItems": MAX_TAGS, "items": {"type": "string", "maxLength": MAX_TAG}},
@@ -102,9 +104,9 @@ def spec() -> dict[str, Any]:
             "texts": {"type": "object", "description": "Language -> text; {name} and {place} are filled in. "
                       "The default language's text is required.",
                       "additionalProperties": {"type": "string", "maxLength": MAX_TEXT},
-                      "propertyNames": {"enum": list(LANGUAGES)}},
+                      "propertyNames": {"enum": languages}},
             "place": {"type": ["string", "null"], "description": "Only supporters in this place."},
-            "language": {"type": ["string", "null"], "enum": [*LANGUAGES, None],
+            "language": {"type": ["string", "null"], "enum": [*languages, None],
                          "description": "Only supporters who speak this language."},
             "tag": {"type": ["string", "null"], "maxLength": MAX_TAG, "description": "Only supporters with this tag."},
             "reply_keyword": {"type": ["string", "null"], "maxLength": MAX_KEYWORD,
@@ -159,7 +161,9 @@ def spec() -> dict[str, Any]:
             "id": {"type": "integer"}, "contact_id": {"type": ["integer", "null"]},
             "number": {**nullable_str, "description": "The sender's number; partly hidden for viewers."},
             "body": nullable_str, "error": {**nullable_str, "description": "The error's class and first line."},
-            "attempts": {"type": "integer"}, "channel": {"type": "string"}, "provider": {"type": "string"},
+            "attempts": {"type": "integer"},
+            "channel": {"type": "string", "description": "The medium: sms or whatsapp."},
+            "provider": {"type": "string", "description": "The channel it came in by: twilio, africastalking, a phone."},
             "received_at": {"type": "string", "format": "date-time"},
             "set_aside_at": {"type": ["string", "null"], "format": "date-time"}}},
         "SetAsideList": {"type": "object", "required": ["data", "pagination"], "properties": {
@@ -199,7 +203,7 @@ def spec() -> dict[str, Any]:
             "get": _operation("List contacts", {"200": _json(_ref("ContactList"), "A page of contacts.")},
                               tag="contacts", operation_id="listContacts", parameters=[
                 _query("place", "Only contacts in this place (matched to the gazetteers)."),
-                _query("language", "Only contacts with this language.", {"type": "string", "enum": list(LANGUAGES)}),
+                _query("language", "Only contacts with this language.", {"type": "string", "enum": languages}),
                 _query("tag", "Only contacts with this tag."),
                 _query("status", "Only contacts with this status.", {"type": "string", "enum": list(STATUSES)}),
                 _query("number", "Only the contact with this number (local or international)."),

@@ -28,7 +28,7 @@ from gateway.core.phones import mask_number
 bp = Blueprint("alerts", __name__, template_folder="templates")
 logger = logging.getLogger(__name__)
 
-LANGUAGES = {"en": "English", "ny": "Chichewa", "es": "Spanish"}
+LANGUAGES = {"en": "English", "ny": "Chichewa", "es": "Spanish"}  # names only: flows/system.yaml lists the languages
 MAX_TEXT = 1600          # characters a broadcast text may have (10+ segments is already a lot)
 MAX_MEASURE = 5000       # the live counter refuses more than this
 PER_PAGE = 50
@@ -53,7 +53,7 @@ STATUS_LABELS = (
 def _languages() -> list[str]:
     """The languages a broadcast can be written in, the default one first."""
     default = current_app.config["DEFAULT_LANGUAGE"]
-    return [default] + [lang for lang in LANGUAGES if lang != default]
+    return [default] + [lang for lang in services().flows.languages if lang != default]
 
 
 def _language_name(code: str | None) -> str:
@@ -272,7 +272,7 @@ def _validate(values: dict[str, Any]) -> tuple[list[str], datetime | None]:
                           f"the most is {MAX_TEXT}.")
     if values["place"] and values["place"] not in _place_names():
         errors.append("Place: choose a place from the list.")
-    if values["language"] and values["language"] not in LANGUAGES:
+    if values["language"] and values["language"] not in _languages():
         errors.append("Language: choose a language from the list.")
     if len(values["tag"]) > 40:
         errors.append("Tag: at most 40 characters.")

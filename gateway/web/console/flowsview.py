@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from gateway.web.console import role_required
 from gateway.core.flowfile import FlowError, PromptCheck, check_prompts, load_flows
+from gateway.core import steps
 
 bp = Blueprint("flowsview", __name__, template_folder="templates")
 
@@ -61,7 +62,7 @@ def index() -> ResponseReturnValue:
         prompts = []
         for number, step in enumerate(flow.steps, 1):
             label = f"{number}. {step.id}" if step.id else f"{number}."
-            for kind, texts in ((step.kind, step.texts), ("retry", step.retry)):
+            for kind, texts in steps.prompts(step):
                 if texts:
                     where = f"{flow.path}: {step.key}.{kind}"
                     prompts.append(Prompt(label, kind, [(lang, text, checks.get(f"{where}.{lang}"))

@@ -110,8 +110,8 @@ def reply(message_id: int) -> ResponseReturnValue:
     info = count_segments(body)
     now = utcnow()
     # The reply leaves by the channel the supporter wrote to (a phone, Africa's Talking, Twilio).
-    provider = (svc.channels.provider(message.provider) if svc.channels is not None else None) or svc.provider
-    out = Message(direction="out", contact_id=contact.id, reply_to_id=message.id, provider=provider.name,
+    provider = (svc.channels.provider(message.channel) if svc.channels is not None else None) or svc.provider
+    out = Message(direction="out", contact_id=contact.id, reply_to_id=message.id, channel=provider.name,
                   body=body, status="queued", encoding=info.encoding, segments=info.segments, created_at=now)
     s.add(out)
     s.flush()

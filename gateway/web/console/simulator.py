@@ -52,7 +52,7 @@ def _refusal(s: Any, number: str) -> str | None:
     if contact is None:
         return None  # new: the simulator creates it, tagged
     real = s.scalar(select(Message.id).where(Message.contact_id == contact.id,
-                                             Message.provider != PROVIDER).limit(1)) is not None
+                                             Message.channel != PROVIDER).limit(1)) is not None
     if real or SIMULATOR_TAG not in contact.tags:
         return (f"This number belongs to a real supporter. Use a test number (e.g. {DEFAULT_NUMBER}) "
                 "so their subscription is not changed.")
