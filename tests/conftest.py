@@ -3,16 +3,33 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import pytest
+import redis
 import sqlalchemy as sa
 from alembic import command
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from gateway import create_app
 from gateway.cli import alembic_config
+from gateway.models import User
+from gateway.people import accounts
 from gateway.settings import database_url
+from tests.fakes import FakeTwilio
+from tests.helpers import (
+    NUMBERS_KEY,
+    PUBLIC_BASE,
+    SECRET_KEY,
+    TWILIO_TOKEN,
+    csrf_from,
+    svc,
+)
 
 # CI sets this: a test that needs PostgreSQL or Redis must fail, never skip, if it cannot reach them.
 REQUIRE = os.environ.get("GATEWAY_REQUIRE_SERVICES") == "1"
@@ -30,10 +47,7 @@ REDIS_URL = None
 if _env_redis:
     _base, _, _db = _env_redis.rpartition("/")
     REDIS_URL = f"{_base}/{os.getpid() % 16}" if _db.isdigit() else _env_redis
-TWILIO_TOKEN = "test-auth-token"
-NUMBERS_KEY = "test-numbers-key-of-at-least-32-characters"
-SECRET_KEY = "test-secret-key-of-at-least-32-characters"  # config refuses shorter ones
-PUBLIC_BASE = "https://gateway.example.org"
+PASSWORD = "correct horse battery"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -93,30 +107,72 @@ def db_url(migrated: tuple[str, str], tmp_path: Path) -> str:
     return where
 
 
-@pytest.fixture
-def app(db_url: str, tmp_path: Path) -> Iterator:
-    """The gateway on a clean database, console provider, Twilio signatures checked."""
-    app = create_app({
+def make_app(db_url: str, tmp_path: Path, **overrides: Any) -> Flask:
+    """The gateway on this database with the test settings: console provider, Twilio signatures checked."""
+    return create_app({
         "DATABASE_URL": db_url, "REDIS_URL": None, "SECRET_KEY": SECRET_KEY, "SMS_PROVIDER": "console",
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": None,
         "PUBLIC_BASE_URL": PUBLIC_BASE, "ORG_NAME": "Our Network", "DEFAULT_COUNTRY": "MW",
-        "INSTANCE_PATH": str(tmp_path), "TESTING": True, "NUMBERS_KEY": NUMBERS_KEY,
+        "INSTANCE_PATH": str(tmp_path), "TESTING": True, "NUMBERS_KEY": NUMBERS_KEY, **overrides,
     })
-    yield app
-    app.extensions["gateway"].engine.dispose()
+
+
+def make_stack_app(db_url: str, redis_url: str | None, tmp_path: Path, **overrides: Any) -> Flask:
+    """make_app on one of the two stacks (SQLite + in-process queue, or PostgreSQL + Redis), sending at once."""
+    at_once = {"QUIET_HOURS": "off", "SENDER_RATE": 1000.0, "SENDER_RATES": ""}
+    return make_app(db_url, tmp_path, REDIS_URL=redis_url, **{**at_once, **overrides})
 
 
 @pytest.fixture
-def client(app):  # type: ignore[no-untyped-def]
+def app(db_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """The gateway on a clean database, console provider, Twilio signatures checked."""
+    app = make_app(db_url, tmp_path)
+    yield app
+    svc(app).engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
     """A test client for the app."""
     return app.test_client()
 
 
 @pytest.fixture
-def runner(app):  # type: ignore[no-untyped-def]
+def runner(app: Flask) -> FlaskCliRunner:
     """A runner for the app's command-line commands."""
     return app.test_cli_runner()
+
+
+class Auth:
+    """Logs a test client in as an account of a given role (created on first use)."""
+
+    def __init__(self, app: Flask, client: FlaskClient) -> None:
+        self.app, self.client = app, client
+
+    def user(self, role: str) -> str:
+        """The email of the account with this role, created if new."""
+        email = f"{role}@example.org"
+        with svc(self.app).sessions() as s, s.begin():
+            if s.scalar(select(User.id).where(User.email == email)) is None:
+                accounts.create_user(s, email, role, PASSWORD)
+        return email
+
+    def login(self, role: str = "organizer") -> TestResponse:
+        """Log in through the login form, as a person would."""
+        email = self.user(role)
+        token = csrf_from(self.client.get("/login").get_data(as_text=True))
+        return self.client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+
+    def csrf(self, path: str = "/") -> str:
+        """A CSRF token from a page the logged-in user can see."""
+        return csrf_from(self.client.get(path).get_data(as_text=True))
+
+
+@pytest.fixture
+def auth(app: Flask, client: FlaskClient) -> Auth:
+    """Log the test client in: auth.login('viewer' | 'organizer' | 'admin')."""
+    return Auth(app, client)
 
 
 @pytest.fixture
@@ -126,8 +182,6 @@ def redis_url(migrated: tuple[str, str]) -> str | None:
         return None
     if REDIS_URL is None:
         unavailable("Redis", "REDIS_URL is not set")
-    import redis
-
     client = redis.Redis.from_url(REDIS_URL)
     try:
         client.flushdb()
@@ -139,110 +193,25 @@ def redis_url(migrated: tuple[str, str]) -> str | None:
 
 
 @pytest.fixture
-def fake_twilio() -> Iterator:
+def fake_twilio() -> Iterator[FakeTwilio]:
     """A fake Twilio REST API on loopback, reached by the real twilio SDK."""
-    from tests.fakes import FakeTwilio
-
     with FakeTwilio() as fake:
         yield fake
 
 
-def make_stack_app(db_url: str, redis_url: str | None, tmp_path: Path, **overrides):  # type: ignore[no-untyped-def]
-    """The gateway on one of the two stacks: SQLite + in-process queue, or PostgreSQL + Redis."""
-    config = {
-        "DATABASE_URL": db_url, "REDIS_URL": redis_url, "SECRET_KEY": SECRET_KEY, "SMS_PROVIDER": "console",
-        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": None,
-        "PUBLIC_BASE_URL": PUBLIC_BASE, "ORG_NAME": "Our Network", "DEFAULT_COUNTRY": "MW",
-        "INSTANCE_PATH": str(tmp_path), "TESTING": True, "QUIET_HOURS": "off",
-        "SENDER_RATE": 1000.0, "SENDER_RATES": "", "NUMBERS_KEY": NUMBERS_KEY,
-    }
-    config.update(overrides)
-    return create_app(config)
-
-
 @pytest.fixture
-def stack_app(db_url: str, redis_url: str | None, tmp_path: Path) -> Iterator:
+def stack_app(db_url: str, redis_url: str | None, tmp_path: Path) -> Iterator[Flask]:
     """The app with the console provider on both stacks (embedded, and PostgreSQL + Redis)."""
     app = make_stack_app(db_url, redis_url, tmp_path)
     yield app
-    app.extensions["gateway"].engine.dispose()
+    svc(app).engine.dispose()
 
 
 @pytest.fixture
-def twilio_app(db_url: str, redis_url: str | None, tmp_path: Path, fake_twilio) -> Iterator:  # type: ignore[no-untyped-def]
+def twilio_app(db_url: str, redis_url: str | None, tmp_path: Path, fake_twilio: FakeTwilio) -> Iterator[Flask]:
     """The app sending through the real twilio SDK to the fake Twilio API, on both stacks."""
     app = make_stack_app(db_url, redis_url, tmp_path, SMS_PROVIDER="twilio",
                          TWILIO_ACCOUNT_SID=fake_twilio.account_sid, TWILIO_AUTH_TOKEN=fake_twilio.auth_token,
                          TWILIO_API_BASE_URL=fake_twilio.base_url)
     yield app
-    app.extensions["gateway"].engine.dispose()
-
-
-PASSWORD = "correct horse battery"
-
-
-def csrf_from(html: str) -> str:
-    """The CSRF token of the first form on a page."""
-    import re
-
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
-    assert match, "no csrf_token in the page"
-    return match.group(1)
-
-
-class Auth:
-    """Logs a test client in as an account of a given role (created on first use)."""
-
-    def __init__(self, app, client) -> None:  # type: ignore[no-untyped-def]
-        self.app, self.client = app, client
-
-    def user(self, role: str) -> str:
-        from sqlalchemy import select
-
-        from gateway.people import accounts
-        from gateway.models import User
-
-        email = f"{role}@example.org"
-        with self.app.extensions["gateway"].sessions() as s, s.begin():
-            if s.scalar(select(User.id).where(User.email == email)) is None:
-                accounts.create_user(s, email, role, PASSWORD)
-        return email
-
-    def login(self, role: str = "organizer"):  # type: ignore[no-untyped-def]
-        email = self.user(role)
-        token = csrf_from(self.client.get("/login").get_data(as_text=True))
-        return self.client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-
-    def csrf(self, path: str = "/") -> str:
-        """A CSRF token from a page the logged-in user can see."""
-        return csrf_from(self.client.get(path).get_data(as_text=True))
-
-
-@pytest.fixture
-def auth(app, client) -> Auth:  # type: ignore[no-untyped-def]
-    """Log the test client in: auth.login('viewer' | 'organizer' | 'admin')."""
-    return Auth(app, client)
-
-
-def launch_to_zomba(app, numbers: list[str], text: str, sender: str) -> list[int]:  # type: ignore[no-untyped-def]
-    """Active, consenting contacts in Zomba and a broadcast launched to them; its outbox ids."""
-    from sqlalchemy import select
-
-    from gateway.outbound import broadcasts
-    from gateway.people.contacts import new_contact
-    from gateway.models import Message, utcnow
-    from gateway.core.phones import normalise_number
-
-    svc = app.extensions["gateway"]
-    now = utcnow()
-    with svc.sessions() as s, s.begin():
-        for n in numbers:
-            assert normalise_number(n).value == n
-            s.add(new_contact(s, n, country="MW", status="active", consent_at=now, place="Zomba", language="en"))
-        s.flush()
-        b = broadcasts.create(s, {"en": text}, place="Zomba")
-        assert broadcasts.launch(s, b, "twilio", sender) == len(numbers)
-        bid = b.id
-    with svc.sessions() as s:
-        return list(s.scalars(select(Message.id).where(Message.broadcast_id == bid).order_by(Message.id)))
+    svc(app).engine.dispose()

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from gateway.people import accounts
 from gateway.outbound import jobs as queue
 from gateway.people.contacts import number_is
-from gateway.models import AuditEvent, Broadcast, Contact, Report, User
+from gateway.models import Broadcast, Contact, Report, User
+from tests.helpers import audit_events
 from tests.transcript import Phone
 
 ZOMBA_1, ZOMBA_2, ZOMBA_3, BLANTYRE = "+265991234501", "+265991234502", "+265991234503", "+265991234504"
@@ -56,11 +57,6 @@ def add_contact(api, token: str, number: str, **fields: Any) -> dict[str, Any]: 
     response = api.post("/api/v1/contacts", headers=bearer(token), json={"number": number, **fields})
     assert response.status_code == 201, response.get_data(as_text=True)
     return response.get_json()
-
-
-def audit_events(app, action: str) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
-    with app.extensions["gateway"].sessions() as s:
-        return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
 
 
 def count(app, model: type) -> int:  # type: ignore[no-untyped-def]

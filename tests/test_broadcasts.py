@@ -3,29 +3,31 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import Result
+from flask import Flask
 from sqlalchemy import func, select
 
-from gateway.outbound import broadcasts
-from gateway.outbound import outbox
-from gateway.outbound import jobs as queue
-from gateway.outbound import jobs as tasks
 from gateway.core.compose import render
-from gateway.people.contacts import new_contact, number_is, number_of
-from gateway.models import Broadcast, Contact, ContactTag, Message, Pledge, utcnow
 from gateway.core.segments import count_segments
-from gateway.core.phones import country_of
+from gateway.models import Broadcast, Contact, Message, Pledge, utcnow
+from gateway.outbound import broadcasts, jobs, outbox
+from gateway.people.contacts import number_is
+from tests import helpers
 from tests.conftest import make_stack_app
+from tests.helpers import add, join, launch, queued_ids, rows, sent, svc, work
 from tests.transcript import Phone
 
 PRICES = {"MW": 0.1, "*": 0.05}
 THANKS = "Thank you! Your pledge is counted. Together we are heard."
 HINT = "Sorry, we did not understand. Text JOIN to join, REPORT to report a service, HELP for help."
+STOPPED = "You will get no more messages from Our Network. Text START to join again."
 WELCOME_BACK = "Welcome back to Our Network. You will get our alerts again. Text STOP to end, HELP for help."
 TEXTS = {
     "en": "Hello {name}, the clinic in {place} has no nurse. Come to the boma on Friday!",
@@ -47,86 +49,28 @@ def hn(i: int) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
-def svc(app):  # type: ignore[no-untyped-def]
-    return app.extensions["gateway"]
+def create(app: Flask, texts: dict[str, str] | None = None, **options: Any) -> int:
+    """A draft broadcast (the clinic alert unless other texts are given); return its id."""
+    return helpers.create(app, texts or {"en": TEXTS["en"]}, **options)
 
 
-def add(app, number: str, *, name: str | None = None, language: str | None = "en",  # type: ignore[no-untyped-def]
-        place: str | None = "Zomba", tags: tuple[str, ...] = (), consent: bool = True,
-        status: str = "active") -> int:
-    """Insert a contact directly (faster than a JOIN conversation); return its id."""
-    with svc(app).sessions() as s, s.begin():
-        c = new_contact(s, number, name=name, language=language, place=place, country=country_of(number),
-                    status=status, consent_at=utcnow() - timedelta(days=1) if consent else None)
-        s.add(c)
-        s.flush()
-        s.add_all(ContactTag(contact_id=c.id, tag=t) for t in tags)
-        return c.id
-
-
-def join(app, number: str, name: str, place: str, interests: str) -> None:  # type: ignore[no-untyped-def]
-    """Enrol through the real inbound path, as a supporter's phone would."""
-    phone = Phone(app)
-    for text in ("JOIN", name, place, interests):
-        assert phone.send(number, text), f"no reply to {text!r}"
-
-
-def create(app, texts: dict[str, str] | None = None, **options: Any) -> int:  # type: ignore[no-untyped-def]
-    """A draft broadcast; return its id."""
-    with svc(app).sessions() as s, s.begin():
-        return broadcasts.create(s, texts or {"en": TEXTS["en"]}, **options).id
-
-
-def launch(app, bid: int, *, enqueue: bool = True) -> list[int]:  # type: ignore[no-untyped-def]
-    """Launch (rows committed first), then enqueue the queued ids as the CLI does; return them."""
-    with svc(app).sessions() as s, s.begin():
-        broadcasts.launch(s, s.get(Broadcast, bid), "console", "console")
-    ids = queued_ids(app, bid)
-    if enqueue:
-        queue.enqueue_ids(svc(app).redis, ids)
-    return ids
-
-
-def queued_ids(app, bid: int) -> list[int]:  # type: ignore[no-untyped-def]
-    with svc(app).sessions() as s:
-        return list(s.scalars(select(Message.id).where(Message.broadcast_id == bid, Message.status == "queued")
-                              .order_by(Message.id)))
-
-
-def work(app) -> None:  # type: ignore[no-untyped-def]
-    """Run every due job, as a worker would, on this stack's queue."""
-    with app.app_context():
-        queue.work_burst(svc(app).redis)
-
-
-def sent(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    return list(svc(app).provider.sent)
-
-
-def rows(app, bid: int) -> dict[str, Message]:  # type: ignore[no-untyped-def]
-    """The broadcast's outbox rows by recipient number."""
-    with svc(app).sessions() as s:
-        return {number_of(c): m for m, c in s.execute(select(Message, Contact).join(Contact, Contact.id == Message.contact_id)
-                                                  .where(Message.broadcast_id == bid))}
-
-
-def progress(app, bid: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def progress(app: Flask, bid: int) -> dict[str, Any]:
     with svc(app).sessions() as s:
         return broadcasts.progress(s, bid)
 
 
-def last_inbound(app, number: str) -> Message:  # type: ignore[no-untyped-def]
+def last_inbound(app: Flask, number: str) -> Message:
     with svc(app).sessions() as s:
         return s.scalars(select(Message).join(Contact, Contact.id == Message.contact_id).where(
             number_is(s, number), Message.direction == "in").order_by(Message.id.desc())).first()
 
 
-def pledges(app) -> list[tuple[int, int, str | None]]:  # type: ignore[no-untyped-def]
+def pledges(app: Flask) -> list[tuple[int, int, str | None]]:
     with svc(app).sessions() as s:
         return sorted(s.execute(select(Pledge.broadcast_id, Pledge.contact_id, Pledge.place)).tuples())
 
 
-def cli(app, *args: str):  # type: ignore[no-untyped-def]
+def cli(app: Flask, *args: str) -> Result:
     result = app.test_cli_runner().invoke(args=list(args))
     assert result.exit_code == 0, result.output
     return result
@@ -135,7 +79,7 @@ def cli(app, *args: str):  # type: ignore[no-untyped-def]
 # --------------------------------------------------------------------------- audience and sending
 
 
-def test_segment_gets_one_alert_each_in_their_language(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_segment_gets_one_alert_each_in_their_language(stack_app: Flask) -> None:
     """Zomba's active consenting contacts get exactly one alert each, in their language, merged."""
     app = stack_app
     join(app, mw(1), "Chikondi", "zomba", "1")                      # en, through the real JOIN flow
@@ -164,12 +108,12 @@ def test_segment_gets_one_alert_each_in_their_language(stack_app) -> None:  # ty
 
     work(app)  # a second worker pass finds nothing to do
     with app.app_context():
-        again = tasks.send_batch(ids)  # nor does a job that runs twice
+        again = jobs.send_batch(ids)  # nor does a job that runs twice
     assert again["sent"] == 0
     assert len(sent(app)) == 4
 
 
-def test_language_and_tag_filters(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_language_and_tag_filters(stack_app: Flask) -> None:
     """A language or tag filter narrows the audience; filters combine with the place."""
     app = stack_app
     add(app, mw(1), language="en", tags=("health",))
@@ -190,7 +134,7 @@ def test_language_and_tag_filters(stack_app) -> None:  # type: ignore[no-untyped
     assert audience(tag="farming") == set()
 
 
-def test_launching_twice_is_refused(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_launching_twice_is_refused(stack_app: Flask) -> None:
     """A launched broadcast cannot be launched again; the first rows stay as they were."""
     app = stack_app
     add(app, mw(1))
@@ -202,7 +146,7 @@ def test_launching_twice_is_refused(stack_app) -> None:  # type: ignore[no-untyp
     assert queued_ids(app, bid) == first and len(first) == 2
 
 
-def test_outbox_rows_are_unique_per_broadcast_and_contact(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_outbox_rows_are_unique_per_broadcast_and_contact(stack_app: Flask) -> None:
     """Even a launch that slips past the status check cannot write a second row for a contact."""
     app = stack_app
     add(app, mw(1))
@@ -222,7 +166,7 @@ def test_outbox_rows_are_unique_per_broadcast_and_contact(stack_app) -> None:  #
 # --------------------------------------------------------------------------- preview
 
 
-def test_preview_counts_recipients_segments_after_merge_and_cost(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_preview_counts_recipients_segments_after_merge_and_cost(stack_app: Flask) -> None:
     """Per language: recipients, encoding and segments with the longest name; cost by country."""
     app = stack_app
     en = "Dear {name}, " + "w" * (150 - len("Dear, "))   # 150 GSM-7 characters without a name
@@ -258,7 +202,7 @@ def test_preview_counts_recipients_segments_after_merge_and_cost(stack_app) -> N
         assert s.scalar(select(func.count()).select_from(Message)) == 0
 
 
-def test_preview_counts_a_name_that_forces_ucs2(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_preview_counts_a_name_that_forces_ucs2(stack_app: Flask) -> None:
     """A recipient named 'María' gets a UCS-2 text; the preview's worst case says so."""
     app = stack_app
     text = "Hola {name}, " + "v" * 120
@@ -276,15 +220,21 @@ def test_preview_counts_a_name_that_forces_ucs2(stack_app) -> None:  # type: ign
 # --------------------------------------------------------------------------- stop and cancel
 
 
-def test_stop_between_launch_and_send_is_honoured(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_stop_between_launch_and_send_is_honoured(stack_app: Flask) -> None:
     """A contact who texts STOP after the launch is skipped when the job runs."""
     app = stack_app
     add(app, mw(1), name="Stays")
     add(app, mw(2), name="Leaves")
-    bid = create(app, place="Zomba")
-    launch(app, bid)
-    assert Phone(app).send(mw(2), "STOP") == ["You will get no more messages from Our Network. Text START to join again."]
-    work(app)
+    phone = Phone(app)
+    phone.run(f"""
+        @ launch to Zomba: Hello {{name}}, the clinic in {{place}} has no nurse. Come to the boma on Friday!
+        {mw(2)} > STOP
+        {mw(2)} < {STOPPED}
+        @ worker
+        {mw(1)} < Hello Stays, the clinic in Zomba has no nurse. Come to the boma on Friday!
+        {mw(2)} <
+    """)
+    [bid] = phone.broadcasts
 
     assert [to for to, _ in sent(app)] == [mw(1)]
     r = rows(app, bid)
@@ -293,7 +243,7 @@ def test_stop_between_launch_and_send_is_honoured(stack_app) -> None:  # type: i
     assert (p["status"], p["counts"]["sent"], p["counts"]["skipped"]) == ("done", 1, 1)
 
 
-def test_cancel_after_launch_sends_nothing(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_after_launch_sends_nothing(stack_app: Flask) -> None:
     """Cancelled before its jobs run: no text goes out, every row and the broadcast are cancelled."""
     app = stack_app
     for i in range(3):
@@ -310,7 +260,7 @@ def test_cancel_after_launch_sends_nothing(stack_app) -> None:  # type: ignore[n
     assert (p["status"], p["counts"]["cancelled"], p["counts"]["sent"]) == ("cancelled", 3, 0)
 
 
-def test_cancel_command(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_command(stack_app: Flask) -> None:
     """`broadcast cancel ID` stops what was not sent and says how much."""
     app = stack_app
     add(app, mw(1))
@@ -330,19 +280,19 @@ def test_cancel_command(stack_app) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def quiet_app(db_url: str, redis_url: str | None, tmp_path: Path) -> Iterator:
+def quiet_app(db_url: str, redis_url: str | None, tmp_path: Path) -> Iterator[Flask]:
     """The stack app with quiet hours 21:00-07:00 in each recipient's local time."""
     app = make_stack_app(db_url, redis_url, tmp_path, QUIET_HOURS="21:00-07:00")
     yield app
     svc(app).engine.dispose()
 
 
-def clock(app, when: datetime) -> outbox.Outbox:  # type: ignore[no-untyped-def]
+def clock(app: Flask, when: datetime) -> outbox.Outbox:
     """The app's outbox with its clock fixed at `when` (naive UTC)."""
     return dataclasses.replace(svc(app).outbox(), now=lambda: when)
 
 
-def test_quiet_hours_hold_until_morning_in_each_recipients_time(quiet_app) -> None:  # type: ignore[no-untyped-def]
+def test_quiet_hours_hold_until_morning_in_each_recipients_time(quiet_app: Flask) -> None:
     """22:30 in Zomba: held until 07:00 there (05:00 UTC); 14:30 in Choluteca: sent at once."""
     app = quiet_app
     add(app, mw(1), name="Zomba Night")
@@ -355,7 +305,7 @@ def test_quiet_hours_hold_until_morning_in_each_recipients_time(quiet_app) -> No
     assert [to for to, _ in sent(app)] == [hn(1)]
     held = rows(app, bid)[mw(1)]
     assert (held.status, held.send_after, held.claimed_at) == ("queued", datetime(2026, 11, 24, 5, 0), None)
-    assert queue.get_queue(svc(app).redis).scheduled_job_registry.count == 1  # a job waits for the morning
+    assert jobs.get_queue(svc(app).redis).scheduled_job_registry.count == 1  # a job waits for the morning
     assert progress(app, bid)["status"] == "sending"
 
     early = outbox.send_batch(clock(app, datetime(2026, 11, 24, 4, 59, 59)), ids)
@@ -366,7 +316,7 @@ def test_quiet_hours_hold_until_morning_in_each_recipients_time(quiet_app) -> No
     assert progress(app, bid)["status"] == "done"
 
 
-def test_urgent_broadcast_ignores_quiet_hours(quiet_app) -> None:  # type: ignore[no-untyped-def]
+def test_urgent_broadcast_ignores_quiet_hours(quiet_app: Flask) -> None:
     """An urgent alert goes out at 22:30 local; an ordinary one waits for 08:00."""
     app = quiet_app
     add(app, mw(1), name="Chikondi")
@@ -384,29 +334,34 @@ def test_urgent_broadcast_ignores_quiet_hours(quiet_app) -> None:  # type: ignor
 # --------------------------------------------------------------------------- pledges
 
 
-def alert_with_pledges(app, **options: Any) -> int:  # type: ignore[no-untyped-def]
-    """Launch and send a Zomba+Blantyre alert counting YES replies; return its id."""
-    bid = create(app, {"en": "Will you come to the boma on Friday? Reply YES"}, reply_keyword="YES", **options)
-    launch(app, bid)
-    work(app)
-    return bid
+ALERT = "Will you come to the boma on Friday? Reply YES"
 
 
-def test_yes_replies_are_counted_once_per_contact_by_place(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_yes_replies_are_counted_once_per_contact_by_place(stack_app: Flask) -> None:
     """'yes' and 'Yes!' are pledges; a second YES is neither counted nor thanked again."""
     app = stack_app
     a = add(app, mw(1), place="Zomba")
     b = add(app, mw(2), place="Blantyre")
     c = add(app, mw(3), place="Zomba")
     add(app, mw(4), place="Zomba")  # got the alert, never replied
-    bid = alert_with_pledges(app)
-    assert len(sent(app)) == 4
     phone = Phone(app)
-
-    assert phone.send(mw(1), "yes") == [THANKS]
-    assert phone.send(mw(2), "Yes!") == [THANKS]
-    assert phone.send(mw(3), "YES") == [THANKS]
-    assert phone.send(mw(1), "YES") == []          # counted once, thanked once
+    phone.run(f"""
+        @ alert counting YES: {ALERT}
+        {mw(1)} < {ALERT}
+        {mw(2)} < {ALERT}
+        {mw(3)} < {ALERT}
+        {mw(4)} < {ALERT}
+        {mw(1)} > yes
+        {mw(1)} < {THANKS}
+        {mw(2)} > Yes!
+        {mw(2)} < {THANKS}
+        {mw(3)} > YES
+        {mw(3)} < {THANKS}
+        # counted once, thanked once
+        {mw(1)} > YES
+        {mw(1)} <
+    """)
+    [bid] = phone.broadcasts
     assert last_inbound(app, mw(1)).handled_by == "pledge"
 
     assert pledges(app) == sorted([(bid, a, "Zomba"), (bid, b, "Blantyre"), (bid, c, "Zomba")])
@@ -414,19 +369,24 @@ def test_yes_replies_are_counted_once_per_contact_by_place(stack_app) -> None:  
     assert (p["pledges"], p["pledges_by_place"], p["reply_keyword"]) == (3, {"Zomba": 2, "Blantyre": 1}, "YES")
 
 
-def test_yes_from_someone_who_got_no_alert_goes_to_the_inbox(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_yes_from_someone_who_got_no_alert_goes_to_the_inbox(stack_app: Flask) -> None:
     """A YES from a supporter outside the alert's audience is an inbox message, not a pledge."""
     app = stack_app
     add(app, mw(1), place="Zomba")
     add(app, mw(2), place="Blantyre")
-    alert_with_pledges(app, place="Zomba")
-    assert Phone(app).send(mw(2), "YES") == [HINT]
+    Phone(app).run(f"""
+        @ alert to Zomba counting YES: {ALERT}
+        {mw(1)} < {ALERT}
+        {mw(2)} <
+        {mw(2)} > YES
+        {mw(2)} < {HINT}
+    """)
     msg = last_inbound(app, mw(2))
     assert (msg.handled_by, msg.inbox_status) == ("inbox", "open")
     assert pledges(app) == []
 
 
-def test_yes_to_an_alert_that_was_cancelled_before_it_reached_them(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_yes_to_an_alert_that_was_cancelled_before_it_reached_them(stack_app: Flask) -> None:
     """A supporter whose alert was cancelled before it was sent did not receive it: YES goes to the inbox."""
     app = stack_app
     add(app, mw(1), place="Zomba")
@@ -440,26 +400,29 @@ def test_yes_to_an_alert_that_was_cancelled_before_it_reached_them(stack_app) ->
     assert pledges(app) == []
 
 
-def test_yes_after_the_pledge_window_is_not_a_pledge(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_yes_after_the_pledge_window_is_not_a_pledge(stack_app: Flask) -> None:
     """With a one-hour window, YES after 59 minutes is a pledge and after 61 minutes is not."""
     app = stack_app
     on_time = add(app, mw(1))
     add(app, mw(2))
-    bid = create(app, {"en": "Will you come on Friday? Reply YES"}, reply_keyword="YES")
-    with svc(app).sessions() as s, s.begin():
-        s.get(Broadcast, bid).pledge_window_hours = 1
-    launch(app, bid)
-    work(app)
-    with svc(app).sessions() as s:
-        launched = s.get(Broadcast, bid).launched_at
-
-    assert Phone(app, now=launched + timedelta(minutes=59)).send(mw(1), "YES") == [THANKS]
-    assert Phone(app, now=launched + timedelta(minutes=61)).send(mw(2), "YES") == [HINT]
+    phone = Phone(app)
+    phone.run(f"""
+        @ alert counting YES within 1h: Will you come on Friday? Reply YES
+        {mw(1)} < Will you come on Friday? Reply YES
+        {mw(2)} < Will you come on Friday? Reply YES
+        ~ 59m
+        {mw(1)} > YES
+        {mw(1)} < {THANKS}
+        ~ 2m
+        {mw(2)} > YES
+        {mw(2)} < {HINT}
+    """)
+    [bid] = phone.broadcasts
     assert last_inbound(app, mw(2)).handled_by == "inbox"
     assert pledges(app) == [(bid, on_time, "Zomba")]
 
 
-def test_pledge_window_of_a_scheduled_alert_starts_when_it_is_sent(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_pledge_window_of_a_scheduled_alert_starts_when_it_is_sent(stack_app: Flask) -> None:
     """An alert scheduled 2 hours ahead with a 1-hour window still counts a YES 10 minutes after it arrives."""
     app = stack_app
     add(app, mw(1))
@@ -473,14 +436,20 @@ def test_pledge_window_of_a_scheduled_alert_starts_when_it_is_sent(stack_app) ->
     assert Phone(app, now=launched + timedelta(hours=2, minutes=10)).send(mw(1), "YES") == [THANKS]
 
 
-def test_yes_from_a_stopped_recipient_restarts_them_and_is_no_pledge(stack_app) -> None:  # type: ignore[no-untyped-def]
+def test_yes_from_a_stopped_recipient_restarts_them_and_is_no_pledge(stack_app: Flask) -> None:
     """A recipient who stopped and then texts YES is welcomed back; no pledge is counted."""
     app = stack_app
     add(app, mw(1))
-    bid = alert_with_pledges(app)
     phone = Phone(app)
-    assert phone.send(mw(1), "STOP")
-    assert phone.send(mw(1), "YES") == [WELCOME_BACK]
+    phone.run(f"""
+        @ alert counting YES: {ALERT}
+        {mw(1)} < {ALERT}
+        {mw(1)} > STOP
+        {mw(1)} < {STOPPED}
+        {mw(1)} > YES
+        {mw(1)} < {WELCOME_BACK}
+    """)
+    [bid] = phone.broadcasts
     assert last_inbound(app, mw(1)).handled_by == "start"
     assert pledges(app) == [] and progress(app, bid)["pledges"] == 0
     with svc(app).sessions() as s:
@@ -490,7 +459,7 @@ def test_yes_from_a_stopped_recipient_restarts_them_and_is_no_pledge(stack_app) 
 # --------------------------------------------------------------------------- command line
 
 
-def test_send_then_status_commands(stack_app, redis_url: str | None) -> None:  # type: ignore[no-untyped-def]
+def test_send_then_status_commands(stack_app: Flask, redis_url: str | None) -> None:
     """`broadcast send` launches (and sends itself when embedded); `broadcast status --json` reports it."""
     app = stack_app
     add(app, mw(1), name="Chikondi")

@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from gateway.outbound import jobs, outbox
-from gateway.people.contacts import number_is, number_of
-from gateway.models import Contact, Message
+from gateway.people.contacts import number_is
+from gateway.models import Contact
 from gateway.outbound.pacing import Pacer
-from tests.conftest import launch_to_zomba, make_stack_app
+from tests.conftest import make_stack_app
+from tests.helpers import launch_to_zomba, rows, send
 from tests.fakes import FakeTwilio
 from tests.fakes.africastalking_api import FakeAfricasTalking
 from tests.fakes.android_api import FakeAndroidPhone
@@ -60,17 +61,6 @@ routes:
   - {prefix: "+26588", via: android}
 default: twilio
 """
-
-
-def send(app: Any, ids: list[int]) -> dict[str, Any]:
-    with app.app_context():
-        return jobs.send_batch(ids)
-
-
-def rows(app: Any) -> dict[str, Message]:
-    with app.extensions["gateway"].sessions() as s:
-        return {number_of(c): m for m, c in s.execute(select(Message, Contact).join(Contact, Contact.id == Message.contact_id)
-                                                  .where(Message.direction == "out"))}
 
 
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float]]:

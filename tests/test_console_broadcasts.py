@@ -6,12 +6,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from werkzeug.test import TestResponse
 
-from gateway.outbound import jobs as queue
-from gateway.people.contacts import new_contact
-from gateway.models import AuditEvent, Broadcast, ContactTag, Message, utcnow
-from gateway.core.phones import country_of
+from gateway.models import AuditEvent, Broadcast, Message, utcnow
+from gateway.outbound import jobs
+from tests.conftest import Auth
+from tests.helpers import add, svc, work
 
 TEXT = "Hello {name}, the clinic in {place} has no nurse. Come to the boma on Friday!"
 
@@ -21,27 +24,12 @@ def mw(i: int) -> str:
 
 
 @pytest.fixture(autouse=True)
-def fast_sending(app):  # type: ignore[no-untyped-def]
+def fast_sending(app: Flask) -> None:
     """Send at any hour and without pacing waits, so a burst sends everything due."""
     app.config.update(QUIET_HOURS="off", SENDER_RATE=1000.0, SMS_PRICES="MW=0.1,*=0.05")
 
 
-def svc(app):  # type: ignore[no-untyped-def]
-    return app.extensions["gateway"]
-
-
-def add(app, number: str, *, name: str | None = None, language: str | None = "en",  # type: ignore[no-untyped-def]
-        place: str | None = "Zomba", tags: tuple[str, ...] = (), consent: bool = True) -> int:
-    with svc(app).sessions() as s, s.begin():
-        c = new_contact(s, number, name=name, language=language, place=place, country=country_of(number),
-                    status="active", consent_at=utcnow() - timedelta(days=1) if consent else None)
-        s.add(c)
-        s.flush()
-        s.add_all(ContactTag(contact_id=c.id, tag=t) for t in tags)
-        return c.id
-
-
-def audience_of_three(app) -> None:  # type: ignore[no-untyped-def]
+def audience_of_three(app: Flask) -> None:
     add(app, mw(1), name="Chikondi", tags=("health",))
     add(app, mw(2), name="Grace", language="ny", tags=("health",))
     add(app, mw(3), name="Ana", language="es")
@@ -49,43 +37,38 @@ def audience_of_three(app) -> None:  # type: ignore[no-untyped-def]
     add(app, mw(5), name="Never", consent=False)
 
 
-def work(app) -> None:  # type: ignore[no-untyped-def]
-    with app.app_context():
-        queue.work_burst(svc(app).redis)
-
-
-def post_json(client, path: str, data: Any, token: str | None):  # type: ignore[no-untyped-def]
+def post_json(client: FlaskClient, path: str, data: Any, token: str | None) -> TestResponse:
     headers = {"X-CSRFToken": token} if token else {}
     return client.post(path, json=data, headers=headers)
 
 
-def compose(client, token: str, **fields: str):  # type: ignore[no-untyped-def]
+def compose(client: FlaskClient, token: str, **fields: str) -> TestResponse:
     data = {"csrf_token": token, "text_en": TEXT, "text_ny": "", "text_es": "", "place": "Zomba",
             "language": "", "tag": "", "reply_keyword": "", "send_at": ""}
     data.update(fields)
     return client.post("/broadcasts/new", data=data)
 
 
-def draft_id(response) -> int:  # type: ignore[no-untyped-def]
+def draft_id(response: TestResponse) -> int:
     assert response.status_code == 302, response.get_data(as_text=True)
     match = re.fullmatch(r".*/broadcasts/(\d+)", response.headers["Location"])
     assert match, response.headers["Location"]
     return int(match.group(1))
 
 
-def broadcast(app, bid: int) -> Broadcast:  # type: ignore[no-untyped-def]
+def broadcast(app: Flask, bid: int) -> Broadcast:
     with svc(app).sessions() as s:
         b = s.get(Broadcast, bid)
         assert b is not None
         return b
 
 
-def outbox(app, bid: int) -> list[Message]:  # type: ignore[no-untyped-def]
+def outbox(app: Flask, bid: int) -> list[Message]:
     with svc(app).sessions() as s:
         return list(s.scalars(select(Message).where(Message.broadcast_id == bid)))
 
 
-def audits(app, action: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def audits(app: Flask, action: str) -> list[dict[str, Any]]:
     with svc(app).sessions() as s:
         return [e.detail for e in s.scalars(select(AuditEvent).where(AuditEvent.action == action))]
 
@@ -93,7 +76,7 @@ def audits(app, action: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped
 # --------------------------------------------------------------------------- live counter and audience
 
 
-def test_measure_counts_like_the_sms_module(client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_measure_counts_like_the_sms_module(client: FlaskClient, auth: Auth) -> None:
     auth.login("organizer")
     token = auth.csrf("/broadcasts/new")
 
@@ -126,7 +109,7 @@ def test_measure_counts_like_the_sms_module(client, auth) -> None:  # type: igno
     assert post_json(client, "/broadcasts/measure", ["x"], token).status_code == 400
 
 
-def test_measure_fills_merge_fields_with_the_longest_name(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_measure_fills_merge_fields_with_the_longest_name(app: Flask, client: FlaskClient, auth: Auth) -> None:
     add(app, mw(1), name="N" * 30)
     auth.login("organizer")
     token = auth.csrf("/broadcasts/new")
@@ -134,7 +117,7 @@ def test_measure_fills_merge_fields_with_the_longest_name(app, client, auth) -> 
     assert m["characters"] == len("Hi ") + 30 and m["merge_fields"] is True
 
 
-def test_audience_count(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_audience_count(app: Flask, client: FlaskClient, auth: Auth) -> None:
     audience_of_three(app)
     auth.login("organizer")
     token = auth.csrf("/broadcasts/new")
@@ -152,7 +135,7 @@ def test_audience_count(app, client, auth) -> None:  # type: ignore[no-untyped-d
     assert post_json(client, "/broadcasts/audience", "Zomba", token).status_code == 400
 
 
-def test_compose_page_has_the_fields_and_no_inline_code(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_compose_page_has_the_fields_and_no_inline_code(app: Flask, client: FlaskClient, auth: Auth) -> None:
     audience_of_three(app)
     auth.login("organizer")
     html = client.get("/broadcasts/new").get_data(as_text=True)
@@ -169,7 +152,7 @@ def test_compose_page_has_the_fields_and_no_inline_code(app, client, auth) -> No
 # --------------------------------------------------------------------------- compose, preview, launch, progress
 
 
-def test_compose_preview_launch_and_progress(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_compose_preview_launch_and_progress(app: Flask, client: FlaskClient, auth: Auth) -> None:
     audience_of_three(app)
     auth.login("organizer")
     token = auth.csrf("/broadcasts/new")
@@ -219,7 +202,7 @@ def test_compose_preview_launch_and_progress(app, client, auth) -> None:  # type
     assert len(outbox(app, bid)) == 3 and len(audits(app, "broadcast.launch")) == 1
 
 
-def test_launch_without_the_confirmation_is_refused(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_launch_without_the_confirmation_is_refused(app: Flask, client: FlaskClient, auth: Auth) -> None:
     audience_of_three(app)
     auth.login("organizer")
     token = auth.csrf("/broadcasts/new")
@@ -234,7 +217,7 @@ def test_launch_without_the_confirmation_is_refused(app, client, auth) -> None: 
     assert wrong.status_code == 400 and broadcast(app, bid).status == "draft"
 
 
-def test_launch_to_nobody_is_refused(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_launch_to_nobody_is_refused(app: Flask, client: FlaskClient, auth: Auth) -> None:
     auth.login("organizer")
     token = auth.csrf("/broadcasts/new")
     bid = draft_id(compose(client, token))
@@ -243,7 +226,7 @@ def test_launch_to_nobody_is_refused(app, client, auth) -> None:  # type: ignore
     assert broadcast(app, bid).status == "draft"
 
 
-def test_cancel_before_the_jobs_run(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_before_the_jobs_run(app: Flask, client: FlaskClient, auth: Auth) -> None:
     audience_of_three(app)
     auth.login("organizer")
     token = auth.csrf("/broadcasts/new")
@@ -263,7 +246,7 @@ def test_cancel_before_the_jobs_run(app, client, auth) -> None:  # type: ignore[
     assert audits(app, "broadcast.cancel") == [{"id": bid, "cancelled": 3}]
 
 
-def test_scheduled_broadcast_waits_for_its_time(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_scheduled_broadcast_waits_for_its_time(app: Flask, client: FlaskClient, auth: Auth) -> None:
     audience_of_three(app)
     auth.login("organizer")
     token = auth.csrf("/broadcasts/new")
@@ -277,11 +260,11 @@ def test_scheduled_broadcast_waits_for_its_time(app, client, auth) -> None:  # t
     work(app)
     p = client.get(f"/broadcasts/{bid}/progress.json").json
     assert (p["status"], p["counts"]["queued"], p["counts"]["sent"]) == ("sending", 3, 0)
-    assert queue.get_queue(svc(app).redis).scheduled_job_registry.count == 1
+    assert jobs.get_queue(svc(app).redis).scheduled_job_registry.count == 1
     assert all(m.send_after == local - timedelta(hours=2) for m in outbox(app, bid))
 
 
-def test_compose_errors_are_explained_and_kept(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_compose_errors_are_explained_and_kept(app: Flask, client: FlaskClient, auth: Auth) -> None:
     auth.login("organizer")
     token = auth.csrf("/broadcasts/new")
     r = compose(client, token, text_en="  ", text_ny="Moni!", place="Atlantis", reply_keyword="yes please",
@@ -295,7 +278,7 @@ def test_compose_errors_are_explained_and_kept(app, client, auth) -> None:  # ty
         assert s.scalar(select(func.count()).select_from(Broadcast)) == 0
 
 
-def test_copy_prefills_the_form(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_copy_prefills_the_form(app: Flask, client: FlaskClient, auth: Auth) -> None:
     auth.login("organizer")
     token = auth.csrf("/broadcasts/new")
     bid = draft_id(compose(client, token, text_es="Reunión el viernes", reply_keyword="SI", urgent="1"))
@@ -312,7 +295,7 @@ def test_copy_prefills_the_form(app, client, auth) -> None:  # type: ignore[no-u
 # --------------------------------------------------------------------------- roles and CSRF
 
 
-def test_viewer_can_look_but_not_act(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_viewer_can_look_but_not_act(app: Flask, client: FlaskClient, auth: Auth) -> None:
     audience_of_three(app)
     auth.login("organizer")
     token = auth.csrf("/broadcasts/new")
@@ -337,7 +320,7 @@ def test_viewer_can_look_but_not_act(app, client, auth) -> None:  # type: ignore
     assert svc(app).provider.sent == []
 
 
-def test_posts_without_csrf_are_refused(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_posts_without_csrf_are_refused(app: Flask, client: FlaskClient, auth: Auth) -> None:
     audience_of_three(app)
     auth.login("organizer")
     token = auth.csrf("/broadcasts/new")
@@ -351,13 +334,13 @@ def test_posts_without_csrf_are_refused(app, client, auth) -> None:  # type: ign
     assert broadcast(app, bid).status == "draft" and outbox(app, bid) == []
 
 
-def test_unknown_broadcast_is_404(client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_broadcast_is_404(client: FlaskClient, auth: Auth) -> None:
     auth.login("viewer")
     assert client.get("/broadcasts/999").status_code == 404
     assert client.get("/broadcasts/999/progress.json").status_code == 404
 
 
-def test_pages_need_a_login(client) -> None:  # type: ignore[no-untyped-def]
+def test_pages_need_a_login(client: FlaskClient) -> None:
     for path in ("/broadcasts", "/broadcasts/new", "/broadcasts/1", "/broadcasts/1/progress.json"):
         r = client.get(path)
         assert r.status_code == 302 and "/login" in r.headers["Location"], path

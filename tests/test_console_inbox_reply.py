@@ -11,14 +11,11 @@ from sqlalchemy import func, select, update
 from gateway.models import Message
 from gateway.channels.base import ProviderError
 from tests.conftest import csrf_from
+from tests.helpers import svc
 from tests.transcript import Phone
 
 A = "+265991234567"
 B = "+265881234567"
-
-
-def svc(app):  # type: ignore[no-untyped-def]
-    return app.extensions["gateway"]
 
 
 def cookie(app, client) -> str:  # type: ignore[no-untyped-def]

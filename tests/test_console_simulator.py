@@ -4,24 +4,25 @@ from __future__ import annotations
 import re
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
-from gateway.people.contacts import new_contact, number_is
 from gateway.models import AuditEvent, Contact, Message, Report, utcnow
+from gateway.people.contacts import new_contact, number_is
+from tests.conftest import Auth
+from tests.helpers import svc
 
 CONSENT = "Our Network: you joined our SMS alerts. Text STOP any time to end, HELP for help. What is your name? (or SKIP)"
 NUMBER = "+265990000001"
 
 
-def svc(app):  # type: ignore[no-untyped-def]
-    return app.extensions["gateway"]
-
-
-def send_json(client, token: str, sender: str, text: str):  # type: ignore[no-untyped-def]
+def send_json(client: FlaskClient, token: str, sender: str, text: str) -> TestResponse:
     return client.post("/simulator/send", json={"from": sender, "text": text}, headers={"X-CSRFToken": token})
 
 
-def test_join_with_javascript_gets_the_consent_reply(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_join_with_javascript_gets_the_consent_reply(app: Flask, client: FlaskClient, auth: Auth) -> None:
     auth.login("organizer")
     token = auth.csrf("/simulator")
     r = send_json(client, token, NUMBER, "JOIN")
@@ -41,7 +42,7 @@ def test_join_with_javascript_gets_the_consent_reply(app, client, auth) -> None:
     assert html.index("JOIN") < html.index(CONSENT) < html.index("Chikondi") < html.index("Where do you live?")
 
 
-def test_join_without_javascript_posts_the_form(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_join_without_javascript_posts_the_form(app: Flask, client: FlaskClient, auth: Auth) -> None:
     auth.login("organizer")
     page = client.get("/simulator").get_data(as_text=True)
     for element in ('id="sim-form"', 'id="sim-from"', f'value="{NUMBER}"', 'id="sim-text"', 'id="sim-send"',
@@ -60,7 +61,7 @@ def test_join_without_javascript_posts_the_form(app, client, auth) -> None:  # t
     assert CONSENT not in other and "No messages yet" in other
 
 
-def test_a_report_through_the_simulator_creates_a_report(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_a_report_through_the_simulator_creates_a_report(app: Flask, client: FlaskClient, auth: Auth) -> None:
     auth.login("organizer")
     token = auth.csrf("/simulator")
     r = send_json(client, token, NUMBER, "REPORT NAME CLINIC ZOMBA NO nurse absent")
@@ -74,7 +75,7 @@ def test_a_report_through_the_simulator_creates_a_report(app, client, auth) -> N
     assert report.source == "simulator"  # a test report can be told from evidence (M3)
 
 
-def test_an_anonymous_report_leaves_no_words_on_the_screen(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_an_anonymous_report_leaves_no_words_on_the_screen(app: Flask, client: FlaskClient, auth: Auth) -> None:
     auth.login("organizer")
     token = auth.csrf("/simulator")
     send_json(client, token, NUMBER, "REPORT CLINIC ZOMBA")
@@ -93,7 +94,7 @@ def test_an_anonymous_report_leaves_no_words_on_the_screen(app, client, auth) ->
     assert r.json["conversation"] == []
 
 
-def test_bad_input_is_explained(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_explained(app: Flask, client: FlaskClient, auth: Auth) -> None:
     auth.login("organizer")
     token = auth.csrf("/simulator")
     r = send_json(client, token, "12", "JOIN")
@@ -108,7 +109,7 @@ def test_bad_input_is_explained(app, client, auth) -> None:  # type: ignore[no-u
         assert s.scalars(select(Message)).all() == []
 
 
-def real_supporter(app, number: str, *, texted: bool) -> int:  # type: ignore[no-untyped-def]
+def real_supporter(app: Flask, number: str, *, texted: bool) -> int:
     """A supporter who texted for real, or one imported (or added through the API) who never texted."""
     with svc(app).sessions() as s, s.begin():
         c = new_contact(s, number, name="Chikondi", status="active", consent_at=utcnow())
@@ -123,7 +124,7 @@ def real_supporter(app, number: str, *, texted: bool) -> int:  # type: ignore[no
 
 
 @pytest.mark.parametrize("texted", [True, False], ids=["texted", "imported"])
-def test_a_real_supporters_number_is_refused(app, client, auth, texted: bool) -> None:  # type: ignore[no-untyped-def]
+def test_a_real_supporters_number_is_refused(app: Flask, client: FlaskClient, auth: Auth, texted: bool) -> None:
     real_supporter(app, "+265991234567", texted=texted)
     auth.login("organizer")
     token = auth.csrf("/simulator")
@@ -145,7 +146,7 @@ def test_a_real_supporters_number_is_refused(app, client, auth, texted: bool) ->
         assert s.scalars(select(AuditEvent).where(AuditEvent.action == "simulator.send")).all() == []
 
 
-def test_simulator_sends_are_audited_with_the_numbers_digest(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_simulator_sends_are_audited_with_the_numbers_digest(app: Flask, client: FlaskClient, auth: Auth) -> None:
     auth.login("organizer")
     token = auth.csrf("/simulator")
     send_json(client, token, NUMBER, "JOIN")
@@ -159,7 +160,7 @@ def test_simulator_sends_are_audited_with_the_numbers_digest(app, client, auth) 
     assert all(NUMBER[-9:] not in str(e.detail) and "Chikondi" not in str(e.detail) for e in events)
 
 
-def test_simulator_reports_are_marked_in_the_console_and_the_export(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_simulator_reports_are_marked_in_the_console_and_the_export(app: Flask, client: FlaskClient, auth: Auth) -> None:
     from tests.transcript import Phone
 
     Phone(app).send("+265991234567", "REPORT WATER ZOMBA NO borehole broken")
@@ -180,7 +181,7 @@ def test_simulator_reports_are_marked_in_the_console_and_the_export(app, client,
     assert by_service["clinic"] == "simulator" and by_service["water"] != "simulator"
 
 
-def test_only_organizers_and_only_with_csrf(app, client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_only_organizers_and_only_with_csrf(app: Flask, client: FlaskClient, auth: Auth) -> None:
     auth.login("viewer")
     token = auth.csrf("/")
     assert client.get("/simulator").status_code == 403
@@ -205,7 +206,7 @@ def test_simulator_numbers_are_left_out_of_real_alerts(app, client, auth) -> Non
                     headers={"X-CSRFToken": token})
     for text in ("JOIN", "Real", "Zomba", "1"):
         Phone(app).send("+265991234567", text)
-    with app.extensions["gateway"].sessions() as s, s.begin():
+    with svc(app).sessions() as s, s.begin():
         b = broadcasts.create(s, {"en": "Meeting Thursday"}, place="Zomba")
         assert broadcasts.preview(s, b, {}).recipients == 1
         b2 = broadcasts.create(s, {"en": "Simulator check"}, tag="simulator")

@@ -10,9 +10,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from gateway.people.contacts import new_contact, number_is
-from gateway.models import AuditEvent, Contact, Message
+from gateway.models import Contact, Message
 from gateway.core.phones import mask_number
 from tests.conftest import csrf_from
+from tests.helpers import audit_events
 from tests.reporting import file_anonymous_report
 from tests.transcript import Phone
 
@@ -48,11 +49,6 @@ def one(app, model, *where, number: str | None = None):  # type: ignore[no-untyp
         if number is not None:  # numbers are found by their digest, never compared in plain
             where = (*where, number_is(s, number))
         return s.scalars(select(model).where(*where)).one()
-
-
-def audit_events(app, action: str) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
-    with app.extensions["gateway"].sessions() as s:
-        return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
 
 
 # --------------------------------------------------------------------------- supporters

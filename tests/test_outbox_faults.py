@@ -3,19 +3,20 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from rq import Retry
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from gateway.outbound import outbox
-from gateway.outbound import jobs
-from gateway.people.contacts import number_is, number_of
-from gateway.models import Broadcast, Contact, Message
-from tests.conftest import PUBLIC_BASE, launch_to_zomba, make_stack_app
+from gateway.models import Broadcast, Contact
+from gateway.outbound import jobs, outbox
+from gateway.people.contacts import number_is
+from tests.conftest import PUBLIC_BASE, make_stack_app
 from tests.fakes import FakeTwilio
+from tests.helpers import launch_to_zomba, rows, send, svc, work
 
 SENDER = "+15005550006"  # TWILIO_FROM_NUMBER of make_stack_app: the sender the pacer books for
 TEXT = "Rally at the district office on Saturday at 10."
@@ -23,7 +24,7 @@ STATUS_URL = PUBLIC_BASE + "/sms/twilio/status"
 
 
 def number(i: int) -> str:
-    return "+26599100%04d" % i
+    return f"+26599100{i:04d}"
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -48,7 +49,7 @@ def build(db_url: str, redis_url: str | None, tmp_path, fake_twilio: FakeTwilio)
 
     yield make
     for app in apps:
-        app.extensions["gateway"].engine.dispose()
+        svc(app).engine.dispose()
 
 
 @pytest.fixture
@@ -58,26 +59,12 @@ def twilio_app(build: Callable[..., Any]) -> Any:
 
 
 def launch(app: Any, n: int, text: str = TEXT) -> list[int]:
-    """n active, consenting contacts in Zomba and a broadcast launched to them; its outbox ids."""
+    """n active, consenting contacts in Zomba and a broadcast launched to them (not enqueued); its outbox ids."""
     return launch_to_zomba(app, [number(i) for i in range(n)], text, SENDER)
 
 
-def send(app: Any, ids: list[int]) -> dict[str, Any]:
-    """Run the RQ job's function in the app, as a worker would."""
-    with app.app_context():
-        return jobs.send_batch(ids)
-
-
-def rows(app: Any) -> dict[str, Message]:
-    """The outbox rows by recipient number."""
-    with app.extensions["gateway"].sessions() as s:
-        return {number_of(c): m for m, c in s.execute(
-            select(Message, Contact).join(Contact, Contact.id == Message.contact_id)
-            .where(Message.direction == "out"))}
-
-
 def contact_status(app: Any, i: int) -> str:
-    with app.extensions["gateway"].sessions() as s:
+    with svc(app).sessions() as s:
         return s.scalars(select(Contact.status).where(number_is(s, number(i)))).one()
 
 
@@ -97,7 +84,7 @@ def assert_each_sent_once(app: Any, fake: FakeTwilio, recipients: range | list[i
 
 def fault_on_send(monkeypatch: pytest.MonkeyPatch, app: Any, k: int, inject: Callable[[], None]) -> None:
     """Call `inject` just before the k-th send (from 1) goes to the fake."""
-    provider = app.extensions["gateway"].provider
+    provider = svc(app).provider
     real, calls = provider.send, [0]
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -120,7 +107,7 @@ def test_batch_sends_each_recipient_once_with_the_providers_ids(twilio_app, fake
     assert_each_sent_once(twilio_app, fake_twilio, range(20))
     assert {m["status_callback"] for m in fake_twilio.messages} == {STATUS_URL}
     assert {m["body"] for m in fake_twilio.messages} == {TEXT}
-    with twilio_app.extensions["gateway"].sessions() as s:
+    with svc(twilio_app).sessions() as s:
         assert s.scalars(select(Broadcast.status)).one() == "done"
 
 
@@ -171,7 +158,7 @@ def test_500_not_accepted_is_left_sending_then_reconciled_and_sent_once(build, f
     with app.app_context():
         done = jobs.reconcile()
         assert (done["settled_sent"], done["requeued"], done["due"], done["jobs"]) == (0, 1, 1, 1)
-        jobs.work_burst(app.extensions["gateway"].redis)
+        work(app)
     assert_each_sent_once(app, fake_twilio, range(3))
     assert rows(app)[number(1)].attempts == 2
 
@@ -208,7 +195,7 @@ def test_settle_failure_is_recovered_by_the_reconciler(build, fake_twilio, monke
     send(app, ids)
     with app.app_context():
         jobs.reconcile()
-        jobs.work_burst(app.extensions["gateway"].redis)
+        work(app)
     assert_each_sent_once(app, fake_twilio, range(3))
 
 
@@ -236,7 +223,7 @@ def test_refusals_stop_or_invalidate_the_contact_or_fail_the_row(twilio_app, fak
     assert [(after[number(i)].status, after[number(i)].error_code) for i in range(3)] == [
         ("failed", "21610"), ("failed", "21211"), ("failed", "30007")]
     assert [contact_status(twilio_app, i) for i in range(4)] == ["stopped", "invalid", "active", "active"]
-    with twilio_app.extensions["gateway"].sessions() as s:
+    with svc(twilio_app).sessions() as s:
         assert s.scalars(select(Contact.stopped_at).where(number_is(s, number(0)))).one() is not None
 
     with twilio_app.app_context():  # a later reconcile finds nothing to redo
@@ -289,7 +276,7 @@ def test_status_callbacks_only_move_forward(twilio_app, fake_twilio) -> None:
 def test_status_callback_arriving_during_the_batch_is_not_lost(twilio_app, fake_twilio, monkeypatch) -> None:
     """Twilio calls back `delivered` right after accepting the first message, while the batch still runs."""
     ids = launch(twilio_app, 3)
-    provider = twilio_app.extensions["gateway"].provider
+    provider = svc(twilio_app).provider
     real = provider.send
 
     def send_and_call_back(*args: Any, **kwargs: Any) -> Any:
@@ -310,7 +297,7 @@ def test_status_callback_arriving_during_the_batch_is_not_lost(twilio_app, fake_
 def test_rq_jobs_send_every_recipient_once(twilio_app, fake_twilio) -> None:
     """enqueue_ids then a burst worker: every row sent once, no job left."""
     ids = launch(twilio_app, 25)
-    redis = twilio_app.extensions["gateway"].redis
+    redis = svc(twilio_app).redis
     with twilio_app.app_context():
         assert jobs.enqueue_ids(redis, ids, batch_size=10) == 3
         jobs.work_burst(redis)
@@ -323,7 +310,7 @@ def test_rq_retries_a_batch_that_met_a_429(twilio_app, fake_twilio, monkeypatch)
     """A 429 fails the job into RQ's retry schedule; after the interval the retry sends everything once."""
     monkeypatch.setattr(jobs, "RETRY", Retry(max=3, interval=1))
     ids = launch(twilio_app, 5)
-    redis = twilio_app.extensions["gateway"].redis
+    redis = svc(twilio_app).redis
     fake_twilio.fail_next(1, status=429)
     with twilio_app.app_context():
         jobs.enqueue_ids(redis, ids)
@@ -350,7 +337,7 @@ def track_in_flight(monkeypatch: pytest.MonkeyPatch, app: Any, hold: float = 0.0
     """Count sends in flight at once (each held `hold` s, like a slow provider); [now, peak]."""
     import threading
 
-    provider = app.extensions["gateway"].provider
+    provider = svc(app).provider
     real, lock, counts = provider.send, threading.Lock(), [0, 0]
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -432,5 +419,5 @@ def test_an_unexpected_error_in_one_send_keeps_what_was_sent(build, fake_twilio,
     monkeypatch.undo()
     with app.app_context():
         jobs.reconcile()
-        jobs.work_burst(app.extensions["gateway"].redis)
+        work(app)
     assert_each_sent_once(app, fake_twilio, range(6))

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from gateway import create_app
 from gateway.outbound import jobs
 from gateway.models import AuditEvent
-from tests.conftest import PUBLIC_BASE, launch_to_zomba
+from tests.conftest import PUBLIC_BASE
+from tests.helpers import launch_to_zomba
 from tests.test_webhooks import inbound, sign, sms
 
 # The only routes anyone may call without an account: the login form, the signed webhooks, the

@@ -18,11 +18,11 @@ from sqlalchemy import select, update
 
 from gateway.core import engine
 from gateway.inbound import receive as inbound
-from gateway.outbound import jobs as queue
-from gateway.outbound import jobs as tasks
+from gateway.outbound import jobs
 from gateway.models import Contact, Conversation, Message, Report, utcnow
 from gateway.channels.base import InboundSMS
 from gateway.core.phones import mask_number
+from tests.helpers import store_unhandled
 from tests.transcript import Phone
 
 A = "+265991234567"
@@ -74,8 +74,7 @@ def _break_every_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]
 def _stranded(app, texts: list[str]) -> list[int | None]:  # type: ignore[no-untyped-def]
     """Texts stored but never handled (their request died), old enough for the reconciler; their ids."""
     svc = app.extensions["gateway"]
-    ids = [inbound.store(svc.sessions, InboundSMS("console", f"SM-{i}", A, None, text), "MW").message_id
-           for i, text in enumerate(texts)]
+    ids = [store_unhandled(app, A, text, provider_id=f"SM-{i}")[0] for i, text in enumerate(texts)]
     with svc.sessions() as s, s.begin():
         s.execute(update(Message).values(created_at=utcnow() - timedelta(minutes=5)))
     return ids
@@ -115,7 +114,7 @@ def test_stop_in_the_same_batch_as_a_failing_text_is_applied_and_confirmed(stack
     """A text left unhandled (its request died) fails when handled; the STOP behind it still wins."""
     svc = stack_app.extensions["gateway"]
     Phone(stack_app).send(A, "JOIN")
-    stranded = inbound.store(svc.sessions, InboundSMS("console", "SM-1", A, None, "Zomba"), "MW")
+    stranded, _ = store_unhandled(stack_app, A, "Zomba", provider_id="SM-1")
     real = engine.handle
 
     def fails_on_zomba(fs, contact, state, text, now, **kw):  # type: ignore[no-untyped-def]
@@ -128,7 +127,7 @@ def test_stop_in_the_same_batch_as_a_failing_text_is_applied_and_confirmed(stack
                                "Our Network")
     assert received.texts == (STOPPED,)
     with svc.sessions() as s:
-        kept = s.get(Message, stranded.message_id)
+        kept = s.get(Message, stranded)
         assert (kept.status, kept.error, kept.attempts) == ("set_aside", "KeyError: '…'", inbound.MAX_ATTEMPTS)
         assert s.get(Contact, received.contact_id).status == "stopped"
 
@@ -169,14 +168,14 @@ def test_the_reconciler_retries_a_bounded_number_of_times_then_sets_aside(stack_
     _break_every_pass(monkeypatch)
     with stack_app.app_context():
         for attempt in range(1, inbound.MAX_ATTEMPTS + 1):
-            result = tasks.reconcile()  # does not raise: the spool replay after it still runs
+            result = jobs.reconcile()  # does not raise: the spool replay after it still runs
             assert result["inbound_handled_late"] == 0
             with svc.sessions() as s:
                 row = s.get(Message, stored)
                 assert row.attempts == attempt
         assert (row.status, row.error) == ("set_aside", "RuntimeError: a bug before any text is read")
         assert row.handled_at is not None
-        assert tasks.reconcile()["inbound_handled_late"] == 0  # nothing stranded is left
+        assert jobs.reconcile()["inbound_handled_late"] == 0  # nothing stranded is left
     monkeypatch.undo()
     assert Phone(stack_app).send(A, "STOP") == [STOPPED]
 
@@ -301,8 +300,8 @@ def test_the_reconciler_applies_a_stranded_stop_when_its_pass_fails(stack_app, m
     _stranded(stack_app, ["JOIN", "STOP"])
     _break_every_pass(monkeypatch)
     with stack_app.app_context():
-        tasks.reconcile()
-        queue.work_burst(svc.redis)
+        jobs.reconcile()
+        jobs.work_burst(svc.redis)
     assert _contact(stack_app).status == "stopped"
     assert svc.provider.sent == [(A, STOPPED)]
     assert [m for m in _inbound(stack_app) if m.handled_at is None] == []

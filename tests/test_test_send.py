@@ -11,24 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.outbound import jobs as queue
 from gateway.web.console.alerts import TEST_SENDS
 from gateway.people.contacts import new_contact, number_is
 from gateway.models import AuditEvent, Contact, Message, User, utcnow
 from tests.conftest import Auth, make_stack_app
+from tests.helpers import svc, work
 
 MY_PHONE = "+265991230001"
 TEXT = "Hello {name}, the clinic in {place} has no nurse."
 EXPECTED = "Hello Organizer, the clinic in Zomba has no nurse."
-
-
-def svc(app):  # type: ignore[no-untyped-def]
-    return app.extensions["gateway"]
-
-
-def work(app) -> None:  # type: ignore[no-untyped-def]
-    with app.app_context():
-        queue.work_burst(svc(app).redis)
 
 
 def set_my_phone(app, phone: str | None, *, confirmed: bool = True) -> None:  # type: ignore[no-untyped-def]

@@ -6,18 +6,13 @@ from itertools import count
 
 import pytest
 from sqlalchemy import func, select
-from twilio.request_validator import RequestValidator
 
 from gateway.people.contacts import number_of
 from gateway.models import Contact, Message
-from tests.conftest import PUBLIC_BASE, TWILIO_TOKEN
+from tests.conftest import PUBLIC_BASE
+from tests.helpers import sign
 
 _sids = count(1)
-
-
-def sign(url: str, params: dict[str, str]) -> str:
-    """The X-Twilio-Signature Twilio would send for these parameters."""
-    return RequestValidator(TWILIO_TOKEN).compute_signature(url, params)
 
 
 def inbound(client, params: dict[str, str], *, url: str = PUBLIC_BASE + "/sms/twilio",

@@ -6,17 +6,19 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from gateway.outbound import jobs
 from gateway.models import Message
-from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, SECRET_KEY, launch_to_zomba, make_stack_app
+from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, SECRET_KEY, make_stack_app
 from tests.fakes import FakeTwilio
 from tests.fakes.twilio_api import wait_for
+from tests.helpers import launch_to_zomba, svc
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.servers  # worker processes need real Redis: no SQLite half
@@ -26,7 +28,7 @@ WAIT = 60.0  # seconds: the bound on every wait for a worker
 
 
 def number(i: int) -> str:
-    return "+26599100%04d" % i
+    return f"+26599100{i:04d}"
 
 
 @pytest.fixture
@@ -37,13 +39,13 @@ def kill_app(db_url: str, redis_url: str | None, tmp_path: Path, fake_twilio: Fa
                          TWILIO_ACCOUNT_SID=fake_twilio.account_sid, TWILIO_AUTH_TOKEN=fake_twilio.auth_token,
                          TWILIO_API_BASE_URL=fake_twilio.base_url, TWILIO_FROM_NUMBER=SENDER)
     yield app
-    app.extensions["gateway"].engine.dispose()
+    svc(app).engine.dispose()
 
 
 def launch_and_enqueue(app: Any, n: int) -> None:
     """n contacts, a broadcast to them, its outbox rows enqueued as RQ jobs."""
     ids = launch_to_zomba(app, [number(i) for i in range(n)], "Vigil at the council hall tonight at 6.", SENDER)
-    assert jobs.enqueue_ids(app.extensions["gateway"].redis, ids) == 3
+    assert jobs.enqueue_ids(svc(app).redis, ids) == 3
 
 
 def start_worker(db_url: str, redis_url: str, fake: FakeTwilio, log: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -69,7 +71,7 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def statuses(app: Any) -> dict[str, int]:
-    with app.extensions["gateway"].sessions() as s:
+    with svc(app).sessions() as s:
         return dict(s.execute(select(Message.status, func.count()).group_by(Message.status)).all())
 
 
@@ -105,7 +107,7 @@ def run_stop_and_recover(app: Any, db_url: str, redis_url: str, fake: FakeTwilio
 
     assert Counter(m["to"] for m in fake.messages) == Counter(number(i) for i in range(N))
     assert statuses(app) == {"sent": N}
-    with app.extensions["gateway"].sessions() as s:
+    with svc(app).sessions() as s:
         ids = set(s.scalars(select(Message.provider_id)))
     assert ids == {m["sid"] for m in fake.messages}
     return mid

@@ -12,7 +12,9 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from typing import Any, Protocol
 
-from gateway.outbound import jobs as queue
+from flask import Flask
+
+from gateway.outbound import jobs
 
 CHANNELS = ["twilio", "africastalking", "android"]
 AT_TOKEN = "at-callback-secret-of-at-least-32-characters"  # AT_WEBHOOK_TOKEN needs 32
@@ -21,7 +23,7 @@ AT_TOKEN = "at-callback-secret-of-at-least-32-characters"  # AT_WEBHOOK_TOKEN ne
 class Wire(Protocol):
     name: str
 
-    def exchange(self, app: Any, sender: str, text: str, now: datetime) -> list[str]:
+    def exchange(self, app: Flask, sender: str, text: str, now: datetime) -> list[str]:
         """Deliver one text; return the replies the supporter's phone gets."""
         ...
 
@@ -39,7 +41,7 @@ class TwilioWire:
 
     name = "twilio"
 
-    def exchange(self, app: Any, sender: str, text: str, now: datetime) -> list[str]:
+    def exchange(self, app: Flask, sender: str, text: str, now: datetime) -> list[str]:
         svc = app.extensions["gateway"]
         sms = svc.twilio.parse_inbound({"MessageSid": "SM" + secrets.token_hex(16), "From": sender,
                                         "To": "+15005550006", "Body": text})
@@ -53,7 +55,7 @@ class QueuedWire:
     def __init__(self, name: str, fake: Any) -> None:
         self.name, self.fake = name, fake
 
-    def _parse(self, app: Any, sender: str, text: str) -> Any:
+    def _parse(self, app: Flask, sender: str, text: str) -> Any:
         provider = app.extensions["gateway"].channels.provider(self.name)
         if self.name == "africastalking":
             return provider.parse_inbound({"from": sender, "to": "12345", "text": text, "id": secrets.token_hex(8),
@@ -66,11 +68,11 @@ class QueuedWire:
             return [(m["to"], m["message"]) for m in self.fake.messages]
         return [(m["to"], m["text"]) for m in self.fake.messages]
 
-    def exchange(self, app: Any, sender: str, text: str, now: datetime) -> list[str]:
+    def exchange(self, app: Flask, sender: str, text: str, now: datetime) -> list[str]:
         before = len(self._sent())
         with app.app_context():
             app.extensions["gateway"].inbound.receive(self._parse(app, sender, text), inline=False, now=now)
-            queue.work_burst(app.extensions["gateway"].redis)  # the RQ jobs, as a worker runs them
+            jobs.work_burst(app.extensions["gateway"].redis)  # the RQ jobs, as a worker runs them
         return [body for to, body in self._sent()[before:] if to == sender]
 
 

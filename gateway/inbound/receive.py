@@ -33,15 +33,6 @@ MAX_BODY = 1600  # Twilio's own limit for a concatenated SMS; longer input is cu
 
 
 @dataclass(frozen=True)
-class Stored:
-    """Where an inbound message went: its row, its contact, or that it was a duplicate."""
-
-    message_id: int | None
-    contact_id: int | None
-    duplicate: bool = False
-
-
-@dataclass(frozen=True)
 class Received:
     """What became of an inbound message: stored or a duplicate, and the replies it produced."""
 
@@ -111,17 +102,6 @@ def _insert(session: Session, sms: InboundSMS, contact: Contact | None, medium: 
     stmt = (dialect.insert(Message).values(**values)
             .on_conflict_do_nothing(index_elements=["channel", "provider_id"]).returning(Message.id))
     return session.scalar(stmt)
-
-
-def store(factory: sessionmaker[Session], sms: InboundSMS, default_country: str) -> Stored:
-    """Write the message before anything else is done with it; a repeated provider id is dropped."""
-    with factory() as session, session.begin():
-        contact, medium = _locked_contact(session, sms.sender, default_country)
-        message_id = _insert(session, sms, contact, medium)
-        if message_id is None:
-            logger.info("duplicate %s message %s dropped", sms.provider, sms.provider_id)
-            return Stored(None, None, duplicate=True)
-        return Stored(message_id, contact.id if contact else None)
 
 
 def handle_pending(factory: sessionmaker[Session], contact_id: int, flows: FlowSet, org: str,
