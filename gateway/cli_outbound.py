@@ -64,7 +64,7 @@ def broadcast_send(text: str, translations: tuple[str, ...], language: str | Non
         if found is None:
             raise click.BadParameter(f"{place!r} is not in the gazetteers in flows/places/", param_hint="--place")
         place = found.name
-    with svc.sessions() as session, session.begin():
+    with svc.sessions() as session:
         try:
             b = broadcasts.create(session, texts, default_language=current_app.config["DEFAULT_LANGUAGE"],
                                   place=place, language=language, tag=tag, reply_keyword=reply_keyword,
@@ -80,24 +80,13 @@ def broadcast_send(text: str, translations: tuple[str, ...], language: str | Non
         if only_preview:
             session.rollback()
             return
-        broadcasts.launch(session, b, svc.provider.name, sender_name())
-        broadcast_id = b.id
-    _enqueue_broadcast(broadcast_id, send_at)
-    click.echo(broadcast_id)
+        launched = broadcasts.launch_and_enqueue(session, b, channel=svc.provider.name, sender=sender_name(),
+                                                 redis=svc.redis)
+    if not launched.enqueued:
+        click.echo("The queue could not be reached; the reconciler sends the messages when it is back.", err=True)
+    click.echo(launched.broadcast_id)
     if embedded() and send_at is None:
         queue.work_burst(svc.redis)  # nobody else can see this process's in-memory queue
-
-
-def _enqueue_broadcast(broadcast_id: int, send_at: datetime | None) -> None:
-    from sqlalchemy import select
-
-    from gateway.models import Message
-
-    svc = services()
-    with svc.sessions() as session:
-        ids = list(session.scalars(select(Message.id).where(Message.broadcast_id == broadcast_id,
-                                                            Message.status == "queued").order_by(Message.id)))
-    queue.enqueue_ids(svc.redis, ids, at=send_at)
 
 
 @broadcast_cli.command("status")

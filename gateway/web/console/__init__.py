@@ -6,13 +6,14 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any, Callable, TypeVar
 
-from flask import Flask, abort, current_app, g, has_request_context, request
+from flask import Flask, abort, current_app, has_request_context, request
 from flask import session as flask_session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
-from gateway import services
+from gateway import db
+from gateway.db import get_session
 from gateway.people import accounts
 from gateway.models import User
 
@@ -44,7 +45,7 @@ def load_user(user_id: str) -> User | None:
     limit = current_app.config.get("ABSOLUTE_SESSION_LIFETIME", ABSOLUTE_SESSION_LIFETIME).total_seconds()
     if not isinstance(started, int) or not 0 <= clock() - started <= limit:
         return None
-    return accounts.user_for_session(db(), user_id)
+    return accounts.user_for_session(get_session(), user_id)
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -53,19 +54,6 @@ class _SessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or (has_request_context() and request.is_secure))
-
-
-def db() -> Any:
-    """A database session for this request, closed at teardown."""
-    if "db" not in g:
-        g.db = services().sessions()
-    return g.db
-
-
-def close_db(_exc: BaseException | None = None) -> None:
-    session = g.pop("db", None)
-    if session is not None:
-        session.close()
 
 
 def role_required(role: str) -> Callable[[F], F]:
@@ -94,7 +82,7 @@ def init_app(app: Flask) -> None:
     app.session_interface = _SessionInterface()
     login_manager.init_app(app)
     csrf.init_app(app)
-    app.teardown_appcontext(close_db)
+    db.init_app(app)
 
     from gateway.channels import local_hooks as channel_hooks
     from gateway.channels import webhooks

@@ -16,8 +16,9 @@ from gateway.people import accounts
 from gateway.people import audit as audit_log
 from gateway.outbound import oneoff
 from gateway.cli_outbound import sender_name
-from gateway.web.console import db, role_required
-from gateway.web.console.supporters import paginate
+from gateway.db import get_session
+from gateway.web.console import role_required
+from gateway.web.paging import paginate
 from gateway.limits import limiter
 from gateway.models import AuditEvent, User, utcnow
 from gateway.core.phones import mask_number
@@ -48,14 +49,14 @@ class ActionForm(FlaskForm):
 
 
 def _users_page(form: CreateUserForm, status: int = 200) -> ResponseReturnValue:
-    users = db().scalars(select(User).order_by(User.active.desc(), User.email)).all()
+    users = get_session().scalars(select(User).order_by(User.active.desc(), User.email)).all()
     return render_template("admin_users.html", users=users, form=form, roles=accounts.ROLES,
                            role_help=ROLE_HELP, now=utcnow()), status
 
 
 def _other_user(user_id: int) -> User:
     """The account to change, or 404."""
-    user = db().get(User, user_id)
+    user = get_session().get(User, user_id)
     if user is None:
         abort(404)
     return user
@@ -75,7 +76,7 @@ def create_user() -> ResponseReturnValue:
     form = CreateUserForm()
     if not form.validate_on_submit():
         return _users_page(form, 400)
-    s = db()
+    s = get_session()
     try:
         user = accounts.create_user(s, form.email.data or "", form.role.data or "", form.password.data or "")
     except accounts.AccountError as exc:
@@ -98,7 +99,7 @@ def change_role(user_id: int) -> ResponseReturnValue:
     elif user.id == current_user.id:
         flash("You cannot change your own role: ask another admin.", "error")
     elif form.role.data != user.role:
-        s = db()
+        s = get_session()
         old, user.role = user.role, form.role.data or user.role
         audit_log.record(s, current_user.email, "user.role", email=user.email, old=old, new=user.role)
         s.commit()
@@ -118,7 +119,7 @@ def set_active(user_id: int) -> ResponseReturnValue:
     if user.id == current_user.id:
         flash("You cannot deactivate your own account: ask another admin.", "error")
     elif user.active != activate:
-        s = db()
+        s = get_session()
         user.active = activate
         if activate:
             user.failed_logins, user.locked_until = 0, None
@@ -140,7 +141,7 @@ def token(user_id: int) -> ResponseReturnValue:
     if not user.active:
         flash(f"{user.email} is deactivated: reactivate the account before giving it a token.", "error")
         return redirect(url_for("admin.users"))
-    s = db()
+    s = get_session()
     replaced = user.api_token_hash is not None
     new = accounts.new_api_token(user)
     audit_log.record(s, current_user.email, "user.token", email=user.email, replaced=replaced)
@@ -154,7 +155,7 @@ def token(user_id: int) -> ResponseReturnValue:
 @role_required("admin")
 def audit() -> ResponseReturnValue:
     """The audit log, newest first, optionally one action only. Nothing here edits or deletes it."""
-    s = db()
+    s = get_session()
     action = request.args.get("action", "").strip()[:40]
     actor = request.args.get("actor", "").strip()[:254]
     query = select(AuditEvent)
@@ -220,7 +221,7 @@ def set_phone() -> ResponseReturnValue:
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    s = db()
+    s = get_session()
     user = s.get(User, current_user.id)
     try:
         number = oneoff.mobile_number(request.form.get("phone", ""), current_app.config["DEFAULT_COUNTRY"])
@@ -254,7 +255,7 @@ def confirm_phone() -> ResponseReturnValue:
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    s = db()
+    s = get_session()
     user = s.get(User, current_user.id)
     code_key, tries_key = _code_keys(user.id)
     redis = services().redis

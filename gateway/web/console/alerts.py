@@ -19,7 +19,8 @@ from gateway.outbound import oneoff
 from gateway.outbound import jobs as queue
 from gateway.cli_outbound import sender_name
 from gateway.core.compose import parse_prices, parse_quiet_hours, preview_text, render
-from gateway.web.console import db, role_required
+from gateway.db import get_session
+from gateway.web.console import role_required
 from gateway.models import Broadcast, Contact, ContactTag, Message, Pledge, utcnow
 from gateway.limits import limiter
 from gateway.core.segments import gsm7_replace
@@ -158,7 +159,7 @@ def _get(broadcast_id: int, *, lock: bool = False) -> Broadcast:
     query = select(Broadcast).where(Broadcast.id == broadcast_id)
     if lock:
         query = query.with_for_update()
-    b = db().scalars(query).first()
+    b = get_session().scalars(query).first()
     if b is None:
         abort(404)
     return b
@@ -186,7 +187,7 @@ def _tags(s: Any) -> list[str]:
 @role_required("viewer")
 def index() -> ResponseReturnValue:
     """Every broadcast, newest first, with its status and counts."""
-    s = db()
+    s = get_session()
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     total = s.scalar(select(func.count()).select_from(Broadcast)) or 0
     items = list(s.scalars(select(Broadcast).order_by(Broadcast.id.desc())
@@ -284,7 +285,7 @@ def _validate(values: dict[str, Any]) -> tuple[list[str], datetime | None]:
 
 
 def _render_compose(values: dict[str, Any], errors: list[str], status: int = 200) -> ResponseReturnValue:
-    s = db()
+    s = get_session()
     measures = {lang: _measure_with_audience(s, text) for lang, text in values["texts"].items()}
     recipients = _count_audience(s, values["place"], values["language"], values["tag"])
     return render_template(
@@ -300,7 +301,7 @@ def new() -> ResponseReturnValue:
     values = _blank_values()
     copy_id = request.args.get("copy", type=int)
     if copy_id:
-        original = db().get(Broadcast, copy_id)
+        original = get_session().get(Broadcast, copy_id)
         if original is not None:
             values = _values_from_broadcast(original)
     return _render_compose(values, [])
@@ -314,7 +315,7 @@ def create() -> ResponseReturnValue:
     errors, send_at = _validate(values)
     if errors:
         return _render_compose(values, errors, 400)
-    s = db()
+    s = get_session()
     try:
         b = broadcasts.create(s, values["texts"], default_language=current_app.config["DEFAULT_LANGUAGE"],
                               place=values["place"] or None, language=values["language"] or None,
@@ -337,7 +338,7 @@ def measure() -> ResponseReturnValue:
         return jsonify(error='send JSON like {"text": "..."}'), 400
     if len(text) > MAX_MEASURE:
         return jsonify(error=f"the text is longer than {MAX_MEASURE} characters"), 400
-    return jsonify(_measure_with_audience(db(), text))
+    return jsonify(_measure_with_audience(get_session(), text))
 
 
 @bp.post("/broadcasts/audience")
@@ -350,14 +351,14 @@ def audience() -> ResponseReturnValue:
     fields = {k: data.get(k) or "" for k in ("place", "language", "tag")}
     if not all(isinstance(v, str) and len(v) <= 80 for v in fields.values()):
         return jsonify(error="place, language and tag must be short texts"), 400
-    return jsonify(recipients=_count_audience(db(), fields["place"], fields["language"], fields["tag"]))
+    return jsonify(recipients=_count_audience(get_session(), fields["place"], fields["language"], fields["tag"]))
 
 
 # --------------------------------------------------------------------------- one broadcast
 
 
 def _show_context(b: Broadcast) -> dict[str, Any]:
-    s = db()
+    s = get_session()
     ctx: dict[str, Any] = {
         "b": b, "can_organize": _can_organize(), "audience_words": _audience_words(b),
         "language_names": LANGUAGES, "status_labels": STATUS_LABELS, "local": _local,
@@ -389,7 +390,7 @@ def show(broadcast_id: int) -> ResponseReturnValue:
 def progress_json(broadcast_id: int) -> ResponseReturnValue:
     """broadcasts.progress as JSON, polled by progress.js."""
     try:
-        p = broadcasts.progress(db(), broadcast_id)
+        p = broadcasts.progress(get_session(), broadcast_id)
     except broadcasts.BroadcastError:
         abort(404)
     response = jsonify(p)
@@ -421,7 +422,7 @@ def _user_key() -> str:
 @limiter.limit(TEST_SENDS, key_func=_user_key)
 def test_send(broadcast_id: int) -> ResponseReturnValue:
     """Queue the default-language text, merged with the organizer's name, for their own verified phone."""
-    s = db()
+    s = get_session()
     b = _get(broadcast_id)
     email = current_user.email
     back = redirect(url_for(".show", broadcast_id=broadcast_id))
@@ -460,7 +461,7 @@ def test_send(broadcast_id: int) -> ResponseReturnValue:
 @role_required("organizer")
 def launch(broadcast_id: int) -> ResponseReturnValue:
     """Write the outbox rows and commit, then enqueue them; only with the confirmation ticked."""
-    s = db()
+    s = get_session()
     b = _get(broadcast_id, lock=True)
     if b.status != "draft":
         flash(f"This broadcast is already {b.status}; it was not launched again.", "error")
@@ -507,7 +508,7 @@ def launch(broadcast_id: int) -> ResponseReturnValue:
 @role_required("organizer")
 def cancel(broadcast_id: int) -> ResponseReturnValue:
     """Stop the messages not yet sent (or discard a draft); only with the confirmation ticked."""
-    s = db()
+    s = get_session()
     b = _get(broadcast_id, lock=True)
     if b.status not in ("draft", "sending"):
         flash(f"This broadcast is already {b.status}; there is nothing left to cancel.", "error")

@@ -19,7 +19,8 @@ from wtforms.validators import DataRequired, Length
 
 from gateway.people import accounts
 from gateway.people import audit
-from gateway.web.console import db, mark_login
+from gateway.db import get_session
+from gateway.web.console import mark_login
 from gateway.limits import limiter
 from gateway.models import User
 
@@ -81,7 +82,7 @@ def login() -> ResponseReturnValue:
         return redirect(url_for("pages.dashboard"))
     form = LoginForm()
     if form.validate_on_submit():
-        s = db()
+        s = get_session()
         attempt = accounts.attempt_login(s, form.email.data or "", form.password.data or "")
         user = attempt.user
         if user is not None:
@@ -144,7 +145,7 @@ def too_many(_exc: Exception) -> ResponseReturnValue:
 def logout() -> ResponseReturnValue:
     """End the session here and every copy of it elsewhere (the user's session nonce changes)."""
     if current_user.is_authenticated:
-        s = db()
+        s = get_session()
         user = s.get(User, current_user.id)
         if user is not None:
             accounts.end_sessions(user)

@@ -16,8 +16,10 @@ from wtforms.validators import DataRequired, Length
 from gateway import services
 from gateway.people import audit
 from gateway.people import contacts
-from gateway.web.console import db, role_required
-from gateway.web.console.supporters import full_numbers, paginate, shown_number
+from gateway.db import get_session
+from gateway.web.console import role_required
+from gateway.web.console.supporters import full_numbers, shown_number
+from gateway.web.paging import paginate
 from gateway.inbound.receive import MAX_BODY
 from gateway.models import Contact, Conversation, Message, utcnow
 from gateway.outbound.outbox import STOPPED_CODES, claim
@@ -49,7 +51,7 @@ def _open_message(message_id: int, *, to_answer: bool = True) -> Message:
     A reply reaches only the contact of such a message: never the sender of a flow step, and
     never anyone through an anonymous report's conversation (its reporter must stay unreachable).
     """
-    s = db()
+    s = get_session()
     message = s.get(Message, message_id)
     if message is None or message.direction != "in" or message.inbox_status is None:
         abort(404)
@@ -71,7 +73,7 @@ def _who(contact: Contact) -> str:
 @role_required("viewer")
 def index() -> ResponseReturnValue:
     """Open inbound messages, newest first, with the replies already sent to each."""
-    s = db()
+    s = get_session()
     page = paginate(s, select(Message, Contact).outerjoin(Contact, Contact.id == Message.contact_id)
                     .where(Message.direction == "in", Message.inbox_status == "open")
                     .order_by(Message.id.desc()), scalars=False)
@@ -96,7 +98,7 @@ def reply(message_id: int) -> ResponseReturnValue:
             for error in errors:
                 flash(f"Not sent: {error}", "error")
         return _back(message_id)
-    s = db()
+    s = get_session()
     contact = s.get(Contact, message.contact_id) if message.contact_id else None
     if contact is None:
         flash("Not sent: this message came from a number the gateway cannot reply to.", "error")
@@ -155,7 +157,7 @@ def handled(message_id: int) -> ResponseReturnValue:
     form = HandledForm()
     message = _open_message(message_id, to_answer=False)
     if form.validate_on_submit() and message.inbox_status == "open":
-        s = db()
+        s = get_session()
         message.inbox_status = "handled"
         audit.record(s, current_user.email, "inbox.handled", message_id=message.id)
         s.commit()

@@ -9,8 +9,10 @@ from sqlalchemy import func, select
 
 from gateway import services
 from gateway import channels
-from gateway.web.console import db, role_required
-from gateway.web.console.supporters import full_numbers, paginate, shown_number
+from gateway.db import get_session
+from gateway.web.console import role_required
+from gateway.web.console.supporters import full_numbers, shown_number
+from gateway.web.paging import paginate
 from gateway.inbound.receive import SET_ASIDE
 from gateway.models import Broadcast, Contact, Message, Report, utcnow
 
@@ -22,7 +24,7 @@ bp = Blueprint("pages", __name__, template_folder="templates", static_folder="st
 @role_required("viewer")
 def dashboard() -> ResponseReturnValue:
     """Supporters, today's messages, recent delivery rate, newest reports, queue health."""
-    s = db()
+    s = get_session()
     counts = dict(s.execute(select(Contact.status, func.count()).group_by(Contact.status)).all())
     today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     recent = select(Broadcast.id).where(Broadcast.launched_at >= utcnow() - timedelta(days=30))
@@ -64,7 +66,7 @@ def _phones(queue_ok: bool) -> list[dict[str, object]]:
 @role_required("viewer")
 def set_aside() -> ResponseReturnValue:
     """Inbound texts the gateway failed to handle after its retries, newest first, with the error."""
-    s = db()
+    s = get_session()
     page = paginate(s, select(Message, Contact).outerjoin(Contact, Contact.id == Message.contact_id)
                     .where(Message.direction == "in", Message.status == SET_ASIDE)
                     .order_by(Message.id.desc()), scalars=False)
