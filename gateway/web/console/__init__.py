@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from flask import Flask, abort, current_app, has_request_context, request
 from flask import session as flask_session
@@ -14,8 +15,8 @@ from flask_wtf.csrf import CSRFProtect
 
 from gateway import db
 from gateway.db import get_session
-from gateway.people import accounts
 from gateway.models import User
+from gateway.people import accounts
 
 F = TypeVar("F", bound=Callable[..., Any])
 login_manager = LoginManager()
@@ -86,11 +87,21 @@ def init_app(app: Flask) -> None:
 
     from gateway.channels import local_hooks as channel_hooks
     from gateway.channels import webhooks
-    from gateway.web.console import admin, alerts, auth, flowsview, inbox, pages, reports, simulator, supporters
+    from gateway.web.console import (
+        admin,
+        auth,
+        broadcasts,
+        dashboard,
+        flowsview,
+        inbox,
+        reports,
+        simulator,
+        supporters,
+    )
 
     csrf.exempt(webhooks.bp)  # provider webhooks are signed, not CSRF-protected
     csrf.exempt(channel_hooks.bp)  # signed, or secret-token URLs
-    for module in (auth, pages, supporters, alerts, reports, inbox, flowsview, simulator, admin):
+    for module in (auth, dashboard, supporters, broadcasts, reports, inbox, flowsview, simulator, admin):
         app.register_blueprint(module.bp)
 
     @app.after_request

@@ -3,7 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -12,16 +22,16 @@ from wtforms import EmailField, PasswordField, SelectField
 from wtforms.validators import DataRequired, Length
 
 from gateway import services
-from gateway.people import accounts
-from gateway.people import audit as audit_log
-from gateway.outbound import oneoff
 from gateway.cli_outbound import sender_name
+from gateway.core.phones import mask_number
 from gateway.db import get_session
-from gateway.web.console import role_required
-from gateway.web.paging import paginate
 from gateway.limits import limiter
 from gateway.models import AuditEvent, User, utcnow
-from gateway.core.phones import mask_number
+from gateway.outbound import oneoff
+from gateway.people import accounts
+from gateway.people import audit as audit_log
+from gateway.web.console import role_required
+from gateway.web.paging import paginate
 
 bp = Blueprint("admin", __name__, template_folder="templates")
 

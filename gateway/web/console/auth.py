@@ -9,7 +9,16 @@ import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -17,12 +26,11 @@ from limits import parse
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from gateway.people import accounts
-from gateway.people import audit
 from gateway.db import get_session
-from gateway.web.console import mark_login
 from gateway.limits import limiter
 from gateway.models import User
+from gateway.people import accounts, audit
+from gateway.web.console import mark_login
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 logger = logging.getLogger(__name__)

@@ -14,18 +14,17 @@ from wtforms import BooleanField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from gateway import services
-from gateway.people import audit
-from gateway.people import contacts
+from gateway.channels.base import ProviderError
+from gateway.core.phones import mask_number
+from gateway.core.segments import count_segments
 from gateway.db import get_session
-from gateway.web.console import role_required
-from gateway.web.console.supporters import full_numbers, shown_number
-from gateway.web.paging import paginate
 from gateway.inbound.receive import MAX_BODY
 from gateway.models import Contact, Conversation, Message, utcnow
 from gateway.outbound.outbox import STOPPED_CODES, claim
-from gateway.channels.base import ProviderError
-from gateway.core.segments import count_segments
-from gateway.core.phones import mask_number
+from gateway.people import audit, contacts
+from gateway.web.console import role_required
+from gateway.web.console.supporters import full_numbers, shown_number
+from gateway.web.paging import paginate
 
 bp = Blueprint("inbox", __name__, template_folder="templates")
 

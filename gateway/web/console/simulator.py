@@ -5,23 +5,30 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import services
-from gateway.people import audit
-from gateway.people import contacts
-from gateway.inbound import receive as inbound
-from gateway.outbound.broadcasts import SIMULATOR_TAG
-from gateway.web.console.alerts import console_zone
-from gateway.db import get_session
-from gateway.web.console import role_required
-from gateway.models import Contact, Message, Report
 from gateway.channels.base import InboundSMS
 from gateway.core.phones import InvalidNumber, normalise_number
+from gateway.db import get_session
+from gateway.inbound import receive as inbound
+from gateway.models import Contact, Message, Report
+from gateway.outbound.broadcasts import SIMULATOR_TAG
+from gateway.people import audit, contacts
+from gateway.web.console import role_required
+from gateway.web.console.localtime import console_zone
 
 bp = Blueprint("simulator", __name__, template_folder="templates")
 

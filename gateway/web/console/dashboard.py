@@ -7,15 +7,16 @@ from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
-from gateway import services
-from gateway import channels
+from gateway import channels, services
 from gateway.db import get_session
+from gateway.inbound.receive import SET_ASIDE
+from gateway.models import Broadcast, Contact, Message, Report, utcnow
 from gateway.web.console import role_required
 from gateway.web.console.supporters import full_numbers, shown_number
 from gateway.web.paging import paginate
-from gateway.inbound.receive import SET_ASIDE
-from gateway.models import Broadcast, Contact, Message, Report, utcnow
 
+# Named "pages" still: templates, the login redirect and tests name its endpoints (pages.dashboard,
+# pages.static), and endpoint names are part of what the refactor keeps.
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
                static_url_path="/console-static")
 
