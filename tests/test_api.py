@@ -197,7 +197,7 @@ def test_a_viewer_token_gets_masked_numbers_and_every_listing_is_audited(app, ap
 
 
 def test_number_searches_by_a_viewer_are_rate_limited(app, api, tokens) -> None:  # type: ignore[no-untyped-def]
-    from gateway.web.api import VIEWER_NUMBER_SEARCHES
+    from gateway.web.api.contacts import VIEWER_NUMBER_SEARCHES
 
     add_contact(api, tokens["organizer"], ZOMBA_1)
     viewer = bearer(tokens["viewer"])
@@ -213,9 +213,9 @@ def test_number_searches_by_a_viewer_are_rate_limited(app, api, tokens) -> None:
 
 
 def test_contact_listings_are_rate_limited_per_token(app, api, tokens, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from gateway.web import api as api_module
+    from gateway.web.api import contacts as api_contacts
 
-    monkeypatch.setattr(api_module, "CONTACT_LISTINGS", "3/hour")
+    monkeypatch.setattr(api_contacts, "CONTACT_LISTINGS", "3/hour")
     viewer, organizer = bearer(tokens["viewer"]), bearer(tokens["organizer"])
     assert [api.get(f"/api/v1/contacts?page={p}", headers=viewer).status_code for p in (1, 2, 3, 4)] == [
         200, 200, 200, 429]
