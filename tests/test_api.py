@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.people import accounts
-from gateway.outbound import jobs as queue
+from gateway.outbound import jobs
 from gateway.people.contacts import number_is
 from gateway.models import AuditEvent, Broadcast, Contact, Report, User
 from tests.transcript import Phone
@@ -402,7 +402,7 @@ def test_create_launch_send_and_progress(app, api, tokens) -> None:  # type: ign
     assert event.actor == "api:organizer@example.org" and event.detail == {"broadcast_id": bid, "recipients": 2}
 
     with app.app_context():
-        queue.work_burst(app.extensions["gateway"].redis)
+        jobs.work_burst(app.extensions["gateway"].redis)
 
     progress = api.get(f"/api/v1/broadcasts/{bid}", headers=bearer(tokens["viewer"])).get_json()
     assert progress["status"] == "done"
@@ -433,7 +433,7 @@ def test_cancel_stops_what_has_not_been_sent(app, api, tokens) -> None:  # type:
     body = response.get_json()
     assert (body["status"], body["not_sent"], body["counts"]["cancelled"]) == ("cancelled", 3, 3)
     with app.app_context():
-        queue.work_burst(app.extensions["gateway"].redis)
+        jobs.work_burst(app.extensions["gateway"].redis)
     assert app.extensions["gateway"].provider.sent == []
     progress = api.get(f"/api/v1/broadcasts/{bid}", headers=org).get_json()
     assert (progress["status"], progress["counts"]["cancelled"], progress["counts"]["sent"]) == ("cancelled", 3, 0)

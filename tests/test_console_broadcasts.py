@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway.outbound import jobs as queue
+from gateway.outbound import jobs
 from gateway.people.contacts import new_contact
 from gateway.models import AuditEvent, Broadcast, ContactTag, Message, utcnow
 from gateway.core.phones import country_of
@@ -51,7 +51,7 @@ def audience_of_three(app) -> None:  # type: ignore[no-untyped-def]
 
 def work(app) -> None:  # type: ignore[no-untyped-def]
     with app.app_context():
-        queue.work_burst(svc(app).redis)
+        jobs.work_burst(svc(app).redis)
 
 
 def post_json(client, path: str, data: Any, token: str | None):  # type: ignore[no-untyped-def]
@@ -277,7 +277,7 @@ def test_scheduled_broadcast_waits_for_its_time(app, client, auth) -> None:  # t
     work(app)
     p = client.get(f"/broadcasts/{bid}/progress.json").json
     assert (p["status"], p["counts"]["queued"], p["counts"]["sent"]) == ("sending", 3, 0)
-    assert queue.queue(svc(app).redis).scheduled_job_registry.count == 1
+    assert jobs.queue(svc(app).redis).scheduled_job_registry.count == 1
     assert all(m.send_after == local - timedelta(hours=2) for m in outbox(app, bid))
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text, update
 from gateway.people import accounts
 from gateway.channels import local_hooks as channel_hooks
 from gateway.inbound import receive as inbound
-from gateway.outbound import jobs as queue
+from gateway.outbound import jobs
 from gateway.outbound import tasks
 from gateway.people.contacts import number_is
 from gateway.models import AuditEvent, Contact, Conversation, Message, Report, User, utcnow
@@ -145,12 +145,12 @@ def test_a_report_reply_skipped_after_stop_keeps_no_words_and_no_contact(capp) -
     for text in ("JOIN", "SKIP", "Zomba", "SKIP"):
         at_send(app, A, text)
     with app.app_context():
-        queue.work_burst(svc.redis)
+        jobs.work_burst(svc.redis)
     replies = file_anonymous_report(lambda text: at_send(app, A, text))
     [ref] = re.findall(r"Report (\w+) is recorded", replies[-1])
     at_send(app, A, "STOP")  # before the worker sent the reference
     with app.app_context():
-        queue.work_burst(svc.redis)
+        jobs.work_burst(svc.redis)
     sent = [m["message"] for m in at.messages]
     assert not any(ref in text for text in sent) and sent[-1].startswith("You will get no more messages")
     skipped = rows(app, Message, Message.status == "skipped")
@@ -171,8 +171,8 @@ def test_a_report_reply_with_no_channel_keeps_no_words_and_no_contact(stack_app)
 
     file_anonymous_report(send)
     with stack_app.app_context():
-        queue.enqueue_ids(svc.redis, ids, name=queue.REPLIES)
-        queue.work_burst(svc.redis)  # Africa's Talking is not configured here: no channel to send by
+        jobs.enqueue_ids(svc.redis, ids, name=jobs.REPLIES)
+        jobs.work_burst(svc.redis)  # Africa's Talking is not configured here: no channel to send by
     failed = rows(stack_app, Message, Message.id.in_(ids))
     assert failed and all(m.status == "failed" and m.error_code == "no-channel" for m in failed)
     assert all((m.body, m.contact_id) == (None, None) for m in failed)
@@ -187,8 +187,8 @@ def test_a_reply_whose_words_were_removed_is_not_sent_empty(stack_app) -> None:
         s.execute(update(Message).where(Message.id.in_(got.queued)).values(body=None))
     before = len(svc.provider.sent)
     with stack_app.app_context():
-        queue.enqueue_ids(svc.redis, list(got.queued), name=queue.REPLIES)
-        queue.work_burst(svc.redis)
+        jobs.enqueue_ids(svc.redis, list(got.queued), name=jobs.REPLIES)
+        jobs.work_burst(svc.redis)
     assert len(svc.provider.sent) == before
     [m] = rows(stack_app, Message, Message.id.in_(got.queued))
     assert (m.status, m.error_code) == ("failed", "empty")
@@ -296,7 +296,7 @@ def test_the_reconciler_schedules_the_purge_once_a_day(stack_app) -> None:
     with stack_app.app_context():
         tasks.reconcile()
         tasks.reconcile()
-        queue.work_burst(svc.redis)
+        jobs.work_burst(svc.redis)
     bodies = {m.body for m in rows(stack_app, Message)}
     assert "hello today" in bodies and "hello from long ago" not in bodies
     assert len(rows(stack_app, AuditEvent, AuditEvent.action == "privacy.purge")) == 1

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.outbound import jobs as queue
+from gateway.outbound import jobs
 from gateway.web.console.broadcasts import TEST_SENDS
 from gateway.people.contacts import new_contact, number_is
 from gateway.models import AuditEvent, Contact, Message, User, utcnow
@@ -28,7 +28,7 @@ def svc(app):  # type: ignore[no-untyped-def]
 
 def work(app) -> None:  # type: ignore[no-untyped-def]
     with app.app_context():
-        queue.work_burst(svc(app).redis)
+        jobs.work_burst(svc(app).redis)
 
 
 def set_my_phone(app, phone: str | None, *, confirmed: bool = True) -> None:  # type: ignore[no-untyped-def]

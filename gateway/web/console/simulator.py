@@ -23,7 +23,7 @@ from gateway import services
 from gateway.channels.base import InboundSMS
 from gateway.core.phones import InvalidNumber, normalise_number
 from gateway.db import get_session
-from gateway.inbound import receive as inbound
+from gateway.inbound import receive
 from gateway.models import Contact, Message, Report
 from gateway.outbound.broadcasts import SIMULATOR_TAG
 from gateway.people import audit, contacts
@@ -35,7 +35,7 @@ bp = Blueprint("simulator", __name__, template_folder="templates")
 DEFAULT_NUMBER = "+265990000001"
 PROVIDER = "console"
 SHOWN = 200          # the newest messages shown on the screen
-MAX_TEXT = inbound.MAX_BODY
+MAX_TEXT = receive.MAX_BODY
 SEEN_ON_PHONE = ("sent", "delivered", "inline")
 
 
@@ -113,7 +113,7 @@ def _conversation(s: Any, number: str) -> list[dict[str, Any]]:
 def _simulate(number: str, text: str) -> list[str]:
     """Exactly `flask sms simulate`: store, handle in order, read the replies, mark them sent."""
     svc = services()
-    received = inbound.receive(_simulator_sessions(), InboundSMS(PROVIDER, None, number, None, text),
+    received = receive.receive(_simulator_sessions(), InboundSMS(PROVIDER, None, number, None, text),
                                current_app.config["DEFAULT_COUNTRY"], svc.flows, current_app.config["ORG_NAME"])
     if received.contact_id is None:
         raise SimulatorError(f"{number} is not a phone number; the text was kept, not handled.")
