@@ -7,9 +7,9 @@ from sqlalchemy import ColumnElement, Select, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload, object_session
 
-from gateway.models import Contact, ContactTag, utcnow
-from gateway.core.vault import NumberVault
 from gateway.core.phones import Address, country_of
+from gateway.core.vault import NumberVault
+from gateway.models import Contact, ContactTag, utcnow
 
 
 def vault(session: Session) -> NumberVault:

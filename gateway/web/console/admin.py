@@ -233,6 +233,7 @@ def set_phone() -> ResponseReturnValue:
         abort(400)
     s = get_session()
     user = s.get(User, current_user.id)
+    assert user is not None  # logged in: load_user has just read this account
     try:
         number = oneoff.mobile_number(request.form.get("phone", ""), current_app.config["DEFAULT_COUNTRY"])
         contact = oneoff.recipient(s, number)
@@ -267,12 +268,14 @@ def confirm_phone() -> ResponseReturnValue:
         abort(400)
     s = get_session()
     user = s.get(User, current_user.id)
+    assert user is not None  # logged in: load_user has just read this account
     code_key, tries_key = _code_keys(user.id)
     redis = services().redis
     kept = redis.get(code_key)
     if accounts.confirm_phone(user, current_app.config["SECRET_KEY"], kept.decode() if kept else None,
                               request.form.get("code", "")):
         redis.delete(code_key, tries_key)
+        assert user.phone is not None  # confirm_phone is only true for a phone that is set
         audit_log.record(s, current_user.email, "account.phone.confirmed", number_digest=oneoff.digest(s, user.phone))
         s.commit()
         flash("Phone confirmed: broadcast tests now go to it.", "ok")

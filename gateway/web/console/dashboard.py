@@ -26,16 +26,17 @@ bp = Blueprint("pages", __name__, template_folder="templates", static_folder="st
 def dashboard() -> ResponseReturnValue:
     """Supporters, today's messages, recent delivery rate, newest reports, queue health."""
     s = get_session()
-    counts = dict(s.execute(select(Contact.status, func.count()).group_by(Contact.status)).all())
+    counts: dict[str, int] = dict(s.execute(select(Contact.status, func.count()).group_by(Contact.status))
+                                  .tuples().all())
     today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     recent = select(Broadcast.id).where(Broadcast.launched_at >= utcnow() - timedelta(days=30))
-    by_status = dict(s.execute(select(Message.status, func.count()).where(
-        Message.broadcast_id.in_(recent)).group_by(Message.status)).all())
+    by_status: dict[str, int] = dict(s.execute(select(Message.status, func.count()).where(
+        Message.broadcast_id.in_(recent)).group_by(Message.status)).tuples().all())
     settled = sum(by_status.get(k, 0) for k in ("delivered", "undelivered", "failed"))
     try:
         services().redis.ping()
         queue = "ok"
-    except Exception:  # shown, not raised: the dashboard must load when Redis is away
+    except Exception:  # noqa: BLE001  # shown, not raised: the dashboard must load when Redis is away
         queue = "unreachable"
     stats = {
         "active": counts.get("active", 0), "stopped": counts.get("stopped", 0),

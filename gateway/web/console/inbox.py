@@ -87,7 +87,7 @@ def index() -> ResponseReturnValue:
     replies: dict[int, list[Message]] = {}
     if ids:
         for r in s.scalars(select(Message).where(Message.reply_to_id.in_(ids)).order_by(Message.id)):
-            replies.setdefault(r.reply_to_id, []).append(r)
+            replies.setdefault(r.reply_to_id or 0, []).append(r)  # never 0: the query asks for replies
     numbers = {c.id: shown_number(c) for _m, c in page.items if c is not None}
     return render_template("inbox_index.html", page=page, replies=replies, numbers=numbers,
                            masked=not full_numbers())
@@ -125,7 +125,8 @@ def reply(message_id: int) -> ResponseReturnValue:
     s.commit()
     # Sent now, through the outbox (so it is claimed, paced, and its errors read as every send's
     # are): the organizer sees at once whether it left.
-    sent = oneoff.send_now(tasks.build_outbox(current_app._get_current_object()), out.id)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    sent = oneoff.send_now(tasks.build_outbox(app), out.id)
     if sent.status == "queued":
         flash("The SMS provider asked us to slow down: the reply is queued and goes out shortly.", "error")
     elif sent.status == "sending":
