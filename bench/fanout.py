@@ -204,7 +204,6 @@ def _launch_gateway(app: Any, place: str) -> tuple[int, float, float]:
     from gateway import services
     from gateway.outbound import broadcasts
     from gateway.channels import sender_name
-    from gateway.cli_outbound import _enqueue_broadcast
 
     with app.app_context():
         t0 = time.perf_counter()
@@ -214,7 +213,8 @@ def _launch_gateway(app: Any, place: str) -> tuple[int, float, float]:
             broadcasts.launch(session, b, svc.provider.name, sender_name())
             bid = b.id
         t1 = time.perf_counter()
-        _enqueue_broadcast(bid, None)
+        with svc.sessions() as session:
+            broadcasts.enqueue(session, bid, svc.redis)
         t2 = time.perf_counter()
     return bid, t1 - t0, t2 - t1
 

@@ -166,12 +166,12 @@ def sql(ctx: Ctx, query: str, **params: Any) -> list[tuple[Any, ...]]:
 
 def queues_idle(ctx: Ctx) -> bool:
     """No send job waiting or scheduled for a retry (Redis may be away: then not idle)."""
-    from gateway.outbound import jobs as queue
+    from gateway.outbound import queues
 
     try:
         return all(q.count == 0 and q.scheduled_job_registry.count == 0
-                   for q in (queue.get_queue(ctx.app.extensions["gateway"].redis, name)
-                             for name in (queue.REPLIES, queue.BULK)))
+                   for q in (queues.get_queue(ctx.app.extensions["gateway"].redis, name)
+                             for name in (queues.REPLIES, queues.BULK)))
     except Exception:
         return False
 

@@ -52,14 +52,14 @@ def run(stack: Stack, fake: FakeProcess, results: Results, *, rate: float, windo
         with app.app_context():
             svc = app.extensions["gateway"]
             from gateway.channels import sender_name
-            from gateway.cli_outbound import _enqueue_broadcast
 
             with svc.sessions() as session, session.begin():
                 b = broadcasts.create(session, {"en": EN, "es": ES}, default_language="en", place=PLACE,
                                       created_by="bench-pacing")
                 broadcasts.launch(session, b, svc.provider.name, sender_name())
                 bid = b.id
-            _enqueue_broadcast(bid, None)
+            with svc.sessions() as session:
+                broadcasts.enqueue(session, bid, svc.redis)
         log(f"pacing: {n} messages launched at {rate:g} segments/s; measuring {window:.0f} s")
         wait_until(lambda: fake.count() > 0, 30, 0.05)
         time.sleep(window + 1.5)

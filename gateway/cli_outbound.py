@@ -14,7 +14,7 @@ from rq.serializers import JSONSerializer
 
 from gateway import logs, services
 from gateway.outbound import broadcasts
-from gateway.outbound import jobs as queue
+from gateway.outbound import jobs, queues
 from gateway.channels import sender_name
 from gateway.core.compose import parse_prices
 from gateway.models import Broadcast
@@ -56,7 +56,7 @@ def broadcast_send(text: str, translations: tuple[str, ...], language: str | Non
         if found is None:
             raise click.BadParameter(f"{place!r} is not in the gazetteers in flows/places/", param_hint="--place")
         place = found.name
-    with svc.sessions() as session, session.begin():
+    with svc.sessions() as session:
         try:
             b = broadcasts.create(session, texts, default_language=current_app.config["DEFAULT_LANGUAGE"],
                                   place=place, language=language, tag=tag, reply_keyword=reply_keyword,
@@ -72,24 +72,13 @@ def broadcast_send(text: str, translations: tuple[str, ...], language: str | Non
         if only_preview:
             session.rollback()
             return
-        broadcasts.launch(session, b, svc.provider.name, sender_name())
-        broadcast_id = b.id
-    _enqueue_broadcast(broadcast_id, send_at)
-    click.echo(broadcast_id)
+        launched = broadcasts.launch_and_enqueue(session, b, channel=svc.provider.name, sender=sender_name(),
+                                                 redis=svc.redis)
+    if not launched.enqueued:
+        click.echo("The queue could not be reached; the reconciler sends the messages when it is back.", err=True)
+    click.echo(launched.broadcast_id)
     if embedded() and send_at is None:
-        queue.work_burst(svc.redis)  # nobody else can see this process's in-memory queue
-
-
-def _enqueue_broadcast(broadcast_id: int, send_at: datetime | None) -> None:
-    from sqlalchemy import select
-
-    from gateway.models import Message
-
-    svc = services()
-    with svc.sessions() as session:
-        ids = list(session.scalars(select(Message.id).where(Message.broadcast_id == broadcast_id,
-                                                            Message.status == "queued").order_by(Message.id)))
-    queue.enqueue_ids(svc.redis, ids, at=send_at)
+        queues.work_burst(svc.redis)  # nobody else can see this process's in-memory queue
 
 
 @broadcast_cli.command("status")
@@ -129,10 +118,10 @@ def broadcast_cancel(broadcast_id: int) -> None:
 @outbox_cli.command("reconcile")
 def outbox_reconcile() -> None:
     """Re-enqueue messages left queued, settle those left sending (asking the provider)."""
-    result = queue.reconcile(force=True)
+    result = jobs.reconcile(force=True)
     click.echo(", ".join(f"{k}: {v}" for k, v in result.items()))
     if embedded() and result["jobs"]:
-        queue.work_burst(services().redis)
+        queues.work_burst(services().redis)
 
 
 @click.command("worker")
@@ -145,17 +134,17 @@ def worker(burst: bool, reconcile_every: int) -> None:
         click.echo("REDIS_URL is not set: this worker only sees jobs of its own process", err=True)
 
     def schedule_reconcile() -> None:
-        q = queue.get_queue(connection, queue.REPLIES)
+        q = queues.get_queue(connection, queues.REPLIES)
         while True:
             slot = int(time.time() // reconcile_every)
             # One job id per time slot: several workers enqueue it, it runs once.
             if q.fetch_job(f"reconcile-{slot}") is None:
-                q.enqueue(queue.RECONCILE, job_id=f"reconcile-{slot}", result_ttl=reconcile_every * 2)
+                q.enqueue(queues.RECONCILE, job_id=f"reconcile-{slot}", result_ttl=reconcile_every * 2)
             time.sleep(reconcile_every)
 
     if not burst:
         threading.Thread(target=schedule_reconcile, daemon=True).start()
-    w = SimpleWorker([queue.get_queue(connection, queue.REPLIES), queue.get_queue(connection, queue.BULK)],
+    w = SimpleWorker([queues.get_queue(connection, queues.REPLIES), queues.get_queue(connection, queues.BULK)],
                      connection=connection, serializer=JSONSerializer)
     w.work(burst=burst, with_scheduler=True, logging_level=logs.level())  # RQ's lines follow LOG_LEVEL
 

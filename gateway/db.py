@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from flask import Flask, current_app, g
 from sqlalchemy import MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -68,3 +69,29 @@ def make_session_factory(engine: Engine, numbers: Any = None, redis: Any = None)
     session.info so gateway/people/contacts.py can seal and open phone numbers without a global, and
     `redis` so the inbound path counts texts (flood guard) without scanning message rows."""
     return sessionmaker(engine, expire_on_commit=False, info={"numbers": numbers, "redis": redis})
+
+
+def get_session() -> Session:
+    """The database session of this request (or app context), opened on first use, closed at teardown."""
+    if "db" not in g:
+        g.db = current_app.extensions["gateway"].sessions()
+    return g.db  # type: ignore[no-any-return]
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    """Close this request's session, if one was opened."""
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()
+
+
+def init_app(app: Flask) -> None:
+    """Close the per-request session at the end of each request and app context.
+
+    The console and the API both call this; registering twice would only close twice.
+    """
+    # Both: a request inside an app context a test (or a CLI command) holds open reuses that
+    # context, so only the request teardown ends the request's session in time.
+    if close_session not in app.teardown_request_funcs.get(None, []):
+        app.teardown_request(close_session)
+        app.teardown_appcontext(close_session)

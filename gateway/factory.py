@@ -30,7 +30,7 @@ from gateway.core.vault import NumberVault
 from gateway.db import make_engine, make_session_factory
 from gateway.inbound import Inbound, status
 from gateway.inbound.spool import Spool
-from gateway.outbound import jobs
+from gateway.outbound import jobs, queues
 from gateway.outbound.outbox import Outbox
 from gateway.outbound.pacing import Pacer, parse_rates
 from gateway.settings import (
@@ -102,7 +102,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         flow_error = exc
     engine = make_engine(settings["DATABASE_URL"])
     vault = NumberVault.from_keys(numbers_keys_for(app.config))
-    redis = jobs.connect(settings["REDIS_URL"])
+    redis = queues.connect(settings["REDIS_URL"])
     sessions = make_session_factory(engine, vault, redis)
     channels = channels_module.build(settings, redis)
 
@@ -148,7 +148,7 @@ def _replay_spool() -> None:
 
 def _enqueue_replies(redis: Any, ids: list[int]) -> None:
     """Replies' ids onto the reply queue, which workers empty before any broadcast."""
-    jobs.enqueue_ids(redis, ids, name=jobs.REPLIES)
+    queues.enqueue_ids(redis, ids, name=queues.REPLIES)
 
 
 def _embedded_worker_starter(app: Flask) -> Callable[[], None]:
@@ -160,7 +160,7 @@ def _embedded_worker_starter(app: Flask) -> Callable[[], None]:
         if not started:
             with lock:
                 if not started:
-                    started.append(jobs.start_embedded_worker(app, jobs.reconcile))
+                    started.append(queues.start_embedded_worker(app, jobs.reconcile))
 
     return start_embedded_worker
 
@@ -179,7 +179,7 @@ def build_outbox(app: Flask) -> Outbox:
         return by_country.get(country or "") or by_country.get(cfg["DEFAULT_COUNTRY"]) or "UTC"
 
     def schedule(ids: list[int], when: datetime) -> None:
-        jobs.enqueue_ids(svc.redis, ids, at=when + timedelta(seconds=1))
+        queues.enqueue_ids(svc.redis, ids, at=when + timedelta(seconds=1))
 
     base = cfg.get("PUBLIC_BASE_URL")
     chans = svc.channels

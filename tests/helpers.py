@@ -18,7 +18,7 @@ from gateway import Services
 from gateway.channels.console import ConsoleProvider
 from gateway.core.phones import country_of, normalise_number
 from gateway.models import AuditEvent, Broadcast, Contact, ContactTag, Message, utcnow
-from gateway.outbound import broadcasts, jobs
+from gateway.outbound import broadcasts, jobs, queues
 from gateway.people.contacts import get_or_create, new_contact, number_of
 from tests.transcript import Phone
 
@@ -68,7 +68,7 @@ def launch(app: Flask, bid: int, *, provider: str = "console", sender: str = "co
         broadcasts.launch(s, b, provider, sender)
     ids = queued_ids(app, bid)
     if enqueue:
-        jobs.enqueue_ids(svc(app).redis, ids)
+        queues.enqueue_ids(svc(app).redis, ids)
     return ids
 
 
@@ -92,7 +92,7 @@ def launch_to_zomba(app: Flask, numbers: list[str], text: str, sender: str) -> l
 def work(app: Flask) -> None:
     """Run every due job, as a worker would, on this stack's queue."""
     with app.app_context():
-        jobs.work_burst(svc(app).redis)
+        queues.work_burst(svc(app).redis)
 
 
 def send(app: Flask, ids: list[int]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.people import accounts
-from gateway.outbound import jobs as queue
+from gateway.outbound import queues
 from gateway.people.contacts import number_is
 from gateway.models import Broadcast, Contact, Report, User
 from tests.helpers import audit_events
@@ -193,7 +193,7 @@ def test_a_viewer_token_gets_masked_numbers_and_every_listing_is_audited(app, ap
 
 
 def test_number_searches_by_a_viewer_are_rate_limited(app, api, tokens) -> None:  # type: ignore[no-untyped-def]
-    from gateway.web.api import VIEWER_NUMBER_SEARCHES
+    from gateway.web.api.contacts import VIEWER_NUMBER_SEARCHES
 
     add_contact(api, tokens["organizer"], ZOMBA_1)
     viewer = bearer(tokens["viewer"])
@@ -209,9 +209,9 @@ def test_number_searches_by_a_viewer_are_rate_limited(app, api, tokens) -> None:
 
 
 def test_contact_listings_are_rate_limited_per_token(app, api, tokens, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from gateway.web import api as api_module
+    from gateway.web.api import contacts as api_contacts
 
-    monkeypatch.setattr(api_module, "CONTACT_LISTINGS", "3/hour")
+    monkeypatch.setattr(api_contacts, "CONTACT_LISTINGS", "3/hour")
     viewer, organizer = bearer(tokens["viewer"]), bearer(tokens["organizer"])
     assert [api.get(f"/api/v1/contacts?page={p}", headers=viewer).status_code for p in (1, 2, 3, 4)] == [
         200, 200, 200, 429]
@@ -398,7 +398,7 @@ def test_create_launch_send_and_progress(app, api, tokens) -> None:  # type: ign
     assert event.actor == "api:organizer@example.org" and event.detail == {"broadcast_id": bid, "recipients": 2}
 
     with app.app_context():
-        queue.work_burst(app.extensions["gateway"].redis)
+        queues.work_burst(app.extensions["gateway"].redis)
 
     progress = api.get(f"/api/v1/broadcasts/{bid}", headers=bearer(tokens["viewer"])).get_json()
     assert progress["status"] == "done"
@@ -429,7 +429,7 @@ def test_cancel_stops_what_has_not_been_sent(app, api, tokens) -> None:  # type:
     body = response.get_json()
     assert (body["status"], body["not_sent"], body["counts"]["cancelled"]) == ("cancelled", 3, 3)
     with app.app_context():
-        queue.work_burst(app.extensions["gateway"].redis)
+        queues.work_burst(app.extensions["gateway"].redis)
     assert app.extensions["gateway"].provider.sent == []
     progress = api.get(f"/api/v1/broadcasts/{bid}", headers=org).get_json()
     assert (progress["status"], progress["counts"]["cancelled"], progress["counts"]["sent"]) == ("cancelled", 3, 0)

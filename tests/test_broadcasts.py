@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from gateway.core.compose import render
 from gateway.core.segments import count_segments
 from gateway.models import Broadcast, Contact, Message, Pledge, utcnow
-from gateway.outbound import broadcasts, jobs, outbox
+from gateway.outbound import broadcasts, jobs, outbox, queues
 from gateway.people.contacts import number_is
 from tests import helpers
 from tests.conftest import make_stack_app
@@ -305,7 +305,7 @@ def test_quiet_hours_hold_until_morning_in_each_recipients_time(quiet_app: Flask
     assert [to for to, _ in sent(app)] == [hn(1)]
     held = rows(app, bid)[mw(1)]
     assert (held.status, held.send_after, held.claimed_at) == ("queued", datetime(2026, 11, 24, 5, 0), None)
-    assert jobs.get_queue(svc(app).redis).scheduled_job_registry.count == 1  # a job waits for the morning
+    assert queues.get_queue(svc(app).redis).scheduled_job_registry.count == 1  # a job waits for the morning
     assert progress(app, bid)["status"] == "sending"
 
     early = outbox.send_batch(clock(app, datetime(2026, 11, 24, 4, 59, 59)), ids)

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from gateway.outbound import broadcasts
 from gateway.people import csvio
-from gateway.outbound import jobs as queue
+from gateway.outbound import queues
 from gateway.models import utcnow
 from tests.browser import LiveServer, shot
 from tests.conftest import PASSWORD, make_stack_app
@@ -85,14 +85,14 @@ def worker_app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     (2 segments/s) so a launch takes a few seconds and the progress page has something to watch.
     The worker thread is stopped afterwards so it never reconciles another test's database."""
     threads: list[threading.Thread] = []
-    real_start = queue.start_embedded_worker
+    real_start = queues.start_embedded_worker
 
     def start_and_keep(app, *args, **kwargs):  # type: ignore[no-untyped-def]
         thread = real_start(app, *args, **kwargs)
         threads.append(thread)
         return thread
 
-    monkeypatch.setattr(queue, "start_embedded_worker", start_and_keep)
+    monkeypatch.setattr(queues, "start_embedded_worker", start_and_keep)
     app = make_stack_app(db_url, None, tmp_path, EMBEDDED_WORKER=True, SENDER_RATE=2.0)
     yield app
     for thread in threads:
@@ -254,7 +254,7 @@ def test_preview_launch_and_live_progress(app, auth, live, page: Page) -> None: 
     expect(page.locator("#progress-handled")).to_have_text("0")
     app.config["SENDER_RATE"] = 50.0  # this test watches the page, not the pacing
     with app.app_context():
-        queue.work_burst(app.extensions["gateway"].redis)
+        queues.work_burst(app.extensions["gateway"].redis)
     expect_done_without_reload(page, url, 4, timeout=10000)
     shot(page, "progress")
 

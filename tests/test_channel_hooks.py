@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway import channels
-from gateway.outbound import jobs
+from gateway.outbound import jobs, queues
 from gateway.people.contacts import number_of
 from gateway.models import Contact, Message
 from tests.conftest import make_stack_app
@@ -53,7 +53,7 @@ def at_sms(text: str = "JOIN", **extra: str) -> dict[str, str]:
 
 def work(app: Any) -> None:
     with app.app_context():
-        jobs.work_burst(app.extensions["gateway"].redis)
+        queues.work_burst(app.extensions["gateway"].redis)
 
 
 # -- Africa's Talking --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from sqlalchemy import select
 
-from gateway.outbound import jobs, outbox
+from gateway.outbound import outbox, queues
 from gateway.people.contacts import number_is
 from gateway.models import Contact
 from gateway.outbound.pacing import Pacer
@@ -170,7 +170,7 @@ def test_a_reply_leaves_by_the_channel_the_supporter_wrote_to_whatever_the_route
     body, headers = phone.received("+265991234567", "HELP")
     assert app.test_client().post("/sms/android", data=body, headers=headers).status_code == 200
     with app.app_context():
-        jobs.work_burst(app.extensions["gateway"].redis)
+        queues.work_burst(app.extensions["gateway"].redis)
     assert [m["to"] for m in phone.messages] == ["+265991234567"] and at.messages == [] and twilio.messages == []
     ids = launch_to_zomba(app, ["+265991234500"], TEXT, SENDER)  # an alert follows the routes
     send(app, ids)
@@ -249,10 +249,10 @@ def test_a_retryable_africastalking_error_puts_no_number_in_logs_or_redis(build,
     caplog.set_level(logging.DEBUG)
     with app.app_context():
         # The job's last try: RQ logs the traceback and keeps exc_info in the FailedJobRegistry.
-        job = jobs.get_queue(redis, jobs.BULK).enqueue("gateway.outbound.jobs.send_batch", ids)
-        jobs.work_burst(redis)
+        job = queues.get_queue(redis, queues.BULK).enqueue("gateway.outbound.jobs.send_batch", ids)
+        queues.work_burst(redis)
     job.refresh()
-    assert job.is_failed and job.id in jobs.get_queue(redis, jobs.BULK).failed_job_registry
+    assert job.is_failed and job.id in queues.get_queue(redis, queues.BULK).failed_job_registry
     exc_text = job.latest_result().exc_string or ""
     assert "RetryLater" in exc_text and "africastalking" in exc_text  # RQ did keep the error ...
     digits = number.lstrip("+")

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from gateway.models import AuditEvent, Broadcast, Message, utcnow
-from gateway.outbound import jobs
+from gateway.outbound import queues
 from tests.conftest import Auth
 from tests.helpers import add, svc, work
 
@@ -260,7 +260,7 @@ def test_scheduled_broadcast_waits_for_its_time(app: Flask, client: FlaskClient,
     work(app)
     p = client.get(f"/broadcasts/{bid}/progress.json").json
     assert (p["status"], p["counts"]["queued"], p["counts"]["sent"]) == ("sending", 3, 0)
-    assert jobs.get_queue(svc(app).redis).scheduled_job_registry.count == 1
+    assert queues.get_queue(svc(app).redis).scheduled_job_registry.count == 1
     assert all(m.send_after == local - timedelta(hours=2) for m in outbox(app, bid))
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from gateway.models import Broadcast, Contact
-from gateway.outbound import jobs, outbox
+from gateway.outbound import jobs, outbox, queues
 from gateway.people.contacts import number_is
 from tests.conftest import PUBLIC_BASE, make_stack_app
 from tests.fakes import FakeTwilio
@@ -299,10 +299,10 @@ def test_rq_jobs_send_every_recipient_once(twilio_app, fake_twilio) -> None:
     ids = launch(twilio_app, 25)
     redis = svc(twilio_app).redis
     with twilio_app.app_context():
-        assert jobs.enqueue_ids(redis, ids, batch_size=10) == 3
-        jobs.work_burst(redis)
-        assert jobs.pending_jobs(redis) == 0
-        assert jobs.get_queue(redis).failed_job_registry.count == 0
+        assert queues.enqueue_ids(redis, ids, batch_size=10) == 3
+        queues.work_burst(redis)
+        assert queues.pending_jobs(redis) == 0
+        assert queues.get_queue(redis).failed_job_registry.count == 0
     assert_each_sent_once(twilio_app, fake_twilio, range(25))
 
 
@@ -313,9 +313,9 @@ def test_rq_retries_a_batch_that_met_a_429(twilio_app, fake_twilio, monkeypatch)
     redis = svc(twilio_app).redis
     fake_twilio.fail_next(1, status=429)
     with twilio_app.app_context():
-        jobs.enqueue_ids(redis, ids)
-        jobs.work_burst(redis)
-        q = jobs.get_queue(redis)
+        queues.enqueue_ids(redis, ids)
+        queues.work_burst(redis)
+        q = queues.get_queue(redis)
         [job_id] = q.scheduled_job_registry.get_job_ids()
         job = q.fetch_job(job_id)
         assert (job.get_status(), job.retries_left) == ("scheduled", 2)
@@ -325,7 +325,7 @@ def test_rq_retries_a_batch_that_met_a_429(twilio_app, fake_twilio, monkeypatch)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and {m.status for m in rows(twilio_app).values()} != {"sent"}:
             time.sleep(0.25)
-            jobs.work_burst(redis)
+            queues.work_burst(redis)
         assert q.fetch_job(job_id).get_status() == "finished"
     assert_each_sent_once(twilio_app, fake_twilio, range(5))
 

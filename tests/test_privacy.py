@@ -32,7 +32,7 @@ def test_purge_removes_old_bodies_only(app, runner) -> None:
 def test_anonymous_report_reply_sent_through_the_queue_keeps_no_words(stack_app) -> None:
     """On a channel without inline replies the reference reply is queued: once sent, its body goes."""
     from gateway.inbound import receive as inbound
-    from gateway.outbound import jobs as queue
+    from gateway.outbound import queues
     from gateway.channels.base import InboundSMS
 
     svc = stack_app.extensions["gateway"]
@@ -50,8 +50,8 @@ def test_anonymous_report_reply_sent_through_the_queue_keeps_no_words(stack_app)
         waiting = s.scalars(select(Message).where(Message.id.in_(queued))).all()
     assert all(m.contact_id is not None and m.conversation_id is None and m.reply_to_id is None for m in waiting)
     with stack_app.app_context():
-        queue.enqueue_ids(svc.redis, queued, name=queue.REPLIES)
-        queue.work_burst(svc.redis)
+        queues.enqueue_ids(svc.redis, queued, name=queues.REPLIES)
+        queues.work_burst(svc.redis)
     with svc.sessions() as s:
         report = s.scalars(select(Report)).one()
         out = s.scalars(select(Message).where(Message.direction == "out").order_by(Message.id)).all()

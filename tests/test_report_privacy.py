@@ -17,7 +17,7 @@ from sqlalchemy import select, text, update
 
 from gateway.people import accounts
 from gateway.inbound import receive as inbound
-from gateway.outbound import jobs
+from gateway.outbound import jobs, queues
 from gateway.people.contacts import number_is
 from gateway.models import AuditEvent, Contact, Conversation, Message, Report, User, utcnow
 from gateway.channels.base import InboundSMS
@@ -144,12 +144,12 @@ def test_a_report_reply_skipped_after_stop_keeps_no_words_and_no_contact(capp) -
     for text in ("JOIN", "SKIP", "Zomba", "SKIP"):
         at_send(app, A, text)
     with app.app_context():
-        jobs.work_burst(svc.redis)
+        queues.work_burst(svc.redis)
     replies = file_anonymous_report(lambda text: at_send(app, A, text))
     [ref] = re.findall(r"Report (\w+) is recorded", replies[-1])
     at_send(app, A, "STOP")  # before the worker sent the reference
     with app.app_context():
-        jobs.work_burst(svc.redis)
+        queues.work_burst(svc.redis)
     sent = [m["message"] for m in at.messages]
     assert not any(ref in text for text in sent) and sent[-1].startswith("You will get no more messages")
     skipped = rows(app, Message, Message.status == "skipped")
@@ -170,8 +170,8 @@ def test_a_report_reply_with_no_channel_keeps_no_words_and_no_contact(stack_app)
 
     file_anonymous_report(send)
     with stack_app.app_context():
-        jobs.enqueue_ids(svc.redis, ids, name=jobs.REPLIES)
-        jobs.work_burst(svc.redis)  # Africa's Talking is not configured here: no channel to send by
+        queues.enqueue_ids(svc.redis, ids, name=queues.REPLIES)
+        queues.work_burst(svc.redis)  # Africa's Talking is not configured here: no channel to send by
     failed = rows(stack_app, Message, Message.id.in_(ids))
     assert failed and all(m.status == "failed" and m.error_code == "no-channel" for m in failed)
     assert all((m.body, m.contact_id) == (None, None) for m in failed)
@@ -186,8 +186,8 @@ def test_a_reply_whose_words_were_removed_is_not_sent_empty(stack_app) -> None:
         s.execute(update(Message).where(Message.id.in_(got.queued)).values(body=None))
     before = len(svc.provider.sent)
     with stack_app.app_context():
-        jobs.enqueue_ids(svc.redis, list(got.queued), name=jobs.REPLIES)
-        jobs.work_burst(svc.redis)
+        queues.enqueue_ids(svc.redis, list(got.queued), name=queues.REPLIES)
+        queues.work_burst(svc.redis)
     assert len(svc.provider.sent) == before
     [m] = rows(stack_app, Message, Message.id.in_(got.queued))
     assert (m.status, m.error_code) == ("failed", "empty")
@@ -295,7 +295,7 @@ def test_the_reconciler_schedules_the_purge_once_a_day(stack_app) -> None:
     with stack_app.app_context():
         jobs.reconcile()
         jobs.reconcile()
-        jobs.work_burst(svc.redis)
+        queues.work_burst(svc.redis)
     bodies = {m.body for m in rows(stack_app, Message)}
     assert "hello today" in bodies and "hello from long ago" not in bodies
     assert len(rows(stack_app, AuditEvent, AuditEvent.action == "privacy.purge")) == 1

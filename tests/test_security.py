@@ -12,7 +12,7 @@ from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
 from gateway import create_app
-from gateway.outbound import jobs
+from gateway.outbound import queues
 from gateway.models import AuditEvent
 from tests.conftest import PUBLIC_BASE
 from tests.helpers import launch_to_zomba
@@ -160,8 +160,8 @@ def test_jobs_are_json_and_carry_ids_only(stack_app) -> None:
     text = "Vigil at the council hall tonight at six"
     ids = launch_to_zomba(stack_app, numbers, text, "+15005550006")
     redis = stack_app.extensions["gateway"].redis
-    assert jobs.enqueue_ids(redis, ids) == 1
-    [job] = jobs.get_queue(redis).get_jobs()
+    assert queues.enqueue_ids(redis, ids) == 1
+    [job] = queues.get_queue(redis).get_jobs()
     assert job.func_name == "gateway.outbound.jobs.send_batch" and list(job.args) == [ids]
     raw = redis.hget(job.key, "data")
     payload = json.loads(zlib.decompress(raw))  # JSON: a pickle would not load here

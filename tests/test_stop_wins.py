@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from gateway.core import engine
 from gateway.inbound import receive as inbound
-from gateway.outbound import jobs
+from gateway.outbound import jobs, queues
 from gateway.models import Contact, Conversation, Message, Report, utcnow
 from gateway.channels.base import InboundSMS
 from gateway.core.phones import mask_number
@@ -301,7 +301,7 @@ def test_the_reconciler_applies_a_stranded_stop_when_its_pass_fails(stack_app, m
     _break_every_pass(monkeypatch)
     with stack_app.app_context():
         jobs.reconcile()
-        jobs.work_burst(svc.redis)
+        queues.work_burst(svc.redis)
     assert _contact(stack_app).status == "stopped"
     assert svc.provider.sent == [(A, STOPPED)]
     assert [m for m in _inbound(stack_app) if m.handled_at is None] == []

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.web.console.alerts import TEST_SENDS
+from gateway.web.console.broadcasts import TEST_SENDS
 from gateway.people.contacts import new_contact, number_is
 from gateway.models import AuditEvent, Contact, Message, User, utcnow
 from tests.conftest import Auth, make_stack_app

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway.outbound import jobs
+from gateway.outbound import jobs, queues
 from gateway.models import Message
 from tests.conftest import NUMBERS_KEY, PUBLIC_BASE, SECRET_KEY, make_stack_app
 from tests.fakes import FakeTwilio
@@ -45,7 +45,7 @@ def kill_app(db_url: str, redis_url: str | None, tmp_path: Path, fake_twilio: Fa
 def launch_and_enqueue(app: Any, n: int) -> None:
     """n contacts, a broadcast to them, its outbox rows enqueued as RQ jobs."""
     ids = launch_to_zomba(app, [number(i) for i in range(n)], "Vigil at the council hall tonight at 6.", SENDER)
-    assert jobs.enqueue_ids(svc(app).redis, ids) == 3
+    assert queues.enqueue_ids(svc(app).redis, ids) == 3
 
 
 def start_worker(db_url: str, redis_url: str, fake: FakeTwilio, log: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -37,7 +37,7 @@ from sqlalchemy import select
 from gateway.channels.base import InboundSMS
 from gateway.channels.console import ConsoleProvider
 from gateway.models import Message, utcnow
-from gateway.outbound import broadcasts, jobs
+from gateway.outbound import broadcasts, queues
 from tests.wires import Wire
 
 _ALERT = re.compile(r"@ (?P<verb>alert|launch)(?: to (?P<place>.+?))?(?: counting (?P<word>\S+))?"
@@ -79,7 +79,7 @@ class Phone:
             bid = b.id
         with svc.sessions() as s:
             ids = list(s.scalars(select(Message.id).where(Message.broadcast_id == bid).order_by(Message.id)))
-        jobs.enqueue_ids(svc.redis, ids)
+        queues.enqueue_ids(svc.redis, ids)
         self.broadcasts.append(bid)
         self.now = max(self.now, utcnow())  # the phones' clock never runs behind the launch
         return bid
@@ -91,7 +91,7 @@ class Phone:
         assert isinstance(provider, ConsoleProvider), "alerts are read from the console provider"
         before = len(provider.sent)
         with self.app.app_context():
-            jobs.work_burst(svc.redis)
+            queues.work_burst(svc.redis)
         return list(provider.sent[before:])
 
     def run(self, script: str) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from flask import Flask
 
-from gateway.outbound import jobs
+from gateway.outbound import queues
 
 CHANNELS = ["twilio", "africastalking", "android"]
 AT_TOKEN = "at-callback-secret-of-at-least-32-characters"  # AT_WEBHOOK_TOKEN needs 32
@@ -72,7 +72,7 @@ class QueuedWire:
         before = len(self._sent())
         with app.app_context():
             app.extensions["gateway"].inbound.receive(self._parse(app, sender, text), inline=False, now=now)
-            jobs.work_burst(app.extensions["gateway"].redis)  # the RQ jobs, as a worker runs them
+            queues.work_burst(app.extensions["gateway"].redis)  # the RQ jobs, as a worker runs them
         return [body for to, body in self._sent()[before:] if to == sender]
 
 

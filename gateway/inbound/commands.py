@@ -6,7 +6,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from gateway import services
-from gateway.outbound import jobs
+from gateway.outbound import queues
 
 spool_cli = AppGroup("spool", help="Inbound messages kept while the database was away.")
 
@@ -20,7 +20,7 @@ def spool_replay() -> None:
                f"{done.left} left" + (" (database away)" if done.away else "")
                + (" (another process is replaying)" if done.busy else ""))
     if not current_app.config["REDIS_URL"] and (done.stored or done.duplicates):
-        jobs.work_burst(svc.redis)  # the in-process queue is only ours
+        queues.work_burst(svc.redis)  # the in-process queue is only ours
     if done.left:
         raise SystemExit(1)
 

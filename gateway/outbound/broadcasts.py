@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,9 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.core.compose import TextPreview, estimate_cost, preview_text, render
-from gateway.models import Broadcast, Contact, ContactTag, Message, Pledge, utcnow
 from gateway.core.segments import count_segments, is_gsm7
 from gateway.core.text import fold
+from gateway.models import Broadcast, Contact, ContactTag, Message, Pledge, utcnow
+from gateway.outbound import queues
+from gateway.people import audit, contacts
 
 logger = logging.getLogger(__name__)
 FINAL = ("sent", "delivered", "undelivered", "failed", "skipped", "cancelled")
@@ -27,14 +30,9 @@ class BroadcastError(ValueError):
 
 def audience(b: Broadcast) -> Select[Any]:
     """Active, consenting contacts matching the broadcast's place, language and tag."""
-    query = select(Contact.id, Contact.language, Contact.name, Contact.place, Contact.country).where(
-        Contact.status == "active", Contact.consent_at.is_not(None))
-    if b.place:
-        query = query.where(Contact.place == b.place)
-    if b.language:
-        query = query.where(Contact.language == b.language)
-    if b.tag:
-        query = query.where(exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag == b.tag))
+    query = contacts.matching(
+        select(Contact.id, Contact.language, Contact.name, Contact.place, Contact.country),
+        place=b.place, language=b.language, tag=b.tag, status="active").where(Contact.consent_at.is_not(None))
     if b.tag != SIMULATOR_TAG:  # a number tried in the simulator never gets a real alert
         query = query.where(~exists().where(ContactTag.contact_id == Contact.id,
                                             ContactTag.tag == SIMULATOR_TAG))
@@ -117,7 +115,7 @@ def preview(session: Session, b: Broadcast, prices: dict[str, float]) -> Preview
 def launch(session: Session, b: Broadcast, provider: str, sender: str, now: datetime | None = None) -> int:
     """Write one queued outbox row per recipient in the caller's transaction; return the count.
 
-    The caller commits, then enqueues (`outbox.enqueue_broadcast`): a row exists before its job.
+    The caller commits, then enqueues (`launch_and_enqueue` does both): a row exists before its job.
     """
     now = now or utcnow()
     locked = session.scalars(select(Broadcast).where(Broadcast.id == b.id).with_for_update()).one()
@@ -137,6 +135,47 @@ def launch(session: Session, b: Broadcast, provider: str, sender: str, now: date
     locked.status, locked.launched_at, locked.recipients = ("sending" if rows else "done"), now, len(rows)
     logger.info("broadcast %s launched to %d recipients", locked.id, len(rows))
     return len(rows)
+
+
+@dataclass(frozen=True)
+class Launched:
+    """What a launch came to: the rows are committed; `enqueued` False means the queue was away."""
+
+    broadcast_id: int
+    recipients: int
+    send_at: datetime | None
+    enqueued: bool  # False: the rows wait, queued, for the reconciler to enqueue them when it is back
+
+
+def launch_and_enqueue(session: Session, b: Broadcast, *, channel: str, sender: str, redis: Any,
+                       actor: str | None = None,
+                       audit_detail: Callable[[int], dict[str, Any]] | None = None) -> Launched:
+    """Launch, audit (when `actor` is given), commit, then enqueue the queued rows.
+
+    BroadcastError (not a draft) leaves the transaction to the caller to roll back. An unreachable
+    queue is not an error: the rows are committed as queued, and the reconciler enqueues them.
+    """
+    n = launch(session, b, channel, sender)
+    if actor is not None:
+        audit.record(session, actor, "broadcast.launch",
+                     **(audit_detail(n) if audit_detail else {"id": b.id, "recipients": n}))
+    session.commit()  # rows exist before their jobs
+    return Launched(b.id, n, b.send_at, enqueue(session, b.id, redis, at=b.send_at))
+
+
+def enqueue(session: Session, broadcast_id: int, redis: Any, *, at: datetime | None = None) -> bool:
+    """Enqueue a launched broadcast's committed queued rows; False when the queue cannot be reached."""
+    ids = list(session.scalars(select(Message.id).where(Message.broadcast_id == broadcast_id,
+                                                        Message.status == "queued").order_by(Message.id)))
+    session.commit()  # end the read: the view goes on in a fresh transaction
+    if not ids:
+        return True
+    try:
+        queues.enqueue_ids(redis, ids, at=at)
+    except Exception:  # the rows are safe; the reconciler enqueues queued rows that have no job
+        logger.exception("broadcast %s: launched, but its send jobs could not be enqueued", broadcast_id)
+        return False
+    return True
 
 
 _OUTBOX_COLUMNS = ("direction", "contact_id", "broadcast_id", "channel", "sender", "medium", "body", "status",

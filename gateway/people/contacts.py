@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload, object_session
 
-from gateway.models import Contact, ContactTag, utcnow
-from gateway.core.vault import NumberVault
 from gateway.core.phones import Address, country_of
+from gateway.core.vault import NumberVault
+from gateway.models import Contact, ContactTag, utcnow
 
 
 def vault(session: Session) -> NumberVault:
@@ -23,6 +23,24 @@ def vault(session: Session) -> NumberVault:
 def number_is(session: Session, number: str) -> ColumnElement[bool]:
     """A filter for the contact with exactly this normalised number (digest under any configured key)."""
     return Contact.number_digest.in_(vault(session).digests(number))
+
+
+def matching(query: Select[Any], *, place: str | None = None, language: str | None = None,
+             tag: str | None = None, status: str | None = None) -> Select[Any]:
+    """`query` narrowed to contacts in a place, speaking a language, with a tag, in a status.
+
+    The one filter the console's supporter search, the API's contact listing and a broadcast's
+    audience share; each adds what is its own (a name search, an exact number, consent).
+    """
+    if place:
+        query = query.where(Contact.place == place)
+    if language:
+        query = query.where(Contact.language == language)
+    if tag:
+        query = query.where(exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag == tag.lower()))
+    if status:
+        query = query.where(Contact.status == status)
+    return query
 
 
 def find(session: Session, number: str, *, lock: bool = False) -> Contact | None:

@@ -4,17 +4,18 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.people import contacts
-from gateway.models import Contact, Report
-from gateway.core.places import Gazetteer, match_place
 from gateway.core.phones import InvalidNumber, normalise_number
+from gateway.core.places import Gazetteer, match_place
+from gateway.models import Contact, Report
+from gateway.people import contacts
 
 CONTACT_COLUMNS = ("number", "name", "language", "place", "tags")
 REPORT_COLUMNS = ("ref", "date", "country", "place", "service", "service_detail", "delivered",

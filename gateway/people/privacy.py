@@ -6,9 +6,10 @@ keeps its contact, conversation or exact time says who texted when, and the repo
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import delete, event, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker

@@ -5,7 +5,19 @@ from typing import Any
 
 from gateway import services
 from gateway.outbound import broadcasts
-from gateway.web.api import (DEFAULT_PER_PAGE, DELIVERED, MAX_KEYWORD, MAX_NAME, MAX_PAGE, MAX_PER_PAGE, MAX_TAG, MAX_TAGS, MAX_TEXT, STATUSES)
+from gateway.web.api.inputs import (
+    DEFAULT_PER_PAGE,
+    DELIVERED,
+    MAX_KEYWORD,
+    MAX_NAME,
+    MAX_PAGE,
+    MAX_PER_PAGE,
+    MAX_TAG,
+    MAX_TAGS,
+    MAX_TEXT,
+    STATUSES,
+)
+
 
 def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
     return {"$ref": f"#/components/{kind}/{name}"}

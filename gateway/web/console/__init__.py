@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
-from flask import Flask, abort, current_app, g, has_request_context, request
+from flask import Flask, abort, current_app, has_request_context, request
 from flask import session as flask_session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
-from gateway import services
-from gateway.people import accounts
+from gateway import db
+from gateway.db import get_session
 from gateway.models import User
+from gateway.people import accounts
 
 F = TypeVar("F", bound=Callable[..., Any])
 login_manager = LoginManager()
@@ -44,7 +46,7 @@ def load_user(user_id: str) -> User | None:
     limit = current_app.config.get("ABSOLUTE_SESSION_LIFETIME", ABSOLUTE_SESSION_LIFETIME).total_seconds()
     if not isinstance(started, int) or not 0 <= clock() - started <= limit:
         return None
-    return accounts.user_for_session(db(), user_id)
+    return accounts.user_for_session(get_session(), user_id)
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -53,19 +55,6 @@ class _SessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or (has_request_context() and request.is_secure))
-
-
-def db() -> Any:
-    """A database session for this request, closed at teardown."""
-    if "db" not in g:
-        g.db = services().sessions()
-    return g.db
-
-
-def close_db(_exc: BaseException | None = None) -> None:
-    session = g.pop("db", None)
-    if session is not None:
-        session.close()
 
 
 def role_required(role: str) -> Callable[[F], F]:
@@ -94,14 +83,24 @@ def init_app(app: Flask) -> None:
     app.session_interface = _SessionInterface()
     login_manager.init_app(app)
     csrf.init_app(app)
-    app.teardown_appcontext(close_db)
+    db.init_app(app)
 
     from gateway.channels.hooks import WEBHOOKS
-    from gateway.web.console import admin, alerts, auth, flowsview, inbox, pages, reports, simulator, supporters
+    from gateway.web.console import (
+        admin,
+        auth,
+        broadcasts,
+        dashboard,
+        flowsview,
+        inbox,
+        reports,
+        simulator,
+        supporters,
+    )
 
     for hooks in WEBHOOKS.values():
         csrf.exempt(hooks)  # provider webhooks are signed (or on secret-token URLs), not CSRF-protected
-    for module in (auth, pages, supporters, alerts, reports, inbox, flowsview, simulator, admin):
+    for module in (auth, dashboard, supporters, broadcasts, reports, inbox, flowsview, simulator, admin):
         app.register_blueprint(module.bp)
 
     @app.after_request

@@ -3,7 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -12,15 +22,16 @@ from wtforms import EmailField, PasswordField, SelectField
 from wtforms.validators import DataRequired, Length
 
 from gateway import services
-from gateway.people import accounts
-from gateway.people import audit as audit_log
-from gateway.outbound import oneoff
 from gateway.channels import sender_name
-from gateway.web.console import db, role_required
-from gateway.web.console.supporters import paginate
+from gateway.core.phones import mask_number
+from gateway.db import get_session
 from gateway.limits import limiter
 from gateway.models import AuditEvent, User, utcnow
-from gateway.core.phones import mask_number
+from gateway.outbound import oneoff
+from gateway.people import accounts
+from gateway.people import audit as audit_log
+from gateway.web.console import role_required
+from gateway.web.paging import paginate
 
 bp = Blueprint("admin", __name__, template_folder="templates")
 
@@ -48,14 +59,14 @@ class ActionForm(FlaskForm):
 
 
 def _users_page(form: CreateUserForm, status: int = 200) -> ResponseReturnValue:
-    users = db().scalars(select(User).order_by(User.active.desc(), User.email)).all()
+    users = get_session().scalars(select(User).order_by(User.active.desc(), User.email)).all()
     return render_template("admin_users.html", users=users, form=form, roles=accounts.ROLES,
                            role_help=ROLE_HELP, now=utcnow()), status
 
 
 def _other_user(user_id: int) -> User:
     """The account to change, or 404."""
-    user = db().get(User, user_id)
+    user = get_session().get(User, user_id)
     if user is None:
         abort(404)
     return user
@@ -75,7 +86,7 @@ def create_user() -> ResponseReturnValue:
     form = CreateUserForm()
     if not form.validate_on_submit():
         return _users_page(form, 400)
-    s = db()
+    s = get_session()
     try:
         user = accounts.create_user(s, form.email.data or "", form.role.data or "", form.password.data or "")
     except accounts.AccountError as exc:
@@ -98,7 +109,7 @@ def change_role(user_id: int) -> ResponseReturnValue:
     elif user.id == current_user.id:
         flash("You cannot change your own role: ask another admin.", "error")
     elif form.role.data != user.role:
-        s = db()
+        s = get_session()
         old, user.role = user.role, form.role.data or user.role
         audit_log.record(s, current_user.email, "user.role", email=user.email, old=old, new=user.role)
         s.commit()
@@ -118,7 +129,7 @@ def set_active(user_id: int) -> ResponseReturnValue:
     if user.id == current_user.id:
         flash("You cannot deactivate your own account: ask another admin.", "error")
     elif user.active != activate:
-        s = db()
+        s = get_session()
         user.active = activate
         if activate:
             user.failed_logins, user.locked_until = 0, None
@@ -140,7 +151,7 @@ def token(user_id: int) -> ResponseReturnValue:
     if not user.active:
         flash(f"{user.email} is deactivated: reactivate the account before giving it a token.", "error")
         return redirect(url_for("admin.users"))
-    s = db()
+    s = get_session()
     replaced = user.api_token_hash is not None
     new = accounts.new_api_token(user)
     audit_log.record(s, current_user.email, "user.token", email=user.email, replaced=replaced)
@@ -154,7 +165,7 @@ def token(user_id: int) -> ResponseReturnValue:
 @role_required("admin")
 def audit() -> ResponseReturnValue:
     """The audit log, newest first, optionally one action only. Nothing here edits or deletes it."""
-    s = db()
+    s = get_session()
     action = request.args.get("action", "").strip()[:40]
     actor = request.args.get("actor", "").strip()[:254]
     query = select(AuditEvent)
@@ -220,8 +231,9 @@ def set_phone() -> ResponseReturnValue:
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    s = db()
+    s = get_session()
     user = s.get(User, current_user.id)
+    assert user is not None  # logged in: load_user has just read this account
     try:
         number = oneoff.mobile_number(request.form.get("phone", ""), current_app.config["DEFAULT_COUNTRY"])
         contact = oneoff.recipient(s, number)
@@ -254,14 +266,16 @@ def confirm_phone() -> ResponseReturnValue:
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    s = db()
+    s = get_session()
     user = s.get(User, current_user.id)
+    assert user is not None  # logged in: load_user has just read this account
     code_key, tries_key = _code_keys(user.id)
     redis = services().redis
     kept = redis.get(code_key)
     if accounts.confirm_phone(user, current_app.config["SECRET_KEY"], kept.decode() if kept else None,
                               request.form.get("code", "")):
         redis.delete(code_key, tries_key)
+        assert user.phone is not None  # confirm_phone is only true for a phone that is set
         audit_log.record(s, current_user.email, "account.phone.confirmed", number_digest=oneoff.digest(s, user.phone))
         s.commit()
         flash("Phone confirmed: broadcast tests now go to it.", "ok")

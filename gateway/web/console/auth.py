@@ -9,7 +9,16 @@ import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -17,11 +26,11 @@ from limits import parse
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from gateway.people import accounts
-from gateway.people import audit
-from gateway.web.console import db, mark_login
+from gateway.db import get_session
 from gateway.limits import limiter
 from gateway.models import User
+from gateway.people import accounts, audit
+from gateway.web.console import mark_login
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 logger = logging.getLogger(__name__)
@@ -81,7 +90,7 @@ def login() -> ResponseReturnValue:
         return redirect(url_for("pages.dashboard"))
     form = LoginForm()
     if form.validate_on_submit():
-        s = db()
+        s = get_session()
         attempt = accounts.attempt_login(s, form.email.data or "", form.password.data or "")
         user = attempt.user
         if user is not None:
@@ -144,7 +153,7 @@ def too_many(_exc: Exception) -> ResponseReturnValue:
 def logout() -> ResponseReturnValue:
     """End the session here and every copy of it elsewhere (the user's session nonce changes)."""
     if current_user.is_authenticated:
-        s = db()
+        s = get_session()
         user = s.get(User, current_user.id)
         if user is not None:
             accounts.end_sessions(user)

@@ -7,9 +7,9 @@ from pathlib import Path
 from flask import Blueprint, current_app, render_template
 from flask.typing import ResponseReturnValue
 
-from gateway.web.console import role_required
 from gateway.core.flowfile import FlowError, PromptCheck, check_prompts, load_flows
 from gateway.core import steps
+from gateway.web.console import role_required
 
 bp = Blueprint("flowsview", __name__, template_folder="templates")
 

@@ -4,26 +4,33 @@ Viewers read (numbers masked); organizers reply and mark messages handled.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select, update
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from gateway import services
-from gateway.people import audit
-from gateway.people import contacts
-from gateway.web.console import db, role_required
-from gateway.web.console.supporters import full_numbers, paginate, shown_number
-from gateway.inbound.receive import MAX_BODY
-from gateway.models import Contact, Conversation, Message, utcnow
-from gateway.outbound.outbox import STOPPED_CODES, claim
-from gateway.channels.base import ProviderError
-from gateway.core.segments import count_segments
 from gateway.core.phones import mask_number
+from gateway.db import get_session
+from gateway.inbound.receive import MAX_BODY
+from gateway.models import Contact, Conversation, Message
+from gateway.outbound import oneoff
+from gateway.people import audit, contacts
+from gateway.web.console import role_required
+from gateway.web.console.supporters import full_numbers, shown_number
+from gateway.web.paging import paginate
 
 bp = Blueprint("inbox", __name__, template_folder="templates")
 
@@ -49,7 +56,7 @@ def _open_message(message_id: int, *, to_answer: bool = True) -> Message:
     A reply reaches only the contact of such a message: never the sender of a flow step, and
     never anyone through an anonymous report's conversation (its reporter must stay unreachable).
     """
-    s = db()
+    s = get_session()
     message = s.get(Message, message_id)
     if message is None or message.direction != "in" or message.inbox_status is None:
         abort(404)
@@ -71,7 +78,7 @@ def _who(contact: Contact) -> str:
 @role_required("viewer")
 def index() -> ResponseReturnValue:
     """Open inbound messages, newest first, with the replies already sent to each."""
-    s = db()
+    s = get_session()
     page = paginate(s, select(Message, Contact).outerjoin(Contact, Contact.id == Message.contact_id)
                     .where(Message.direction == "in", Message.inbox_status == "open")
                     .order_by(Message.id.desc()), scalars=False)
@@ -79,7 +86,7 @@ def index() -> ResponseReturnValue:
     replies: dict[int, list[Message]] = {}
     if ids:
         for r in s.scalars(select(Message).where(Message.reply_to_id.in_(ids)).order_by(Message.id)):
-            replies.setdefault(r.reply_to_id, []).append(r)
+            replies.setdefault(r.reply_to_id or 0, []).append(r)  # never 0: the query asks for replies
     numbers = {c.id: shown_number(c) for _m, c in page.items if c is not None}
     return render_template("inbox_index.html", page=page, replies=replies, numbers=numbers,
                            masked=not full_numbers())
@@ -96,7 +103,7 @@ def reply(message_id: int) -> ResponseReturnValue:
             for error in errors:
                 flash(f"Not sent: {error}", "error")
         return _back(message_id)
-    s = db()
+    s = get_session()
     contact = s.get(Contact, message.contact_id) if message.contact_id else None
     if contact is None:
         flash("Not sent: this message came from a number the gateway cannot reply to.", "error")
@@ -107,45 +114,34 @@ def reply(message_id: int) -> ResponseReturnValue:
         return _back(message_id)
     svc = services()
     body = (form.body.data or "").strip()
-    info = count_segments(body)
-    now = utcnow()
     # The reply leaves by the channel the supporter wrote to (a phone, Africa's Talking, Twilio).
     provider = (svc.channels.provider(message.channel) if svc.channels is not None else None) or svc.provider
-    out = Message(direction="out", contact_id=contact.id, reply_to_id=message.id, channel=provider.name,
-                  body=body, status="queued", encoding=info.encoding, segments=info.segments, created_at=now)
-    s.add(out)
-    s.flush()
-    claim(s, [out.id], now)  # queued -> sending: a reconciler run now leaves it alone
+    out = oneoff.queue_text(s, contact, body, provider=provider.name, sender=None, reply_to=message)
     if form.handled.data:
         message.inbox_status = "handled"
     audit.record(s, current_user.email, "inbox.reply", message_id=message.id, reply_id=out.id,
-                 contact_id=contact.id, segments=info.segments, handled=bool(form.handled.data))
+                 contact_id=contact.id, segments=out.segments, handled=bool(form.handled.data))
     s.commit()
-
-    sending = update(Message).where(Message.id == out.id, Message.status == "sending")
-    try:
-        sent = provider.send(contacts.number_of(contact), body, key=f"gw-{out.id}")
-    except ProviderError as exc:
-        if exc.retryable:
-            s.execute(sending.values(status="queued", claimed_at=None))
-            flash("The SMS provider asked us to slow down: the reply is queued and goes out shortly.", "error")
-        elif exc.ambiguous:
-            s.execute(sending.values(error_code=exc.code or "ambiguous"))
-            flash("The SMS provider did not confirm the reply. The gateway checks with it and sends "
-                  "the reply again only if it did not arrive.", "error")
-        else:
-            s.execute(sending.values(status="failed", error_code=exc.code or "error"))
-            if exc.code in STOPPED_CODES:
-                contact.status, contact.stopped_at = "stopped", utcnow()
-            message.inbox_status = "open"
-            # The provider's text may hold the number (Africa's Talking does): show its code only.
-            flash(f"Not sent: the SMS provider refused it (error {exc.code or 'unknown'}).", "error")
+    # Sent now, through the outbox (so it is claimed, paced, and its errors read as every send's
+    # are): the organizer sees at once whether it left.
+    sent = oneoff.send_now(services().outbox(), out.id)
+    if sent.status == "queued":
+        flash("The SMS provider asked us to slow down: the reply is queued and goes out shortly.", "error")
+    elif sent.status == "sending":
+        flash("The SMS provider did not confirm the reply. The gateway checks with it and sends "
+              "the reply again only if it did not arrive.", "error")
+    elif sent.status != "sent":
+        message.inbox_status = "open"
         s.commit()
-        return _back(message_id)
-    s.execute(sending.values(status="sent", provider_id=sent.provider_id))
-    s.commit()
-    flash(f"Reply sent to {_who(contact)} ({info.segments} SMS).", "ok")
-    return _back(None if form.handled.data else message_id)
+        if sent.status == "skipped":
+            flash(f"Not sent: {_who(contact)} can no longer be texted.", "error")
+        else:
+            # The provider's text may hold the number (Africa's Talking does): show its code only.
+            flash(f"Not sent: the SMS provider refused it (error {sent.error_code or 'unknown'}).", "error")
+    else:
+        flash(f"Reply sent to {_who(contact)} ({out.segments} SMS).", "ok")
+        return _back(None if form.handled.data else message_id)
+    return _back(message_id)
 
 
 @bp.post("/inbox/<int:message_id>/handled")
@@ -155,7 +151,7 @@ def handled(message_id: int) -> ResponseReturnValue:
     form = HandledForm()
     message = _open_message(message_id, to_answer=False)
     if form.validate_on_submit() and message.inbox_status == "open":
-        s = db()
+        s = get_session()
         message.inbox_status = "handled"
         audit.record(s, current_user.email, "inbox.handled", message_id=message.id)
         s.commit()

@@ -8,34 +8,34 @@ from __future__ import annotations
 import io
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import Any, Mapping
+from datetime import date, timedelta
+from typing import Any
 
 from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import func, select
-from sqlalchemy.sql import Select
 
-from gateway.people import accounts
-from gateway.people import audit
-from gateway.people import csvio
-from gateway.web.console import db, role_required
-from gateway.web.console.supporters import csv_response, paginate
+from gateway.db import get_session
 from gateway.models import Contact, Report, utcnow
+from gateway.people import accounts, audit, csvio, reports
+from gateway.people.reports import DELIVERED, ReportFilter, WeekCount, day_range
+from gateway.web.console import role_required
+from gateway.web.console.supporters import csv_response
+from gateway.web.paging import paginate
 
 bp = Blueprint("reports", __name__, template_folder="templates")
 
-DELIVERED = ("yes", "no", "partly")
 DELIVERED_LABELS = {"yes": "arrived", "no": "did not arrive", "partly": "partly arrived"}
 TOP_BARS = 15  # more places than this are summed into one "other places" bar
 MAX_WEEKS = 156  # the trend shows at most three years; narrow the dates to see older weeks
 
 
 @dataclass
-class ReportFilter:
-    """What the organizer picked above the list; the same filter drives counts, trend and export."""
+class FilterForm:
+    """What the organizer picked above the list, forgiving: a bad value is ignored and said so."""
 
     place: str = ""
     service: str = ""
@@ -45,7 +45,8 @@ class ReportFilter:
     problems: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str]) -> ReportFilter:
+    def from_args(cls, args: Mapping[str, str]) -> FilterForm:
+        """The filter in the query string, with a problem noted for each value that was ignored."""
         f = cls(place=args.get("place", "").strip()[:80], service=args.get("service", "").strip()[:40])
         delivered = args.get("delivered", "").strip().lower()
         if delivered in DELIVERED:
@@ -64,18 +65,11 @@ class ReportFilter:
             f.problems.append("The “from” date is after the “to” date, so nothing can match.")
         return f
 
-    def apply(self, query: Select) -> Select:
-        if self.place:
-            query = query.where(Report.place == self.place)
-        if self.service:
-            query = query.where(Report.service == self.service)
-        if self.delivered:
-            query = query.where(Report.delivered == self.delivered)
-        if self.start:
-            query = query.where(Report.created_at >= datetime.combine(self.start, time.min))
-        if self.end:
-            query = query.where(Report.created_at < datetime.combine(self.end + timedelta(days=1), time.min))
-        return query
+    @property
+    def filter(self) -> ReportFilter:
+        """The same filter drives the list, the counts, the trend and the export."""
+        start, end = day_range(self.start, self.end)
+        return ReportFilter(self.place or None, self.service or None, self.delivered or None, start, end)
 
     def as_args(self) -> dict[str, str]:
         """The filter as query arguments (for links) and as the audit record of an export."""
@@ -130,22 +124,17 @@ class Week:
 WEEK_CHART_WIDTH, WEEK_CHART_HEIGHT = 560, 120
 
 
-def weekly(rows: list[tuple[datetime, str | None]]) -> list[Week]:
-    """Reports per ISO week (by what arrived), with empty weeks filled in so gaps show."""
-    by_week: dict[tuple[int, int], Counter[str]] = {}
-    for created_at, delivered in rows:
-        iso = created_at.isocalendar()
-        by_week.setdefault((iso.year, iso.week), Counter())[delivered or "unknown"] += 1
-    if not by_week:
+def trend(found: list[WeekCount]) -> list[Week]:
+    """The weeks to chart: empty weeks filled in so gaps show, at most MAX_WEEKS, with bar geometry."""
+    if not found:
         return []
-    first = date.fromisocalendar(*min(by_week), 1)
-    last = date.fromisocalendar(*max(by_week), 1)
-    first = max(first, last - timedelta(weeks=MAX_WEEKS - 1))
+    by_monday = {w.monday: w.counts for w in found}
+    last = found[-1].monday
+    monday = max(found[0].monday, last - timedelta(weeks=MAX_WEEKS - 1))
     weeks = []
-    monday = first
     while monday <= last:
         iso = monday.isocalendar()
-        weeks.append(Week(iso.year, iso.week, monday, by_week.get((iso.year, iso.week), Counter())))
+        weeks.append(Week(iso.year, iso.week, monday, by_monday.get(monday, Counter())))
         monday += timedelta(weeks=1)
     top = max(w.total for w in weeks) or 1
     step = week_step(len(weeks))
@@ -172,10 +161,11 @@ def _choices(session: Any) -> dict[str, list[str]]:
 @role_required("viewer")
 def index() -> ResponseReturnValue:
     """The filtered reports, counts by place and service, and the weekly trend."""
-    s = db()
-    f = ReportFilter.from_args(request.args)
+    s = get_session()
+    f = FilterForm.from_args(request.args)
+    which = f.filter
     # By day, then by reference: the order within a day must not tell which report came first.
-    page = paginate(s, f.apply(select(Report)).order_by(func.date(Report.created_at).desc(), Report.ref))
+    page = paginate(s, which.apply(select(Report)).order_by(func.date(Report.created_at).desc(), Report.ref))
 
     reporters: dict[int, str] = {}
     if accounts.can(current_user, "organizer"):
@@ -184,18 +174,16 @@ def index() -> ResponseReturnValue:
             reporters = {cid: name or f"supporter #{cid}" for cid, name in
                          s.execute(select(Contact.id, Contact.name).where(Contact.id.in_(ids)))}
 
-    grouped = s.execute(f.apply(select(Report.place, Report.service, func.count()))
-                        .group_by(Report.place, Report.service)).all()
+    counted = reports.counts(s, which)
     by_place: Counter[str] = Counter()
-    by_service: Counter[str] = Counter()
     cross: dict[str, Counter[str]] = {}
-    for place, service, n in grouped:
+    for (place, service), n in counted.by_place_and_service.items():
         place = place or "(no place)"
         by_place[place] += n
-        by_service[service] += n
         cross.setdefault(place, Counter())[service] += n
+    by_service = counted.by_service
     services_seen = [name for name, _n in by_service.most_common()]
-    weeks = weekly([(c, d) for c, d in s.execute(f.apply(select(Report.created_at, Report.delivered)))])
+    weeks = trend(reports.weekly(s, which))
     delivered: Counter[str] = Counter()
     for w in weeks:
         delivered.update(w.counts)
@@ -218,13 +206,13 @@ def index() -> ResponseReturnValue:
 @role_required("viewer")
 def export_csv() -> ResponseReturnValue:
     """The filtered reports as CSV (never a phone number); the export is written to the audit log."""
-    s = db()
-    f = ReportFilter.from_args(request.args)
+    s = get_session()
+    f = FilterForm.from_args(request.args)
     out = io.StringIO()
     writer = csvio.writer(out)  # every text cell safe from formula injection
     writer.writerow(csvio.REPORT_COLUMNS)
     count = 0
-    for r in s.scalars(f.apply(select(Report)).order_by(func.date(Report.created_at), Report.ref)):
+    for r in s.scalars(f.filter.apply(select(Report)).order_by(func.date(Report.created_at), Report.ref)):
         writer.writerow([r.ref, r.created_at.date().isoformat(), r.country or "", r.place or "", r.service,
                          csvio._safe(r.service_detail), r.delivered or "", csvio._safe(r.details),
                          "yes" if r.anonymous else "no", r.language or "", r.source or ""])

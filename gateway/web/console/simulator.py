@@ -6,29 +6,37 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import services
-from gateway.people import audit
-from gateway.people import contacts
-from gateway.outbound.broadcasts import SIMULATOR_TAG
-from gateway.web.console.alerts import console_zone
-from gateway.web.console import db, role_required
-from gateway.models import Contact, Message, Report
 from gateway.channels.base import InboundSMS
-from gateway.inbound.receive import MAX_BODY
 from gateway.core.phones import InvalidNumber, normalise_number
+from gateway.db import get_session
+from gateway.inbound import receive
+from gateway.models import Contact, Message, Report
+from gateway.outbound.broadcasts import SIMULATOR_TAG
+from gateway.people import audit, contacts
+from gateway.web.console import role_required
+from gateway.web.console.localtime import console_zone
 
 bp = Blueprint("simulator", __name__, template_folder="templates")
 
 DEFAULT_NUMBER = "+265990000001"
 PROVIDER = "console"
 SHOWN = 200          # the newest messages shown on the screen
-MAX_TEXT = MAX_BODY
+MAX_TEXT = receive.MAX_BODY
 SEEN_ON_PHONE = ("sent", "delivered", "inline")
 
 
@@ -125,9 +133,9 @@ def _page(raw_number: str, text: str = "", error: str | None = None, status: int
         number = _normalise(raw_number)
     except SimulatorError as exc:
         error = error or str(exc)
-    if number and not error and (refused := _refusal(db(), number)):
+    if number and not error and (refused := _refusal(get_session(), number)):
         error, status = refused, 403
-    messages = _conversation(db(), number) if number and status < 400 else []
+    messages = _conversation(get_session(), number) if number and status < 400 else []
     return render_template("simulator_index.html", raw_number=raw_number, number=number or "",
                            messages=messages, text=text, error=error, max_text=MAX_TEXT), status
 
@@ -155,7 +163,7 @@ def send() -> ResponseReturnValue:
         if len(text) > MAX_TEXT:
             raise SimulatorError(f"A text can have at most {MAX_TEXT} characters.")
         number = _normalise(raw_number)
-        s = db()
+        s = get_session()
         refused = _refusal(s, number)
         if refused:
             raise SimulatorError(refused)
@@ -165,12 +173,12 @@ def send() -> ResponseReturnValue:
         if as_json:
             return jsonify(error=str(exc)), 400
         return _page(raw_number or DEFAULT_NUMBER, text if isinstance(text, str) else "", str(exc), 400)
-    s = db()
+    s = get_session()
     # Who drove which test number, and when: the keyed digest, not the number or the words.
     audit.record(s, current_user.email, "simulator.send", number_digest=contacts.vault(s).digest(number),
                  characters=len(text), replies=len(replies))
     s.commit()
     if as_json:
         return jsonify({"from": number, "sent": text, "replies": replies,
-                        "conversation": _conversation(db(), number)})
+                        "conversation": _conversation(get_session(), number)})
     return redirect(url_for(".index", **{"from": number}, _anchor="sim-last"))

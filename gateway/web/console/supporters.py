@@ -1,99 +1,46 @@
 """Console: supporters: search and filter, one supporter's page, CSV import and export.
 
 Viewers read (numbers masked), organizers also see full numbers and import.
-`paginate` and `shown_number` are shared with the inbox, reports and admin pages.
+`shown_number` and `csv_response` are shared with the inbox, reports and admin pages.
 """
 from __future__ import annotations
 
 import io
-import math
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
-from urllib.parse import urlencode
+from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    render_template,
+    request,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.sql import Select
 
 from gateway import services
-from gateway.people import accounts
-from gateway.people import audit
-from gateway.people import contacts
-from gateway.people import csvio
-from gateway.web.console import db, role_required
-from gateway.models import Contact, ContactTag, Message, Report, utcnow
-from gateway.core.places import GazetteerError, load_gazetteers
 from gateway.core.phones import InvalidNumber, mask_number, normalise_number
+from gateway.core.places import GazetteerError, load_gazetteers
+from gateway.db import get_session
+from gateway.models import Contact, ContactTag, Message, Report, utcnow
+from gateway.people import accounts, audit, contacts, csvio
+from gateway.web.console import role_required
+from gateway.web.paging import paginate
 
 bp = Blueprint("supporters", __name__, template_folder="templates")
 
-PAGE_SIZE = 50
 STATUSES = ("active", "stopped", "blocked")
 FILTERS = ("q", "place", "language", "tag", "status")
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-@dataclass
-class Page:
-    """One page of a listing, with links that keep the current filter."""
-
-    items: list[Any]
-    number: int
-    total: int
-    size: int = PAGE_SIZE
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.size))
-
-    @property
-    def first(self) -> int:
-        return 0 if not self.total else (self.number - 1) * self.size + 1
-
-    @property
-    def last(self) -> int:
-        return min(self.total, self.number * self.size)
-
-    def url(self, number: int) -> str:
-        """This listing's address for page `number`, with the same query arguments."""
-        # The query string is built here, never passed to url_for as keywords: `?_method=`,
-        # `?_external=`, `?_anchor=` or a route argument's name would steer or break url_for.
-        # Arguments url_for reserves (`_...`) and route arguments' names mean nothing here: dropped.
-        route = request.view_args or {}
-        args = [(k, v) for k, v in request.args.items() if v and k != "page" and not k.startswith("_") and k not in route]
-        base = url_for(request.endpoint or "pages.dashboard", **route)
-        return f"{base}?{urlencode([*args, ('page', str(number))])}"
-
-    @property
-    def prev_url(self) -> str | None:
-        return self.url(self.number - 1) if self.number > 1 else None
-
-    @property
-    def next_url(self) -> str | None:
-        return self.url(self.number + 1) if self.number < self.pages else None
-
-
-def page_number() -> int:
-    """The ?page= argument, 1 when missing or nonsense."""
-    value = request.args.get("page", "1")
-    return max(1, int(value)) if value.isdigit() else 1
-
-
-def paginate(session: Any, query: Select, *, scalars: bool = True) -> Page:
-    """Run `query` for the requested page (50 rows) and count every row it matches."""
-    number = page_number()
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    number = min(number, max(1, math.ceil(total / PAGE_SIZE)))
-    paged = query.limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
-    items = list(session.scalars(paged)) if scalars else list(session.execute(paged))
-    return Page(items, number, total)
 
 
 def full_numbers() -> bool:
@@ -138,20 +85,15 @@ def _number_query(q: str) -> str | None:
 
 def contact_query(f: dict[str, str]) -> Select:
     """Contacts matching a filter, newest first."""
+    # The name-or-number search is the console's own: the API looks numbers up exactly (`number=`).
     query = select(Contact)
     if q := f.get("q"):
         conditions = [Contact.name.icontains(q, autoescape=True)]
         if number := _number_query(q):
-            conditions.append(contacts.number_is(db(), number))
+            conditions.append(contacts.number_is(get_session(), number))
         query = query.where(or_(*conditions))
-    if f.get("place"):
-        query = query.where(Contact.place == f["place"])
-    if f.get("language"):
-        query = query.where(Contact.language == f["language"])
-    if f.get("status"):
-        query = query.where(Contact.status == f["status"])
-    if f.get("tag"):
-        query = query.where(Contact.id.in_(select(ContactTag.contact_id).where(ContactTag.tag == f["tag"].lower())))
+    query = contacts.matching(query, place=f.get("place"), language=f.get("language"), tag=f.get("tag"),
+                              status=f.get("status"))
     return query.order_by(Contact.id.desc())
 
 
@@ -167,7 +109,7 @@ def _choices(session: Any) -> dict[str, list[str]]:
 @role_required("viewer")
 def index() -> ResponseReturnValue:
     """Supporters, searchable by name or number and filtered by place, language, tag and status."""
-    s = db()
+    s = get_session()
     f = _filters()
     page = paginate(s, contact_query(f))
     return render_template("supporters_index.html", page=page, f=f, choices=_choices(s),
@@ -181,7 +123,7 @@ def index() -> ResponseReturnValue:
 @role_required("viewer")
 def contact(contact_id: int) -> ResponseReturnValue:
     """One supporter: details, tags, their named reports and their messages, newest first."""
-    s = db()
+    s = get_session()
     c = s.get(Contact, contact_id)
     if c is None:
         abort(404)
@@ -236,7 +178,7 @@ def import_csv() -> ResponseReturnValue:
         upload = form.file.data
         text, notice = _decode(upload.read())
         rows, errors = csvio.parse_contacts(text, current_app.config["DEFAULT_COUNTRY"], _gazetteers(), _languages())
-        s = db()
+        s = get_session()
         result = csvio.apply_contacts(s, rows, utcnow())
         audit.record(s, current_user.email, "contacts.import", file=(upload.filename or "")[:200],
                      created=result.created, updated=result.updated, errors=len(errors))
@@ -263,7 +205,7 @@ def too_large(_exc: Exception) -> ResponseReturnValue:
 @role_required("viewer")
 def export_csv() -> ResponseReturnValue:
     """The supporters matching the current filter as CSV (numbers masked for viewers)."""
-    s = db()
+    s = get_session()
     f = _filters()
     out = io.StringIO()
     writer = csvio.writer(out)  # every text cell safe from formula injection
