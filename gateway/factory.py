@@ -33,14 +33,7 @@ from gateway.inbound.spool import Spool
 from gateway.outbound import jobs, queues
 from gateway.outbound.outbox import Outbox
 from gateway.outbound.pacing import Pacer, parse_rates
-from gateway.settings import (
-    check_settings,
-    database_url,
-    load_settings,
-    numbers_keys_for,
-    resolve_defaults,
-    secret_key_for,
-)
+from gateway.settings import Settings, numbers_keys_for, secret_key_for
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +42,7 @@ logger = logging.getLogger(__name__)
 class Services:
     """What the request handlers and commands share: database, flows, provider."""
 
+    settings: Settings  # every setting, parsed once at start (app.config keeps Flask's own keys)
     engine: Engine
     sessions: sessionmaker[Session]
     flow_set: FlowSet | None
@@ -76,12 +70,9 @@ def services() -> Services:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app from the environment; `config` overrides settings (the test seam)."""
     app = Flask("gateway")  # the package, as before create_app moved here: its name and root path
-    settings = load_settings()
-    settings.update(config or {})
-    logs.configure(settings.get("LOG_LEVEL"))  # first, so what follows is logged the same way
-    settings["DATABASE_URL"] = database_url(settings["DATABASE_URL"])
-    resolve_defaults(settings)
-    check_settings(settings)
+    parsed = Settings.from_env(overrides=config)  # refuses a setting that cannot work, naming it
+    logs.configure(parsed.log_level)  # first, so what follows is logged the same way
+    settings = parsed.as_flask_config()
     app.config.update(settings)
     app.config["SECRET_KEY"] = secret_key_for(settings)
     app.config["NUMBERS_KEY"] = ",".join(numbers_keys_for(settings))  # what `db upgrade` hands migrations
@@ -112,7 +103,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     inbound = Inbound(sessions, flows, settings["ORG_NAME"], settings["DEFAULT_COUNTRY"],
                       Spool(settings["SPOOL_DIR"], vault), partial(_enqueue_replies, redis))
     twilio = channels.providers.get("twilio")
-    svc = Services(engine, sessions, flow_set, flow_error, channels.providers[settings["SMS_PROVIDER"]],
+    svc = Services(parsed, engine, sessions, flow_set, flow_error, channels.providers[settings["SMS_PROVIDER"]],
                    twilio if isinstance(twilio, TwilioProvider) else None, redis, channels, inbound,
                    partial(build_outbox, app))
     app.extensions["gateway"] = svc
