@@ -103,3 +103,24 @@ def test_0004_without_a_key_refuses_and_keeps_the_numbers(empty_url: str) -> Non
             assert conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0003"
     finally:
         engine.dispose()
+
+
+def test_0004_keeps_its_own_copy_of_the_key_derivation_and_it_agrees_with_the_vault() -> None:
+    """Migration 0004 must not change when the app does: its frozen derivation reads and writes as the vault does."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    from gateway.core.vault import NumberVault
+
+    path = next((Path(__file__).parent.parent / "migrations" / "versions").glob("0004_*.py"))
+    spec = importlib.util.spec_from_file_location("migration_0004", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert not re.search(r"^\s*(from|import) gateway\b", path.read_text(), re.M)  # no live application code
+    keys = [NUMBERS_KEY, "an-older-key-" + "x" * 32]
+    frozen, vault = migration._Vault(keys), NumberVault.from_keys(keys)
+    for number in ("+265991234567", "+50499123456"):
+        assert frozen.digest(number) == vault.digest(number)
+        assert vault.open(frozen.seal(number)) == number and frozen.open(vault.seal(number)) == number

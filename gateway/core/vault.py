@@ -3,7 +3,8 @@
 Both keys are derived (HKDF-SHA256) from NUMBERS_KEY, so an operator keeps one secret. A list
 of secrets, newest first, rotates: the newest seals and digests new rows, every one still opens
 and finds old rows until `privacy rekey` has moved them to the newest.
-The derivation must never change: it is how existing databases are read (migration 0004 uses it).
+The derivation must never change: it is how existing databases are read (migration 0004 keeps a
+frozen copy of it, and tests/test_migrations.py checks that the two agree).
 """
 from __future__ import annotations
 
