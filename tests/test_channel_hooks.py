@@ -303,7 +303,7 @@ def test_replies_wait_in_the_database_when_the_queue_is_away(capp, fakes, monkey
     def broken(*args: Any, **kwargs: Any) -> int:
         raise ConnectionError("redis away")
 
-    monkeypatch.setattr(jobs, "enqueue_ids", broken)
+    monkeypatch.setattr(queues, "enqueue_ids", broken)
     assert capp.test_client().post(f"/sms/africastalking/{AT_TOKEN}", data=at_sms()).status_code == 200
     monkeypatch.undo()
     assert count(capp, direction="out", status="queued") == 1

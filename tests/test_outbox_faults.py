@@ -308,7 +308,7 @@ def test_rq_jobs_send_every_recipient_once(twilio_app, fake_twilio) -> None:
 
 def test_rq_retries_a_batch_that_met_a_429(twilio_app, fake_twilio, monkeypatch) -> None:
     """A 429 fails the job into RQ's retry schedule; after the interval the retry sends everything once."""
-    monkeypatch.setattr(jobs, "RETRY", Retry(max=3, interval=1))
+    monkeypatch.setattr(queues, "RETRY", Retry(max=3, interval=1))
     ids = launch(twilio_app, 5)
     redis = svc(twilio_app).redis
     fake_twilio.fail_next(1, status=429)
