@@ -1,15 +1,20 @@
-"""Engine, sessions and the declarative base."""
+"""Engine, sessions and the declarative base; `flask db upgrade/downgrade` beside them."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import click
+from alembic import command
+from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app, g
+from flask.cli import AppGroup
 from sqlalchemy import MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from gateway.private import private_file
+from gateway.settings import ROOT
 
 # Named constraints, so Alembic migrations drop and alter them the same way on every database.
 NAMING = {
@@ -85,13 +90,51 @@ def close_session(_exc: BaseException | None = None) -> None:
         session.close()
 
 
-def init_app(app: Flask) -> None:
-    """Close the per-request session at the end of each request and app context.
+db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 
-    The console and the API both call this; registering twice would only close twice.
+
+def alembic_config(url: str, numbers_key: str | None = None) -> AlembicConfig:
+    """Alembic settings pointing at migrations/ and the given database (and the number keys)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.attributes["url"] = url
+    cfg.attributes["numbers_key"] = numbers_key  # migration 0004 seals plain numbers with it
+    return cfg
+
+
+def _app_alembic() -> AlembicConfig:
+    """Alembic on this app's database, with its number keys.
+
+    The keys come from app.config["NUMBERS_KEY"]: the factory resolves them there, the key
+    generated into instance/ included, which Settings.numbers_keys leaves out when unset.
+    """
+    settings = current_app.extensions["gateway"].settings
+    return alembic_config(settings.database_url, current_app.config["NUMBERS_KEY"])
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    command.upgrade(_app_alembic(), revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ('base' for an empty database)."""
+    command.downgrade(_app_alembic(), revision)
+
+
+def init_app(app: Flask) -> None:
+    """Close the per-request session at teardown, and register `flask db`.
+
+    The factory, the console and the API all call this; registering again changes nothing.
     """
     # Both: a request inside an app context a test (or a CLI command) holds open reuses that
     # context, so only the request teardown ends the request's session in time.
     if close_session not in app.teardown_request_funcs.get(None, []):
         app.teardown_request(close_session)
         app.teardown_appcontext(close_session)
+    app.cli.add_command(db_cli)

@@ -109,9 +109,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["gateway"] = svc
 
     # The parts below import `services` from this package, so they are imported once it is whole.
-    from gateway import cli, limits
+    from gateway import db, limits
     from gateway.channels.hooks import WEBHOOKS
     from gateway.inbound import commands as inbound_commands
+    from gateway.outbound import commands as outbound_commands
+    from gateway.people import commands as people_commands
     from gateway.web import api, console, health
 
     limits.init_app(app)
@@ -121,8 +123,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     console.init_app(app)
     api.init_app(app)
-    cli.init_app(app)
+    db.init_app(app)  # the session teardown and `flask db`; each package registers its own commands
     inbound_commands.init_app(app)
+    outbound_commands.init_app(app)
+    people_commands.init_app(app)
     # Before every request, webhooks included: replay texts kept in the spool while the database
     # was away (at most REQUEST_BUDGET seconds, only when some are kept).
     app.before_request(_replay_spool)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from gateway import create_app
-from gateway.cli import alembic_config
+from gateway.db import alembic_config
 from gateway.models import User
 from gateway.people import accounts
 from gateway.settings import database_url

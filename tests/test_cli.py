@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from gateway import create_app
-from gateway.settings import ROOT
-from gateway.people.contacts import number_of
-from gateway.people.csvio import REPORT_COLUMNS
 from gateway.db import Base
 from gateway.models import Contact
+from gateway.people.contacts import number_of
+from gateway.people.csvio import REPORT_COLUMNS
+from gateway.settings import ROOT
 from tests.conftest import SECRET_KEY
 from tests.transcript import Phone
 
@@ -84,7 +85,8 @@ def flows_dir(app, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     """A copy of the shipped flows that the app's commands read."""
     directory = tmp_path / "flows"
     shutil.copytree(ROOT / "flows", directory)
-    app.config["FLOWS_DIR"] = str(directory)
+    svc = app.extensions["gateway"]
+    svc.settings = replace(svc.settings, flows_dir=directory)  # `flows check` reads the parsed settings
     return directory
 
 

@@ -11,8 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from gateway.cli import alembic_config
-from gateway.db import Base
+from gateway.db import Base, alembic_config
 from tests.conftest import _SCHEMA, NUMBERS_KEY
 
 

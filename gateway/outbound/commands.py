@@ -1,4 +1,4 @@
-"""`flask --app app broadcast ...`, `outbox reconcile` and `worker`: thin adapters over the outbox."""
+"""`flask broadcast send/status/cancel`, `outbox reconcile` and `worker`: thin adapters over the outbox."""
 from __future__ import annotations
 
 import json
@@ -7,18 +7,16 @@ import time
 from datetime import datetime
 
 import click
-from flask import current_app
+from flask import Flask
 from flask.cli import AppGroup
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from gateway import logs, services
-from gateway.outbound import broadcasts
-from gateway.outbound import jobs, queues
 from gateway.channels import sender_name
-from gateway.core.compose import parse_prices
-from gateway.models import Broadcast
 from gateway.core.places import match_place
+from gateway.models import Broadcast
+from gateway.outbound import broadcasts, jobs, queues
 
 broadcast_cli = AppGroup("broadcast", help="Action alerts to segments of supporters.")
 outbox_cli = AppGroup("outbox", help="The queue of outgoing messages.")
@@ -26,7 +24,7 @@ outbox_cli = AppGroup("outbox", help="The queue of outgoing messages.")
 
 def embedded() -> bool:
     """No REDIS_URL: jobs live in this process, so the command runs them itself."""
-    return not current_app.config["REDIS_URL"]
+    return not services().settings.redis_url
 
 
 @broadcast_cli.command("send")
@@ -45,25 +43,26 @@ def broadcast_send(text: str, translations: tuple[str, ...], language: str | Non
                    only_preview: bool) -> None:
     """Launch an alert; prints its id."""
     svc = services()
-    texts = {current_app.config["DEFAULT_LANGUAGE"]: text}
+    settings = svc.settings
+    texts = {settings.default_language: text}
     for item in translations:
         lang, sep, value = item.partition("=")
         if not sep:
             raise click.BadParameter(f"{item!r}: expected LANG=TEXT", param_hint="--translation")
         texts[lang.strip()] = value
     if place:
-        found = match_place(place, svc.flows.gazetteers.values(), current_app.config["DEFAULT_COUNTRY"])
+        found = match_place(place, svc.flows.gazetteers.values(), settings.default_country)
         if found is None:
             raise click.BadParameter(f"{place!r} is not in the gazetteers in flows/places/", param_hint="--place")
         place = found.name
     with svc.sessions() as session:
         try:
-            b = broadcasts.create(session, texts, default_language=current_app.config["DEFAULT_LANGUAGE"],
+            b = broadcasts.create(session, texts, default_language=settings.default_language,
                                   place=place, language=language, tag=tag, reply_keyword=reply_keyword,
                                   urgent=urgent, send_at=send_at, created_by="cli")
         except broadcasts.BroadcastError as exc:
             raise click.ClickException(str(exc))
-        p = broadcasts.preview(session, b, parse_prices(current_app.config["SMS_PRICES"]))
+        p = broadcasts.preview(session, b, settings.sms_prices)
         for t in p.texts:
             click.echo(f"{t.language}: {t.recipients} recipients, {t.encoding}, {t.segments} segment(s)"
                        + (f"; GSM-7 version: {t.suggestion_segments} segment(s)" if t.suggestion else ""), err=True)
@@ -149,8 +148,8 @@ def worker(burst: bool, reconcile_every: int) -> None:
     w.work(burst=burst, with_scheduler=True, logging_level=logs.level())  # RQ's lines follow LOG_LEVEL
 
 
-def init_app(app) -> None:  # type: ignore[no-untyped-def]
-    """Register the commands."""
+def init_app(app: Flask) -> None:
+    """Register `flask broadcast`, `flask outbox` and `flask worker`."""
     app.cli.add_command(broadcast_cli)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(worker)
