@@ -129,7 +129,7 @@ def store_unhandled(app: Flask, sender: str, text: str, *, channel: str = "conso
         address = normalise_number(sender, "MW")
         contact = get_or_create(s, address)
         message = Message(direction="in", contact_id=contact.id, channel=channel,
-                          provider_id=provider_id or f"local-{uuid.uuid4().hex}", medium=address.channel,
+                          provider_id=provider_id or f"local-{uuid.uuid4().hex}", medium=address.medium,
                           body=text, status="received", attempts=0, created_at=utcnow())
         s.add(message)
         s.flush()

@@ -34,7 +34,7 @@ def test_stop_wins_in_the_middle_of_a_flow(fs) -> None:
     started = handle(fs, ACTIVE, None, "REPORT", NOW, org="Net")
     assert started.state is not None and started.state.flow == "report"
     stopped = handle(fs, ACTIVE, started.state, "stop.", NOW, org="Net")
-    assert stopped.route == "stop" and stopped.state is None
+    assert stopped.handled_by == "stop" and stopped.state is None
     assert stopped.actions == [engine.Unsubscribe()]
     assert "START" in stopped.replies[0]
 
@@ -43,29 +43,29 @@ def test_stop_wins_in_the_middle_of_a_flow(fs) -> None:
                                        ("optout", "en"), ("Parar", "es")])
 def test_stop_words_in_every_language_answer_in_that_language(fs, word: str, lang: str) -> None:
     result = handle(fs, ContactView(), None, word, NOW, org="Net")
-    assert result.route == "stop" and result.language == lang
+    assert result.handled_by == "stop" and result.language == lang
     assert result.replies == [fs.text(fs.system.texts["stop"], lang).replace("{org}", "Net")]
 
 
 def test_second_stop_is_not_confirmed_again(fs) -> None:
     result = handle(fs, ContactView(status="stopped"), None, "STOP", NOW)
-    assert result.route == "stop" and result.replies == [] and result.actions == []
+    assert result.handled_by == "stop" and result.replies == [] and result.actions == []
 
 
 def test_stopped_contact_hears_nothing_but_start_join_or_help(fs) -> None:
     stopped = ContactView(status="stopped", language="es")
     assert handle(fs, stopped, None, "hola", NOW).replies == []
     assert handle(fs, stopped, None, "REPORTE", NOW).replies == []
-    assert handle(fs, stopped, None, "YES", NOW).route == "start"
-    assert handle(fs, ACTIVE, None, "YES", NOW).route == "inbox"  # YES is START only when stopped
+    assert handle(fs, stopped, None, "YES", NOW).handled_by == "start"
+    assert handle(fs, ACTIVE, None, "YES", NOW).handled_by == "inbox"  # YES is START only when stopped
     joined = handle(fs, stopped, None, "UNIRME", NOW)
-    assert joined.route == "flow" and engine.Subscribe("es") in joined.actions
+    assert joined.handled_by == "flow" and engine.Subscribe("es") in joined.actions
 
 
 def test_help_keeps_the_conversation_open(fs) -> None:
     started = handle(fs, ACTIVE, None, "REPORT", NOW)
     helped = handle(fs, ACTIVE, started.state, "help", NOW)
-    assert helped.route == "help" and helped.state == started.state
+    assert helped.handled_by == "help" and helped.state == started.state
 
 
 def test_keyword_sets_the_language_of_the_flow(fs) -> None:
@@ -237,7 +237,7 @@ def test_expired_conversation_goes_to_the_inbox_with_a_hint(fs) -> None:
     state = handle(fs, ACTIVE, None, "REPORT", NOW).state
     later = NOW + timedelta(hours=25)
     result = handle(fs, ACTIVE, state, "1", later)
-    assert result.route == "inbox" and result.replies[0].startswith("Your last conversation timed out")
+    assert result.handled_by == "inbox" and result.replies[0].startswith("Your last conversation timed out")
 
 
 def test_inbox_hint_at_most_once_a_day(fs) -> None:
@@ -252,7 +252,7 @@ def test_inbox_hint_at_most_once_a_day(fs) -> None:
 
 def test_blocked_contact_is_ignored(fs) -> None:
     result = handle(fs, ContactView(status="blocked"), None, "JOIN", NOW)
-    assert result.route == "ignored" and result.replies == []
+    assert result.handled_by == "ignored" and result.replies == []
 
 
 def test_join_sets_fields_and_tags(fs) -> None:

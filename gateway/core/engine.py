@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from gateway.core import steps
@@ -105,11 +106,24 @@ class Pledge:
 Action = SetContact | AddTags | Subscribe | Unsubscribe | SaveReport | ToInbox | Pledge
 
 
+class HandledBy(StrEnum):
+    """What handled a text (stored as Message.handled_by)."""
+
+    STOP = "stop"
+    START = "start"
+    HELP = "help"
+    FLOW = "flow"  # a keyword started a flow
+    CONVERSATION = "conversation"  # an answer to the open step
+    PLEDGE = "pledge"  # a reply to an alert's keyword
+    INBOX = "inbox"  # nothing matched: the organizers read it
+    IGNORED = "ignored"
+
+
 @dataclass
 class Result:
     """What to say, what to change, and the conversation left open (None when closed)."""
 
-    route: str  # stop, start, help, flow, conversation, inbox, ignored
+    handled_by: HandledBy
     language: str
     replies: list[str] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
@@ -156,32 +170,32 @@ def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, t
     first = tokens[0].folded if tokens else ""
     lang = contact.language or fs.default_language
     if contact.status == "blocked":
-        return Result("ignored", lang, state=state)
+        return Result(HandledBy.IGNORED, lang, state=state)
 
     stop = fs.system_words("stop")
     if first in stop:
         lang = contact.language or stop[first]
         if contact.status == "stopped":  # already confirmed once; a second confirmation costs money
-            return Result("stop", lang)
+            return Result(HandledBy.STOP, lang)
         run.say("stop", lang)
-        return Result("stop", lang, run.replies, [Unsubscribe()])
+        return Result(HandledBy.STOP, lang, run.replies, [Unsubscribe()])
 
     start = fs.system_words("start")
     if first in start or (contact.status == "stopped" and first in fs.system_words("start_when_stopped")):
         lang = contact.language or start.get(first, lang)
         run.say("start", lang)
-        return Result("start", lang, run.replies, [Subscribe(lang)])
+        return Result(HandledBy.START, lang, run.replies, [Subscribe(lang)])
 
     help_words = fs.system_words("help")
     if first in help_words:
         lang = contact.language or help_words[first]
         run.say("help", lang)
-        return Result("help", lang, run.replies, state=state)  # help leaves the conversation open
+        return Result(HandledBy.HELP, lang, run.replies, state=state)  # help leaves the conversation open
 
     trigger = fs.triggers.get(first)
     if contact.status == "stopped" and not (trigger and trigger[0] == "join"):
         # Only the supporter's own START or JOIN ends an opt-out; keep the text for organizers.
-        return Result("inbox", lang, actions=[ToInbox(hinted=False)])
+        return Result(HandledBy.INBOX, lang, actions=[ToInbox(hinted=False)])
 
     if trigger:
         flow = fs.flows[trigger[0]]
@@ -194,22 +208,22 @@ def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, t
         if flow.prefill:
             fresh = replace(fresh, answers={**given, **_prefill(run, flow, rest, lang)})
         new_state = _advance(run, flow, fresh)
-        return Result("flow", lang, _merge(run.replies), run.actions, new_state)
+        return Result(HandledBy.FLOW, lang, _merge(run.replies), run.actions, new_state)
 
     if state is not None and state.expires_at > now and state.flow in fs.flows:
         flow = fs.flows[state.flow]
         new_state = _answer(run, flow, state, text, tokens)
-        return Result("conversation", state.language, _merge(run.replies), run.actions, new_state)
+        return Result(HandledBy.CONVERSATION, state.language, _merge(run.replies), run.actions, new_state)
 
     if first in contact.pledges and contact.status == "active":
         # A YES to an alert is a pledge, not a re-subscription and not an inbox message.
         run.say("pledge", lang)
-        return Result("pledge", lang, run.replies, [Pledge(contact.pledges[first])], state=state)
+        return Result(HandledBy.PLEDGE, lang, run.replies, [Pledge(contact.pledges[first])], state=state)
 
     hint_due = contact.last_hint_at is None or now - contact.last_hint_at >= HINT_INTERVAL
     if hint_due:
         run.say("expired_hint" if state is not None else "hint", lang)
-    return Result("inbox", lang, run.replies, [ToInbox(hinted=hint_due)])
+    return Result(HandledBy.INBOX, lang, run.replies, [ToInbox(hinted=hint_due)])
 
 
 def _advance(run: _Run, flow: Flow, st: ConversationState) -> ConversationState | None:

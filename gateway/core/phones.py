@@ -13,14 +13,14 @@ class Address:
 
     value: str     # E.164 ("+265991234567") or short code digits ("12345")
     kind: str      # "e164" or "shortcode"
-    channel: str   # "sms" or "whatsapp"
+    medium: str    # "sms" or "whatsapp"
 
 
 class InvalidNumber(ValueError):
     """The input cannot be read as a phone number or short code."""
 
 
-_CHANNEL_PREFIXES = (("whatsapp:", "whatsapp"), ("sms:", "sms"))
+_MEDIUM_PREFIXES = (("whatsapp:", "whatsapp"), ("sms:", "sms"))
 _SEPARATORS = re.compile(r"[\s\-().]")
 # A leading 0 is a trunk prefix: "0991234" is a truncated local number, not a short code.
 _SHORTCODE = re.compile(r"[1-9]\d{2,7}")
@@ -29,10 +29,10 @@ _SHORTCODE = re.compile(r"[1-9]\d{2,7}")
 def normalise_number(raw: str, default_country: str = "MW") -> Address:
     """Parse a local, international or prefixed ("whatsapp:+265...") number into an Address."""
     text = (raw or "").strip() if isinstance(raw, str) else ""
-    channel = "sms"
-    for prefix, name in _CHANNEL_PREFIXES:
+    medium = "sms"
+    for prefix, name in _MEDIUM_PREFIXES:
         if text.lower().startswith(prefix):
-            text, channel = text[len(prefix):].strip(), name
+            text, medium = text[len(prefix):].strip(), name
             break
     if not text:
         raise InvalidNumber("empty value: not a phone number")
@@ -47,9 +47,9 @@ def normalise_number(raw: str, default_country: str = "MW") -> Address:
     # Valid, not merely possible: "+1 555 0100" has a plausible length but is no one's number.
     if parsed is not None and phonenumbers.is_valid_number(parsed):
         e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-        return Address(e164, "e164", channel)
+        return Address(e164, "e164", medium)
     if _SHORTCODE.fullmatch(compact):
-        return Address(compact, "shortcode", channel)
+        return Address(compact, "shortcode", medium)
     if not any(c.isdigit() for c in text):
         raise InvalidNumber(f"{raw!r} is not a phone number: it has no digits")
     raise InvalidNumber(f"{raw!r} is not a phone number: wrong length or no such number in that country")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.channels.base import InboundSMS
 from gateway.core import engine
+from gateway.core.engine import HandledBy
 from gateway.core.flowfile import Flow, FlowSet
 from gateway.core.phones import InvalidNumber, normalise_number
 from gateway.core.places import find_place
@@ -29,6 +30,9 @@ from gateway.outbound import broadcasts
 from gateway.people import contacts, privacy
 
 logger = logging.getLogger(__name__)
+# What ends the open conversation, and its outcome: a new flow or START replaces it, STOP stops it
+# (its last answer completes it: see _handle_one).
+_ENDS = {HandledBy.FLOW: "replaced", HandledBy.START: "replaced", HandledBy.STOP: "stopped"}
 MAX_BODY = 1600  # Twilio's own limit for a concatenated SMS; longer input is cut, not refused
 
 
@@ -88,7 +92,7 @@ def _locked_contact(session: Session, sender: str, default_country: str) -> tupl
         address = normalise_number(sender, default_country)
     except InvalidNumber:
         return None, "sms"
-    return contacts.get_or_create(session, address, lock=True), address.channel
+    return contacts.get_or_create(session, address, lock=True), address.medium
 
 
 def _insert(session: Session, sms: InboundSMS, contact: Contact | None, medium: str,
@@ -308,9 +312,10 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
 
     conversation_id = conv.id if conv is not None else None
     ended: list[Conversation] = []
-    if result.route in ("flow", "conversation", "stop", "start") and conv is not None and (
-            result.state is None or result.route == "flow" or result.route in ("stop", "start")):
-        outcome = {"flow": "replaced", "stop": "stopped", "start": "replaced"}.get(result.route, "completed")
+    outcome = _ENDS.get(result.handled_by)
+    if result.handled_by == HandledBy.CONVERSATION and result.state is None:
+        outcome = "completed"  # the open conversation's last answer
+    if conv is not None and outcome is not None:
         conv.closed_at, conv.outcome = now, outcome
         ended.append(conv)
         conv = None
@@ -327,12 +332,12 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
         conv.expires_at = result.state.expires_at
         session.flush()
         conversation_id = conv.id
-    elif result.route == "flow":
+    elif result.handled_by == HandledBy.FLOW:
         conversation_id = None  # a flow that ended with its keyword had no conversation of its own
 
-    message.conversation_id = conversation_id if result.route in ("flow", "conversation") else None
+    message.conversation_id = conversation_id if result.handled_by in (HandledBy.FLOW, HandledBy.CONVERSATION) else None
     _apply(session, contact, message, result, flows, now)
-    message.handled_by, message.status, message.handled_at = result.route, "handled", now
+    message.handled_by, message.status, message.handled_at = result.handled_by, "handled", now
     named = any(isinstance(a, engine.SaveReport) and not a.anonymous for a in result.actions)
     if not private or named:
         contact.last_seen_at = now  # a private text must not show when the supporter was last active
@@ -367,9 +372,9 @@ def _flow_of(flows: FlowSet, result: engine.Result, state: engine.ConversationSt
     """The flow this text belongs to: the one it started, continued or finished; None outside flows."""
     if result.state is not None:
         return flows.flows.get(result.state.flow)
-    if result.route == "conversation" and state is not None:
+    if result.handled_by == HandledBy.CONVERSATION and state is not None:
         return flows.flows.get(state.flow)
-    if result.route == "flow":
+    if result.handled_by == HandledBy.FLOW:
         words = [w for raw in text.split() if (w := fold(raw))]
         trigger = flows.triggers.get(words[0]) if words else None
         return flows.flows.get(trigger[0]) if trigger else None
@@ -427,7 +432,7 @@ def _over_limits(session: Session, contact: Contact, message: Message, result: e
         inbound_last_minute, _, recent = pipe.execute()
     if not result.replies:
         return False
-    if result.route in ("stop", "start"):
+    if result.handled_by in (HandledBy.STOP, HandledBy.START):
         key = f"gateway:count:stopstart:{contact.id}:{minute // 1440}"
         with redis.pipeline() as pipe:
             pipe.incr(key)
@@ -435,7 +440,7 @@ def _over_limits(session: Session, contact: Contact, message: Message, result: e
             confirmations, _ = pipe.execute()
         if confirmations > STOP_START_REPLIES_PER_DAY:
             return True
-        if result.route == "stop":
+        if result.handled_by == HandledBy.STOP:
             return False  # a STOP is confirmed even in a flood
     replies_recent = sum(int(n) for n in recent if n)
     if int(inbound_last_minute) > FLOOD_PER_MINUTE or replies_recent >= LOOP_REPLIES:
