@@ -1,13 +1,14 @@
 """Typed SQLAlchemy 2.0 models. Phone numbers are read and written only in gateway/people/contacts.py."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -241,3 +242,89 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(254))  # an email, "cli" or "api:<email>"
     action: Mapped[str] = mapped_column(String(40), index=True)  # login, export.reports, broadcast.launch ...
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CaseStatus(StrEnum):
+    """Where a case is on its ladder (gateway/core/ladder.py says which moves are allowed)."""
+
+    OPEN = "open"  # enough reports; not sent to an official yet
+    SENT = "sent"  # its official has the SMS
+    ACKNOWLEDGED = "acknowledged"  # the official answered ACK
+    PROMISED = "promised"  # the official answered PROMISE with a date
+    RESOLVED = "resolved"  # the official answered DONE (or an organizer closed it as resolved)
+    OVERDUE = "overdue"  # a deadline passed without an answer; sent up the ladder
+    DISPUTED = "disputed"  # a reporter answered NO after "resolved": it is open again
+    CLOSED = "closed"  # closed by an organizer, with a note
+
+
+class Official(Base):
+    """A decision maker who answers for places and services, at a rung of the ladder.
+
+    Their phone is a Contact (tagged `official`, no consent, so never in a broadcast's audience):
+    texts to and from them take the same inbound and outbound paths as a supporter's.
+    """
+
+    __tablename__ = "officials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(120))  # "District Health Officer"
+    language: Mapped[str] = mapped_column(String(8))
+    places: Mapped[list[str]] = mapped_column(JSON, default=list)  # as the gazetteers spell them; [] = any
+    services: Mapped[list[str]] = mapped_column(JSON, default=list)  # clinic, water ...; [] = any
+    level: Mapped[int] = mapped_column(Integer, default=1)  # the rung: 1 first, then 2, 3 ...
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Case(Base):
+    """Reports about one place and service, sent to a named official, with a deadline and an answer."""
+
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_place_service", "place", "service"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(12), unique=True)  # read out and retyped: no 0/O, 1/I/L
+    place: Mapped[str] = mapped_column(String(80))
+    country: Mapped[str | None] = mapped_column(String(2))
+    service: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # CaseStatus
+    level: Mapped[int] = mapped_column(Integer, default=1)  # the rung it is at
+    official_id: Mapped[int | None] = mapped_column(ForeignKey("officials.id", ondelete="SET NULL"))
+    report_count: Mapped[int] = mapped_column(Integer, default=0)
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)  # naive UTC; None: no timer
+    promised_for: Mapped[date | None] = mapped_column(Date)  # in the place's own calendar
+    opened_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime)
+    promised_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CaseReport(Base):
+    """A report in a case (a report is in one case at most). Reports carry no reporter here."""
+
+    __tablename__ = "case_reports"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True,
+                                           unique=True)
+
+
+class CaseEvent(Base):
+    """One line of a case's timeline: what changed, when, and who or what did it. Never a number."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(24))  # opened, joined, sent, acknowledged, promised, ...
+    status: Mapped[str] = mapped_column(String(16))  # the case's status after it
+    actor: Mapped[str] = mapped_column(String(160))  # "system", "official:<id>", an organizer's e-mail, "reporter"
+    note: Mapped[str | None] = mapped_column(Text)  # words for people; never a reporter's identity or words
+    official_id: Mapped[int | None] = mapped_column(ForeignKey("officials.id", ondelete="SET NULL"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
