@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup
 
 from gateway import services
@@ -19,7 +19,7 @@ def spool_replay() -> None:
     click.echo(f"{done.stored} stored, {done.duplicates} already stored, {done.rejected} set aside, "
                f"{done.left} left" + (" (database away)" if done.away else "")
                + (" (another process is replaying)" if done.busy else ""))
-    if not current_app.config["REDIS_URL"] and (done.stored or done.duplicates):
+    if not svc.settings.redis_url and (done.stored or done.duplicates):
         queues.work_burst(svc.redis)  # the in-process queue is only ours
     if done.left:
         raise SystemExit(1)
