@@ -112,7 +112,7 @@ def place_field(field: str, value: str | None) -> str | None:
     """A place name as the gazetteers spell it ('zomba city' -> 'Zomba'); 400 if unknown."""
     if value is None:
         return None
-    found = match_place(value, services().flows.gazetteers.values(), current_app.config["DEFAULT_COUNTRY"])
+    found = match_place(value, services().flows.gazetteers.values(), services().settings.default_country)
     if found is None:
         raise invalid(field, f"{value!r} is not a place in the gazetteers (flows/places/)")
     return found.name
@@ -144,7 +144,7 @@ def tags_field(field: str, value: Any) -> list[str]:
 def number_field(field: str, value: str) -> str:
     """A supporter's phone number, local or international, as E.164."""
     try:
-        address = normalise_number(value, current_app.config["DEFAULT_COUNTRY"])
+        address = normalise_number(value, services().settings.default_country)
     except InvalidNumber as exc:
         raise invalid(field, str(exc)) from None
     if address.kind != "e164":

@@ -7,14 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from flask import current_app
-
 from gateway import services
 
 
 def console_zone() -> tuple[str, str]:
     """(time zone, label) that console times are typed and shown in: the default country's gazetteer's."""
-    country = current_app.config["DEFAULT_COUNTRY"]
+    country = services().settings.default_country
     for g in services().flows.gazetteers.values():
         if g.country == country:
             return g.timezone, f"{g.name.replace('_', ' ').title()} time ({g.timezone})"

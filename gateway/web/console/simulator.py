@@ -46,7 +46,7 @@ class SimulatorError(ValueError):
 
 def _normalise(raw: str) -> str:
     try:
-        return normalise_number(raw, current_app.config["DEFAULT_COUNTRY"]).value
+        return normalise_number(raw, services().settings.default_country).value
     except InvalidNumber as exc:
         raise SimulatorError(f"Test number: {exc}.") from None
 
