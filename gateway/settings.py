@@ -277,7 +277,8 @@ def _parse(settings: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
         if not (settings.get("TWILIO_FROM_NUMBER") or settings.get("TWILIO_MESSAGING_SERVICE_SID")):
             raise ConfigError("SMS_PROVIDER=twilio needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
     if settings["DEFAULT_COUNTRY"] not in phonenumbers.SUPPORTED_REGIONS:
-        raise ConfigError(f"DEFAULT_COUNTRY={settings['DEFAULT_COUNTRY']!r}: expected an ISO 3166 code such as MW or HN")
+        raise ConfigError(f"DEFAULT_COUNTRY={settings['DEFAULT_COUNTRY']!r}: "
+                          "expected an ISO 3166 code such as MW or HN")
     numbers = _check_numbers(settings)
     rates, prices, quiet = _check_lists(settings)
     numbers_keys = _check_numbers_key(settings)
@@ -436,7 +437,8 @@ def _check_numbers_key(settings: Mapping[str, Any]) -> tuple[str, ...]:
     if _shared(settings):
         # A key generated on one host would leave every other web process and worker unable to
         # read the numbers it stored.
-        raise ConfigError("NUMBERS_KEY is required with SMS_PROVIDER=twilio (or another real provider) or a PostgreSQL database: "
+        raise ConfigError("NUMBERS_KEY is required with SMS_PROVIDER=twilio (or another real provider) "
+                          "or a PostgreSQL database: "
                           "phone numbers are encrypted with it, and every process must share it. Generate one "
                           "with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
     return ()

@@ -164,7 +164,8 @@ def datetime_field(field: str, value: Any, *, end_of_day: bool = False) -> datet
             return start + timedelta(days=1) if end_of_day and day < date.max else start
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
-        raise invalid(field, f"{value!r} is not an ISO 8601 date (2025-03-01) or date-time (2025-03-01T08:00:00Z)") from None
+        raise invalid(field, f"{value!r} is not an ISO 8601 date (2025-03-01) "
+                             "or date-time (2025-03-01T08:00:00Z)") from None
     if parsed.tzinfo is not None:
         try:
             parsed = parsed.astimezone(UTC).replace(tzinfo=None)
@@ -180,7 +181,8 @@ def query_args(allowed: Iterable[str]) -> dict[str, str]:
     for key in request.args:
         if key not in allowed:
             raise ApiError(400, "invalid_parameter",
-                           f"{check_text('parameter', key)!r} is not a query parameter here; expected {', '.join(allowed)}.",
+                           f"{check_text('parameter', key)!r} is not a query parameter here; "
+                           f"expected {', '.join(allowed)}.",
                            field=key)
         value = check_text(key, request.args.get(key, "")).strip()
         if len(value) > MAX_FILTER:

@@ -54,7 +54,7 @@ def tags(session: Session) -> list[str]:
 
 def blank_values() -> dict[str, Any]:
     """An empty form: a text box per language."""
-    return {"texts": {lang: "" for lang in languages()}, "place": "", "language": "", "tag": "",
+    return {"texts": dict.fromkeys(languages(), ""), "place": "", "language": "", "tag": "",
             "reply_keyword": "", "urgent": False, "send_at": ""}
 
 

@@ -41,7 +41,7 @@ def local_input(dt: datetime) -> str:
 
 
 def to_utc(raw: str) -> datetime:
-    """A typed time (ISO, a space allowed) as naive UTC; without an offset it is console time. ValueError if unreadable."""
+    """A typed time (ISO, a space allowed) as naive UTC; without an offset, console time. ValueError if unreadable."""
     typed = datetime.fromisoformat(raw.replace(" ", "T"))
     if typed.tzinfo is None:
         typed = typed.replace(tzinfo=ZoneInfo(zone()))

@@ -172,7 +172,8 @@ def _decode(data: bytes) -> tuple[str, str | None]:
 def import_csv() -> ResponseReturnValue:
     """Upload a CSV of supporters: good rows are saved, bad rows listed by line number."""
     form = ImportForm()
-    result, errors, notice = None, [], None
+    result, notice = None, None
+    errors: list[str] = []
     if form.validate_on_submit():
         upload = form.file.data
         text, notice = _decode(upload.read())
