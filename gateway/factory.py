@@ -113,6 +113,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     # The parts below import `services` from this package, so they are imported once it is whole.
     from gateway import db, limits
+    from gateway.cases import commands as cases_commands
     from gateway.channels.hooks import WEBHOOKS
     from gateway.inbound import commands as inbound_commands
     from gateway.outbound import commands as outbound_commands
@@ -130,6 +131,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     inbound_commands.init_app(app)
     outbound_commands.init_app(app)
     people_commands.init_app(app)
+    cases_commands.init_app(app)
     # Before every request, webhooks included: replay texts kept in the spool while the database
     # was away (at most REQUEST_BUDGET seconds, only when some are kept).
     app.before_request(_replay_spool)

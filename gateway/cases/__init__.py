@@ -16,5 +16,7 @@ from gateway.cases.ops import (
     split,
     timeline,
 )
+from gateway.cases.timer import overdue_count, tick
 
-__all__ = ["CaseError", "close", "escalate", "merge", "open_by_hand", "reopen", "send", "split", "timeline"]
+__all__ = ["CaseError", "close", "escalate", "merge", "open_by_hand", "overdue_count", "reopen", "send", "split",
+           "tick", "timeline"]

@@ -88,6 +88,11 @@ def timezone_of(session: Session, case: Case) -> ZoneInfo:
     return ZoneInfo("UTC")
 
 
+def privacy_day(when: datetime) -> datetime:
+    """Midnight of that day (anonymous reports keep only their day: a window starts at a day's start)."""
+    return when.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def local_today(session: Session, case: Case, now: datetime) -> date:
     return now.replace(tzinfo=ZoneInfo("UTC")).astimezone(timezone_of(session, case)).date()
 

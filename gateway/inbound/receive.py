@@ -17,6 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.cases import answers as case_answers
+from gateway.cases import joining as case_joining
 from gateway.channels.base import InboundSMS
 from gateway.core import engine
 from gateway.core.engine import HandledBy
@@ -309,6 +311,9 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
     result = engine.handle(flows, view, state, message.body or "", now, org=org)
     # A text of a private flow (a report) must leave no trace on the contact once its exchange ends.
     private = privacy.is_private(_flow_of(flows, result, state, message.body or ""))
+    # A reporter's STATUS or NO <ref> is private too: the reference must not stay tied to the phone.
+    asked = any(isinstance(a, engine.CaseCommand) and a.verb in engine.REPORTER_VERBS for a in result.actions)
+    private = private or asked
 
     conversation_id = conv.id if conv is not None else None
     ended: list[Conversation] = []
@@ -357,7 +362,7 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
     forget_convs = [c.id for c in ended
                     if c.id != message.conversation_id and privacy.is_private(flows.flows.get(c.flow))]
     forget_messages: list[int] = []
-    if private and result.state is None and not named:
+    if private and (result.state is None or asked) and not named:
         forget_messages.append(message.id)
         if message.conversation_id is not None:
             forget_convs.append(message.conversation_id)
@@ -496,6 +501,8 @@ def _apply(session: Session, contact: Contact, message: Message, result: engine.
             else:
                 session.add(Pledge(broadcast_id=action.broadcast_id, contact_id=contact.id,
                                    place=contact.place, created_at=now))
+        elif isinstance(action, engine.CaseCommand):
+            result.replies.extend(case_answers.apply(session, contact, action, flows, now, message.id))
         elif isinstance(action, engine.ToInbox):
             message.inbox_status = "open"
             if action.hinted:
@@ -521,6 +528,10 @@ def _save_report(session: Session, contact: Contact, message: Message, action: e
         # An anonymous report keeps only the day, so its time cannot be matched to a phone's traffic.
         # Its messages and conversation are forgotten by _handle_one once the exchange ends.
         created_at=privacy.day_of(now) if action.anonymous else now))
+    session.flush()
+    report = session.get(Report, report_id)
+    assert report is not None
+    case_joining.on_report(session, report, now)  # joins or opens a case (gateway/cases/joining.py)
 
 
 def _cut(value: object, size: int) -> str | None:
