@@ -75,3 +75,33 @@ def test_send_without_an_official_says_so(app: Flask) -> None:
         assert case.status == "open"
         assert s.scalars(select(CaseEvent.kind).where(CaseEvent.case_id == case.id)).all()[-1] == "no_official"
         assert s.scalar(select(Case.id)) == case.id
+
+
+def test_an_officials_text_waits_for_the_end_of_quiet_hours_in_the_places_time_zone(db_url: str, tmp_path) -> None:
+    from datetime import datetime
+
+    from tests.conftest import make_app
+
+    app = make_app(db_url, tmp_path, QUIET_HOURS="21:00-07:00")
+    try:
+        import_officials(app)
+        r1 = add_report(app)
+        evening = datetime(2026, 11, 30, 20, 0)  # 22:00 in Zomba (UTC+2)
+        morning = datetime(2026, 11, 30, 10, 0)
+        with svc(app).sessions() as s, s.begin():
+            case = cases.open_by_hand(s, place="Zomba", service="clinic", report_ids=[r1], actor="a@x.org", now=evening)
+            row = cases.send(s, case, actor="a@x.org", now=evening)
+            assert row is not None and row.send_after == datetime(2026, 12, 1, 5, 0)  # 07:00 in Zomba
+            again = cases.send(s, case, actor="a@x.org", now=morning)
+            assert again is not None and again.send_after is None
+    finally:
+        svc(app).engine.dispose()
+
+
+def test_flows_check_measures_every_case_text_in_one_segment(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["flows", "check"])
+    assert result.exit_code == 0, result.output
+    for name in ("case_sent", "case_escalated", "case_escalated_promise", "status_resolved", "reporter_promised"):
+        for lang in ("en", "ny", "es"):
+            line = next(x for x in result.output.splitlines() if f"texts.{name}.{lang}:" in x)
+            assert "GSM-7 1 seg" in line and " ok" in line, line

@@ -267,3 +267,25 @@ def test_officials_csv_import_reports_bad_lines_and_cases_tick_command(app: Flas
     assert result.exit_code == 0 and "1 overdue, 0 sent to the next rung, 1 overdue at the top rung" in result.output
     with svc(app).sessions() as s:
         assert s.scalars(select(CaseEvent.kind).where(CaseEvent.case_id == case.id)).all()[-1] == "overdue"
+
+
+def test_the_workers_run_the_case_deadlines(stack_app: Flask) -> None:
+    from gateway.outbound import jobs, queues
+
+    app = stack_app
+    import_officials(app)
+    phone = Phone(app, noon())
+    phone.run(f"{A} > REPORT CLINIC ZOMBA NO\n{A} < Thank you...\n{B} > REPORT CLINIC ZOMBA NO\n{B} < Thank you...")
+    with svc(app).sessions() as s, s.begin():
+        case = s.scalars(select(Case)).one()
+        case.deadline_at = utcnow() - timedelta(minutes=1)
+    queues.get_queue(svc(app).redis, queues.REPLIES).enqueue(queues.CASES_TICK)
+    with app.app_context():
+        queues.work_burst(svc(app).redis)
+    assert the_case(app).level == 2  # the job sent it up a rung
+    if not svc(app).settings.redis_url:  # the embedded worker runs them with the reconciler
+        with svc(app).sessions() as s, s.begin():
+            s.get(Case, case.id).deadline_at = utcnow() - timedelta(minutes=1)  # type: ignore[union-attr]
+        with app.app_context():
+            jobs.reconcile()
+        assert the_case(app).status == "overdue"
