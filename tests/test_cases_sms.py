@@ -231,7 +231,11 @@ def test_commands_from_another_number_are_refused_and_change_nothing(app: Flask)
         {DHO} < Sorry, we could not read that date. Reply e.g. PROMISE {case.ref} 12/3 (day/month) or PROMISE {case.ref} 12 March.
         {A} > STATUS NOSUCH
         {A} < Sorry, we found no report NOSUCH. Check the reference in our reply to your report.
+        {C} > NO THANKS
+        {C} <
     """)
+    with svc(app).sessions() as s:  # not a dispute: the organizers read it
+        assert s.scalar(select(Message.inbox_status).where(Message.body == "NO THANKS")) == "open"
     after = the_case(app)
     assert after.status == "sent" and after.acknowledged_at is None and after.promised_for is None
     assert kinds(app, case) == before

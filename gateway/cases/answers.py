@@ -26,8 +26,11 @@ logger = logging.getLogger(__name__)
 
 
 def apply(session: Session, contact: Contact, command: CaseCommand, flows: FlowSet, now: datetime,
-          message_id: int | None = None) -> list[str]:
-    """Apply one case word; the reply to send back (one SMS)."""
+          message_id: int | None = None) -> list[str] | None:
+    """Apply one case word; the reply to send back (one SMS). None for a NO followed by no known
+    reference ("NO THANKS"): it was not a dispute, and goes to the organizers' inbox."""
+    if command.verb == "dispute" and session.scalar(select(Report.id).where(Report.ref == command.ref)) is None:
+        return None
     if command.verb in ("status", "dispute"):
         return [_reporter(session, contact, command, flows, now)]
     return [_official(session, contact, command, flows, now, message_id)]

@@ -311,9 +311,6 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
     result = engine.handle(flows, view, state, message.body or "", now, org=org)
     # A text of a private flow (a report) must leave no trace on the contact once its exchange ends.
     private = privacy.is_private(_flow_of(flows, result, state, message.body or ""))
-    # A reporter's STATUS or NO <ref> is private too: the reference must not stay tied to the phone.
-    asked = any(isinstance(a, engine.CaseCommand) and a.verb in engine.REPORTER_VERBS for a in result.actions)
-    private = private or asked
 
     conversation_id = conv.id if conv is not None else None
     ended: list[Conversation] = []
@@ -342,6 +339,11 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
 
     message.conversation_id = conversation_id if result.handled_by in (HandledBy.FLOW, HandledBy.CONVERSATION) else None
     _apply(session, contact, message, result, flows, now)
+    # A reporter's STATUS or NO <ref> is private too: the reference must not stay tied to the phone
+    # (unless it was no reference at all, "NO THANKS", which the organizers read in the inbox).
+    asked = message.inbox_status is None and any(
+        isinstance(a, engine.CaseCommand) and a.verb in engine.REPORTER_VERBS for a in result.actions)
+    private = private or asked
     message.handled_by, message.status, message.handled_at = result.handled_by, "handled", now
     named = any(isinstance(a, engine.SaveReport) and not a.anonymous for a in result.actions)
     if not private or named:
@@ -502,7 +504,11 @@ def _apply(session: Session, contact: Contact, message: Message, result: engine.
                 session.add(Pledge(broadcast_id=action.broadcast_id, contact_id=contact.id,
                                    place=contact.place, created_at=now))
         elif isinstance(action, engine.CaseCommand):
-            result.replies.extend(case_answers.apply(session, contact, action, flows, now, message.id))
+            replies = case_answers.apply(session, contact, action, flows, now, message.id)
+            if replies is None:  # "NO THANKS": not a reference after all
+                message.inbox_status = "open"
+            else:
+                result.replies.extend(replies)
         elif isinstance(action, engine.ToInbox):
             message.inbox_status = "open"
             if action.hinted:
