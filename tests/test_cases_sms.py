@@ -217,6 +217,8 @@ def test_commands_from_another_number_are_refused_and_change_nothing(app: Flask)
         {A} < Thank you...
         {B} > REPORT CLINIC ZOMBA NO
         {B} < Thank you...
+        @ worker
+        {DHO} < Our Network: 2 reports...
     """)
     case = the_case(app)
     before = kinds(app, case)
@@ -239,6 +241,14 @@ def test_commands_from_another_number_are_refused_and_change_nothing(app: Flask)
     after = the_case(app)
     assert after.status == "sent" and after.acknowledged_at is None and after.promised_for is None
     assert kinds(app, case) == before
+    phone.run(f"""
+        {C} > REPORT CLINIC ZOMBA PARTLY
+        {C} < Thank you...
+        @ alert: Our Network meets on Friday.
+        {DHO} <
+    """)
+    joined = the_case(app)
+    assert joined.id == case.id and joined.report_count == 3  # a later report joins the open case
 
 
 def test_officials_csv_import_reports_bad_lines_and_cases_tick_command(app: Flask, tmp_path: Path) -> None:

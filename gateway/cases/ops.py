@@ -352,7 +352,8 @@ def _send(session: Session, case: Case, *, actor: str, now: datetime, text: str,
     row = queue_to(session, contact, body, now, case=case)
     days = rules_of(session).for_service(case.service).days_at(case.level)
     case.official_id, case.sent_at = official.id, now
-    case.deadline_at = end_of_local_day(session, case, local_today(session, case, now) + timedelta(days=days))
+    if not resend or case.status == ladder.SENT:  # sent again by hand: an answer's deadline stays
+        case.deadline_at = end_of_local_day(session, case, local_today(session, case, now) + timedelta(days=days))
     case.updated_at = now
     kind = "resent" if resend else "sent"
     what = note or f"sent to {official.role} {official.name} (rung {case.level}); {days} days to acknowledge"
