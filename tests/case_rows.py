@@ -11,7 +11,16 @@ from datetime import datetime, timedelta
 from flask import Flask
 
 from gateway.core.phones import country_of
-from gateway.models import Case, CaseEvent, CaseReport, Contact, Message, Official, Report, utcnow
+from gateway.models import (
+    Case,
+    CaseEvent,
+    CaseReport,
+    Contact,
+    Message,
+    Official,
+    Report,
+    utcnow,
+)
 from gateway.people.contacts import new_contact
 
 REPORTER_NAME, REPORTER_NUMBER = "Chikondi Reporter", "+265991777001"
