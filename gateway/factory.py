@@ -107,6 +107,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                    twilio if isinstance(twilio, TwilioProvider) else None, redis, channels, inbound,
                    partial(build_outbox, app))
     app.extensions["gateway"] = svc
+    # Sessions carry the services, so code outside a request or command (the inbound path, the
+    # cases' texts) reaches the flows, settings and queue the app was built with.
+    sessions.kw.setdefault("info", {})["services"] = svc
 
     # The parts below import `services` from this package, so they are imported once it is whole.
     from gateway import db, limits
