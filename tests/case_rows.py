@@ -101,7 +101,7 @@ def seed(app: Flask, now: datetime | None = None) -> Seeded:
                       actor=f"official:{grace.id}", official_id=grace.id, message_id=ack.id),
             CaseEvent(case_id=blantyre.id, at=day, kind="sent", status="sent", actor="system", official_id=john.id),
             CaseEvent(case_id=blantyre.id, at=day + timedelta(days=5), kind="overdue", status="overdue",
-                      actor="system", official_id=john.id, note="not acknowledged by the District Commissioner in 5 days"),
+                      actor="system", note="not acknowledged by the District Commissioner in 5 days"),
         ])
         return Seeded(zomba.id, mangochi.id, blantyre.id, grace.id, john.id, zomba.ref,
                       [r.ref for r in reports])

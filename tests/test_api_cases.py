@@ -89,3 +89,47 @@ def test_officials_list_masks_numbers_for_viewers_with_their_record(app, api, to
     body = api.get("/api/v1/officials", headers=bearer(tokens["organizer"])).get_json()
     assert body["data"][0]["number"] == OFFICIAL_NUMBER
     error_of(api.get("/api/v1/officials?per_page=1000", headers=bearer(tokens["viewer"])), 400)
+
+
+def test_an_organizer_token_sends_escalates_and_closes(app, api, tokens) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    seeded = seed(app)
+    org = bearer(tokens["organizer"])
+    response = api.post(f"/api/v1/cases/{seeded.mangochi}/send", headers=org)
+    assert response.status_code == 200 and "no official at rung 1" in response.get_json()["warning"]
+    response = api.post(f"/api/v1/cases/{seeded.zomba}/escalate", headers=org, json={"note": "silence"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["level"] == 2 and body["official"]["name"] == "John Banda" and body["status"] == "sent"
+    assert "warning" not in body and any(e["note"] == "silence" for e in body["timeline"])
+    assert any(m["official_id"] == seeded.john and m["direction"] == "out" for m in body["messages"])
+    error = error_of(api.post(f"/api/v1/cases/{seeded.zomba}/escalate", headers=org), 409)
+    assert error["code"] == "conflict" and "No official above rung 2" in error["message"]
+    response = api.post(f"/api/v1/cases/{seeded.zomba}/send", headers=org)  # again: a reminder
+    assert response.status_code == 200 and response.get_json()["timeline"][-1]["kind"] == "resent"
+    body = api.post(f"/api/v1/cases/{seeded.zomba}/close", headers=org,
+                    json={"note": "staffed again", "resolved": True}).get_json()
+    assert body["status"] == "resolved" and body["timeline"][-1]["note"] == "staffed again"
+    assert body["timeline"][-1]["actor"] == "api:organizer@example.org"
+    error = error_of(api.post(f"/api/v1/cases/{seeded.zomba}/send", headers=org), 409)
+    assert error["message"] == "Case CZMB7 is resolved: it cannot be sent."
+    text = json.dumps(body)
+    for identity in reporter_identity(app):
+        assert identity not in text
+    with app.extensions["gateway"].sessions() as s:
+        actions = [a for a, in s.execute(select(AuditEvent.action).where(AuditEvent.actor == "api:organizer@example.org")
+                                         .order_by(AuditEvent.id))]
+    assert actions[:4] == ["case.no_official", "case.overdue", "case.sent", "case.resent"] and "case.resolved" in actions
+
+
+def test_officials_import_takes_csv_inside_json(app, api, tokens) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    org = bearer(tokens["organizer"])
+    csv_text = ("number,name,role,language,places,services,level\n"
+                "0991000001,Grace Phiri,District Health Officer,en,Zomba,clinic,1\n"
+                "0991000002,John Banda,District Commissioner,xx,Zomba,,2\n")
+    response = api.post("/api/v1/officials/import", headers=org, json={"csv": csv_text})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["imported"] == 1 and len(body["errors"]) == 1 and body["errors"][0].startswith("line 3:")
+    listed = api.get("/api/v1/officials", headers=org).get_json()["data"]
+    assert [(o["name"], o["number"]) for o in listed] == [("Grace Phiri", "+265991000001")]
+    error_of(api.post("/api/v1/officials/import", headers=org, data=csv_text, content_type="text/csv"), 400)

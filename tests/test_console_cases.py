@@ -142,3 +142,104 @@ def test_dashboard_counts_overdue_cases_and_links_to_them(app, client, auth: Aut
 def test_pages_need_a_login(client, path: str) -> None:  # type: ignore[no-untyped-def]
     response = client.get(path)
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+# --------------------------------------------------------------------------- organizers' moves (the domain's)
+
+
+def post(client, auth: Auth, url: str, page: str, **data: str) -> str:  # type: ignore[no-untyped-def]
+    response = client.post(url, data={"csrf_token": auth.csrf(page), **data}, follow_redirects=True)
+    assert response.status_code == 200, (url, response.status_code)
+    return response.get_data(as_text=True)
+
+
+def case_of(app, case_id: int) -> Case:  # type: ignore[no-untyped-def]
+    with app.extensions["gateway"].sessions() as s:
+        case = s.get(Case, case_id)
+        assert case is not None
+        s.expunge(case)
+        return case
+
+
+def test_an_organizer_sends_escalates_and_closes_and_each_move_is_on_the_timeline_and_audited(app, client, auth: Auth) -> None:  # type: ignore[no-untyped-def]
+    seeded = seed(app)
+    auth.login("organizer")
+    url = f"/cases/{seeded.mangochi}"
+    # Nobody answers for water in Mangochi: nothing is sent, and the organizer is told why.
+    page = post(client, auth, f"{url}/send", url)
+    assert "Not sent: no official at rung 1 answers for water in Mangochi" in page
+    assert case_of(app, seeded.mangochi).status == "open"
+    # Zomba: escalated from Grace (rung 1) to John (rung 2), by SMS.
+    zomba = f"/cases/{seeded.zomba}"
+    page = post(client, auth, f"{zomba}/escalate", zomba, note="no answer by phone either")
+    assert "Escalated to the next rung." in page
+    case = case_of(app, seeded.zomba)
+    assert case.level == 2 and case.official_id == seeded.john and case.status == "sent"
+    timeline = page[page.index('id="timeline"'):page.index('id="case-reports"')]
+    assert "no answer by phone either" in timeline and "escalated to District Commissioner John Banda" in timeline
+    assert "organizer@example.org" in timeline
+    texts = page[page.index('id="official-messages"'):]
+    assert "John Banda" in texts and "CZMB7" in texts
+    for identity in reporter_identity(app):
+        assert identity not in page
+    # A refused move: flashed as the domain says it, nothing changes.
+    page = post(client, auth, f"{zomba}/escalate", zomba)
+    assert "Not done: No official above rung 2 answers for clinic in Zomba" in page
+    # Closed with a note, as resolved.
+    page = post(client, auth, f"{zomba}/close", zomba, note="clinic staffed again", resolved="yes")
+    assert "Case closed as resolved." in page and case_of(app, seeded.zomba).status == "resolved"
+    page = post(client, auth, f"{zomba}/close", zomba, note="again")
+    assert "Case closed." in page and case_of(app, seeded.zomba).status == "closed"
+    page = post(client, auth, f"{zomba}/close", zomba, note="third time")
+    assert "Not done: Case CZMB7 is closed: it cannot become closed." in page
+    with app.extensions["gateway"].sessions() as s:
+        actions = [a for a, in s.execute(select(AuditEvent.action).where(AuditEvent.actor == "organizer@example.org",
+                                                                        AuditEvent.action.like("case.%"))
+                                         .order_by(AuditEvent.id))]
+    assert actions == ["case.no_official", "case.overdue", "case.sent", "case.resolved", "case.closed"]
+
+
+def test_an_organizer_opens_splits_and_merges_by_hand(app, client, auth: Auth) -> None:  # type: ignore[no-untyped-def]
+    seeded = seed(app)
+    auth.login("organizer")
+    zomba = f"/cases/{seeded.zomba}"
+    page = post(client, auth, f"{zomba}/split", zomba, report="RANON22")
+    assert "1 report(s) moved to the new case" in page
+    new_ref = re.search(r"<h1>Case (\w+)</h1>", page).group(1)  # type: ignore[union-attr]
+    assert new_ref != "CZMB7" and "RANON22" in page and "RNAMED1" not in page
+    with app.extensions["gateway"].sessions() as s:
+        new_id = s.scalar(select(Case.id).where(Case.ref == new_ref))
+    assert case_of(app, seeded.zomba).report_count == 1
+    page = post(client, auth, f"{zomba}/merge", zomba, other=str(new_id))
+    assert f"Case {new_ref} merged into this one." in page and case_of(app, seeded.zomba).report_count == 2
+    assert case_of(app, new_id).status == "closed"
+    # Open by hand: a report already in a case is refused with the domain's sentence.
+    page = post(client, auth, "/cases/new", "/cases", place="Zomba", service="clinic", reports="RANON22")
+    assert "No case opened: A report can be in one case only" in page
+    page = post(client, auth, "/cases/new", "/cases", place="Zomba", service="clinic", reports="RNOPE")
+    assert "no report has the reference RNOPE" in page
+    with app.extensions["gateway"].sessions() as s, s.begin():
+        from gateway.models import Report
+
+        s.add(Report(ref="RLOOSE5", anonymous=True, service="clinic", place="Zomba", delivered="no"))
+    page = post(client, auth, "/cases/new", "/cases", place="Zomba", service="clinic", reports="rloose5")
+    assert "opened." in page and "RLOOSE5" in page and "opened by hand with 1 report(s)" in page
+
+
+def test_officials_import_lists_bad_lines(app, client, auth: Auth) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    auth.login("organizer")
+    csv_text = ("number,name,role,language,places,services,level\n"
+                "0991000001,Grace Phiri,District Health Officer,en,Zomba,clinic,1\n"
+                "not-a-number,Nobody,Officer,en,Zomba,clinic,1\n")
+    response = client.post("/officials/import", data={"csrf_token": auth.csrf("/officials/import"),
+                                                      "file": (io.BytesIO(csv_text.encode()), "officials.csv")},
+                           content_type="multipart/form-data")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "1 official(s) imported" in page
+    assert "line 3:" in page
+    assert "Grace Phiri" in html(client, "/officials")
+    with app.extensions["gateway"].sessions() as s:
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "officials.import")).one()
+    assert event.detail["imported"] == 1 and event.detail["errors"] == 1

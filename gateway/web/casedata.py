@@ -147,29 +147,40 @@ class OfficialRecord:
 
 
 def records(session: Session, official_ids: list[int]) -> dict[int, OfficialRecord]:
-    """Each official's counts of ACK, PROMISE, DONE and overdue, and the median hours from sent to ACK."""
+    """Each official's counts of ACK, PROMISE, DONE and overdue, and the median hours from sent to ACK.
+
+    An event counts for the official it names, else for the official the case was last sent to
+    (an overdue event names nobody: it is the rung that did not answer).
+    """
     out = {i: OfficialRecord() for i in official_ids}
     if not official_ids:
         return out
+    touched = select(CaseEvent.case_id).where(CaseEvent.official_id.in_(official_ids)).distinct()
+    current: dict[int, int | None] = {}  # case -> the official it was last sent to
     sent: dict[tuple[int, int], datetime] = {}
-    acked: dict[tuple[int, int], datetime] = {}
-    for e in session.scalars(select(CaseEvent).where(CaseEvent.official_id.in_(official_ids))
-                             .order_by(CaseEvent.at, CaseEvent.id)):
-        assert e.official_id is not None
-        r, key = out[e.official_id], (e.official_id, e.case_id)
-        if e.kind == ladder.SENT:
+    acked: set[tuple[int, int]] = set()
+    for e in session.scalars(select(CaseEvent).where(CaseEvent.case_id.in_(touched))
+                             .order_by(CaseEvent.case_id, CaseEvent.at, CaseEvent.id)):
+        if e.kind in (ladder.SENT, "resent") and e.official_id is not None:
+            current[e.case_id] = e.official_id
+        who = e.official_id if e.official_id is not None else current.get(e.case_id)
+        if who not in out:
+            continue
+        assert who is not None
+        r, key = out[who], (who, e.case_id)
+        if e.kind in (ladder.SENT, "resent"):
             if key not in sent:
                 r.cases += 1
                 sent[key] = e.at
         elif e.kind == ladder.ACKNOWLEDGED:
             r.ack += 1
             if key in sent and key not in acked:
-                acked[key] = e.at
+                acked.add(key)
                 r.hours.append(max(0.0, (e.at - sent[key]).total_seconds() / 3600))
         elif e.kind == ladder.PROMISED:
             r.promise += 1
-        elif e.kind in (ladder.RESOLVED, "done") and e.actor.startswith("official:"):
+        elif e.kind == ladder.RESOLVED and e.actor.startswith("official:"):
             r.done += 1
-        elif e.kind in (ladder.OVERDUE, "escalated") and e.status == ladder.OVERDUE:
+        elif e.kind == ladder.OVERDUE:
             r.overdue += 1
     return out

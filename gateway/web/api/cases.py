@@ -18,7 +18,7 @@ from gateway import services
 from gateway.core.phones import mask_number
 from gateway.db import get_session
 from gateway.models import Case, CaseEvent, Contact, Official, utcnow
-from gateway.people import audit, contacts
+from gateway.people import audit, contacts, officials
 from gateway.web import casedata
 from gateway.web.api.auth import caller, requires
 from gateway.web.api.blueprint import bp
@@ -105,18 +105,21 @@ def get_case(case_id: int) -> ResponseReturnValue:
     return jsonify(case_detail(session, get_or_404(session, Case, case_id, "case")))
 
 
-def _move(case_id: int, action: str, move: Callable[[Session, Case], Any], **detail: Any) -> ResponseReturnValue:
-    """One domain move: 409 with the domain's sentence when the ladder refuses it; audited."""
+def _move(case_id: int, move: Callable[[Session, Case], Any]) -> ResponseReturnValue:
+    """One domain move (the domain writes the timeline and the audit log): 409 with its sentence when refused."""
     session = get_session()
     case = get_or_404(session, Case, case_id, "case", lock=True)
     try:
-        move(session, case)
+        result = move(session, case)
     except domain.CaseError as exc:
         session.rollback()
         raise ApiError(409, "conflict", str(exc)) from None
-    audit.record(session, caller().actor, action, id=case.id, ref=case.ref, via="api", **detail)
     session.commit()
-    return jsonify(case_detail(session, case))
+    body = case_detail(session, case)
+    if result is None:  # send: nobody to send to (the timeline says so)
+        body["warning"] = (f"Not sent: no official at rung {case.level} answers for {case.service} in "
+                           f"{case.place}, or their phone cannot be texted.")
+    return jsonify(body)
 
 
 def _optional_body(allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -128,7 +131,7 @@ def _optional_body(allowed: tuple[str, ...]) -> dict[str, Any]:
 @requires("organizer")
 def send_case(case_id: int) -> ResponseReturnValue:
     """Send the case to its official now (one SMS). No body."""
-    return _move(case_id, "case.send", lambda s, c: domain.send(s, c, actor=caller().actor, now=utcnow()))
+    return _move(case_id, lambda s, c: domain.send(s, c, actor=caller().actor, now=utcnow()))
 
 
 @bp.post("/cases/<int:case_id>/escalate")
@@ -136,8 +139,7 @@ def send_case(case_id: int) -> ResponseReturnValue:
 def escalate_case(case_id: int) -> ResponseReturnValue:
     """Send the case up one rung now; an optional body {"note": "..."}."""
     note = string_field(_optional_body(("note",)), "note", max_length=MAX_NOTE)
-    return _move(case_id, "case.escalate",
-                 lambda s, c: domain.escalate(s, c, actor=caller().actor, now=utcnow(), note=note))
+    return _move(case_id, lambda s, c: domain.escalate(s, c, actor=caller().actor, now=utcnow(), note=note))
 
 
 @bp.post("/cases/<int:case_id>/close")
@@ -150,9 +152,8 @@ def close_case(case_id: int) -> ResponseReturnValue:
     resolved = data.get("resolved", False)
     if not isinstance(resolved, bool):
         raise invalid("resolved", f"expected true or false, got {json_type(resolved)}")
-    return _move(case_id, "case.close", lambda s, c: domain.close(s, c, actor=caller().actor, note=note,
-                                                                  now=utcnow(), resolved=resolved),
-                 resolved=resolved)
+    return _move(case_id, lambda s, c: domain.close(s, c, actor=caller().actor, note=note, now=utcnow(),
+                                                    resolved=resolved))
 
 
 # --------------------------------------------------------------------------- officials
@@ -193,8 +194,6 @@ def import_officials() -> ResponseReturnValue:
     check_text("csv", text)
     if len(text) > MAX_CSV:
         raise invalid("csv", f"is longer than {MAX_CSV} characters")
-    from gateway.people import officials  # the domain's importer
-
     session = get_session()
     imported, errors = officials.import_csv(
         session, text, default_country=current_app.config["DEFAULT_COUNTRY"],

@@ -2,7 +2,8 @@
 
 Viewers read; organizers send, escalate, close (with a note), open by hand, merge and split. Every
 move goes through the domain (gateway/cases), which refuses a move the ladder does not allow with a
-sentence (cases.CaseError) that is flashed as it is; each move is in the audit log.
+sentence (cases.CaseError) that is flashed as it is; the domain writes each move to the timeline
+and the audit log.
 A case page never shows who reported: reports are ref, answer, date and details only.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from gateway import cases as domain
 from gateway.db import get_session
 from gateway.models import Case, Official, Report, utcnow
-from gateway.people import accounts, audit
+from gateway.people import accounts
 from gateway.web import casedata
 from gateway.web.console import role_required
 from gateway.web.console.localtime import console_zone, local
@@ -125,20 +126,23 @@ def show(case_id: int) -> ResponseReturnValue:
 # --------------------------------------------------------------------------- organizers' moves
 
 
-def _act(case_id: int, action: str, move: Callable[[Any, Case], Any], done: str,
-         **detail: Any) -> ResponseReturnValue:
-    """Run one domain move on a case, audit it and commit; a refused move is flashed, nothing changes."""
+def _act(case_id: int, move: Callable[[Any, Case], Any], done: str) -> ResponseReturnValue:
+    """Run one domain move on a case and commit (the domain audits it); a refused move is flashed."""
     s = get_session()
     case = _get(case_id, lock=True)
     back = redirect(url_for(".show", case_id=case_id))
     try:
-        move(s, case)
+        result = move(s, case)
     except domain.CaseError as exc:
         s.rollback()
         flash(f"Not done: {exc}", "error")
         return back
-    audit.record(s, current_user.email, action, id=case.id, ref=case.ref, **detail)
-    s.commit()
+    if result is None:  # send: no official answers at this rung (the timeline says so)
+        s.commit()
+        flash(f"Not sent: no official at rung {case.level} answers for {case.service} in {case.place}, or their "
+              "phone cannot be texted. Import one on the Officials page.", "error")
+        return back
+    s.commit()  # the domain wrote the timeline line and its audit entry
     flash(done, "ok")
     return back
 
@@ -154,7 +158,7 @@ def _note(required: bool) -> str | None:
 @role_required("organizer")
 def send(case_id: int) -> ResponseReturnValue:
     """Send the case to its official (one SMS)."""
-    return _act(case_id, "case.send", lambda s, c: domain.send(s, c, actor=current_user.email, now=utcnow()),
+    return _act(case_id, lambda s, c: domain.send(s, c, actor=current_user.email, now=utcnow()),
                 "Sent to the official.")
 
 
@@ -166,8 +170,7 @@ def escalate(case_id: int) -> ResponseReturnValue:
     if note is None and request.form.get("note"):
         flash(f"Not escalated: the note is longer than {MAX_NOTE} characters.", "error")
         return redirect(url_for(".show", case_id=case_id))
-    return _act(case_id, "case.escalate",
-                lambda s, c: domain.escalate(s, c, actor=current_user.email, now=utcnow(), note=note),
+    return _act(case_id, lambda s, c: domain.escalate(s, c, actor=current_user.email, now=utcnow(), note=note),
                 "Escalated to the next rung.")
 
 
@@ -181,10 +184,9 @@ def close(case_id: int) -> ResponseReturnValue:
               + (f" (at most {MAX_NOTE} characters)." if note is None else "."), "error")
         return redirect(url_for(".show", case_id=case_id))
     resolved = request.form.get("resolved") == "yes"
-    return _act(case_id, "case.close",
-                lambda s, c: domain.close(s, c, actor=current_user.email, note=note, now=utcnow(),
-                                          resolved=resolved),
-                "Case closed as resolved." if resolved else "Case closed.", resolved=resolved)
+    return _act(case_id, lambda s, c: domain.close(s, c, actor=current_user.email, note=note, now=utcnow(),
+                                                   resolved=resolved),
+                "Case closed as resolved." if resolved else "Case closed.")
 
 
 def _report_ids(s: Any, raw: str) -> tuple[list[int], list[str]]:
@@ -210,8 +212,6 @@ def split(case_id: int) -> ResponseReturnValue:
         s.rollback()
         flash(f"Not split: {exc}", "error")
         return redirect(url_for(".show", case_id=case_id))
-    audit.record(s, current_user.email, "case.split", id=case.id, ref=case.ref, new_id=new.id, new_ref=new.ref,
-                 reports=len(ids))
     s.commit()
     flash(f"{len(ids)} report(s) moved to the new case {new.ref}.", "ok")
     return redirect(url_for(".show", case_id=new.id))
@@ -235,8 +235,6 @@ def merge(case_id: int) -> ResponseReturnValue:
         s.rollback()
         flash(f"Not merged: {exc}", "error")
         return redirect(url_for(".show", case_id=case_id))
-    audit.record(s, current_user.email, "case.merge", id=case.id, ref=case.ref, merged_id=int(other_id),
-                 merged_ref=other_ref)
     s.commit()
     flash(f"Case {other_ref} merged into this one.", "ok")
     return redirect(url_for(".show", case_id=case_id))
@@ -262,7 +260,6 @@ def open_by_hand() -> ResponseReturnValue:
         s.rollback()
         flash(f"No case opened: {exc}", "error")
         return redirect(url_for(".index"))
-    audit.record(s, current_user.email, "case.open", id=case.id, ref=case.ref, reports=len(ids))
     s.commit()
     flash(f"Case {case.ref} opened.", "ok")
     return redirect(url_for(".show", case_id=case.id))

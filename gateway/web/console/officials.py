@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from gateway.db import get_session
 from gateway.models import Case, Contact, Official
-from gateway.people import audit
+from gateway.people import audit, officials
 from gateway.web import casedata
 from gateway.web.console import role_required
 from gateway.web.console.supporters import (
@@ -48,8 +48,6 @@ def index() -> ResponseReturnValue:
 @role_required("organizer")
 def import_csv() -> ResponseReturnValue:
     """Upload a CSV of officials: good lines are saved, bad lines listed by line number."""
-    from gateway.people import officials  # the domain's importer
-
     form = ImportForm()
     imported, errors, notice = None, [], None
     if form.validate_on_submit():
