@@ -233,7 +233,9 @@ def spec() -> dict[str, Any]:
                                                 "properties": {
             "timeline": {"type": "array", "items": _ref("CaseEvent")},
             "reports": {"type": "array", "items": _ref("CaseReport")},
-            "messages": {"type": "array", "items": _ref("CaseMessage")}}}]},
+            "messages": {"type": "array", "items": _ref("CaseMessage")},
+            "warning": {"type": "string", "description": "Send only: nothing was sent (no official answers at "
+                                                         "this rung, or their phone cannot be texted)."}}}]},
         "CaseList": {"type": "object", "required": ["data", "pagination"], "properties": {
             "data": {"type": "array", "items": _ref("Case")}, "pagination": _ref("Pagination")}},
         "CaseClose": {"type": "object", "required": ["note"], "additionalProperties": False, "properties": {
