@@ -49,7 +49,9 @@ def index() -> ResponseReturnValue:
 def import_csv() -> ResponseReturnValue:
     """Upload a CSV of officials: good lines are saved, bad lines listed by line number."""
     form = ImportForm()
-    imported, errors, notice = None, [], None
+    imported: int | None = None
+    errors: list[str] = []
+    notice: str | None = None
     if form.validate_on_submit():
         upload = form.file.data
         text, notice = _decode(upload.read())
