@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -196,7 +196,7 @@ def import_officials() -> ResponseReturnValue:
         raise invalid("csv", f"is longer than {MAX_CSV} characters")
     session = get_session()
     imported, errors = officials.import_csv(
-        session, text, default_country=current_app.config["DEFAULT_COUNTRY"],
+        session, text, default_country=services().settings.default_country,
         gazetteers=list(services().flows.gazetteers.values()), languages=languages())
     audit.record(session, caller().actor, "officials.import", via="api", imported=imported, errors=len(errors))
     session.commit()

@@ -4,11 +4,12 @@ Viewers read (numbers masked, as supporters' are); organizers see whole numbers 
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from gateway import services
 from gateway.db import get_session
 from gateway.models import Case, Contact, Official
 from gateway.people import audit, officials
@@ -56,7 +57,7 @@ def import_csv() -> ResponseReturnValue:
         upload = form.file.data
         text, notice = _decode(upload.read())
         s = get_session()
-        imported, errors = officials.import_csv(s, text, default_country=current_app.config["DEFAULT_COUNTRY"],
+        imported, errors = officials.import_csv(s, text, default_country=services().settings.default_country,
                                                 gazetteers=list(_gazetteers()), languages=_languages())
         audit.record(s, current_user.email, "officials.import", file=(upload.filename or "")[:200],
                      imported=imported, errors=len(errors))
