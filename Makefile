@@ -1,5 +1,6 @@
 # make run: set up and serve the gateway on the embedded default (SQLite, in-process queue).
-# make test: set up and run the whole suite (SQLite always; PostgreSQL and Redis when their URLs are set).
+# make test: set up, lint and type-check gateway/ (ruff, mypy), then run the whole suite (SQLite always;
+# PostgreSQL and Redis when their URLs are set).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,6 +20,8 @@ run: $(STAMP)
 	$(BIN)/flask --app app run --host 127.0.0.1 --port 5000
 
 test: $(STAMP)
+	$(BIN)/ruff check gateway
+	$(BIN)/mypy gateway
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks (PostgreSQL + Redis on 127.0.0.1; never part of `make test`). BENCH_FULL=1 adds 100,000.

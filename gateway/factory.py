@@ -23,7 +23,6 @@ from gateway import channels as channels_module
 from gateway import logs
 from gateway.channels.base import Provider
 from gateway.channels.twilio import TwilioProvider
-from gateway.core.compose import parse_quiet_hours
 from gateway.core.flowfile import FlowError, FlowSet, load_flows
 from gateway.core.places import find_place
 from gateway.core.vault import NumberVault
@@ -32,7 +31,7 @@ from gateway.inbound import Inbound, status
 from gateway.inbound.spool import Spool
 from gateway.outbound import jobs, queues
 from gateway.outbound.outbox import Outbox
-from gateway.outbound.pacing import Pacer, parse_rates
+from gateway.outbound.pacing import Pacer
 from gateway.settings import Settings, numbers_keys_for, secret_key_for
 
 logger = logging.getLogger(__name__)
@@ -70,40 +69,41 @@ def services() -> Services:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app from the environment; `config` overrides settings (the test seam)."""
     app = Flask("gateway")  # the package, as before create_app moved here: its name and root path
-    parsed = Settings.from_env(overrides=config)  # refuses a setting that cannot work, naming it
-    logs.configure(parsed.log_level)  # first, so what follows is logged the same way
-    settings = parsed.as_flask_config()
-    app.config.update(settings)
+    settings = Settings.from_env(overrides=config)  # refuses a setting that cannot work, naming it
+    logs.configure(settings.log_level)  # first, so what follows is logged the same way
+    # Flask's own keys (and the overrides tests pass) go to app.config; the gateway reads `settings`.
+    app.config.update(settings.as_flask_config())
     app.config["SECRET_KEY"] = secret_key_for(settings)
-    app.config["NUMBERS_KEY"] = ",".join(numbers_keys_for(settings))  # what `db upgrade` hands migrations
+    numbers_keys = numbers_keys_for(settings)
+    app.config["NUMBERS_KEY"] = ",".join(numbers_keys)  # what `db upgrade` hands migrations
     # Uploads (a supporters CSV) up to 16 MB; webhooks are held to far less (channels/hooks/base.py).
-    app.config["MAX_CONTENT_LENGTH"] = settings.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024
-    if settings["PROXY_FIX_HOPS"]:
-        hops = settings["PROXY_FIX_HOPS"]
+    app.config["MAX_CONTENT_LENGTH"] = app.config.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024
+    if settings.proxy_fix_hops:
+        hops = settings.proxy_fix_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
 
     flow_set, flow_error = None, None
     try:
-        flow_set = load_flows(settings["FLOWS_DIR"], default_language=settings["DEFAULT_LANGUAGE"])
+        flow_set = load_flows(settings.flows_dir, default_language=settings.default_language)
     except FlowError as exc:
         # Under the flask command line, keep going so `flows check` can list the problems;
         # a web server must not start with broken flows.
         if click.get_current_context(silent=True) is None:
             raise
         flow_error = exc
-    engine = make_engine(settings["DATABASE_URL"])
-    vault = NumberVault.from_keys(numbers_keys_for(app.config))
-    redis = queues.connect(settings["REDIS_URL"])
+    engine = make_engine(settings.database_url)
+    vault = NumberVault.from_keys(numbers_keys)
+    redis = queues.connect(settings.redis_url)
     sessions = make_session_factory(engine, vault, redis)
     channels = channels_module.build(settings, redis)
 
     def flows() -> FlowSet:
         return svc.flows  # the loaded flows, or the error naming what is broken in the files
 
-    inbound = Inbound(sessions, flows, settings["ORG_NAME"], settings["DEFAULT_COUNTRY"],
-                      Spool(settings["SPOOL_DIR"], vault), partial(_enqueue_replies, redis))
+    inbound = Inbound(sessions, flows, settings.org_name, settings.default_country,
+                      Spool(settings.spool_dir, vault), partial(_enqueue_replies, redis))
     twilio = channels.providers.get("twilio")
-    svc = Services(parsed, engine, sessions, flow_set, flow_error, channels.providers[settings["SMS_PROVIDER"]],
+    svc = Services(settings, engine, sessions, flow_set, flow_error, channels.providers[settings.sms_provider],
                    twilio if isinstance(twilio, TwilioProvider) else None, redis, channels, inbound,
                    partial(build_outbox, app))
     app.extensions["gateway"] = svc
@@ -133,7 +133,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Before every request, webhooks included: replay texts kept in the spool while the database
     # was away (at most REQUEST_BUDGET seconds, only when some are kept).
     app.before_request(_replay_spool)
-    if not settings["REDIS_URL"] and settings.get("EMBEDDED_WORKER", not settings.get("TESTING")):
+    if not settings.redis_url and app.config.get("EMBEDDED_WORKER", not app.config.get("TESTING")):
         # No Redis: the web process runs the RQ jobs itself, from its first request (commands do not).
         app.before_request(_embedded_worker_starter(app))
     return app
@@ -164,9 +164,9 @@ def _embedded_worker_starter(app: Flask) -> Callable[[], None]:
 
 
 def build_outbox(app: Flask) -> Outbox:
-    """The outbox as configured for this app now (the settings are read each time: tests change them)."""
+    """The outbox as configured for this app now (svc.settings is read each time: tests replace it)."""
     svc: Services = app.extensions["gateway"]
-    cfg = app.config
+    settings = svc.settings
     gazetteers = list(svc.flows.gazetteers.values())
     by_country = {g.country: g.timezone for g in gazetteers}
 
@@ -174,20 +174,20 @@ def build_outbox(app: Flask) -> Outbox:
         found = find_place(place, gazetteers) if place else None
         if found:
             return found.timezone
-        return by_country.get(country or "") or by_country.get(cfg["DEFAULT_COUNTRY"]) or "UTC"
+        return by_country.get(country or "") or by_country.get(settings.default_country) or "UTC"
 
     def schedule(ids: list[int], when: datetime) -> None:
         queues.enqueue_ids(svc.redis, ids, at=when + timedelta(seconds=1))
 
-    base = cfg.get("PUBLIC_BASE_URL")
+    base = settings.public_base_url
     chans = svc.channels
     twilio_sends = svc.provider.name == "twilio" or "twilio" in chans.providers
     # Each channel (a phone, a sender id) has its own rate from the routing file; SENDER_RATES wins.
-    rates = {**chans.rates, **parse_rates(cfg["SENDER_RATES"])}
+    rates = {**chans.rates, **settings.sender_rates}
     return Outbox(
         sessions=svc.sessions, provider=svc.provider,
-        pacer=Pacer(svc.redis, float(cfg["SENDER_RATE"]), rates),
-        timezone_for=timezone_for, quiet=parse_quiet_hours(cfg["QUIET_HOURS"]),
+        pacer=Pacer(svc.redis, settings.sender_rate, rates),
+        timezone_for=timezone_for, quiet=settings.quiet_hours,
         status_callback=f"{base}/sms/twilio/status" if base and twilio_sends else None,
         schedule=schedule, early_status=partial(status.early_statuses, svc.redis), channels=chans,
-        concurrency=int(cfg["SEND_CONCURRENCY"]))
+        concurrency=settings.send_concurrency)

@@ -12,6 +12,7 @@ limiter = Limiter(get_remote_address, headers_enabled=False)
 
 def init_app(app: Flask) -> None:
     """Keep counters where the app keeps shared state: Redis when set, else this process's memory."""
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    redis_url = app.extensions["gateway"].settings.redis_url
+    app.config.setdefault("RATELIMIT_STORAGE_URI", redis_url or "memory://")
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "gateway-limits")
     limiter.init_app(app)

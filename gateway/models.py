@@ -140,7 +140,7 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime)  # queued -> sending
     send_after: Mapped[datetime | None] = mapped_column(DateTime)  # held by quiet hours or a send time
-    handled_by: Mapped[str | None] = mapped_column(String(16))  # what handled an inbound message (flow, stop, inbox ...)
+    handled_by: Mapped[str | None] = mapped_column(String(16))  # what handled an inbound text (engine.HandledBy)
     inbox_status: Mapped[str | None] = mapped_column(String(8), index=True)  # open, handled
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     handled_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -163,14 +163,14 @@ class Settings:
         A missing or wrong setting raises ConfigError naming the variable and what to do.
         """
         env = dict(os.environ if environ is None else environ)
-        config = load_settings(env, instance)
+        config = _read(env, instance)
         config.update(overrides or {})
         config["DATABASE_URL"] = database_url(config["DATABASE_URL"])
-        resolve_defaults(config)
+        _resolve_defaults(config)
         return _parse(config, env)
 
     def as_flask_config(self) -> dict[str, Any]:
-        """The UPPER_CASE settings create_app puts into app.config (as load_settings and the overrides give them)."""
+        """The UPPER_CASE settings create_app puts into app.config (as read, with the overrides and the defaults)."""
         return dict(self._config)
 
     def secret(self, name: str | None) -> str | None:
@@ -184,12 +184,8 @@ class Settings:
         return self._config.get(name) or self._environ.get(name) or None
 
 
-def load_settings(environ: Mapping[str, str] | None = None, instance: Path | None = None) -> dict[str, Any]:
-    """All settings, from the environment with the documented defaults, as UPPER_CASE strings and numbers.
-
-    Kept until every caller reads Settings (Settings.from_env builds on it).
-    """
-    env = os.environ if environ is None else environ
+def _read(env: Mapping[str, str], instance: Path | None) -> dict[str, Any]:
+    """All settings, from the environment with the documented defaults, as UPPER_CASE strings and numbers."""
     instance = instance or ROOT / "instance"
     has_twilio = bool(env.get("TWILIO_ACCOUNT_SID") and env.get("TWILIO_AUTH_TOKEN"))
     settings: dict[str, Any] = {
@@ -245,7 +241,7 @@ def load_settings(environ: Mapping[str, str] | None = None, instance: Path | Non
     return settings
 
 
-def resolve_defaults(settings: dict[str, Any]) -> None:
+def _resolve_defaults(settings: dict[str, Any]) -> None:
     """Defaults that depend on other settings, applied after any overrides."""
     if not settings.get("SPOOL_DIR"):
         settings["SPOOL_DIR"] = str(Path(settings["INSTANCE_PATH"]) / "spool")
@@ -253,17 +249,10 @@ def resolve_defaults(settings: dict[str, Any]) -> None:
         settings["QUIET_HOURS"] = "21:00-07:00" if settings["SMS_PROVIDER"] == "twilio" else "off"
 
 
-def check_settings(settings: Mapping[str, Any]) -> None:
-    """Refuse to start on a configuration that would fail at 2 a.m. instead of now.
-
-    Kept until every caller reads Settings: Settings.from_env checks by parsing, the same way.
-    """
-    _parse(settings, {})
-
-
 def _parse(settings: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
     """Check every setting, in the order the messages have always come, and hold it parsed."""
-    from gateway.channels import PROVIDERS  # local: the channels import ConfigError from here
+    # local: the channels import ConfigError from here
+    from gateway.channels import PROVIDERS
 
     provider = settings["SMS_PROVIDER"]
     if provider not in PROVIDERS:
@@ -288,7 +277,8 @@ def _parse(settings: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
         if not (settings.get("TWILIO_FROM_NUMBER") or settings.get("TWILIO_MESSAGING_SERVICE_SID")):
             raise ConfigError("SMS_PROVIDER=twilio needs TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
     if settings["DEFAULT_COUNTRY"] not in phonenumbers.SUPPORTED_REGIONS:
-        raise ConfigError(f"DEFAULT_COUNTRY={settings['DEFAULT_COUNTRY']!r}: expected an ISO 3166 code such as MW or HN")
+        raise ConfigError(f"DEFAULT_COUNTRY={settings['DEFAULT_COUNTRY']!r}: "
+                          "expected an ISO 3166 code such as MW or HN")
     numbers = _check_numbers(settings)
     rates, prices, quiet = _check_lists(settings)
     numbers_keys = _check_numbers_key(settings)
@@ -447,7 +437,8 @@ def _check_numbers_key(settings: Mapping[str, Any]) -> tuple[str, ...]:
     if _shared(settings):
         # A key generated on one host would leave every other web process and worker unable to
         # read the numbers it stored.
-        raise ConfigError("NUMBERS_KEY is required with SMS_PROVIDER=twilio (or another real provider) or a PostgreSQL database: "
+        raise ConfigError("NUMBERS_KEY is required with SMS_PROVIDER=twilio (or another real provider) "
+                          "or a PostgreSQL database: "
                           "phone numbers are encrypted with it, and every process must share it. Generate one "
                           "with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
     return ()
@@ -474,11 +465,9 @@ def _check_secret_key(settings: Mapping[str, Any]) -> None:
                           "python3 -c 'import secrets; print(secrets.token_hex(32))'")
 
 
-def numbers_keys_for(settings: Mapping[str, Any]) -> list[str]:
+def numbers_keys_for(settings: Settings) -> list[str]:
     """NUMBERS_KEY's secrets, newest first; on the embedded default, the one generated into instance/."""
-    if settings.get("NUMBERS_KEY"):
-        return parse_keys(settings["NUMBERS_KEY"])
-    return [_numbers_key(Path(settings["INSTANCE_PATH"]))]
+    return list(settings.numbers_keys) or [_numbers_key(settings.instance_path)]
 
 
 def _numbers_key(instance: Path) -> str:
@@ -498,6 +487,6 @@ def allowed_ips(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Networ
     return networks
 
 
-def secret_key_for(settings: Mapping[str, Any]) -> str:
+def secret_key_for(settings: Settings) -> str:
     """SECRET_KEY from the environment, else the one generated into instance/."""
-    return settings.get("SECRET_KEY") or _secret_key(Path(settings["INSTANCE_PATH"]))
+    return settings.secret_key or _secret_key(settings.instance_path)

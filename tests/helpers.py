@@ -5,6 +5,7 @@ the app a fixture gave and drive the gateway the way its CLI, console and worker
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from datetime import timedelta
@@ -31,6 +32,12 @@ PUBLIC_BASE = "https://gateway.example.org"
 def svc(app: Flask) -> Services:
     """The gateway's services on this app: sessions, redis, provider, flows."""
     return app.extensions["gateway"]
+
+
+def change_settings(app: Flask, **fields: Any) -> None:
+    """Change settings of a built app (Settings is frozen, so svc.settings is replaced): sender_rate=1000.0."""
+    services = svc(app)
+    services.settings = dataclasses.replace(services.settings, **fields)
 
 
 def add(app: Flask, number: str, *, name: str | None = None, language: str | None = "en",

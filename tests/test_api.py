@@ -12,7 +12,7 @@ from gateway.people import accounts
 from gateway.outbound import queues
 from gateway.people.contacts import number_is
 from gateway.models import Broadcast, Contact, Report, User
-from tests.helpers import audit_events
+from tests.helpers import audit_events, change_settings
 from tests.transcript import Phone
 
 ZOMBA_1, ZOMBA_2, ZOMBA_3, BLANTYRE = "+265991234501", "+265991234502", "+265991234503", "+265991234504"
@@ -374,7 +374,7 @@ def test_an_invalid_broadcast_field_is_400_naming_it(app, api, tokens, body, fie
 
 
 def test_create_launch_send_and_progress(app, api, tokens) -> None:  # type: ignore[no-untyped-def]
-    app.config["SENDER_RATE"] = 1000.0  # the worker reads it when it runs: no one-second pacing in a test
+    change_settings(app, sender_rate=1000.0)  # the worker reads it when it runs: no one-second pacing in a test
     org = bearer(tokens["organizer"])
     add_contact(api, tokens["organizer"], ZOMBA_1, language="en", place="Zomba", name="Ann")
     add_contact(api, tokens["organizer"], ZOMBA_2, language="ny", place="Zomba", name="Thoko")

@@ -20,6 +20,7 @@ from gateway.outbound import queues
 from gateway.models import utcnow
 from tests.browser import LiveServer, shot
 from tests.conftest import PASSWORD, make_stack_app
+from tests.helpers import change_settings
 from tests.transcript import Phone
 
 ZOMBA = ["+265991110001", "+265991110002", "+265991110003"]
@@ -252,7 +253,7 @@ def test_preview_launch_and_live_progress(app, auth, live, page: Page) -> None: 
     page.evaluate("window.__marker = 1")
     expect(page.locator("#progress")).to_have_attribute("data-status", "sending")  # nothing has run yet
     expect(page.locator("#progress-handled")).to_have_text("0")
-    app.config["SENDER_RATE"] = 50.0  # this test watches the page, not the pacing
+    change_settings(app, sender_rate=50.0)  # this test watches the page, not the pacing
     with app.app_context():
         queues.work_burst(app.extensions["gateway"].redis)
     expect_done_without_reload(page, url, 4, timeout=10000)

@@ -1,6 +1,7 @@
 """POST /sms/africastalking/<token>(/status) and /sms/android: who may call, bad input, statuses, last contact."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from typing import Any, Iterator
@@ -15,6 +16,7 @@ from gateway.models import Contact, Message
 from tests.conftest import make_stack_app
 from tests.fakes.africastalking_api import FakeAfricasTalking
 from tests.fakes.android_api import FakeAndroidPhone
+from tests.helpers import change_settings
 from tests.wires import AT_TOKEN, channel_settings
 
 A = "+265991234567"
@@ -90,14 +92,15 @@ def test_at_wrong_token_is_403_and_stores_nothing(capp, token) -> None:
 
 
 def test_at_without_a_token_setting_refuses_every_callback(capp) -> None:
-    capp.config["AT_WEBHOOK_TOKEN"] = None
+    change_settings(capp, at_webhook_token=None)
     assert capp.test_client().post(f"/sms/africastalking/{AT_TOKEN}", data=at_sms()).status_code == 403
     assert count(capp) == 0
 
 
 def test_at_allow_list(capp) -> None:
     client = capp.test_client()
-    capp.config["AT_ALLOWED_IPS"] = "196.201.214.0/24, 10.1.2.3"
+    networks = (ipaddress.ip_network("196.201.214.0/24"), ipaddress.ip_network("10.1.2.3/32"))
+    change_settings(capp, at_allowed_ips=networks)  # AT_ALLOWED_IPS="196.201.214.0/24, 10.1.2.3"
     assert client.post(f"/sms/africastalking/{AT_TOKEN}", data=at_sms()).status_code == 403  # from 127.0.0.1
     assert count(capp) == 0
     ok = client.post(f"/sms/africastalking/{AT_TOKEN}", data=at_sms(), environ_base={"REMOTE_ADDR": "196.201.214.200"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-from dataclasses import replace
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,9 @@ from gateway.db import Base
 from gateway.models import Contact
 from gateway.people.contacts import number_of
 from gateway.people.csvio import REPORT_COLUMNS
-from gateway.settings import ROOT
-from tests.conftest import SECRET_KEY
+from gateway.settings import ROOT, Settings
+from tests.conftest import NUMBERS_KEY, SECRET_KEY
+from tests.helpers import change_settings
 from tests.transcript import Phone
 
 A = "+265991234567"
@@ -85,8 +86,7 @@ def flows_dir(app, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     """A copy of the shipped flows that the app's commands read."""
     directory = tmp_path / "flows"
     shutil.copytree(ROOT / "flows", directory)
-    svc = app.extensions["gateway"]
-    svc.settings = replace(svc.settings, flows_dir=directory)  # `flows check` reads the parsed settings
+    change_settings(app, flows_dir=directory)  # `flows check` reads the parsed settings
     return directory
 
 
@@ -275,12 +275,9 @@ def test_db_upgrade_and_downgrade_on_a_fresh_sqlite_file(tmp_path: Path) -> None
 
 def test_quiet_hours_default_follows_the_provider(tmp_path) -> None:
     """Quiet hours hold bulk sends with Twilio by default; the console provider reaches no phone."""
-    from gateway.settings import load_settings, resolve_defaults
-
-    console = load_settings({}, tmp_path)
-    resolve_defaults(console)
-    twilio = load_settings({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}, tmp_path)
-    resolve_defaults(twilio)
-    chosen = load_settings({"QUIET_HOURS": "22:00-06:00"}, tmp_path)
-    resolve_defaults(chosen)
-    assert (console["QUIET_HOURS"], twilio["QUIET_HOURS"], chosen["QUIET_HOURS"]) == ("off", "21:00-07:00", "22:00-06:00")
+    console = Settings.from_env({}, tmp_path)
+    twilio = Settings.from_env({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM_NUMBER": "+15005550006",
+                                "NUMBERS_KEY": NUMBERS_KEY, "SECRET_KEY": SECRET_KEY}, tmp_path)
+    chosen = Settings.from_env({"QUIET_HOURS": "22:00-06:00"}, tmp_path)
+    assert (console.quiet_hours, twilio.quiet_hours, chosen.quiet_hours) == (
+        None, (time(21, 0), time(7, 0)), (time(22, 0), time(6, 0)))

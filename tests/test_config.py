@@ -13,8 +13,6 @@ from gateway.settings import (
     ConfigError,
     Settings,
     database_url,
-    load_settings,
-    resolve_defaults,
 )
 from tests.conftest import NUMBERS_KEY, SECRET_KEY
 
@@ -261,13 +259,18 @@ def test_settings_cannot_be_changed(tmp_path: Path) -> None:
      "NUMBERS_KEY": "k" * 40, "SECRET_KEY": "s" * 40, "DATABASE_URL": "postgres://db.example/gateway"},
 ])
 def test_flask_config_is_what_create_app_puts_in_app_config(tmp_path: Path, overrides: dict) -> None:  # type: ignore[type-arg]
-    """as_flask_config() is load_settings + the overrides + resolve_defaults, key for key and value for value."""
+    """as_flask_config(): every setting under its variable's name as read, defaults filled in, then the overrides."""
     environ = {"SENDER_RATES": "+15005550006=2", "AT_TIMEOUT": "7", "LOG_LEVEL": "warning"}
-    old = load_settings(environ, tmp_path)
-    old.update(overrides)
-    old["DATABASE_URL"] = database_url(old["DATABASE_URL"])
-    resolve_defaults(old)
-    assert Settings.from_env(environ, tmp_path, overrides).as_flask_config() == old
+    config = Settings.from_env(environ, tmp_path, overrides).as_flask_config()
+    names = {f.name.upper() for f in dataclasses.fields(Settings) if not f.name.startswith("_")}
+    assert set(config) == (names - {"NUMBERS_KEYS"}) | {"NUMBERS_KEY"} | set(overrides)
+    given = {k: v for k, v in overrides.items() if k != "DATABASE_URL"}
+    assert {k: config[k] for k in given} == given
+    assert (config["SENDER_RATES"], config["AT_TIMEOUT"], config["LOG_LEVEL"]) == ("+15005550006=2", 7.0, "warning")
+    assert config["DATABASE_URL"] == database_url(overrides.get("DATABASE_URL") or f"sqlite:///{tmp_path / 'gateway.db'}")
+    assert config["SPOOL_DIR"] == str(Path(config["INSTANCE_PATH"]) / "spool")
+    twilio = overrides.get("SMS_PROVIDER") == "twilio"
+    assert config["QUIET_HOURS"] == overrides.get("QUIET_HOURS", "21:00-07:00" if twilio else "off")
 
 
 def test_secret_reads_the_variables_the_routing_file_names(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from werkzeug.test import TestResponse
 from gateway.models import AuditEvent, Broadcast, Message, utcnow
 from gateway.outbound import queues
 from tests.conftest import Auth
-from tests.helpers import add, svc, work
+from tests.helpers import add, change_settings, svc, work
 
 TEXT = "Hello {name}, the clinic in {place} has no nurse. Come to the boma on Friday!"
 
@@ -26,7 +26,7 @@ def mw(i: int) -> str:
 @pytest.fixture(autouse=True)
 def fast_sending(app: Flask) -> None:
     """Send at any hour and without pacing waits, so a burst sends everything due."""
-    app.config.update(QUIET_HOURS="off", SENDER_RATE=1000.0, SMS_PRICES="MW=0.1,*=0.05")
+    change_settings(app, quiet_hours=None, sender_rate=1000.0, sms_prices={"MW": 0.1, "*": 0.05})
 
 
 def audience_of_three(app: Flask) -> None:

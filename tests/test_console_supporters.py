@@ -13,7 +13,7 @@ from gateway.people.contacts import new_contact, number_is
 from gateway.models import Contact, Message
 from gateway.core.phones import mask_number
 from tests.conftest import csrf_from
-from tests.helpers import audit_events
+from tests.helpers import audit_events, change_settings, svc
 from tests.reporting import file_anonymous_report
 from tests.transcript import Phone
 
@@ -310,14 +310,14 @@ def test_flows_page_shows_keywords_and_segments(client, auth) -> None:
 
 def test_flows_page_marks_prompts_over_their_segments(app, client, auth, tmp_path: Path) -> None:
     flows = tmp_path / "flows"
-    shutil.copytree(app.config["FLOWS_DIR"], flows)
+    shutil.copytree(svc(app).settings.flows_dir, flows)
     rights = flows / "rights.yaml"
     long_text = "Your rights: " + "public services are for everyone. " * 5 + "Text REPORT."
     rights.write_text(rights.read_text().replace(
         'en: "Your rights: public services are for everyone and free of bribes. You may speak out and report '
         'without your name. Text REPORT."', f'en: "{long_text}"'))
     rights.write_text(rights.read_text().replace("Tumizani LIPOTI.", "Tumizani LIPOTI ✊."))
-    app.config["FLOWS_DIR"] = str(flows)
+    change_settings(app, flows_dir=flows)
     auth.login("viewer")
     html = page(client, "/flows")
     assert prompt_row(html, long_text) == ("GSM-7", str(len(long_text)), "2 segments")
@@ -329,9 +329,9 @@ def test_flows_page_marks_prompts_over_their_segments(app, client, auth, tmp_pat
 
 def test_flows_page_lists_the_errors_of_broken_files(app, client, auth, tmp_path: Path) -> None:
     broken = tmp_path / "flows"
-    shutil.copytree(app.config["FLOWS_DIR"], broken)
+    shutil.copytree(svc(app).settings.flows_dir, broken)
     (broken / "report.yaml").write_text("flow: report\nkeywords: {en: [REPORT]}\nsteps:\n  - ask: Which?\n")
-    app.config["FLOWS_DIR"] = str(broken)
+    change_settings(app, flows_dir=broken)
     auth.login("viewer")
     html = page(client, "/flows")
     assert "problem" in html

@@ -15,7 +15,7 @@ from gateway.web.console.broadcasts import TEST_SENDS
 from gateway.people.contacts import new_contact, number_is
 from gateway.models import AuditEvent, Contact, Message, User, utcnow
 from tests.conftest import Auth, make_stack_app
-from tests.helpers import svc, work
+from tests.helpers import change_settings, svc, work
 
 MY_PHONE = "+265991230001"
 TEXT = "Hello {name}, the clinic in {place} has no nurse."
@@ -95,7 +95,7 @@ def no_number_in(cookie: str, *numbers: str) -> bool:
 
 @pytest.fixture(autouse=True)
 def fast_sending(app):  # type: ignore[no-untyped-def]
-    app.config.update(QUIET_HOURS="off", SENDER_RATE=1000.0)
+    change_settings(app, quiet_hours=None, sender_rate=1000.0)
 
 
 # --------------------------------------------------------------------------- refused

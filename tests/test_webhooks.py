@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from gateway.people.contacts import number_of
 from gateway.models import Contact, Message
 from tests.conftest import PUBLIC_BASE
-from tests.helpers import sign
+from tests.helpers import change_settings, sign
 
 _sids = count(1)
 
@@ -64,7 +64,7 @@ def test_tampered_body_is_403(app, client) -> None:
 
 
 def test_request_url_is_used_without_public_base_url(app, client) -> None:
-    app.config["PUBLIC_BASE_URL"] = None
+    change_settings(app, public_base_url=None)
     assert inbound(client, sms("HELP"), url="http://localhost/sms/twilio").status_code == 200
 
 

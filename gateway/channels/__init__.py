@@ -7,9 +7,7 @@ Message.channel holds, so a reply goes back through the channel its supporter wr
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +20,7 @@ from gateway.channels.base import Provider
 from gateway.channels.console import ConsoleProvider
 from gateway.channels.twilio import TwilioProvider
 from gateway.core.routing import ChannelSpec, Routes, RoutesError, load_routes
-from gateway.settings import ConfigError, check_plain_http
+from gateway.settings import ConfigError, Settings, check_plain_http
 
 logger = logging.getLogger(__name__)
 # Every kind of channel, by the name SMS_PROVIDER and the routing file's `type` use. The webhooks
@@ -59,40 +57,34 @@ class Channels:
         return self.senders.get(name, name)
 
 
-def _secret(settings: Mapping[str, Any], var: str | None) -> str | None:
-    # Settings first (the test seam), then the process environment.
-    return (settings.get(var) or os.environ.get(var) or None) if var else None
-
-
-def _twilio(settings: Mapping[str, Any]) -> TwilioProvider | None:
+def _twilio(settings: Settings) -> TwilioProvider | None:
     """Twilio when its credentials are set (it also checks the Twilio webhooks' signatures)."""
-    if not (settings["TWILIO_ACCOUNT_SID"] and settings["TWILIO_AUTH_TOKEN"]):
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
         return None
-    return TwilioProvider(settings["TWILIO_ACCOUNT_SID"], settings["TWILIO_AUTH_TOKEN"],
-                          from_number=settings["TWILIO_FROM_NUMBER"],
-                          messaging_service_sid=settings["TWILIO_MESSAGING_SERVICE_SID"],
-                          api_base_url=settings["TWILIO_API_BASE_URL"],
-                          timeout=float(settings.get("TWILIO_TIMEOUT", 10)))
+    return TwilioProvider(settings.twilio_account_sid, settings.twilio_auth_token,
+                          from_number=settings.twilio_from_number,
+                          messaging_service_sid=settings.twilio_messaging_service_sid,
+                          api_base_url=settings.twilio_api_base_url, timeout=settings.twilio_timeout)
 
 
-def build(settings: Mapping[str, Any], redis: Any) -> Channels:
+def build(settings: Settings, redis: Any) -> Channels:
     """Every configured channel; a route to a channel that cannot work stops the start here."""
     twilio = _twilio(settings)
-    path = settings.get("SMS_ROUTES_FILE")
-    default = settings["SMS_PROVIDER"]
+    path = str(settings.sms_routes_file)
+    default = settings.sms_provider
     try:
         routes = load_routes(path, default)
     except RoutesError as exc:
         raise ConfigError(str(exc)) from exc
     providers: dict[str, Provider] = {"console": ConsoleProvider()}
-    senders = {"twilio": settings.get("TWILIO_MESSAGING_SERVICE_SID") or settings.get("TWILIO_FROM_NUMBER") or "twilio",
-               "africastalking": settings.get("AT_SENDER_ID") or "africastalking"}
+    senders = {"twilio": settings.twilio_messaging_service_sid or settings.twilio_from_number or "twilio",
+               "africastalking": settings.at_sender_id or "africastalking"}
     if twilio is not None:
         providers["twilio"] = twilio
-    if settings.get("AT_USERNAME") and settings.get("AT_API_KEY"):
+    if settings.at_username and settings.at_api_key:
         providers["africastalking"] = AfricasTalkingProvider(
-            settings["AT_USERNAME"], settings["AT_API_KEY"], sender_id=settings.get("AT_SENDER_ID"),
-            api_base_url=settings.get("AT_API_BASE_URL"), timeout=float(settings.get("AT_TIMEOUT") or 10))
+            settings.at_username, settings.at_api_key, sender_id=settings.at_sender_id,
+            api_base_url=settings.at_api_base_url, timeout=settings.at_timeout)
 
     def seen(name: str) -> Any:
         return lambda: mark_seen(redis, name)
@@ -100,19 +92,19 @@ def build(settings: Mapping[str, Any], redis: Any) -> Channels:
     phones, countries = [], {}
     keys: dict[str, tuple[str, str | None]] = {}  # signing key -> (phone, the setting it came from)
     specs = dict(routes.channels)
-    if settings.get("ANDROID_GATEWAY_PASSWORD") and "android" not in specs:
+    if settings.android_gateway_password and "android" not in specs:
         specs["android"] = ChannelSpec(name="android", type="android")
     for name, spec in specs.items():
         if spec.type != "android":
             continue
-        password = _secret(settings, spec.password_env) or settings.get("ANDROID_GATEWAY_PASSWORD")
+        password = settings.secret(spec.password_env) or settings.android_gateway_password
         if not password:
             where = f"{path}: channels.{name}"
             raise ConfigError(f"{where}: no password: set {spec.password_env or 'ANDROID_GATEWAY_PASSWORD'}")
         if spec.url:
             check_plain_http(f"{path}: channels.{name}.url", spec.url)
-        key_var = spec.signing_key_env if _secret(settings, spec.signing_key_env) else "ANDROID_WEBHOOK_SIGNING_KEY"
-        key = _secret(settings, spec.signing_key_env) or settings.get("ANDROID_WEBHOOK_SIGNING_KEY")
+        key_var = spec.signing_key_env if settings.secret(spec.signing_key_env) else "ANDROID_WEBHOOK_SIGNING_KEY"
+        key = settings.secret(spec.signing_key_env) or settings.android_webhook_signing_key
         if key:
             # The app signs the body and timestamp, not the phone it is: with one key for two
             # phones, an event signed by one could be replayed to the other's URL and be taken.
@@ -121,9 +113,9 @@ def build(settings: Mapping[str, Any], redis: Any) -> Channels:
                                   f"({key_var} and {keys[key][1]}): give each phone its own key (signing_key_env)")
             keys[key] = (name, key_var)
         providers[name] = AndroidProvider(
-            name, spec.url or settings.get("ANDROID_GATEWAY_URL") or CLOUD_URL,
-            spec.login or settings.get("ANDROID_GATEWAY_LOGIN"), password,
-            signing_key=key, sim=spec.sim, timeout=float(settings.get("ANDROID_TIMEOUT") or 10), on_contact=seen(name))
+            name, spec.url or settings.android_gateway_url or CLOUD_URL,
+            spec.login or settings.android_gateway_login, password,
+            signing_key=key, sim=spec.sim, timeout=settings.android_timeout, on_contact=seen(name))
         phones.append(name)
         if spec.country:
             countries[name] = spec.country
@@ -137,11 +129,12 @@ def build(settings: Mapping[str, Any], redis: Any) -> Channels:
 
 def sender_name() -> str:
     """The sender a broadcast is paced by: the messaging service, the number, or the channel's name."""
-    cfg = current_app.config
-    name = current_app.extensions["gateway"].provider.name
-    if name == "twilio":
-        return cfg["TWILIO_MESSAGING_SERVICE_SID"] or cfg["TWILIO_FROM_NUMBER"]  # type: ignore[no-any-return]
-    return name  # type: ignore[no-any-return]
+    svc = current_app.extensions["gateway"]
+    name: str = svc.provider.name
+    settings: Settings = svc.settings
+    if name == "twilio":  # Settings.from_env refuses Twilio with neither
+        return settings.twilio_messaging_service_sid or settings.twilio_from_number or name
+    return name
 
 
 def _needs(name: str, routes: Routes) -> str:

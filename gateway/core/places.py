@@ -226,7 +226,7 @@ def _fuzzy_score(query: _Query, key: _Query) -> float:
         return _word_score(query.compact, key.compact)
     if len(query.words) != len(key.words):
         return 0.0
-    if not all(_word_score(q, k) for q, k in zip(query.words, key.words)):
+    if not all(_word_score(q, k) for q, k in zip(query.words, key.words, strict=True)):
         return 0.0
     return SequenceMatcher(None, query.compact, key.compact, autojunk=False).ratio()
 

@@ -86,7 +86,7 @@ def _gsm7_lookalike(char: str) -> str | None:
 
 
 def gsm7_replace(text: str) -> tuple[str, list[tuple[str, str]]]:
-    """Replace lookalike characters so a text can stay GSM-7; returns the new text and the distinct (original, replacement) pairs used."""
+    """Lookalikes replaced so a text can stay GSM-7: the new text and the (original, replacement) pairs used."""
     out: list[str] = []
     used: dict[str, str] = {}
     for char in text:

@@ -57,7 +57,7 @@ def flows_check() -> None:
     except FlowError as exc:
         for error in exc.errors:
             click.echo(error, err=True)
-        raise click.ClickException(f"{len(exc.errors)} problem(s) in {directory}")
+        raise click.ClickException(f"{len(exc.errors)} problem(s) in {directory}") from None
     checks = check_prompts(flow_set, settings.org_name)
     for c in checks:
         mark = "ok" if c.ok else f"OVER {c.allowed} segment(s)"

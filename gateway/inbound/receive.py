@@ -98,10 +98,11 @@ def _locked_contact(session: Session, sender: str, default_country: str) -> tupl
 def _insert(session: Session, sms: InboundSMS, contact: Contact | None, medium: str,
             received_at: datetime | None = None) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING on the provider's id: the row's id, or None for a repeat."""
-    values = dict(direction="in", contact_id=contact.id if contact else None, channel=sms.provider,
-                  provider_id=sms.provider_id or f"local-{uuid.uuid4().hex}", medium=medium,
-                  body=sms.body.replace("\x00", "")[:MAX_BODY], status="received" if contact else "handled",
-                  handled_by=None if contact else "unroutable", attempts=0, created_at=received_at or utcnow())
+    values = {"direction": "in", "contact_id": contact.id if contact else None, "channel": sms.provider,
+              "provider_id": sms.provider_id or f"local-{uuid.uuid4().hex}", "medium": medium,
+              "body": sms.body.replace("\x00", "")[:MAX_BODY], "status": "received" if contact else "handled",
+              "handled_by": None if contact else "unroutable", "attempts": 0,
+              "created_at": received_at or utcnow()}
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = (dialect.insert(Message).values(**values)
             .on_conflict_do_nothing(index_elements=["channel", "provider_id"]).returning(Message.id))

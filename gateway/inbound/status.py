@@ -67,4 +67,4 @@ def early_statuses(redis: Any, sids: list[str]) -> dict[str, tuple[str, str | No
             pipe.hgetall(_EARLY_KEY.format(sid))
         found = pipe.execute()
     return {sid: (h[b"status"].decode(), h.get(b"error_code", b"").decode() or None)
-            for sid, h in zip(sids, found) if h}
+            for sid, h in zip(sids, found, strict=True) if h}

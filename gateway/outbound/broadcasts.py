@@ -5,9 +5,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, exists, func, insert, select, update
+from sqlalchemy import CursorResult, Select, and_, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -97,7 +97,9 @@ def preview(session: Session, b: Broadcast, prices: dict[str, float]) -> Preview
         entry = per_lang[language if language in b.texts else b.default_language]
         entry["names"].add(name or "")
         entry["places"].add(place or "")
-    texts, segments_by_country, total = [], {}, 0
+    texts: list[TextPreview] = []
+    segments_by_country: dict[str | None, int] = {}  # None: a number with no known country
+    total = 0
     for language, text in b.texts.items():
         entry = per_lang.get(language, {"n": 0, "countries": {}, "names": set(), "places": set()})
         candidates = [preview_text(language, text, entry["n"], name, place)
@@ -196,13 +198,15 @@ def _write_outbox(session: Session, b: Broadcast, rows: list[tuple[Any, ...]], p
 
         statement = f"COPY messages ({', '.join(_OUTBOX_COLUMNS)}) FROM STDIN"
         try:
-            with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            driver = connection.connection.driver_connection
+            assert driver is not None  # a live psycopg connection: the session holds it
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
                 for row in full:
                     copy.write_row(row)
         except psycopg.errors.IntegrityError as exc:  # as SQLAlchemy would raise it for an INSERT
             raise IntegrityError(statement, None, exc) from exc
         return
-    session.execute(insert(Message), [dict(zip(_OUTBOX_COLUMNS, row)) for row in full])
+    session.execute(insert(Message), [dict(zip(_OUTBOX_COLUMNS, row, strict=True)) for row in full])
 
 
 def cancel(session: Session, b: Broadcast, now: datetime | None = None) -> int:
@@ -212,7 +216,7 @@ def cancel(session: Session, b: Broadcast, now: datetime | None = None) -> int:
                              .values(status="cancelled"))
     if b.status in ("draft", "sending"):
         b.status, b.cancelled_at = "cancelled", now
-    return result.rowcount or 0
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def progress(session: Session, broadcast_id: int) -> dict[str, Any]:

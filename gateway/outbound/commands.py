@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from datetime import datetime
@@ -61,7 +62,7 @@ def broadcast_send(text: str, translations: tuple[str, ...], language: str | Non
                                   place=place, language=language, tag=tag, reply_keyword=reply_keyword,
                                   urgent=urgent, send_at=send_at, created_by="cli")
         except broadcasts.BroadcastError as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(str(exc)) from None
         p = broadcasts.preview(session, b, settings.sms_prices)
         for t in p.texts:
             click.echo(f"{t.language}: {t.recipients} recipients, {t.encoding}, {t.segments} segment(s)"
@@ -89,7 +90,7 @@ def broadcast_status(broadcast_id: int, as_json: bool) -> None:
         try:
             p = broadcasts.progress(session, broadcast_id)
         except broadcasts.BroadcastError as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(p))
         return
@@ -145,7 +146,8 @@ def worker(burst: bool, reconcile_every: int) -> None:
         threading.Thread(target=schedule_reconcile, daemon=True).start()
     w = SimpleWorker([queues.get_queue(connection, queues.REPLIES), queues.get_queue(connection, queues.BULK)],
                      connection=connection, serializer=JSONSerializer)
-    w.work(burst=burst, with_scheduler=True, logging_level=logs.level())  # RQ's lines follow LOG_LEVEL
+    # RQ's own lines follow LOG_LEVEL too.
+    w.work(burst=burst, with_scheduler=True, logging_level=logging.getLevelName(logs.level()))
 
 
 def init_app(app: Flask) -> None:

@@ -13,13 +13,11 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 
-from gateway.core.flowfile import parse_duration
 from gateway.models import utcnow
 from gateway.outbound import outbox, queues
 from gateway.people import audit, privacy
 
 logger = logging.getLogger(__name__)
-RETENTION = "90d"  # message bodies older than this are forgotten by the daily purge (PRIVACY_RETENTION)
 _app: Flask | None = None
 
 
@@ -47,7 +45,7 @@ def reconcile(force: bool = False) -> dict[str, Any]:
     """Settle rows left sending; re-enqueue queued rows when no job is left to send them."""
     app = _current()
     svc = app.extensions["gateway"]
-    done = outbox.reconcile(svc.outbox(), stale_after=timedelta(seconds=int(app.config["SENDING_STALE_SECONDS"])))
+    done = outbox.reconcile(svc.outbox(), stale_after=timedelta(seconds=svc.settings.sending_stale_seconds))
     enqueued = 0
     if done.due and (force or queues.pending_jobs(svc.redis) == 0):
         enqueued = queues.enqueue_ids(svc.redis, done.due)
@@ -79,13 +77,21 @@ def schedule_purge(app: Flask) -> bool:
     return True
 
 
+def age_text(age: timedelta) -> str:
+    """An age as PRIVACY_RETENTION is written (90d, 12h, 30m), in its largest whole unit, for the audit."""
+    minutes = int(age.total_seconds()) // 60
+    for unit, size in (("d", 24 * 60), ("h", 60)):
+        if minutes and minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
+
+
 def purge() -> dict[str, Any]:
     """The daily `privacy purge`: bodies and answers older than PRIVACY_RETENTION, audited."""
-    app = _current()
-    older_than = str(app.config.get("PRIVACY_RETENTION") or RETENTION)
-    age = parse_duration(older_than) or parse_duration(RETENTION)
-    assert age is not None
-    with app.extensions["gateway"].sessions() as session, session.begin():
+    svc = _current().extensions["gateway"]
+    age: timedelta = svc.settings.privacy_retention
+    older_than = age_text(age)
+    with svc.sessions() as session, session.begin():
         done = privacy.purge(session, utcnow() - age)
         audit.record(session, "worker", "privacy.purge", older_than=older_than, messages=done.messages,
                      conversations=done.conversations)

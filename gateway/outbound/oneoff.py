@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+# Moved to the pure core (settings parses TEST_SEND_NUMBERS with them); re-exported for the callers here.
+from gateway.core.phones import MOBILE_TYPES, Refused, mobile_number, parse_numbers  # noqa: F401
 from gateway.core.segments import count_segments
 from gateway.models import Contact, Message, utcnow
 from gateway.outbound import outbox, queues
 from gateway.people import contacts
-# Moved to the pure core (settings parses TEST_SEND_NUMBERS with them); re-exported for the callers here.
-from gateway.core.phones import MOBILE_TYPES, Refused, mobile_number, parse_numbers  # noqa: F401
 
 logger = logging.getLogger(__name__)
 STAFF_TAG = "staff"  # a phone created for a test send; it has no consent, so no broadcast reaches it

@@ -124,7 +124,8 @@ def _load(session: Session, ids: list[int]) -> list[_Row]:
                  m.body or "", m.segments or 1, m.sender or "default", m.claimed_at or utcnow(),
                  bool(urgent) or m.broadcast_id is None, bool(redacted) or m.handled_by == privacy.PRIVATE, m.channel,
                  m.reply_to_id is not None or m.handled_by == privacy.PRIVATE,
-                 answered_by == "stop" or (asked_at is not None and c.stopped_at is not None and asked_at >= c.stopped_at))
+                 answered_by == "stop"
+                 or (asked_at is not None and c.stopped_at is not None and asked_at >= c.stopped_at))
             for m, c, urgent, redacted, answered_by, asked_at in session.execute(query)]
 
 

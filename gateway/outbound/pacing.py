@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # Moved to the pure core (settings parses SENDER_RATES with it); re-exported for the callers here.
 from gateway.core.compose import parse_rates  # noqa: F401

@@ -49,7 +49,7 @@ def contacts_import(file: Path) -> None:
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise click.ClickException(f"{file}: not UTF-8 text; save the sheet as 'CSV UTF-8'")
+        raise click.ClickException(f"{file}: not UTF-8 text; save the sheet as 'CSV UTF-8'") from None
     rows, errors = csvio.parse_contacts(text, svc.settings.default_country,
                                         svc.flows.gazetteers.values(), svc.flows.languages)
     with svc.sessions() as session, session.begin():
@@ -88,7 +88,7 @@ def users_create(email: str, role: str, password: str) -> None:
         try:
             user = accounts.create_user(session, email, role, password)
         except accounts.AccountError as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(str(exc)) from None
         audit.record(session, "cli", "user.create", email=user.email, role=role)
     click.echo(f"{user.email} can log in as {role}")
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -56,7 +56,9 @@ def parse_contacts(text: str, default_country: str, gazetteers: Iterable[Gazette
     if "number" not in names or unknown:
         return [], [f"line 1: expected the columns {', '.join(CONTACT_COLUMNS)} (number is required)"
                     + (f"; unknown: {', '.join(unknown)}" if unknown else "")]
-    rows, errors, seen = [], [], {}
+    rows: list[ContactRow] = []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
     end = reader.line_num
     for values in reader:
         line, end = end + 1, reader.line_num  # a quoted field may span lines: name the first
@@ -147,7 +149,7 @@ def writer(out: Any) -> SafeWriter:
     return SafeWriter(out)
 
 
-def export_contacts(session: Session, out: io.TextIOBase) -> int:
+def export_contacts(session: Session, out: TextIO) -> int:
     """Write every contact as CSV; returns the count."""
     writer = SafeWriter(out)
     writer.writerow([*CONTACT_COLUMNS, "status"])
@@ -159,7 +161,7 @@ def export_contacts(session: Session, out: io.TextIOBase) -> int:
     return count
 
 
-def export_reports(session: Session, out: io.TextIOBase) -> int:
+def export_reports(session: Session, out: TextIO) -> int:
     """Write every report as CSV, without any phone number; returns the count."""
     writer = SafeWriter(out)
     writer.writerow(REPORT_COLUMNS)

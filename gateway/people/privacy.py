@@ -9,9 +9,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, event, or_, select, update
+from sqlalchemy import CursorResult, Result, delete, event, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.core.flowfile import Flow, FlowSet
@@ -67,7 +67,8 @@ def forget(session: Session, conversation_ids: Iterable[int], message_ids: Itera
     waiting = [i for i, status in outbound if status in UNSETTLED]
     if waiting:
         session.execute(update(Message).where(Message.id.in_(waiting)).values(
-            conversation_id=None, reply_to_id=None, handled_by=PRIVATE, inbox_status=None, created_at=gone["created_at"]))
+            conversation_id=None, reply_to_id=None, handled_by=PRIVATE, inbox_status=None,
+            created_at=gone["created_at"]))
     if convs:
         session.execute(delete(Conversation).where(Conversation.id.in_(convs)))
 
@@ -128,17 +129,22 @@ class Purged:
     conversations: int
 
 
+def _count(result: Result[Any]) -> int:
+    """The rows an UPDATE changed (execute() is typed as returning a plain Result)."""
+    return cast(CursorResult[Any], result).rowcount or 0
+
+
 def purge(session: Session, before: datetime) -> Purged:
     """Forget message bodies and finished conversations' answers older than `before`; keep the rows.
 
     Conversations marked redacted by older versions (which only blanked them) are forgotten whole.
     On SQLite, the write-ahead log is emptied after the commit so the old words leave the disk.
     """
-    messages = session.execute(update(Message).where(Message.created_at < before, Message.body.is_not(None),
-                                                     Message.status.not_in(("queued", "sending", "inline")))
-                               .values(body=None)).rowcount or 0
-    conversations = session.execute(update(Conversation).where(
-        or_(Conversation.closed_at < before, Conversation.expires_at < before)).values(answers={})).rowcount or 0
+    messages = _count(session.execute(update(Message).where(
+        Message.created_at < before, Message.body.is_not(None),
+        Message.status.not_in(("queued", "sending", "inline"))).values(body=None)))
+    conversations = _count(session.execute(update(Conversation).where(
+        or_(Conversation.closed_at < before, Conversation.expires_at < before)).values(answers={})))
     legacy = list(session.scalars(select(Conversation.id).where(Conversation.redacted.is_(True))))
     if legacy:
         forget(session, legacy, [], before)

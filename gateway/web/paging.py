@@ -48,7 +48,8 @@ class Page:
         # `?_external=`, `?_anchor=` or a route argument's name would steer or break url_for.
         # Arguments url_for reserves (`_...`) and route arguments' names mean nothing here: dropped.
         route = request.view_args or {}
-        args = [(k, v) for k, v in request.args.items() if v and k != "page" and not k.startswith("_") and k not in route]
+        args = [(k, v) for k, v in request.args.items()
+                if v and k != "page" and not k.startswith("_") and k not in route]
         base = url_for(request.endpoint or "pages.dashboard", **route)
         return f"{base}?{urlencode([*args, ('page', str(number))])}"
 

@@ -10,14 +10,13 @@ import ipaddress
 import logging
 from typing import cast
 
-from flask import Blueprint, abort, current_app, request
+from flask import Blueprint, abort, request
 from flask.typing import ResponseReturnValue
 
 from gateway import services
 from gateway.channels.africastalking import AfricasTalkingProvider
 from gateway.channels.hooks.base import refuse_oversized, seen
 from gateway.inbound import status
-from gateway.settings import allowed_ips
 
 bp = Blueprint("africastalking_hooks", __name__)
 bp.before_request(refuse_oversized)  # before any form, body or signature is read
@@ -26,12 +25,12 @@ logger = logging.getLogger(__name__)
 
 def _africastalking(token: str) -> AfricasTalkingProvider:
     """The provider, once the URL's secret token and (when set) the caller's address are right."""
-    cfg = current_app.config
-    expected = cfg.get("AT_WEBHOOK_TOKEN")
+    settings = services().settings
+    expected = settings.at_webhook_token
     # Africa's Talking signs nothing: the secret in the URL is what tells its callbacks apart.
     if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
         abort(403)
-    networks = allowed_ips(cfg.get("AT_ALLOWED_IPS") or "")
+    networks = settings.at_allowed_ips
     if networks:
         try:
             address = ipaddress.ip_address(request.remote_addr or "")

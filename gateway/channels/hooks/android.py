@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from flask import Blueprint, abort, current_app, request
+from flask import Blueprint, abort, request
 from flask.typing import ResponseReturnValue
 
 from gateway import services
@@ -51,7 +51,7 @@ def android_event() -> ResponseReturnValue:
     svc = services()
     seen(svc.redis, provider.name)
     if isinstance(event, InboundSMS):
-        country = svc.channels.countries.get(provider.name) or current_app.config["DEFAULT_COUNTRY"]
+        country = svc.channels.countries.get(provider.name) or svc.settings.default_country
         svc.inbound.receive(event, inline=False, country=country)
     elif isinstance(event, StatusUpdate):
         with svc.sessions() as session, session.begin():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, request
 
 from gateway import services
 from gateway.channels.hooks.base import refuse_oversized
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 def _signed_url() -> str:
     """The URL Twilio signed: PUBLIC_BASE_URL plus the path and query, else the request's own."""
-    base = current_app.config.get("PUBLIC_BASE_URL")
+    base = services().settings.public_base_url
     if base:
         return base + (request.full_path if request.query_string else request.path)
     return request.url

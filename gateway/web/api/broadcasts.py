@@ -3,20 +3,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from gateway import services
 from gateway.channels import sender_name
-from gateway.core.compose import parse_prices
 from gateway.core.text import fold
 from gateway.db import get_session
 from gateway.models import Broadcast
 from gateway.outbound import broadcasts
 from gateway.people import audit
-from gateway.web.api.blueprint import bp
 from gateway.web.api.auth import caller, requires
+from gateway.web.api.blueprint import bp
 from gateway.web.api.errors import ApiError, invalid
 from gateway.web.api.inputs import (
     MAX_FILTER,
@@ -38,7 +37,7 @@ BROADCAST_FIELDS = ("texts", "place", "language", "tag", "reply_keyword", "urgen
 
 def broadcast_options(data: dict[str, Any]) -> dict[str, Any]:
     """Validated keyword arguments for `broadcasts.create`."""
-    default = current_app.config["DEFAULT_LANGUAGE"]
+    default = services().settings.default_language
     texts = data.get("texts")
     if not isinstance(texts, dict):
         if texts is None:
@@ -98,7 +97,7 @@ def preview_broadcast() -> ResponseReturnValue:
     session = get_session()
     try:
         b = _create_broadcast(session, options)
-        p = broadcasts.preview(session, b, parse_prices(current_app.config["SMS_PRICES"]))
+        p = broadcasts.preview(session, b, services().settings.sms_prices)
     finally:
         session.rollback()  # a preview creates nothing
     return jsonify(

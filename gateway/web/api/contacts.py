@@ -13,8 +13,8 @@ from gateway.db import get_session
 from gateway.limits import limiter
 from gateway.models import Contact, utcnow
 from gateway.people import audit, contacts
-from gateway.web.api.blueprint import bp
 from gateway.web.api.auth import caller, requires
+from gateway.web.api.blueprint import bp
 from gateway.web.api.errors import ApiError, invalid
 from gateway.web.api.inputs import (
     MAX_FILTER,

@@ -114,7 +114,7 @@ def place_field(field: str, value: str | None) -> str | None:
     """A place name as the gazetteers spell it ('zomba city' -> 'Zomba'); 400 if unknown."""
     if value is None:
         return None
-    found = match_place(value, services().flows.gazetteers.values(), current_app.config["DEFAULT_COUNTRY"])
+    found = match_place(value, services().flows.gazetteers.values(), services().settings.default_country)
     if found is None:
         raise invalid(field, f"{value!r} is not a place in the gazetteers (flows/places/)")
     return found.name
@@ -146,7 +146,7 @@ def tags_field(field: str, value: Any) -> list[str]:
 def number_field(field: str, value: str) -> str:
     """A supporter's phone number, local or international, as E.164."""
     try:
-        address = normalise_number(value, current_app.config["DEFAULT_COUNTRY"])
+        address = normalise_number(value, services().settings.default_country)
     except InvalidNumber as exc:
         raise invalid(field, str(exc)) from None
     if address.kind != "e164":
@@ -166,7 +166,8 @@ def datetime_field(field: str, value: Any, *, end_of_day: bool = False) -> datet
             return start + timedelta(days=1) if end_of_day and day < date.max else start
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
-        raise invalid(field, f"{value!r} is not an ISO 8601 date (2025-03-01) or date-time (2025-03-01T08:00:00Z)") from None
+        raise invalid(field, f"{value!r} is not an ISO 8601 date (2025-03-01) "
+                             "or date-time (2025-03-01T08:00:00Z)") from None
     if parsed.tzinfo is not None:
         try:
             parsed = parsed.astimezone(UTC).replace(tzinfo=None)
@@ -182,7 +183,8 @@ def query_args(allowed: Iterable[str]) -> dict[str, str]:
     for key in request.args:
         if key not in allowed:
             raise ApiError(400, "invalid_parameter",
-                           f"{check_text('parameter', key)!r} is not a query parameter here; expected {', '.join(allowed)}.",
+                           f"{check_text('parameter', key)!r} is not a query parameter here; "
+                           f"expected {', '.join(allowed)}.",
                            field=key)
         value = check_text(key, request.args.get(key, "")).strip()
         if len(value) > MAX_FILTER:

@@ -12,8 +12,8 @@ from gateway.db import get_session
 from gateway.inbound.receive import SET_ASIDE
 from gateway.models import Contact, Message
 from gateway.people import contacts
-from gateway.web.api.blueprint import bp
 from gateway.web.api.auth import caller, requires
+from gateway.web.api.blueprint import bp
 from gateway.web.api.inputs import pagination, query_args
 from gateway.web.api.shapes import iso
 from gateway.web.paging import paginate

@@ -12,8 +12,8 @@ from gateway.db import get_session
 from gateway.models import Report
 from gateway.people import audit, reports
 from gateway.people.reports import ReportFilter
-from gateway.web.api.blueprint import bp
 from gateway.web.api.auth import caller, requires
+from gateway.web.api.blueprint import bp
 from gateway.web.api.errors import invalid
 from gateway.web.api.inputs import (
     datetime_field,
@@ -29,7 +29,7 @@ REPORT_FILTERS = ("place", "service", "delivered", "from", "to")
 
 
 def report_filter(args: dict[str, str]) -> tuple[ReportFilter, dict[str, str]]:
-    """The report filter the query string asks for (400 if it is wrong), and the filters as applied (for the audit log)."""
+    """The report filter the query string asks for (400 if wrong), and the filters applied (for the audit log)."""
     applied: dict[str, str] = {}
     place = service = delivered = None
     if "place" in args:

@@ -76,7 +76,7 @@ def init_app(app: Flask) -> None:
     """Sessions, CSRF, secure cookies and headers, and the console's blueprints."""
     # Assigned, not setdefault: Flask's own defaults (31-day sessions, no SameSite, cookies sent
     # over plain http) are already in app.config, so a setdefault would never apply.
-    https = bool((app.config.get("PUBLIC_BASE_URL") or "").startswith("https"))
+    https = bool((app.extensions["gateway"].settings.public_base_url or "").startswith("https"))
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=https,
                       REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SECURE=https,
                       PERMANENT_SESSION_LIFETIME=timedelta(hours=8))
@@ -105,6 +105,8 @@ def init_app(app: Flask) -> None:
     for module in (auth, dashboard, supporters, broadcasts, reports, cases, officials, inbox, flowsview, simulator,
                    admin):
         app.register_blueprint(module.bp)
+    # Every page's title and header; read per page, as svc.settings may be replaced (tests do).
+    app.context_processor(lambda: {"org_name": app.extensions["gateway"].settings.org_name})
 
     @app.after_request
     def secure_headers(response):  # type: ignore[no-untyped-def]

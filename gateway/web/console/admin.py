@@ -211,8 +211,7 @@ def _account_page(status: int = 200) -> ResponseReturnValue:
     user = current_user
     return render_template("account.html", user=user, phone=mask_number(user.phone) if user.phone else None,
                            confirmed=bool(user.phone and user.phone_verified_at),
-                           allowed=[mask_number(n) for n in oneoff.parse_numbers(
-                               current_app.config.get("TEST_SEND_NUMBERS"), current_app.config["DEFAULT_COUNTRY"])],
+                           allowed=[mask_number(n) for n in services().settings.test_send_numbers],
                            form=ActionForm(formdata=None)), status
 
 
@@ -235,7 +234,7 @@ def set_phone() -> ResponseReturnValue:
     user = s.get(User, current_user.id)
     assert user is not None  # logged in: load_user has just read this account
     try:
-        number = oneoff.mobile_number(request.form.get("phone", ""), current_app.config["DEFAULT_COUNTRY"])
+        number = oneoff.mobile_number(request.form.get("phone", ""), services().settings.default_country)
         contact = oneoff.recipient(s, number)
     except oneoff.Refused as exc:
         s.rollback()
@@ -243,7 +242,7 @@ def set_phone() -> ResponseReturnValue:
         return redirect(url_for("admin.account"))
     code = accounts.new_phone_code()
     accounts.set_phone(user, number)
-    body = f"{current_app.config['ORG_NAME']} code: {code}. It confirms this phone for test messages."
+    body = f"{services().settings.org_name} code: {code}. It confirms this phone for test messages."
     row = oneoff.queue_text(s, contact, body, provider=services().provider.name, sender=sender_name())
     audit_log.record(s, current_user.email, "account.phone", number_digest=oneoff.digest(s, number),
                      message_id=row.id)

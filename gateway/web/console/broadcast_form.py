@@ -5,7 +5,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -23,7 +22,7 @@ MAX_MEASURE = 5000       # the live counter refuses more than this
 
 def languages() -> list[str]:
     """The languages a broadcast can be written in, the default one first."""
-    default = current_app.config["DEFAULT_LANGUAGE"]
+    default = services().settings.default_language
     return [default] + [lang for lang in services().flows.languages if lang != default]
 
 
@@ -55,7 +54,7 @@ def tags(session: Session) -> list[str]:
 
 def blank_values() -> dict[str, Any]:
     """An empty form: a text box per language."""
-    return {"texts": {lang: "" for lang in languages()}, "place": "", "language": "", "tag": "",
+    return {"texts": dict.fromkeys(languages(), ""), "place": "", "language": "", "tag": "",
             "reply_keyword": "", "urgent": False, "send_at": ""}
 
 
@@ -95,7 +94,7 @@ def _parse_send_at(raw: str, errors: list[str]) -> datetime | None:
 def validate(values: dict[str, Any]) -> tuple[list[str], datetime | None]:
     """The form's errors, in words for the organizer, and its send time as naive UTC."""
     errors: list[str] = []
-    default = current_app.config["DEFAULT_LANGUAGE"]
+    default = services().settings.default_language
     if not values["texts"].get(default, "").strip():
         errors.append(f"Write the alert in {language_name(default)}: every supporter without a text "
                       "in their own language gets that one.")

@@ -11,7 +11,6 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     jsonify,
     redirect,
@@ -25,7 +24,7 @@ from sqlalchemy import func, select
 
 from gateway import services
 from gateway.channels import sender_name
-from gateway.core.compose import parse_prices, parse_quiet_hours, render
+from gateway.core.compose import render
 from gateway.core.phones import mask_number
 from gateway.db import get_session
 from gateway.limits import limiter
@@ -60,20 +59,9 @@ STATUS_LABELS = (
 # --------------------------------------------------------------------------- helpers
 
 
-def _prices() -> dict[str, float] | None:
-    try:
-        return parse_prices(current_app.config.get("SMS_PRICES"))
-    except ValueError:
-        logger.warning("SMS_PRICES is not readable: %r", current_app.config.get("SMS_PRICES"))
-        return None
-
-
 def _quiet_hours() -> str | None:
     """QUIET_HOURS as shown ('21:00-07:00'), or None when they are off."""
-    try:
-        quiet = parse_quiet_hours(current_app.config.get("QUIET_HOURS"))
-    except ValueError:
-        return None
+    quiet = services().settings.quiet_hours
     return f"{quiet[0]:%H:%M}-{quiet[1]:%H:%M}" if quiet else None
 
 
@@ -144,7 +132,7 @@ def _render_compose(values: dict[str, Any], errors: list[str], status: int = 200
     return render_template(
         "broadcasts_new.html", values=values, errors=errors, measures=measures, recipients=recipients,
         languages=form.languages(), language_names=LANGUAGES,
-        default_language=current_app.config["DEFAULT_LANGUAGE"], place_groups=form.place_groups(),
+        default_language=services().settings.default_language, place_groups=form.place_groups(),
         tags=form.tags(s), zone=console_zone()[1], max_text=MAX_TEXT), status
 
 
@@ -171,7 +159,7 @@ def create() -> ResponseReturnValue:
         return _render_compose(values, errors, 400)
     s = get_session()
     try:
-        b = broadcasts.create(s, values["texts"], default_language=current_app.config["DEFAULT_LANGUAGE"],
+        b = broadcasts.create(s, values["texts"], default_language=services().settings.default_language,
                               place=values["place"] or None, language=values["language"] or None,
                               tag=values["tag"] or None, reply_keyword=values["reply_keyword"] or None,
                               urgent=values["urgent"], send_at=send_at, created_by=current_user.email)
@@ -217,13 +205,11 @@ def _show_context(b: Broadcast) -> dict[str, Any]:
         "b": b, "can_organize": _can_organize(), "audience_words": _audience_words(b),
         "language_names": LANGUAGES, "status_labels": STATUS_LABELS, "local": local,
         "texts": sorted(b.texts.items(), key=lambda kv: (kv[0] != b.default_language, kv[0])),
-        "preview": None, "progress": None, "prices_ok": True, "launch_error": None, "cancel_error": None,
+        "preview": None, "progress": None, "launch_error": None, "cancel_error": None,
         "test_targets": [(n, mask_number(n)) for n in test_targets(current_user)], "quiet_hours": _quiet_hours(),
     }
     if b.status == "draft":
-        prices = _prices()
-        ctx["prices_ok"] = prices is not None
-        ctx["preview"] = broadcasts.preview(s, b, prices or {})
+        ctx["preview"] = broadcasts.preview(s, b, services().settings.sms_prices)
     else:
         p = broadcasts.progress(s, b.id)
         counts = p["counts"]
@@ -263,7 +249,7 @@ def _name_for_test(contact: Contact | None, email: str) -> str:
 def test_targets(user: Any) -> list[str]:
     """Where this user may send a test: their own verified phone, then the admins' allow-list."""
     targets = [user.phone] if user.phone and user.phone_verified_at else []
-    allowed = oneoff.parse_numbers(current_app.config.get("TEST_SEND_NUMBERS"), current_app.config["DEFAULT_COUNTRY"])
+    allowed = services().settings.test_send_numbers
     return targets + [n for n in allowed if n not in targets]
 
 
@@ -286,7 +272,7 @@ def test_send(broadcast_id: int) -> ResponseReturnValue:
         if not targets:
             raise oneoff.Refused("test messages go only to your own phone: add and confirm it on the "
                                  "Account page first")
-        number = oneoff.mobile_number(raw, current_app.config["DEFAULT_COUNTRY"]) if raw else targets[0]
+        number = oneoff.mobile_number(raw, services().settings.default_country) if raw else targets[0]
         if number not in targets:
             raise oneoff.Refused("test messages go only to your own confirmed phone or to a number "
                                  "an admin allowed")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
@@ -53,7 +54,7 @@ def dashboard() -> ResponseReturnValue:
     return render_template("dashboard.html", stats=stats, reports=reports, phones=_phones(queue == "ok"))
 
 
-def _phones(queue_ok: bool) -> list[dict[str, object]]:
+def _phones(queue_ok: bool) -> list[dict[str, Any]]:
     """Each Android phone's last contact, so an organizer sees a phone that has gone quiet."""
     chans = services().channels
     if not queue_ok or chans is None or not chans.phones:

@@ -4,11 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
 
-from gateway.core.flowfile import FlowError, PromptCheck, check_prompts, load_flows
+from gateway import services
 from gateway.core import steps
+from gateway.core.flowfile import FlowError, PromptCheck, check_prompts, load_flows
 from gateway.web.console import role_required
 
 bp = Blueprint("flowsview", __name__, template_folder="templates")
@@ -48,14 +49,14 @@ def _words(by_language: dict[str, tuple[str, ...]]) -> list[tuple[str, list[str]
 @role_required("viewer")
 def index() -> ResponseReturnValue:
     """Each flow's keywords and prompts with encoding and segments; the problems if the files are broken."""
-    directory = Path(current_app.config["FLOWS_DIR"])
+    directory = services().settings.flows_dir
     try:
-        flowset = load_flows(directory, default_language=current_app.config["DEFAULT_LANGUAGE"])
+        flowset = load_flows(directory, default_language=services().settings.default_language)
     except FlowError as exc:
         prefix = f"{directory}/"
         errors = [e.replace(prefix, "") for e in exc.errors]
         return render_template("flows_index.html", errors=errors, flows=[], system=None, directory=directory)
-    checks = {c.where: c for c in check_prompts(flowset, current_app.config["ORG_NAME"])}
+    checks = {c.where: c for c in check_prompts(flowset, services().settings.org_name)}
 
     flows = []
     for flow in flowset.flows.values():

@@ -46,8 +46,8 @@ class HandledForm(FlaskForm):
 
 def _back(message_id: int | None = None) -> Response:
     page = request.form.get("page", "")
-    args = {"page": page} if page.isdigit() and page != "1" else {}
-    return redirect(url_for("inbox.index", **args) + (f"#m{message_id}" if message_id else ""))
+    url = url_for("inbox.index", page=page) if page.isdigit() and page != "1" else url_for("inbox.index")
+    return redirect(url + (f"#m{message_id}" if message_id else ""))
 
 
 def _open_message(message_id: int, *, to_answer: bool = True) -> Message:

@@ -7,14 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from flask import current_app
-
 from gateway import services
 
 
 def console_zone() -> tuple[str, str]:
     """(time zone, label) that console times are typed and shown in: the default country's gazetteer's."""
-    country = current_app.config["DEFAULT_COUNTRY"]
+    country = services().settings.default_country
     for g in services().flows.gazetteers.values():
         if g.country == country:
             return g.timezone, f"{g.name.replace('_', ' ').title()} time ({g.timezone})"
@@ -43,7 +41,7 @@ def local_input(dt: datetime) -> str:
 
 
 def to_utc(raw: str) -> datetime:
-    """A typed time (ISO, a space allowed) as naive UTC; without an offset it is console time. ValueError if unreadable."""
+    """A typed time (ISO, a space allowed) as naive UTC; without an offset, console time. ValueError if unreadable."""
     typed = datetime.fromisoformat(raw.replace(" ", "T"))
     if typed.tzinfo is None:
         typed = typed.replace(tzinfo=ZoneInfo(zone()))

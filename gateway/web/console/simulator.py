@@ -46,7 +46,7 @@ class SimulatorError(ValueError):
 
 def _normalise(raw: str) -> str:
     try:
-        return normalise_number(raw, current_app.config["DEFAULT_COUNTRY"]).value
+        return normalise_number(raw, services().settings.default_country).value
     except InvalidNumber as exc:
         raise SimulatorError(f"Test number: {exc}.") from None
 
@@ -153,7 +153,7 @@ def send() -> ResponseReturnValue:
     """Text the gateway from a test number: JSON {from, text} -> {from, replies, conversation}; a form re-renders."""
     as_json = request.is_json
     data = request.get_json(silent=True) if as_json else request.form
-    if not isinstance(data, dict) and not hasattr(data, "get"):
+    if data is None or (not isinstance(data, dict) and not hasattr(data, "get")):
         return jsonify(error='send JSON like {"from": "+265990000001", "text": "JOIN"}'), 400
     raw_number = str(data.get("from") or "").strip()
     text = data.get("text") or ""
@@ -181,4 +181,4 @@ def send() -> ResponseReturnValue:
     if as_json:
         return jsonify({"from": number, "sent": text, "replies": replies,
                         "conversation": _conversation(get_session(), number)})
-    return redirect(url_for(".index", **{"from": number}, _anchor="sim-last"))
+    return redirect(url_for(".index", _anchor="sim-last", **{"from": number}))  # type: ignore[arg-type]  # "from" is a keyword

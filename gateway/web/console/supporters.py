@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -78,7 +77,7 @@ def _number_query(q: str) -> str | None:
     if not any(c.isdigit() for c in q):
         return None
     try:
-        return normalise_number(q, current_app.config["DEFAULT_COUNTRY"]).value
+        return normalise_number(q, services().settings.default_country).value
     except InvalidNumber:
         return None
 
@@ -153,7 +152,7 @@ def _gazetteers() -> Iterable[Any]:
     if svc.flow_set is not None:
         return svc.flow_set.gazetteers.values()
     try:
-        return load_gazetteers(Path(current_app.config["FLOWS_DIR"]) / "places").values()
+        return load_gazetteers(services().settings.flows_dir / "places").values()
     except GazetteerError:
         return []
 
@@ -173,11 +172,12 @@ def _decode(data: bytes) -> tuple[str, str | None]:
 def import_csv() -> ResponseReturnValue:
     """Upload a CSV of supporters: good rows are saved, bad rows listed by line number."""
     form = ImportForm()
-    result, errors, notice = None, [], None
+    result, notice = None, None
+    errors: list[str] = []
     if form.validate_on_submit():
         upload = form.file.data
         text, notice = _decode(upload.read())
-        rows, errors = csvio.parse_contacts(text, current_app.config["DEFAULT_COUNTRY"], _gazetteers(), _languages())
+        rows, errors = csvio.parse_contacts(text, services().settings.default_country, _gazetteers(), _languages())
         s = get_session()
         result = csvio.apply_contacts(s, rows, utcnow())
         audit.record(s, current_user.email, "contacts.import", file=(upload.filename or "")[:200],
