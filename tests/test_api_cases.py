@@ -116,9 +116,10 @@ def test_an_organizer_token_sends_escalates_and_closes(app, api, tokens) -> None
     for identity in reporter_identity(app):
         assert identity not in text
     with app.extensions["gateway"].sessions() as s:
-        actions = [a for a, in s.execute(select(AuditEvent.action).where(AuditEvent.actor == "api:organizer@example.org")
-                                         .order_by(AuditEvent.id))]
-    assert actions[:4] == ["case.no_official", "case.overdue", "case.sent", "case.resent"] and "case.resolved" in actions
+        actions = list(s.scalars(select(AuditEvent.action).where(AuditEvent.actor == "api:organizer@example.org")
+                                 .order_by(AuditEvent.id)))
+    assert actions[:4] == ["case.no_official", "case.overdue", "case.sent", "case.resent"]
+    assert "case.resolved" in actions
 
 
 def test_officials_import_takes_csv_inside_json(app, api, tokens) -> None:  # type: ignore[no-untyped-def]  # noqa: F811

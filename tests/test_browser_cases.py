@@ -1,4 +1,4 @@
-"""The Cases pages in a real headless Chromium: the list with its overdue rows, a case's timeline, closing with a note."""
+"""The Cases pages in a real headless Chromium: the list and its overdue rows, a timeline, closing with a note."""
 from __future__ import annotations
 
 from playwright.sync_api import Page, expect
