@@ -29,7 +29,7 @@ def officials_import(file: Path) -> None:
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise click.ClickException(f"{file}: not UTF-8 text; save the sheet as 'CSV UTF-8'")
+        raise click.ClickException(f"{file}: not UTF-8 text; save the sheet as 'CSV UTF-8'") from None
     with svc.sessions() as session, session.begin():
         done, errors = officials.import_csv(session, text, default_country=svc.settings.default_country,
                                             gazetteers=svc.flows.gazetteers.values(), languages=svc.flows.languages)
