@@ -107,9 +107,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                    twilio if isinstance(twilio, TwilioProvider) else None, redis, channels, inbound,
                    partial(build_outbox, app))
     app.extensions["gateway"] = svc
+    # Sessions carry the services, so code outside a request or command (the inbound path, the
+    # cases' texts) reaches the flows, settings and queue the app was built with.
+    sessions.kw.setdefault("info", {})["services"] = svc
 
     # The parts below import `services` from this package, so they are imported once it is whole.
     from gateway import db, limits
+    from gateway.cases import commands as cases_commands
     from gateway.channels.hooks import WEBHOOKS
     from gateway.inbound import commands as inbound_commands
     from gateway.outbound import commands as outbound_commands
@@ -127,6 +131,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     inbound_commands.init_app(app)
     outbound_commands.init_app(app)
     people_commands.init_app(app)
+    cases_commands.init_app(app)
     # Before every request, webhooks included: replay texts kept in the spool while the database
     # was away (at most REQUEST_BUDGET seconds, only when some are kept).
     app.before_request(_replay_spool)

@@ -69,7 +69,7 @@ def test_a_report_through_the_simulator_creates_a_report(app: Flask, client: Fla
     with svc(app).sessions() as s:
         [report] = s.scalars(select(Report)).all()
         contact_id = s.scalar(select(Contact.id).where(number_is(s, NUMBER)))
-    assert reply == f"Thank you. Report {report.ref} is recorded with your name. Your voice makes services come."
+    assert reply == f"Thank you. Report {report.ref} is recorded with your name. Text STATUS {report.ref} for news. Your voice makes services come."
     assert (report.service, report.place, report.delivered, report.details, report.anonymous,
             report.contact_id) == ("clinic", "Zomba", "no", "nurse absent", False, contact_id)
     assert report.source == "simulator"  # a test report can be told from evidence (M3)

@@ -138,7 +138,7 @@ def test_report_in_english_step_by_step_keeping_the_name(channel_app: Flask, pho
         {A} > 3
         {A} < Any details, e.g. what was missing? Or reply SKIP.
         {A} > only one nurse for 200 women
-        {A} < Thank you. Report * is recorded with your name. Your voice makes services come.
+        {A} < Thank you. Report * is recorded with your name. Text STATUS * for news. Your voice makes services come.
     """)
     [r] = reports(channel_app)
     assert (r.service, r.place, r.delivered, r.details, r.anonymous, r.country) == (
@@ -159,7 +159,7 @@ def test_report_other_service_branch_in_chichewa(channel_app: Flask, phone: Phon
         {B} > ayi
         {B} < Pali zina...
         {B} > dumpha
-        {B} < Zikomo. Lipoti * lalembedwa popanda dzina lanu. Mawu anu amabweretsa ntchito.
+        {B} < Zikomo. Lipoti * lalembedwa popanda dzina lanu. Tumizani ZAKE * kuti mudziwe zambiri. Mawu anu amabweretsa ntchito.
     """)
     [r] = reports(channel_app)
     assert (r.service, r.service_detail, r.place, r.delivered, r.details, r.anonymous, r.contact_id) == (
@@ -169,7 +169,7 @@ def test_report_other_service_branch_in_chichewa(channel_app: Flask, phone: Phon
 def test_one_sms_report_in_spanish_is_one_reply_and_anonymous(channel_app: Flask, phone: Phone) -> None:
     phone.run(f"""
         {H} > DENUNCIA agua Cortes no el pozo esta seco
-        {H} < Gracias. Su reporte * quedo registrado sin su nombre. Su voz trae los servicios.
+        {H} < Gracias. Su reporte * quedo registrado sin su nombre. Envie ESTADO * para saber mas. Su voz trae los servicios.
     """)
     [r] = reports(channel_app)
     assert (r.service, r.place, r.delivered, r.details, r.anonymous, r.contact_id) == (
@@ -190,7 +190,7 @@ def test_one_sms_anonymous_report_leaves_no_trace(channel_app: Flask, phone: Pho
 def test_one_sms_report_with_everything_but_details(channel_app: Flask, phone: Phone) -> None:
     phone.run(f"""
         {A} > REPORT CLINIC ZOMBA NO
-        {A} < Thank you. Report * is recorded without your name. Your voice makes services come.
+        {A} < Thank you. Report * is recorded without your name. Text STATUS * for news. Your voice makes services come.
         {A} > REPORT NAME water Zomba yes nurse absent
         {A} < Thank you. Report * is recorded with your name...
     """)

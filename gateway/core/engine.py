@@ -103,7 +103,24 @@ class Pledge:
     broadcast_id: int
 
 
-Action = SetContact | AddTags | Subscribe | Unsubscribe | SaveReport | ToInbox | Pledge
+@dataclass(frozen=True)
+class CaseCommand:
+    """A case word and what follows it: a reporter's STATUS <ref> or NO <ref> (`status`, `dispute`),
+    an official's ACK <ref>, PROMISE <ref> <date>, DONE <ref> (`ack`, `promise`, `done`).
+
+    The adapter (gateway/cases/answers.py) looks the reference up, checks who may use it, reads the
+    date in the place's calendar (gateway/core/dates.py), and writes the one reply."""
+
+    verb: str
+    ref: str  # as typed, upper-cased; "" when missing
+    rest: str  # the words after the reference (a promised date)
+    language: str
+
+
+Action = SetContact | AddTags | Subscribe | Unsubscribe | SaveReport | ToInbox | Pledge | CaseCommand
+CASE_VERBS = ("status", "dispute", "ack", "promise", "done")
+REPORTER_VERBS = frozenset({"status", "dispute"})  # a reporter's: handled as private, like a report
+_REF_SHAPE = re.compile(r"^[A-Z0-9]{4,8}$")
 
 
 class HandledBy(StrEnum):
@@ -113,6 +130,7 @@ class HandledBy(StrEnum):
     START = "start"
     HELP = "help"
     FLOW = "flow"  # a keyword started a flow
+    CASE = "case"  # a case word: STATUS or NO <ref> from a reporter, ACK/PROMISE/DONE from an official
     CONVERSATION = "conversation"  # an answer to the open step
     PLEDGE = "pledge"  # a reply to an alert's keyword
     INBOX = "inbox"  # nothing matched: the organizers read it
@@ -197,6 +215,11 @@ def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, t
         # Only the supporter's own START or JOIN ends an opt-out; keep the text for organizers.
         return Result(HandledBy.INBOX, lang, actions=[ToInbox(hinted=False)])
 
+    command = _case_command(fs, tokens, state, now, contact.language)
+    if command is not None:
+        # Replies come from the adapter, which knows the case; an open conversation stays open.
+        return Result(HandledBy.CASE, command.language, actions=[command], state=state)
+
     if trigger:
         flow = fs.flows[trigger[0]]
         lang = trigger[1]
@@ -224,6 +247,28 @@ def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, t
     if hint_due:
         run.say("expired_hint" if state is not None else "hint", lang)
     return Result(HandledBy.INBOX, lang, run.replies, [ToInbox(hinted=hint_due)])
+
+
+def _case_command(fs: FlowSet, tokens: list[Token], state: ConversationState | None, now: datetime,
+                  language: str | None) -> CaseCommand | None:
+    """A case word first, then a reference: `STATUS R7K2PQ`, `PROMISE C7K2P 12 March`.
+
+    NO is also every flow's "no", so it disputes only when no conversation is open and a reference
+    follows it; the other words are the gateway's own and always mean a case.
+    """
+    if not tokens:
+        return None
+    first = tokens[0].folded
+    for verb in CASE_VERBS:
+        words = fs.system_words(verb)
+        if first not in words:
+            continue
+        ref = tokens[1].raw.strip(".,;:!?()[]'\"").upper() if len(tokens) > 1 else ""
+        if verb == "dispute" and ((state is not None and state.expires_at > now) or not _REF_SHAPE.match(ref)):
+            return None
+        rest = " ".join(t.raw for t in tokens[2:])
+        return CaseCommand(verb, ref[:12], rest[:60], language or words[first])
+    return None
 
 
 def _advance(run: _Run, flow: Flow, st: ConversationState) -> ConversationState | None:

@@ -68,9 +68,19 @@ CONTACT_FIELDS: dict[str, Column] = {
     "language": Column("contacts", "language", 8),
 }
 SYSTEM_TEXTS = ("stop", "start", "help", "hint", "gave_up", "expired_hint", "pledge")
+# Cases (gateway/cases/): optional, so a flows directory without them still loads; `flows check`
+# measures every one present.
+CASE_TEXTS = ("case_sent", "case_disputed", "case_escalated", "case_escalated_promise",
+              "case_ack_ok", "case_promise_ok", "case_done_ok", "case_not_yours", "case_bad_ref",
+              "case_bad_date", "case_refused", "status_none", "status_unknown", "status_open", "status_sent",
+              "status_acknowledged", "status_promised", "status_resolved", "status_overdue", "status_disputed",
+              "status_closed", "reporter_promised", "reporter_resolved", "dispute_ok", "dispute_refused")
+CASE_KEYWORDS = ("status", "dispute", "ack", "promise", "done")
 # Sample values used to measure prompts whose placeholders are filled at run time.
 SAMPLE_VALUES = {"name": "Chikondi Banda", "place": "Nkhata Bay", "ref": "R7K2PQ",
-                 "keyword": "REPORT", "language": "en"}
+                 "keyword": "REPORT", "language": "en", "case": "C7K2P", "count": "12", "service": "fertilizer",
+                 "since": "12/10", "date": "12/10", "days": "14", "role": "District Health Officer",
+                 "org": "Our Network", "status": "acknowledged"}
 _DURATION = re.compile(r"^(\d+)\s*([mhd])$")
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")  # ISO 639 codes: what contacts.language (8 characters) keeps
@@ -423,7 +433,9 @@ def load_system(path: Path, default_language: str, errors: list[str]) -> System:
     r = _Reader(str(path), languages, default_language)
     kw, texts = data.get("keywords", {}), data.get("texts", {})
     keywords = {m: r.words(kw.get(m, {}), f"keywords.{m}") for m in SYSTEM_KEYWORDS}
+    keywords.update({m: r.words(kw[m], f"keywords.{m}") for m in CASE_KEYWORDS if m in kw})
     out_texts = {t: r.texts(texts.get(t), f"texts.{t}") for t in SYSTEM_TEXTS}
+    out_texts.update({t: r.texts(texts[t], f"texts.{t}") for t in CASE_TEXTS if t in texts})
     errors.extend(r.errors)
     return System(path=str(path), languages=languages, keywords=keywords, texts=out_texts,
                   drafts=frozenset(data.get("drafts", []) or []))
@@ -457,7 +469,7 @@ def load_flows(directory: str | Path, default_language: str = "en") -> FlowSet:
     triggers: dict[str, tuple[str, str]] = {}
     reserved = {w for m in ("stop", "start", "help") for ws in system.keywords[m].values() for w in ws}
     for path in sorted(directory.glob("*.yaml")):
-        if path.name == "system.yaml":
+        if path.name in ("system.yaml", "cases.yaml"):  # cases.yaml: case rules (gateway/core/caserules.py)
             continue
         flow = load_flow(path, languages, default_language, gazetteers, errors)
         if flow is None:

@@ -17,6 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.cases import answers as case_answers
+from gateway.cases import joining as case_joining
 from gateway.channels.base import InboundSMS
 from gateway.core import engine
 from gateway.core.engine import HandledBy
@@ -338,6 +340,11 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
 
     message.conversation_id = conversation_id if result.handled_by in (HandledBy.FLOW, HandledBy.CONVERSATION) else None
     _apply(session, contact, message, result, flows, now)
+    # A reporter's STATUS or NO <ref> is private too: the reference must not stay tied to the phone
+    # (unless it was no reference at all, "NO THANKS", which the organizers read in the inbox).
+    asked = message.inbox_status is None and any(
+        isinstance(a, engine.CaseCommand) and a.verb in engine.REPORTER_VERBS for a in result.actions)
+    private = private or asked
     message.handled_by, message.status, message.handled_at = result.handled_by, "handled", now
     named = any(isinstance(a, engine.SaveReport) and not a.anonymous for a in result.actions)
     if not private or named:
@@ -358,7 +365,7 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
     forget_convs = [c.id for c in ended
                     if c.id != message.conversation_id and privacy.is_private(flows.flows.get(c.flow))]
     forget_messages: list[int] = []
-    if private and result.state is None and not named:
+    if private and (result.state is None or asked) and not named:
         forget_messages.append(message.id)
         if message.conversation_id is not None:
             forget_convs.append(message.conversation_id)
@@ -497,6 +504,12 @@ def _apply(session: Session, contact: Contact, message: Message, result: engine.
             else:
                 session.add(Pledge(broadcast_id=action.broadcast_id, contact_id=contact.id,
                                    place=contact.place, created_at=now))
+        elif isinstance(action, engine.CaseCommand):
+            replies = case_answers.apply(session, contact, action, flows, now, message.id)
+            if replies is None:  # "NO THANKS": not a reference after all
+                message.inbox_status = "open"
+            else:
+                result.replies.extend(replies)
         elif isinstance(action, engine.ToInbox):
             message.inbox_status = "open"
             if action.hinted:
@@ -522,6 +535,10 @@ def _save_report(session: Session, contact: Contact, message: Message, action: e
         # An anonymous report keeps only the day, so its time cannot be matched to a phone's traffic.
         # Its messages and conversation are forgotten by _handle_one once the exchange ends.
         created_at=privacy.day_of(now) if action.anonymous else now))
+    session.flush()
+    report = session.get(Report, report_id)
+    assert report is not None
+    case_joining.on_report(session, report, now)  # joins or opens a case (gateway/cases/joining.py)
 
 
 def _cut(value: object, size: int) -> str | None:

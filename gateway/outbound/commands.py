@@ -140,6 +140,8 @@ def worker(burst: bool, reconcile_every: int) -> None:
             # One job id per time slot: several workers enqueue it, it runs once.
             if q.fetch_job(f"reconcile-{slot}") is None:
                 q.enqueue(queues.RECONCILE, job_id=f"reconcile-{slot}", result_ttl=reconcile_every * 2)
+            if q.fetch_job(f"cases-tick-{slot}") is None:  # case deadlines, on the same beat
+                q.enqueue(queues.CASES_TICK, job_id=f"cases-tick-{slot}", result_ttl=reconcile_every * 2)
             time.sleep(reconcile_every)
 
     if not burst:

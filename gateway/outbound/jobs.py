@@ -53,6 +53,10 @@ def reconcile(force: bool = False) -> dict[str, Any]:
     closed = close_expired(app)
     schedule_purge(app)
     spooled = svc.inbound.replay().stored  # texts kept on this host while the database was away
+    if not svc.settings.redis_url:
+        # The embedded worker has no loop of its own that enqueues cases_tick (`flask worker` does,
+        # every minute): it runs the case deadlines here, with the reconciler, each minute.
+        cases_tick()
     logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d jobs enqueued, %d inbound handled late, "
                 "%d replayed from the spool, %d expired conversations closed", done.settled_sent, done.requeued,
                 len(done.due), enqueued, stranded, spooled, closed)
@@ -98,3 +102,16 @@ def purge() -> dict[str, Any]:
     logger.info("purge: %d message bodies and %d conversations' answers older than %s removed",
                 done.messages, done.conversations, older_than)
     return {"messages": done.messages, "conversations": done.conversations}
+
+
+def cases_tick() -> dict[str, Any]:
+    """Case deadlines: overdue cases go up their ladder, organizers told (gateway/cases/timer.py)."""
+    from gateway.cases import timer  # local: gateway.cases imports the outbound package
+
+    app = _current()
+    with app.extensions["gateway"].sessions() as session, session.begin():
+        done = timer.tick(session, utcnow())
+    if done["overdue"]:
+        logger.info("cases tick: %(overdue)d overdue, %(escalated)d sent up a rung, %(top_rung)d at the top rung",
+                    done)
+    return done

@@ -12,12 +12,33 @@ from sqlalchemy import select
 from gateway import services
 from gateway.core.flowfile import parse_duration
 from gateway.models import User, utcnow
-from gateway.people import accounts, audit, contacts, csvio, privacy
+from gateway.people import accounts, audit, contacts, csvio, officials, privacy
 
 contacts_cli = AppGroup("contacts", help="Supporters as CSV.")
 reports_cli = AppGroup("reports", help="Service-delivery reports.")
 users_cli = AppGroup("users", help="Organizer accounts.")
 privacy_cli = AppGroup("privacy", help="Retention of what supporters wrote.")
+officials_cli = AppGroup("officials", help="Decision makers who receive cases.")
+
+
+@officials_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def officials_import(file: Path) -> None:
+    """Import FILE.csv (number,name,role,language,places,services,level); bad lines are reported by number."""
+    svc = services()
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file}: not UTF-8 text; save the sheet as 'CSV UTF-8'") from None
+    with svc.sessions() as session, session.begin():
+        done, errors = officials.import_csv(session, text, default_country=svc.settings.default_country,
+                                            gazetteers=svc.flows.gazetteers.values(), languages=svc.flows.languages)
+        audit.record(session, "cli", "officials.import", imported=done, errors=len(errors))
+    for error in errors:
+        click.echo(f"{file}: {error}", err=True)
+    click.echo(f"{done} official(s) imported, {len(errors)} line(s) with errors")
+    if errors:
+        sys.exit(1)
 
 
 @contacts_cli.command("import")
@@ -109,6 +130,6 @@ def privacy_rekey() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register `flask contacts`, `flask reports`, `flask users` and `flask privacy`."""
-    for group in (contacts_cli, reports_cli, users_cli, privacy_cli):
+    """Register `flask contacts`, `flask reports`, `flask users`, `flask privacy` and `flask officials`."""
+    for group in (contacts_cli, reports_cli, users_cli, privacy_cli, officials_cli):
         app.cli.add_command(group)

@@ -21,6 +21,8 @@ STATUSES = ("active", "stopped", "blocked")
 MAX_PER_PAGE, DEFAULT_PER_PAGE, MAX_PAGE = 200, 50, 1_000_000
 MAX_NAME, MAX_TAG, MAX_TAGS, MAX_KEYWORD, MAX_TEXT, MAX_FILTER = 120, 40, 50, 20, 1600, 200
 MAX_BODY = 64 * 1024  # bytes; the largest real body (three 1600-character texts) is a few KiB
+MAX_NOTE = 1000  # an organizer's note on a case
+MAX_CSV = 60_000  # characters of an officials' CSV sent as JSON (the body's limit is MAX_BODY)
 MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger one names nothing (and must not reach PostgreSQL)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import services
+from gateway.core.ladder import STATUSES as CASE_STATUSES
 from gateway.outbound import broadcasts
 from gateway.web.api.inputs import (
     DEFAULT_PER_PAGE,
     DELIVERED,
+    MAX_CSV,
     MAX_KEYWORD,
     MAX_NAME,
+    MAX_NOTE,
     MAX_PAGE,
     MAX_PER_PAGE,
     MAX_TAG,
@@ -197,6 +200,75 @@ def spec() -> dict[str, Any]:
                 "week": {"type": "string", "description": "ISO week, e.g. 2025-W09."},
                 "week_start": {"type": "string", "format": "date", "description": "Its Monday."},
                 "count": {"type": "integer"}}}}}},
+        "CaseEvent": {"type": "object", "description": "One line of a case's timeline. Never a number.",
+                      "required": ["at", "kind", "status", "actor"], "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "kind": {"type": "string", "description": "opened, joined, sent, acknowledged, promised, resolved, overdue, "
+                                                      "escalated, disputed, closed, merged, split ..."},
+            "status": {"type": "string", "enum": list(CASE_STATUSES), "description": "The case's status after it."},
+            "actor": {"type": "string", "description": "system, official:<id>, reporter, or an organizer's e-mail."},
+            "note": nullable_str, "official_id": {"type": ["integer", "null"]}}},
+        "Case": {"type": "object", "required": ["id", "ref", "place", "service", "status", "overdue", "level",
+                                                "report_count"], "properties": {
+            "id": {"type": "integer"}, "ref": {"type": "string"}, "place": {"type": "string"}, "country": nullable_str,
+            "service": {"type": "string"}, "status": {"type": "string", "enum": list(CASE_STATUSES)},
+            "overdue": {"type": "boolean", "description": "Marked overdue, or waiting for an answer past its deadline."},
+            "level": {"type": "integer", "description": "The rung of the ladder it is at (1 first)."},
+            "official": {"type": ["object", "null"], "properties": {
+                "id": {"type": "integer"}, "name": {"type": "string"}, "role": {"type": "string"}}},
+            "report_count": {"type": "integer"},
+            "deadline_at": {"type": ["string", "null"], "format": "date-time"},
+            "promised_for": {"type": ["string", "null"], "format": "date", "description": "In the place's calendar."},
+            **{k: {"type": ["string", "null"], "format": "date-time"} for k in (
+                "opened_at", "sent_at", "acknowledged_at", "promised_at", "resolved_at", "closed_at", "updated_at")}}},
+        "CaseReport": {"type": "object", "description": "A report in a case: never who reported (no contact, name or number).",
+                       "required": ["ref", "date"], "additionalProperties": False, "properties": {
+            "ref": {"type": "string"}, "delivered": {"type": ["string", "null"], "enum": [*DELIVERED, None]},
+            "date": {"type": "string", "format": "date"}, "details": nullable_str}},
+        "CaseMessage": {"type": "object", "description": "A text to or from one of the case's officials (never a reporter's).",
+                        "properties": {
+            "at": {"type": "string", "format": "date-time"}, "direction": {"type": "string", "enum": ["in", "out"]},
+            "official_id": {"type": "integer"}, "body": nullable_str, "status": {"type": "string"}}},
+        "CaseDetail": {"allOf": [_ref("Case"), {"type": "object", "required": ["timeline", "reports", "messages"],
+                                                "properties": {
+            "timeline": {"type": "array", "items": _ref("CaseEvent")},
+            "reports": {"type": "array", "items": _ref("CaseReport")},
+            "messages": {"type": "array", "items": _ref("CaseMessage")},
+            "warning": {"type": "string", "description": "Send only: nothing was sent (no official answers at "
+                                                         "this rung, or their phone cannot be texted)."}}}]},
+        "CaseList": {"type": "object", "required": ["data", "pagination"], "properties": {
+            "data": {"type": "array", "items": _ref("Case")}, "pagination": _ref("Pagination")}},
+        "CaseClose": {"type": "object", "required": ["note"], "additionalProperties": False, "properties": {
+            "note": {"type": "string", "minLength": 1, "maxLength": MAX_NOTE, "description": "Why it is closed."},
+            "resolved": {"type": "boolean", "default": False,
+                         "description": "Closed because the problem is resolved (status resolved, not closed)."}}},
+        "CaseEscalate": {"type": "object", "additionalProperties": False, "properties": {
+            "note": {"type": ["string", "null"], "maxLength": MAX_NOTE}}},
+        "Official": {"type": "object", "required": ["id", "name", "role", "number", "language", "level", "record"],
+                     "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "role": {"type": "string"},
+            "number": {"type": "string", "description": "E.164; partly hidden for viewers."},
+            "language": {"type": "string"},
+            "places": {"type": "array", "items": {"type": "string"}, "description": "Empty: any place."},
+            "services": {"type": "array", "items": {"type": "string"}, "description": "Empty: any service."},
+            "level": {"type": "integer", "description": "The rung: 1 first."}, "active": {"type": "boolean"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "record": {"type": "object", "description": "Their answers, from the case timelines.", "properties": {
+                "cases_sent": {"type": "integer"}, "acknowledged": {"type": "integer"},
+                "promised": {"type": "integer"}, "done": {"type": "integer"}, "overdue": {"type": "integer"},
+                "median_hours_to_acknowledge": {"type": ["number", "null"],
+                                                "description": "Median hours from the case's SMS to their ACK."}}}}},
+        "OfficialList": {"type": "object", "required": ["data", "pagination"], "properties": {
+            "data": {"type": "array", "items": _ref("Official")}, "pagination": _ref("Pagination")}},
+        "OfficialsImport": {"type": "object", "required": ["csv"], "additionalProperties": False, "properties": {
+            "csv": {"type": "string", "maxLength": MAX_CSV,
+                    "description": "The CSV file's text; the first line names the columns "
+                                   "number,name,role,language,places,services,level (places and services "
+                                   "separated by ';')."}}},
+        "OfficialsImported": {"type": "object", "required": ["imported", "errors"], "properties": {
+            "imported": {"type": "integer", "description": "Officials created or updated."},
+            "errors": {"type": "array", "items": {"type": "string"},
+                       "description": "One sentence per skipped line, naming its line number."}}},
     }
     error = _ref("Error")
     responses = {
@@ -283,21 +355,75 @@ def spec() -> dict[str, Any]:
                                           "They no longer hold up the sender's later texts. Viewers get numbers "
                                           "partly hidden."),
         },
+        "/api/v1/cases": {
+            "get": _operation("List cases", {"200": _json(_ref("CaseList"), "A page of cases, newest first.")},
+                              tag="cases", operation_id="listCases", parameters=[
+                _query("status", "Only cases with this status; overdue also takes cases waiting past their deadline.",
+                       {"type": "string", "enum": list(CASE_STATUSES)}),
+                _query("place", "Only cases in this place (matched to the gazetteers)."),
+                _query("service", "Only cases about this service."),
+                _query("official_id", "Only cases at this official.", {"type": "integer", "minimum": 1}),
+                *pagination_params]),
+        },
+        "/api/v1/cases/{case_id}": {
+            "get": _operation("A case, its timeline, reports and officials' texts", {
+                "200": _json(_ref("CaseDetail"), "The case."), "404": not_found}, tag="cases",
+                operation_id="getCase", parameters=[_path_id("case_id", "case")],
+                description="Reports carry no reporter: ref, answer, date and details only."),
+        },
+        "/api/v1/cases/{case_id}/send": {
+            "post": _operation("Send a case to its official", {
+                "200": _json(_ref("CaseDetail"), "Sent: the official gets one SMS."), "404": not_found,
+                "409": conflict}, role="organizer", tag="cases", operation_id="sendCase",
+                parameters=[_path_id("case_id", "case")],
+                description="No request body. 409 with a sentence when the case's ladder does not allow it. "
+                            "Recorded in the audit log (case.send)."),
+        },
+        "/api/v1/cases/{case_id}/escalate": {
+            "post": _operation("Send a case up one rung", {
+                "200": _json(_ref("CaseDetail"), "Escalated."), "404": not_found, "409": conflict},
+                role="organizer", tag="cases", operation_id="escalateCase", body="CaseEscalate",
+                parameters=[_path_id("case_id", "case")],
+                description="The body is optional. Recorded in the audit log (case.escalate)."),
+        },
+        "/api/v1/cases/{case_id}/close": {
+            "post": _operation("Close a case by hand", {
+                "200": _json(_ref("CaseDetail"), "Closed."), "404": not_found, "409": conflict},
+                role="organizer", tag="cases", operation_id="closeCase", body="CaseClose",
+                parameters=[_path_id("case_id", "case")],
+                description="A note is required. Recorded in the audit log (case.close)."),
+        },
+        "/api/v1/officials": {
+            "get": _operation("List officials", {"200": _json(_ref("OfficialList"), "A page of the directory.")},
+                              tag="officials", operation_id="listOfficials", parameters=pagination_params,
+                              description="By rung, then name; each with their answers and response times. "
+                                          "Viewers get numbers partly hidden."),
+        },
+        "/api/v1/officials/import": {
+            "post": _operation("Import officials from CSV", {
+                "200": _json(_ref("OfficialsImported"), "What was imported and the lines skipped.")},
+                role="organizer", tag="officials", operation_id="importOfficials", body="OfficialsImport",
+                description="The CSV text inside JSON (Content-Type: application/json), not a text/csv body. "
+                            "Good lines are saved; bad ones are listed by line number. Recorded in the "
+                            "audit log (officials.import)."),
+        },
         "/api/v1/openapi.json": {
             "get": _operation("This description", {"200": {"description": "OpenAPI 3.1 JSON.",
                                                             "content": {"application/json": {"schema": {"type": "object"}}}}},
                               role=None, tag="meta", operation_id="openapi"),
         },
     }
+    paths["/api/v1/cases/{case_id}/escalate"]["post"]["requestBody"]["required"] = False
     return {
         "openapi": "3.1.0",
         "info": {"title": "SMS gateway API", "version": "1.0.0",
-                 "description": "Contacts, broadcasts and service-delivery reports. Authenticate with a per-user "
+                 "description": "Contacts, broadcasts, service-delivery reports, cases and officials. Authenticate with a per-user "
                                 "API token: 'Authorization: Bearer <token>'. Reads need the viewer role, writes the "
                                 "organizer role. Every error is JSON: {\"error\": {\"code\", \"message\", \"field\"}}."},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": "contacts"}, {"name": "broadcasts"}, {"name": "reports"}, {"name": "messages"}, {"name": "meta"}],
+        "tags": [{"name": "contacts"}, {"name": "broadcasts"}, {"name": "reports"}, {"name": "messages"}, {"name": "cases"},
+                 {"name": "officials"}, {"name": "meta"}],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",

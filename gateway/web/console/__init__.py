@@ -90,9 +90,11 @@ def init_app(app: Flask) -> None:
         admin,
         auth,
         broadcasts,
+        cases,
         dashboard,
         flowsview,
         inbox,
+        officials,
         reports,
         simulator,
         supporters,
@@ -100,7 +102,8 @@ def init_app(app: Flask) -> None:
 
     for hooks in WEBHOOKS.values():
         csrf.exempt(hooks)  # provider webhooks are signed (or on secret-token URLs), not CSRF-protected
-    for module in (auth, dashboard, supporters, broadcasts, reports, inbox, flowsview, simulator, admin):
+    for module in (auth, dashboard, supporters, broadcasts, reports, cases, officials, inbox, flowsview, simulator,
+                   admin):
         app.register_blueprint(module.bp)
     # Every page's title and header; read per page, as svc.settings may be replaced (tests do).
     app.context_processor(lambda: {"org_name": app.extensions["gateway"].settings.org_name})

@@ -12,6 +12,7 @@ from gateway import channels, services
 from gateway.db import get_session
 from gateway.inbound.receive import SET_ASIDE
 from gateway.models import Broadcast, Contact, Message, Report, utcnow
+from gateway.web import casedata
 from gateway.web.console import role_required
 from gateway.web.console.supporters import full_numbers, shown_number
 from gateway.web.paging import paginate
@@ -46,6 +47,7 @@ def dashboard() -> ResponseReturnValue:
         "queue": queue,
         "set_aside": s.scalar(select(func.count()).select_from(Message).where(
             Message.direction == "in", Message.status == SET_ASIDE)),
+        "overdue_cases": casedata.count_overdue(s),
     }
     # Newest days first, then by reference: within a day the order must not tell which came first.
     reports = s.scalars(select(Report).order_by(func.date(Report.created_at).desc(), Report.ref).limit(10)).all()

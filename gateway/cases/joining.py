@@ -1,0 +1,55 @@
+"""A saved report joins an open case of its place and service, or, with enough matching reports
+within the window (flows/cases.yaml), opens one, which is sent to its official at once.
+
+Reports are linked by CaseReport, never through a contact.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.cases import ops
+from gateway.core import ladder
+from gateway.models import Case, CaseReport, Report
+
+DONE = (ladder.RESOLVED, ladder.CLOSED)
+
+
+def on_report(session: Session, report: Report, now: datetime) -> Case | None:
+    """The case this report is now in, if any."""
+    if not report.place:
+        return None
+    rule = ops.rules_of(session).for_service(report.service)
+    if (report.delivered or "") not in rule.counts:
+        return None
+    case = session.scalars(select(Case).where(Case.place == report.place, Case.service == report.service,
+                                              Case.status.not_in(DONE)).order_by(Case.id.desc())).first()
+    if case is not None:
+        session.add(CaseReport(case_id=case.id, report_id=report.id))
+        session.flush()
+        case.report_count += 1
+        case.updated_at = now
+        return case
+    since = ops.privacy_day(now - rule.window)
+    loose = list(session.scalars(
+        select(Report.id).where(Report.place == report.place, Report.service == report.service,
+                                Report.delivered.in_(sorted(rule.counts)), Report.created_at >= since,
+                                ~Report.id.in_(select(CaseReport.report_id)))))
+    if report.id not in loose:
+        loose.append(report.id)
+    if len(loose) < rule.threshold:
+        return None
+    case = Case(ref=ops.new_case_ref(session), place=report.place, service=report.service, country=report.country,
+                status=ladder.OPEN, level=1, opened_at=now, updated_at=now)
+    session.add(case)
+    session.flush()
+    for rid in loose:
+        session.add(CaseReport(case_id=case.id, report_id=rid))
+    session.flush()
+    case.report_count = len(loose)
+    ops.record(session, case, "opened", actor=ops.SYSTEM, now=now,
+               note=f"{len(loose)} reports within {rule.window.days} days")
+    ops.send(session, case, actor=ops.SYSTEM, now=now)
+    return case
