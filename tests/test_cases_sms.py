@@ -274,10 +274,14 @@ def test_officials_csv_import_reports_bad_lines_and_cases_tick_command(app: Flas
     phone.run(f"{A} > REPORT WATER BALAKA NO\n{A} < Thank you...\n{B} > REPORT WATER BALAKA NO\n{B} < Thank you...")
     result = runner.invoke(args=["cases", "tick"])
     assert result.exit_code == 0 and "0 overdue" in result.output
-    with svc(app).sessions() as s, s.begin():
+    with svc(app).sessions() as s:
         case = s.scalars(select(Case).where(Case.place == "Balaka")).one()
-        case.deadline_at = utcnow() - timedelta(minutes=1)
-    result = runner.invoke(args=["cases", "tick"])
+        assert case.deadline_at is not None
+    before = (case.deadline_at - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    result = runner.invoke(args=["cases", "tick", "--at", before])  # a minute before the deadline: nothing
+    assert result.exit_code == 0 and "0 overdue" in result.output
+    after = (case.deadline_at + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    result = runner.invoke(args=["cases", "tick", "--at", after])  # time moved past it
     assert result.exit_code == 0 and "1 overdue, 0 sent to the next rung, 1 overdue at the top rung" in result.output
     with svc(app).sessions() as s:
         assert s.scalars(select(CaseEvent.kind).where(CaseEvent.case_id == case.id)).all()[-1] == "overdue"

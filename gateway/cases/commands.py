@@ -1,6 +1,8 @@
 """`flask cases tick`: apply case deadlines now (for cron; the workers also run it every minute)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -13,10 +15,12 @@ cases_cli = AppGroup("cases", help="Cases sent to officials, with deadlines.")
 
 
 @cases_cli.command("tick")
-def cases_tick() -> None:
+@click.option("--at", "at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"]),
+              default=None, help="Act as if it were this UTC time (to try the deadlines); default: now.")
+def cases_tick(at: datetime | None) -> None:
     """Apply passed deadlines: overdue cases go to the next rung and the organizers are told."""
     with services().sessions() as session, session.begin():
-        done = timer.tick(session, utcnow())
+        done = timer.tick(session, at or utcnow())
     click.echo(f"{done['overdue']} overdue, {done['escalated']} sent to the next rung, "
                f"{done['top_rung']} overdue at the top rung")
 
