@@ -101,7 +101,18 @@ def test_an_officials_text_waits_for_the_end_of_quiet_hours_in_the_places_time_z
 def test_flows_check_measures_every_case_text_in_one_segment(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["flows", "check"])
     assert result.exit_code == 0, result.output
-    for name in ("case_sent", "case_escalated", "case_escalated_promise", "status_resolved", "reporter_promised"):
+    for name in ("case_sent", "case_escalated", "case_escalated_promise", "case_escalated_nodate", "status_resolved",
+                 "reporter_promised"):
         for lang in ("en", "ny", "es"):
             line = next(x for x in result.output.splitlines() if f"texts.{name}.{lang}:" in x)
             assert "GSM-7 1 seg" in line and " ok" in line, line
+
+
+def test_a_case_text_missing_from_the_flow_files_is_an_error_not_an_empty_sms(app: Flask) -> None:
+    from gateway.cases import ops
+
+    with app.app_context():
+        flows = svc(app).flows
+        assert ops.say(flows, "case_ack_ok", "en", case="C7K2P").startswith("Thank you. Case C7K2P")
+        with pytest.raises(ops.CaseError, match="no text 'case_no_such_text'"):
+            ops.say(flows, "case_no_such_text", "en")

@@ -209,6 +209,32 @@ def test_not_acknowledged_in_time_goes_up_a_rung_and_a_passed_promise_is_overdue
     assert kinds(app, case)[-3:] == ["sent", "promised", "overdue"]
 
 
+def test_acknowledged_without_a_date_in_time_goes_up_a_rung_too(app: Flask) -> None:
+    import_officials(app)
+    phone = Phone(app, noon())
+    phone.run(f"""
+        {A} > REPORT CLINIC ZOMBA NO
+        {A} < Thank you...
+        {B} > REPORT CLINIC ZOMBA NO
+        {B} < Thank you...
+        @ worker
+        {DHO} < Our Network: 2 reports...
+    """)
+    ref = the_case(app).ref
+    phone.run(f"{DHO} > ACK {ref}\n{DHO} < Thank you. Case {ref} is acknowledged...")
+    assert the_case(app).deadline_at is not None  # ACK alone does not stop the clock
+    assert tick(app, phone.now + timedelta(days=4))["overdue"] == 0  # 5 more days to promise a date
+    phone.now += timedelta(days=6)
+    assert tick(app, phone.now) == {"overdue": 1, "escalated": 1, "top_rung": 0}
+    phone.run(f"""
+        @ worker
+        {DC} < 2 reports of no clinic in Zomba since *; the District Health Officer gave no date in 5 days. ACK {ref}, PROMISE {ref} 12/3 or DONE {ref}
+    """)
+    with svc(app).sessions() as s:
+        notes = [e.note for e in cases.timeline(s, the_case(app)) if e.kind == "overdue"]
+    assert notes == ["acknowledged by the District Health Officer, but no date promised in 5 days"]
+
+
 def test_commands_from_another_number_are_refused_and_change_nothing(app: Flask) -> None:
     import_officials(app)
     phone = Phone(app, noon())

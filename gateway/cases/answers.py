@@ -8,7 +8,7 @@ inbound path forgets it (gateway/people/privacy.py) so no row ties the reference
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -83,7 +83,10 @@ def _official(session: Session, contact: Contact, command: CaseCommand, flows: F
         return ops.say(flows, "case_refused", lang, **values, status=case.status)
     if command.verb == "ack":
         case.acknowledged_at = now
-        case.deadline_at = None  # the clock waits for a promised date (docs/cases.md)
+        # The same number of days again to promise a date (or say DONE); then it goes up a rung.
+        days = ops.rules_of(session).for_service(case.service).days_at(case.level)
+        today = ops.local_today(session, case, now)
+        case.deadline_at = ops.end_of_local_day(session, case, today + timedelta(days=days))
         ops.move(session, case, target, "acknowledged", actor=actor, now=now, official_id=official.id,
                  message_id=message_id)
         return ops.say(flows, "case_ack_ok", lang, **values)

@@ -180,9 +180,14 @@ def official_for(session: Session, place: str, service: str, level: int) -> Offi
 
 
 def say(flows: FlowSet, name: str, language: str | None, **values: Any) -> str:
-    """A system text (flows/system.yaml) in a language, placeholders filled."""
+    """A system text (flows/system.yaml) in a language, placeholders filled.
+
+    A text missing from the flow files raises CaseError naming it: an empty SMS is never sent.
+    """
     texts = flows.system.texts.get(name) or {}
-    text = flows.text(texts, language or flows.default_language)
+    text = flows.text(texts, language or flows.default_language) if texts else ""
+    if not text.strip():
+        raise CaseError(f"flows/system.yaml has no text {name!r}: add it (flows check measures it)")
     for key, value in values.items():
         text = text.replace("{" + key + "}", str(value))
     return text.strip()
@@ -389,7 +394,7 @@ def escalate_up(session: Session, case: Case, *, actor: str, now: datetime, why:
     case.level += 1
     official = official_for(session, case.place, case.service, case.level)
     history = {"role": role, "days": days}
-    text = "case_escalated_promise" if why == "promise" else "case_escalated"
+    text = {"promise": "case_escalated_promise", "date": "case_escalated_nodate"}.get(why, "case_escalated")
     return _send(session, case, actor=actor, now=now, text=text, history=history,
                  note=(f"escalated to {official.role} {official.name} (rung {case.level}): "
                        f"{_why(why, role, days, case)}" if official else None))
@@ -399,6 +404,8 @@ def _why(why: str, role: str, days: int, case: Case) -> str:
     if why == "promise":
         return f"promised for {short_date(case.promised_for)} by the {role}, not done" if case.promised_for \
             else f"promise by the {role} not kept"
+    if why == "date":
+        return f"acknowledged by the {role}, but no date promised in {days} days"
     return f"not acknowledged by the {role} in {days} days"
 
 

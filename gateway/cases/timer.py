@@ -34,7 +34,7 @@ def tick(session: Session, now: datetime) -> dict[str, Any]:
     """Apply every passed deadline now; counts of what happened."""
     overdue = escalated = stuck = 0
     for case in due(session, now):
-        why = "promise" if case.status == ladder.PROMISED else "ack"
+        why = {ladder.PROMISED: "promise", ladder.ACKNOWLEDGED: "date"}.get(case.status, "ack")
         overdue += 1
         if ops.official_for(session, case.place, case.service, case.level + 1) is not None:
             ops.escalate_up(session, case, actor=ops.SYSTEM, now=now, why=why)

@@ -70,7 +70,7 @@ CONTACT_FIELDS: dict[str, Column] = {
 SYSTEM_TEXTS = ("stop", "start", "help", "hint", "gave_up", "expired_hint", "pledge")
 # Cases (gateway/cases/): optional, so a flows directory without them still loads; `flows check`
 # measures every one present.
-CASE_TEXTS = ("case_sent", "case_disputed", "case_escalated", "case_escalated_promise",
+CASE_TEXTS = ("case_sent", "case_disputed", "case_escalated", "case_escalated_promise", "case_escalated_nodate",
               "case_ack_ok", "case_promise_ok", "case_done_ok", "case_not_yours", "case_bad_ref",
               "case_bad_date", "case_refused", "status_none", "status_unknown", "status_open", "status_sent",
               "status_acknowledged", "status_promised", "status_resolved", "status_overdue", "status_disputed",
