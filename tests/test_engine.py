@@ -319,3 +319,13 @@ def test_say_then_ask_share_one_sms(tmp_path: Path) -> None:
             expect: number
         """))
     assert handle(fs, ACTIVE, None, "survey", NOW).replies == ["Hello.\nYour age?"]
+
+
+def test_a_case_word_alone_in_a_conversation_answers_it_and_with_a_reference_is_a_case(fs) -> None:  # type: ignore[no-untyped-def]
+    started = handle(fs, ACTIVE, None, "REPORT", NOW)
+    assert started.state is not None
+    alone = handle(fs, ACTIVE, started.state, "done", NOW)
+    assert alone.handled_by == engine.HandledBy.CONVERSATION
+    with_ref = handle(fs, ACTIVE, started.state, "DONE C7K2P", NOW)
+    assert with_ref.handled_by == engine.HandledBy.CASE and with_ref.state == started.state
+    assert handle(fs, ACTIVE, None, "DONE", NOW).handled_by == engine.HandledBy.CASE  # outside: a case word

@@ -254,7 +254,8 @@ def _case_command(fs: FlowSet, tokens: list[Token], state: ConversationState | N
     """A case word first, then a reference: `STATUS R7K2PQ`, `PROMISE C7K2P 12 March`.
 
     NO is also every flow's "no", so it disputes only when no conversation is open and a reference
-    follows it; the other words are the gateway's own and always mean a case.
+    follows it. The other words mean a case outside a conversation, and inside one only when a
+    reference follows them ("done" alone answers the open question).
     """
     if not tokens:
         return None
@@ -264,8 +265,11 @@ def _case_command(fs: FlowSet, tokens: list[Token], state: ConversationState | N
         if first not in words:
             continue
         ref = tokens[1].raw.strip(".,;:!?()[]'\"").upper() if len(tokens) > 1 else ""
-        if verb == "dispute" and ((state is not None and state.expires_at > now) or not _REF_SHAPE.match(ref)):
+        talking = state is not None and state.expires_at > now
+        if verb == "dispute" and (talking or not _REF_SHAPE.match(ref)):
             return None
+        if talking and not _REF_SHAPE.match(ref):
+            return None  # "done" alone, in the middle of a conversation, is an answer to its question
         rest = " ".join(t.raw for t in tokens[2:])
         return CaseCommand(verb, ref[:12], rest[:60], language or words[first])
     return None
