@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
@@ -22,6 +22,28 @@ REPORT_COLUMNS = ("ref", "date", "country", "place", "service", "service_detail"
                   "details", "anonymous", "language", "source")  # source: "simulator" for a test
 MAX_NAME = 120  # Contact.name's column size
 _TAG_SPLIT = re.compile(r"[;,|]")
+
+
+class Sheet:
+    """An uploaded CSV: its header's column names (lower-cased) and its data lines, each named by number."""
+
+    def __init__(self, text: str) -> None:
+        self._reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+        header = next(self._reader, None)
+        self.names = [h.strip().lower() for h in header] if header else []
+
+    def rows(self, errors: list[str]) -> Iterator[tuple[int, dict[str, str]]]:
+        """(line number, {column: value}) for each line that is not blank; a line with more values
+        than columns is reported in `errors` instead."""
+        end = self._reader.line_num
+        for values in self._reader:
+            line, end = end + 1, self._reader.line_num  # a quoted field may span lines: name the first
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) > len(self.names):
+                errors.append(f"line {line}: {len(values)} values for {len(self.names)} columns")
+                continue
+            yield line, {n: (values[i].strip() if i < len(values) else "") for i, n in enumerate(self.names)}
 
 
 @dataclass(frozen=True)
@@ -46,11 +68,10 @@ def parse_contacts(text: str, default_country: str, gazetteers: Iterable[Gazette
                    languages: Sequence[str]) -> tuple[list[ContactRow], list[str]]:
     """Pure: the usable rows and one error per unusable line ('line 4: ...')."""
     gazetteers = list(gazetteers)
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    header = next(reader, None)
-    if not header:
+    sheet = Sheet(text)
+    names = sheet.names
+    if not names:
         return [], ["line 1: the file is empty; expected a header: " + ", ".join(CONTACT_COLUMNS)]
-    names = [h.strip().lower() for h in header]
     # "status" is accepted so an export imports again, but ignored: only a supporter ends an opt-out.
     unknown = [h for h in names if h and h not in (*CONTACT_COLUMNS, "status")]
     if "number" not in names or unknown:
@@ -59,15 +80,7 @@ def parse_contacts(text: str, default_country: str, gazetteers: Iterable[Gazette
     rows: list[ContactRow] = []
     errors: list[str] = []
     seen: dict[str, int] = {}
-    end = reader.line_num
-    for values in reader:
-        line, end = end + 1, reader.line_num  # a quoted field may span lines: name the first
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) > len(names):
-            errors.append(f"line {line}: {len(values)} values for {len(names)} columns")
-            continue
-        cell = {n: (values[i].strip() if i < len(values) else "") for i, n in enumerate(names)}
+    for line, cell in sheet.rows(errors):
         try:
             number = normalise_number(cell["number"], default_country)
         except InvalidNumber as exc:

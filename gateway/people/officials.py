@@ -5,8 +5,6 @@ number sealed there) with no consent: no broadcast's audience ever includes it.
 """
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable, Sequence
 
@@ -17,6 +15,7 @@ from gateway.core.phones import InvalidNumber, normalise_number
 from gateway.core.places import Gazetteer, match_place
 from gateway.models import Official
 from gateway.people import contacts
+from gateway.people.csvio import Sheet
 
 COLUMNS = ("number", "name", "role", "language", "places", "services", "level")
 OFFICIAL_TAG = "official"
@@ -27,27 +26,20 @@ def import_csv(session: Session, text: str, *, default_country: str, gazetteers:
                languages: Sequence[str]) -> tuple[int, list[str]]:
     """Create or update officials from CSV text; (how many went in, one error per bad line)."""
     gazetteers = list(gazetteers)
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    header = next(reader, None)
-    if not header:
+    sheet = Sheet(text)
+    names = sheet.names
+    if not names:
         return 0, ["line 1: the file is empty; expected a header: " + ",".join(COLUMNS)]
-    names = [h.strip().lower() for h in header]
     missing = [c for c in ("number", "name", "role") if c not in names]
     unknown = [h for h in names if h and h not in COLUMNS]
     if missing or unknown:
         return 0, [f"line 1: expected the columns {','.join(COLUMNS)}"
                    + (f"; missing: {', '.join(missing)}" if missing else "")
                    + (f"; unknown: {', '.join(unknown)}" if unknown else "")]
-    done, errors, seen = 0, [], {}  # type: tuple[int, list[str], dict[str, int]]
-    end = reader.line_num
-    for values in reader:
-        line, end = end + 1, reader.line_num
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) > len(names):
-            errors.append(f"line {line}: {len(values)} values for {len(names)} columns")
-            continue
-        cell = {n: (values[i].strip() if i < len(values) else "") for i, n in enumerate(names)}
+    done = 0
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    for line, cell in sheet.rows(errors):
         problem, official = _row(cell, default_country, gazetteers, languages)
         if problem:
             errors.append(f"line {line}: {problem}")
