@@ -23,6 +23,7 @@ from gateway import channels as channels_module
 from gateway import logs
 from gateway.channels.base import Provider
 from gateway.channels.twilio import TwilioProvider
+from gateway.core.caserules import CaseRules, load_rules
 from gateway.core.flowfile import FlowError, FlowSet, load_flows
 from gateway.core.places import find_place
 from gateway.core.vault import NumberVault
@@ -52,6 +53,7 @@ class Services:
     channels: channels_module.Channels  # every configured way out and in
     inbound: Inbound  # every way a text comes in: svc.inbound.receive(sms, inline=...)
     outbox: Callable[[], Outbox] = field(repr=False)  # the outbox as configured now (jobs build one per run)
+    case_rules: CaseRules = field(default_factory=CaseRules)  # flows/cases.yaml, loaded with the flows
 
     @property
     def flows(self) -> FlowSet:
@@ -82,9 +84,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         hops = settings.proxy_fix_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
 
-    flow_set, flow_error = None, None
+    flow_set, flow_error, case_rules = None, None, CaseRules()
     try:
-        flow_set = load_flows(settings.flows_dir, default_language=settings.default_language)
+        loaded = load_flows(settings.flows_dir, default_language=settings.default_language)
+        case_rules = load_rules(settings.flows_dir / "cases.yaml")
+        flow_set = loaded  # only when the case rules are sound too: svc.flows then names their problems
     except FlowError as exc:
         # Under the flask command line, keep going so `flows check` can list the problems;
         # a web server must not start with broken flows.
@@ -105,7 +109,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     twilio = channels.providers.get("twilio")
     svc = Services(settings, engine, sessions, flow_set, flow_error, channels.providers[settings.sms_provider],
                    twilio if isinstance(twilio, TwilioProvider) else None, redis, channels, inbound,
-                   partial(build_outbox, app))
+                   partial(build_outbox, app), case_rules)
     app.extensions["gateway"] = svc
     # Sessions carry the services, so code outside a request or command (the inbound path, the
     # cases' texts) reaches the flows, settings and queue the app was built with.

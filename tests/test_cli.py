@@ -122,6 +122,7 @@ def test_flows_check_passes_with_allow_segments(runner, flows_dir: Path) -> None
     ("rights.yaml", "drafts: [ny, es]", "drafts: [ny, es", "rights.yaml: not valid YAML (line 5)"),
     ("rights.yaml", "en: [RIGHTS]", "en: [RIGHTS, JOIN]", "rights.yaml: keywords.en: 'join' also starts flow 'join'"),
     ("rights.yaml", "es: [DERECHOS]", "es: [DERECHOS, BAJA]", "rights.yaml: keywords.es: 'baja' is a compliance keyword"),
+    ("cases.yaml", "threshold: 2\n", "threshold: 0\n", "cases.yaml: defaults.threshold:"),
 ])
 def test_flows_check_names_the_file_and_key(runner, flows_dir: Path, file: str, old: str, new: str,  # type: ignore[no-untyped-def]
                                              message: str) -> None:

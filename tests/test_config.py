@@ -106,6 +106,22 @@ def test_a_web_server_does_not_start_on_a_broken_flow_file(monkeypatch: pytest.M
     assert str(places) in text, text
 
 
+def test_a_web_server_does_not_start_on_broken_case_rules(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """flows/cases.yaml is loaded with the flows: a broken rule stops create_app too, naming file and key."""
+    import shutil
+
+    from gateway.core.flowfile import FlowError
+    from gateway.settings import ROOT
+
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "flows", flows)
+    rules = flows / "cases.yaml"
+    rules.write_text(rules.read_text(encoding="utf-8").replace("window: 14d", "window: soon", 1), encoding="utf-8")
+    with pytest.raises(FlowError) as caught:
+        start(monkeypatch, tmp_path, FLOWS_DIR=str(flows))
+    assert f"{rules}: defaults.window: expected a duration like 14d or 48h" in str(caught.value)
+
+
 def test_a_csv_that_is_not_a_spreadsheet_export_is_named(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Binary junk, a wrong header and a bad line each get a message naming the file and what to do."""
     junk = tmp_path / "photo.csv"

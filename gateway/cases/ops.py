@@ -18,7 +18,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from gateway.core import ladder
-from gateway.core.caserules import CaseRules, load_rules
+from gateway.core.caserules import CaseRules
 from gateway.core.compose import quiet_until
 from gateway.core.engine import REF_ALPHABET
 from gateway.core.flowfile import FlowSet
@@ -62,18 +62,9 @@ def flows_of(session: Session) -> FlowSet:
     return env(session).flows  # type: ignore[no-any-return]
 
 
-_rules_cache: dict[str, tuple[float, CaseRules]] = {}
-
-
 def rules_of(session: Session) -> CaseRules:
-    """flows/cases.yaml, read again when it changes."""
-    path = env(session).settings.flows_dir / "cases.yaml"
-    mtime = path.stat().st_mtime if path.exists() else 0.0
-    cached = _rules_cache.get(str(path))
-    if cached is None or cached[0] != mtime:
-        cached = (mtime, load_rules(path))
-        _rules_cache[str(path)] = cached
-    return cached[1]
+    """flows/cases.yaml, as create_app loaded it with the flows (checked at start and by `flows check`)."""
+    return env(session).case_rules  # type: ignore[no-any-return]
 
 
 def timezone_of(session: Session, case: Case) -> ZoneInfo:

@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 
 from gateway import services
 from gateway.channels.base import InboundSMS
+from gateway.core.caserules import load_rules
 from gateway.core.flowfile import FlowError, check_prompts, load_flows
 from gateway.outbound import queues
 
@@ -54,6 +55,7 @@ def flows_check() -> None:
     directory = settings.flows_dir
     try:
         flow_set = load_flows(directory, default_language=settings.default_language)
+        load_rules(directory / "cases.yaml")  # the case rules beside the flows (gateway/core/caserules.py)
     except FlowError as exc:
         for error in exc.errors:
             click.echo(error, err=True)
