@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import REQUIRE
+from tests.conftest import unavailable
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -38,7 +38,7 @@ class LiveServer:
 def chromium() -> Iterator:
     """One headless Chromium for the session (fails under CI when it is missing, skips elsewhere)."""
     if not Path(CHROMIUM).exists():
-        (pytest.fail if REQUIRE else pytest.skip)(f"no Chromium at {CHROMIUM}: apt-get install chromium")
+        unavailable("Chromium", f"none at {CHROMIUM}: apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
