@@ -14,15 +14,8 @@ from gateway.db import get_session
 from gateway.models import Case, Contact, Official
 from gateway.people import audit, officials
 from gateway.web import casedata
-from gateway.web.console import role_required
-from gateway.web.console.supporters import (
-    ImportForm,
-    _decode,
-    _gazetteers,
-    _languages,
-    full_numbers,
-    shown_number,
-)
+from gateway.web.console import role_required, uploads
+from gateway.web.console.supporters import full_numbers, shown_number
 from gateway.web.paging import paginate
 
 bp = Blueprint("officials", __name__, template_folder="templates")
@@ -49,16 +42,16 @@ def index() -> ResponseReturnValue:
 @role_required("organizer")
 def import_csv() -> ResponseReturnValue:
     """Upload a CSV of officials: good lines are saved, bad lines listed by line number."""
-    form = ImportForm()
+    form = uploads.ImportForm()
     imported: int | None = None
     errors: list[str] = []
     notice: str | None = None
     if form.validate_on_submit():
         upload = form.file.data
-        text, notice = _decode(upload.read())
+        text, notice = uploads.decode(upload.read())
         s = get_session()
         imported, errors = officials.import_csv(s, text, default_country=services().settings.default_country,
-                                                gazetteers=list(_gazetteers()), languages=_languages())
+                                                gazetteers=list(uploads.gazetteers()), languages=uploads.languages())
         audit.record(s, current_user.email, "officials.import", file=(upload.filename or "")[:200],
                      imported=imported, errors=len(errors))
         s.commit()

@@ -6,7 +6,6 @@ Viewers read (numbers masked), organizers also see full numbers and import.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
 from typing import Any
 
 from flask import (
@@ -19,18 +18,15 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import or_, select
 from sqlalchemy.sql import Select
 
 from gateway import services
 from gateway.core.phones import InvalidNumber, mask_number, normalise_number
-from gateway.core.places import GazetteerError, load_gazetteers
 from gateway.db import get_session
 from gateway.models import Contact, ContactTag, Message, Report, utcnow
 from gateway.people import accounts, audit, contacts, csvio
-from gateway.web.console import role_required
+from gateway.web.console import role_required, uploads
 from gateway.web.paging import paginate
 
 bp = Blueprint("supporters", __name__, template_folder="templates")
@@ -100,7 +96,7 @@ def _choices(session: Any) -> dict[str, list[str]]:
     places = session.scalars(select(Contact.place).where(Contact.place.is_not(None)).distinct()).all()
     languages = session.scalars(select(Contact.language).where(Contact.language.is_not(None)).distinct()).all()
     tags = session.scalars(select(ContactTag.tag).distinct()).all()
-    return {"place": sorted(places), "language": sorted(set(languages) | set(_languages())),
+    return {"place": sorted(places), "language": sorted(set(languages) | set(uploads.languages())),
             "tag": sorted(tags), "status": list(STATUSES)}
 
 
@@ -137,47 +133,18 @@ def contact(contact_id: int) -> ResponseReturnValue:
 # --------------------------------------------------------------------------- import
 
 
-class ImportForm(FlaskForm):
-    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to import.")])
-
-
-def _languages() -> tuple[str, ...]:
-    """The languages flows/system.yaml declares (none while the flow files are broken)."""
-    flow_set = services().flow_set
-    return flow_set.languages if flow_set is not None else ()
-
-
-def _gazetteers() -> Iterable[Any]:
-    svc = services()
-    if svc.flow_set is not None:
-        return svc.flow_set.gazetteers.values()
-    try:
-        return load_gazetteers(services().settings.flows_dir / "places").values()
-    except GazetteerError:
-        return []
-
-
-def _decode(data: bytes) -> tuple[str, str | None]:
-    """The file's text; spreadsheets on Windows may save in their own encoding."""
-    try:
-        return data.decode("utf-8"), None
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace"), (
-            "The file was not saved as UTF-8, so it was read as Windows (Excel) text: "
-            "check that names with accents came out right.")
-
-
 @bp.route("/supporters/import", methods=["GET", "POST"])
 @role_required("organizer")
 def import_csv() -> ResponseReturnValue:
     """Upload a CSV of supporters: good rows are saved, bad rows listed by line number."""
-    form = ImportForm()
+    form = uploads.ImportForm()
     result, notice = None, None
     errors: list[str] = []
     if form.validate_on_submit():
         upload = form.file.data
-        text, notice = _decode(upload.read())
-        rows, errors = csvio.parse_contacts(text, services().settings.default_country, _gazetteers(), _languages())
+        text, notice = uploads.decode(upload.read())
+        rows, errors = csvio.parse_contacts(text, services().settings.default_country, uploads.gazetteers(),
+                                            uploads.languages())
         s = get_session()
         result = csvio.apply_contacts(s, rows, utcnow())
         audit.record(s, current_user.email, "contacts.import", file=(upload.filename or "")[:200],
@@ -193,7 +160,7 @@ def import_csv() -> ResponseReturnValue:
 def too_large(_exc: Exception) -> ResponseReturnValue:
     """An upload over the server's limit: say so plainly instead of a bare error page."""
     limit_kb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 1024
-    return render_template("supporters_import.html", form=ImportForm(formdata=None), result=None, errors=[
+    return render_template("supporters_import.html", form=uploads.ImportForm(formdata=None), result=None, errors=[
         f"The file is too large: the limit is {limit_kb} KB. Split it into smaller files and import each."],
         notice=None, columns=csvio.CONTACT_COLUMNS, limit_kb=limit_kb), 413
 
