@@ -169,7 +169,8 @@ def test_spanish_and_chichewa_transcripts(app: Flask) -> None:
     assert the_case(app, "Machinga").status == "sent"
 
 
-def test_not_acknowledged_in_time_goes_up_a_rung_and_a_passed_promise_is_overdue(app: Flask) -> None:
+def case_sent_to_the_dho(app: Flask) -> Phone:
+    """Officials imported, then two reports of no clinic in Zomba: their case is texted to the DHO."""
     import_officials(app)
     phone = Phone(app, noon())
     phone.run(f"""
@@ -180,6 +181,11 @@ def test_not_acknowledged_in_time_goes_up_a_rung_and_a_passed_promise_is_overdue
         @ worker
         {DHO} < Our Network: 2 reports...
     """)
+    return phone
+
+
+def test_not_acknowledged_in_time_goes_up_a_rung_and_a_passed_promise_is_overdue(app: Flask) -> None:
+    phone = case_sent_to_the_dho(app)
     case = the_case(app)
     ref = case.ref
     assert tick(app, phone.now + timedelta(days=4))["overdue"] == 0  # 5 days to acknowledge (flows/cases.yaml)
@@ -210,16 +216,7 @@ def test_not_acknowledged_in_time_goes_up_a_rung_and_a_passed_promise_is_overdue
 
 
 def test_acknowledged_without_a_date_in_time_goes_up_a_rung_too(app: Flask) -> None:
-    import_officials(app)
-    phone = Phone(app, noon())
-    phone.run(f"""
-        {A} > REPORT CLINIC ZOMBA NO
-        {A} < Thank you...
-        {B} > REPORT CLINIC ZOMBA NO
-        {B} < Thank you...
-        @ worker
-        {DHO} < Our Network: 2 reports...
-    """)
+    phone = case_sent_to_the_dho(app)
     ref = the_case(app).ref
     phone.run(f"{DHO} > ACK {ref}\n{DHO} < Thank you. Case {ref} is acknowledged...")
     assert the_case(app).deadline_at is not None  # ACK alone does not stop the clock
@@ -236,16 +233,7 @@ def test_acknowledged_without_a_date_in_time_goes_up_a_rung_too(app: Flask) -> N
 
 
 def test_commands_from_another_number_are_refused_and_change_nothing(app: Flask) -> None:
-    import_officials(app)
-    phone = Phone(app, noon())
-    phone.run(f"""
-        {A} > REPORT CLINIC ZOMBA NO
-        {A} < Thank you...
-        {B} > REPORT CLINIC ZOMBA NO
-        {B} < Thank you...
-        @ worker
-        {DHO} < Our Network: 2 reports...
-    """)
+    phone = case_sent_to_the_dho(app)
     case = the_case(app)
     before = kinds(app, case)
     phone.run(f"""
