@@ -21,15 +21,20 @@ privacy_cli = AppGroup("privacy", help="Retention of what supporters wrote.")
 officials_cli = AppGroup("officials", help="Decision makers who receive cases.")
 
 
+def _read_sheet(file: Path) -> str:
+    """A CSV file's text (a spreadsheet's byte-order mark dropped); a file that is not UTF-8 is refused."""
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file}: not UTF-8 text; save the sheet as 'CSV UTF-8'") from None
+
+
 @officials_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def officials_import(file: Path) -> None:
     """Import FILE.csv (number,name,role,language,places,services,level); bad lines are reported by number."""
     svc = services()
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise click.ClickException(f"{file}: not UTF-8 text; save the sheet as 'CSV UTF-8'") from None
+    text = _read_sheet(file)
     with svc.sessions() as session, session.begin():
         done, errors = officials.import_csv(session, text, default_country=svc.settings.default_country,
                                             gazetteers=svc.flows.gazetteers.values(), languages=svc.flows.languages)
@@ -46,10 +51,7 @@ def officials_import(file: Path) -> None:
 def contacts_import(file: Path) -> None:
     """Import FILE.csv (number, name, language, place, tags); bad lines are reported, good ones kept."""
     svc = services()
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise click.ClickException(f"{file}: not UTF-8 text; save the sheet as 'CSV UTF-8'") from None
+    text = _read_sheet(file)
     rows, errors = csvio.parse_contacts(text, svc.settings.default_country,
                                         svc.flows.gazetteers.values(), svc.flows.languages)
     with svc.sessions() as session, session.begin():
