@@ -15,8 +15,21 @@ FILE_MODE = 0o600
 
 
 def private_dir(path: Path) -> Path:
-    """Create the directory owner-only if it is missing (an existing one is left as the operator set it)."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """Create the directory, and every missing parent, owner-only (an existing one is left as the operator set it).
+
+    Not `mkdir(parents=True)`: that gives the parents it creates the default mode, so the spool
+    (instance/spool) made first would leave instance/ itself readable by everyone.
+    """
+    missing = []
+    for directory in (path, *path.parents):
+        if directory.is_dir():
+            break
+        missing.append(directory)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            pass  # another process made it meanwhile
     return path
 
 

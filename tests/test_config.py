@@ -168,6 +168,21 @@ def test_instance_secrets_and_database_are_owner_only(monkeypatch: pytest.Monkey
         "secret_key": 0o600, "numbers_key": 0o600, "gateway.db": 0o600}
 
 
+def test_a_private_directory_made_first_leaves_every_parent_it_creates_owner_only(tmp_path: Path) -> None:
+    """The spool (instance/spool) may be the first thing made: instance/ must not be left world-readable."""
+    import os
+
+    from gateway.private import private_dir
+
+    old = os.umask(0o022)
+    try:
+        spool = private_dir(tmp_path / "instance" / "spool")
+    finally:
+        os.umask(old)
+    assert (_mode(tmp_path / "instance"), _mode(spool)) == (0o700, 0o700)
+    assert private_dir(spool) == spool  # made already: left as it is
+
+
 @pytest.mark.parametrize(("module", "make", "read"), [
     ("gateway.settings", "secrets.token_hex", "_secret_key"), ("gateway.settings", "secrets.token_urlsafe", "_numbers_key")])
 def test_two_processes_starting_at_once_share_one_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
