@@ -55,7 +55,9 @@ def start_worker(db_url: str, redis_url: str, fake: FakeTwilio, log: Path, *args
     env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, SMS_PROVIDER="twilio", SECRET_KEY=SECRET_KEY,
                TWILIO_ACCOUNT_SID=fake.account_sid, TWILIO_AUTH_TOKEN=fake.auth_token,
                TWILIO_API_BASE_URL=fake.base_url, TWILIO_FROM_NUMBER=SENDER, PUBLIC_BASE_URL=PUBLIC_BASE,
-               QUIET_HOURS="off", SENDER_RATE="1000", NUMBERS_KEY=NUMBERS_KEY, PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+               QUIET_HOURS="off", SENDER_RATE="1000", NUMBERS_KEY=NUMBERS_KEY,
+               SPOOL_DIR=str(log.parent / "spool"),  # in the test's own folder, not the checkout's instance/
+               PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}")
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker", *args], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
