@@ -1,7 +1,7 @@
 """Typed SQLAlchemy 2.0 models. Phone numbers are read and written only in gateway/people/contacts.py."""
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    Time,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -163,6 +164,9 @@ class Report(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     source: Mapped[str | None] = mapped_column(String(12))  # the channel it came through; "simulator" for tests
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    # An answer to a delivery check (gateway/evidence): which check, so answers tally per due date.
+    check_id: Mapped[int | None] = mapped_column(ForeignKey("checks.id", ondelete="SET NULL"), index=True)
+    verification: Mapped[str | None] = mapped_column(String(12))  # Verification, once its case was corroborated
 
 
 class Broadcast(Base):
@@ -328,3 +332,92 @@ class CaseEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)  # words for people; never a reporter's identity or words
     official_id: Mapped[int | None] = mapped_column(ForeignKey("officials.id", ondelete="SET NULL"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+
+
+class Verification(StrEnum):
+    """What asking other supporters of the place said about a report that opened a case."""
+
+    VERIFIED = "verified"  # enough of them said the service did not come either
+    CONTESTED = "contested"  # enough of them said it did
+    UNVERIFIED = "unverified"  # too few answers, or they disagree
+
+
+class CheckKind(StrEnum):
+    DELIVERY = "delivery"  # did a scheduled service come on its due date?
+    CORROBORATE = "corroborate"  # is what a case's reports say right?
+
+
+class CheckStatus(StrEnum):
+    PENDING = "pending"  # not asked yet (waits for its time, and out of quiet hours)
+    ASKED = "asked"  # the question is out; answers are coming in
+    CLOSED = "closed"  # tallied; its outcome is final
+
+
+class ServiceSchedule(Base):
+    """A service promised to a place: a clinic every 14 days from a date, or one distribution on one day.
+
+    Organizers record it, or an official's PROMISE creates it (case_id). Each due date gets a delivery
+    check (a Check) that asks a few supporters of the place, after `check_at` local time.
+    """
+
+    __tablename__ = "service_schedules"
+    __table_args__ = (Index("ix_service_schedules_place_service", "place", "service"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    place: Mapped[str] = mapped_column(String(80))  # as the gazetteers spell it
+    country: Mapped[str | None] = mapped_column(String(2))
+    service: Mapped[str] = mapped_column(String(40))  # clinic, water ... as reports spell it
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # language -> "the mobile clinic"
+    starts_on: Mapped[date] = mapped_column(Date)  # the first due date, in the place's own calendar
+    every_days: Mapped[int | None] = mapped_column(Integer)  # 14: every second week; None: one date only
+    ends_on: Mapped[date | None] = mapped_column(Date)  # the last possible due date; None: open-ended
+    check_at: Mapped[time] = mapped_column(Time)  # local time after which supporters are asked
+    sample_size: Mapped[int] = mapped_column(Integer, default=5)  # at most this many asked per due date
+    no_threshold: Mapped[int] = mapped_column(Integer, default=3)  # this many "no" answers open a case
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))  # from a PROMISE
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str | None] = mapped_column(String(160))  # an organizer's e-mail, "cli", "official:<id>"
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Check(Base):
+    """One question put to a few supporters of a place: a delivery check for a due date, or a corroboration."""
+
+    __tablename__ = "checks"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "due_on", name="uq_checks_schedule_due_on"),  # one check per due date
+        Index("ix_checks_status_ask_after", "status", "ask_after"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))  # CheckKind
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("service_schedules.id", ondelete="CASCADE"))
+    # delivery: the case its "no" answers opened; corroborate: the case whose reports it checks
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), index=True)
+    place: Mapped[str] = mapped_column(String(80))
+    country: Mapped[str | None] = mapped_column(String(2))
+    service: Mapped[str] = mapped_column(String(40))
+    due_on: Mapped[date] = mapped_column(Date)  # the due date (delivery) or the day it was opened (corroborate)
+    ask_after: Mapped[datetime] = mapped_column(DateTime)  # naive UTC: not asked before this
+    status: Mapped[str] = mapped_column(String(12), default=CheckStatus.PENDING.value)  # CheckStatus
+    asked: Mapped[int] = mapped_column(Integer, default=0)  # how many supporters were asked (the sample)
+    # delivery: delivered, not_delivered, partly, no_answer; corroborate: a Verification
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    asked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class CheckAsk(Base):
+    """One supporter asked in one check (never twice for one check), and their answer once given."""
+
+    __tablename__ = "check_asks"
+    __table_args__ = (Index("ix_check_asks_contact_asked_at", "contact_id", "asked_at"),)  # rotation
+
+    check_id: Mapped[int] = mapped_column(ForeignKey("checks.id", ondelete="CASCADE"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    asked_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    answer: Mapped[str | None] = mapped_column(String(10))  # yes, no, partly
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="SET NULL"))
