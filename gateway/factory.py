@@ -122,13 +122,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from gateway.inbound import commands as inbound_commands
     from gateway.outbound import commands as outbound_commands
     from gateway.people import commands as people_commands
-    from gateway.web import api, console, health
+    from gateway.web import api, console, health, metrics
 
     limits.init_app(app)
     for name in channels_module.PROVIDERS:  # each kind of channel's webhooks, whether configured or not
         if name in WEBHOOKS:
             app.register_blueprint(WEBHOOKS[name])
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     console.init_app(app)
     api.init_app(app)
     db.init_app(app)  # the session teardown and `flask db`; each package registers its own commands
