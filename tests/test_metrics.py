@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -160,3 +162,59 @@ def test_the_reconcilers_summary_is_logged_at_info_with_no_number(stack_app: Fla
     assert caplog.records  # something was logged, and none of it names a supporter
     for n in ZOMBA:
         assert n not in caplog.text and n[1:] not in caplog.text
+
+
+# --------------------------------------------------------------------------- the dashboard, in words
+
+
+def dashboard_text(app: Flask) -> str:
+    """The dashboard's "Sending" list as a viewer sees it, whitespace folded."""
+    from tests.conftest import Auth
+
+    client = app.test_client()
+    Auth(app, client).login("viewer")
+    html = client.get("/").get_data(as_text=True)
+    start = html.index('<ul id="sending">')
+    return " ".join(re.sub(r"<[^>]+>", " ", html[start:html.index("</ul>", start)]).split())
+
+
+def test_the_dashboard_says_how_many_wait_and_for_how_long(stack_app: Flask) -> None:
+    assert "No messages waiting." in dashboard_text(stack_app)
+    for n in ZOMBA:
+        add(stack_app, n)
+    launch(stack_app, create(stack_app, {"en": "Meet at the clinic"}, place="Zomba"), enqueue=False)
+    age(stack_app, 190)
+    words = dashboard_text(stack_app)
+    assert "3 messages waiting, the oldest 3 minutes." in words
+    age(stack_app, 7300)
+    assert "3 messages waiting, the oldest 2 hours: longer than sending them should take." in dashboard_text(stack_app)
+    if svc(stack_app).settings.redis_url:
+        assert "No worker is running: messages wait until one starts." in dashboard_text(stack_app)
+    else:  # the embedded default: the server is the worker
+        assert "worker" not in dashboard_text(stack_app)
+
+
+def test_the_dashboard_counts_texts_kept_while_the_database_was_away(stack_app: Flask) -> None:
+    with database_away(stack_app):
+        for n in ZOMBA:
+            inbound(stack_app.test_client(), sms("JOIN", n))
+    # As if this process had just tried to replay them and failed: the page must not replay them first.
+    svc(stack_app).inbound._last_replay[0] = time.monotonic() + 60
+    words = dashboard_text(stack_app)
+    assert "3 texts kept while the database was away, not handled yet." in words
+    assert all(n not in words for n in ZOMBA)
+
+
+def test_the_dashboard_in_chromium_says_what_waits(app: Flask, auth, live, page) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    from tests.test_browser_console import login
+
+    for n in ZOMBA:
+        add(app, n)
+    launch(app, create(app, {"en": "Meet at the clinic"}, place="Zomba"), enqueue=False)
+    age(app, 190)
+    login(page, live.url, auth.user("viewer"))
+    page.goto(live.url + "/")
+    expect(page.locator("#waiting")).to_have_text("3 messages waiting, the oldest 3 minutes.")
+    expect(page.locator("#sending")).not_to_contain_text("+265")

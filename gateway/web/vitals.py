@@ -7,11 +7,13 @@ processes and workers, each would hold only its own share (see gateway/web/metri
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from rq import Worker
 from sqlalchemy import func, or_, select, text
+from sqlalchemy.orm import Session
 
 from gateway import services
 from gateway.models import Message, MessageStatus, utcnow
@@ -67,13 +69,17 @@ class Vitals:
         return problems
 
 
-def gather(detail: bool = False) -> Vitals:
-    """Read the vitals now; `detail` adds the per-channel counts /metrics shows (a scan of messages)."""
+def gather(detail: bool = False, session: Session | None = None) -> Vitals:
+    """Read the vitals now; `detail` adds the per-channel counts /metrics shows (a scan of messages).
+
+    A page that already has a session passes it: on SQLite a second connection would wait for
+    the first one's write lock.
+    """
     svc = services()
     v = Vitals()
     now = utcnow()
     try:
-        with svc.sessions() as s:
+        with nullcontext(session) if session is not None else svc.sessions() as s:
             s.execute(text("SELECT 1"))
             v.database = True
             due = or_(Message.send_after.is_(None), Message.send_after <= now)
