@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import channels as channels_module
-from gateway import logs
+from gateway import embedded, logs
 from gateway.channels.base import Provider
 from gateway.channels.twilio import TwilioProvider
 from gateway.core.caserules import CaseRules, load_rules
@@ -142,6 +142,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.before_request(_replay_spool)
     if not settings.redis_url and app.config.get("EMBEDDED_WORKER", not app.config.get("TESTING")):
         # No Redis: the web process runs the RQ jobs itself, from its first request (commands do not).
+        # Only one process may (gateway/embedded.py): a second server stops here, saying why.
+        if embedded.serving_now():
+            embedded.claim_for_server(app)
         app.before_request(_embedded_worker_starter(app))
     return app
 
@@ -165,7 +168,10 @@ def _embedded_worker_starter(app: Flask) -> Callable[[], None]:
         if not started:
             with lock:
                 if not started:
-                    started.append(queues.start_embedded_worker(app, jobs.reconcile))
+                    instance = services().settings.instance_path
+                    embedded.hold(instance, "web server")  # ServerBusy (a 500, logged) while another sends
+                    started.append(queues.start_embedded_worker(app, jobs.reconcile,
+                                                                nudged_at=partial(embedded.nudged_at, instance)))
 
     return start_embedded_worker
 

@@ -189,7 +189,8 @@ class Settings:
 
 def _read(env: Mapping[str, str], instance: Path | None) -> dict[str, Any]:
     """All settings, from the environment with the documented defaults, as UPPER_CASE strings and numbers."""
-    instance = instance or ROOT / "instance"
+    # INSTANCE_PATH: where generated keys, the default database and the server lock live.
+    instance = instance or Path(env.get("INSTANCE_PATH") or ROOT / "instance")
     has_twilio = bool(env.get("TWILIO_ACCOUNT_SID") and env.get("TWILIO_AUTH_TOKEN"))
     settings: dict[str, Any] = {
         "DATABASE_URL": database_url(env.get("DATABASE_URL") or f"sqlite:///{instance / 'gateway.db'}"),
