@@ -116,7 +116,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     sessions.kw.setdefault("info", {})["services"] = svc
 
     # The parts below import `services` from this package, so they are imported once it is whole.
-    from gateway import db, limits
+    from gateway import backup, db, limits
     from gateway.cases import commands as cases_commands
     from gateway.channels.hooks import WEBHOOKS
     from gateway.inbound import commands as inbound_commands
@@ -133,6 +133,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     console.init_app(app)
     api.init_app(app)
     db.init_app(app)  # the session teardown and `flask db`; each package registers its own commands
+    backup.init_app(app)
     inbound_commands.init_app(app)
     outbound_commands.init_app(app)
     people_commands.init_app(app)
