@@ -137,7 +137,11 @@ def test_broadcast_send_hands_the_broadcast_to_the_running_server(site: Flask) -
         print(f"handed over in {handed:.1f} s; all {len(numbers)} sent {time.monotonic() - started:.1f} s after")
     finally:
         server.send_signal(signal.SIGINT)
-        server.communicate(timeout=WAIT)
+        logged, _ = server.communicate(timeout=WAIT)
+    # Both processes log one line per event at INFO, and never a supporter's number.
+    assert " INFO gateway.outbound.broadcasts broadcast 1 launched to 12 recipients" in out
+    assert " INFO gateway.outbound.jobs reconcile: " in logged
+    assert all(n not in out + logged and n[1:] not in out + logged for n in numbers)
 
 
 def _get(url: str) -> int:

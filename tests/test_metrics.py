@@ -218,3 +218,13 @@ def test_the_dashboard_in_chromium_says_what_waits(app: Flask, auth, live, page)
     page.goto(live.url + "/")
     expect(page.locator("#waiting")).to_have_text("3 messages waiting, the oldest 3 minutes.")
     expect(page.locator("#sending")).not_to_contain_text("+265")
+
+
+def test_a_short_metrics_token_stops_the_start_and_instance_path_comes_from_the_environment(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gateway.settings import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="METRICS_TOKEN has 5 characters; it needs at least 16"):
+        Settings.from_env({"METRICS_TOKEN": "short"}, tmp_path)
+    assert Settings.from_env({"METRICS_TOKEN": TOKEN}, tmp_path).metrics_token == TOKEN
+    assert TOKEN not in repr(Settings.from_env({"METRICS_TOKEN": TOKEN}, tmp_path))
+    assert Settings.from_env({"INSTANCE_PATH": str(tmp_path / "site")}).instance_path == tmp_path / "site"
