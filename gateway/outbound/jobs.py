@@ -18,6 +18,7 @@ from gateway.outbound import outbox, queues
 from gateway.people import audit, privacy
 
 logger = logging.getLogger(__name__)
+RECONCILER_KEY = "gateway:metrics:reconciler"  # hash: each action's total over every run, for /metrics
 _app: Flask | None = None
 
 
@@ -60,9 +61,24 @@ def reconcile(force: bool = False) -> dict[str, Any]:
     logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d jobs enqueued, %d inbound handled late, "
                 "%d replayed from the spool, %d expired conversations closed", done.settled_sent, done.requeued,
                 len(done.due), enqueued, stranded, spooled, closed)
-    return {"settled_sent": done.settled_sent, "requeued": done.requeued, "due": len(done.due),
-            "jobs": enqueued, "inbound_handled_late": stranded, "spool_replayed": spooled,
-            "expired_closed": closed}
+    result = {"settled_sent": done.settled_sent, "requeued": done.requeued, "due": len(done.due),
+              "jobs": enqueued, "inbound_handled_late": stranded, "spool_replayed": spooled,
+              "expired_closed": closed}
+    count_actions(svc.redis, result)
+    return result
+
+
+def count_actions(connection: Any, result: dict[str, int]) -> None:
+    """Add a reconciler run's actions to the totals in Redis (every worker's runs add up); never fails the run."""
+    try:
+        with connection.pipeline(transaction=False) as pipe:
+            pipe.hincrby(RECONCILER_KEY, "runs", 1)
+            for action, n in result.items():
+                if n and action != "due":  # "due" is a level, not an action: /metrics shows the queue itself
+                    pipe.hincrby(RECONCILER_KEY, action, n)
+            pipe.execute()
+    except Exception as exc:  # Redis away: the figures miss one run, the work is done
+        logger.warning("reconcile: could not count its actions: %s", exc)
 
 
 def close_expired(app: Flask) -> int:
