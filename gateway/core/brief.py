@@ -241,8 +241,8 @@ def responses(events: Iterable[Event], who: dict[int, tuple[str, str]]) -> list[
 
 
 # Any run of characters with a digit in it: phone numbers however spaced, dates, case and report references.
-_NUMBERISH = re.compile(r"[^\s\d]*\d(?:[\d\s\-./()]*\d)?[^\s\d]*")
-_EMAIL = re.compile(r"\S+@\S+")
+_NUMBERISH = re.compile(r"\+?\w*\d(?:[\d\s\-./()]*\d)?\w*")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
 REDACTED = "…"
 

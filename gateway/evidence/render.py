@@ -93,13 +93,14 @@ def context(brief: Brief, language: str, org_name: str) -> dict[str, Any]:
     return out
 
 
-def html(brief: Brief, language: str, org_name: str, stylesheet_url: str | None = None) -> str:
+def html(brief: Brief, language: str, org_name: str, stylesheet_url: str | None = None,
+         nav: list[tuple[str, str]] | None = None) -> str:
     """The brief as one HTML page; its CSS inline (WeasyPrint), or linked when a URL is given (the console's CSP)."""
     if language not in LANGUAGES:
         raise core.BadInput(f"lang {language[:10]!r}: the brief is written in {' or '.join(LANGUAGES)}")
     template = "brief_case.html" if isinstance(brief.figures, CaseFigures) else "brief.html"
     return _env.get_template(template).render(**context(brief, language, org_name), stylesheet_url=stylesheet_url,
-                                              inline_css=None if stylesheet_url else Markup(css()))
+                                              nav=nav or [], inline_css=None if stylesheet_url else Markup(css()))
 
 
 def pdf(brief: Brief, language: str, org_name: str) -> bytes:
