@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 
 from gateway import services
 from gateway.core.brief import BadInput
@@ -13,6 +14,7 @@ from gateway.evidence import briefs, render
 
 
 @click.command("brief")
+@with_appcontext
 @click.option("--place", default=None, help="The district, as the gazetteers spell it (e.g. Zomba).")
 @click.option("--month", default=None, help="The month, YYYY-MM (e.g. 2026-11).")
 @click.option("--case", "case_ref", default=None, help="A case's reference: the brief of that one case instead.")

@@ -107,7 +107,7 @@ def pdf(brief: Brief, language: str, org_name: str) -> bytes:
     """The brief as a PDF (A4), made by WeasyPrint from the same HTML."""
     from weasyprint import HTML  # imported here: it loads Pango and fonts, which only the PDF needs
 
-    for name in ("weasyprint", "fontTools"):  # their progress lines say nothing an operator needs
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):  # progress lines tell an operator nothing
         logging.getLogger(name).setLevel(logging.WARNING)
     fingerprint = brief.fingerprint
     document = HTML(string=html(brief, language, org_name), base_url=None)

@@ -21,6 +21,7 @@ bp = Blueprint("brief", __name__, template_folder="templates")
 
 
 @bp.get("/brief.css")
+@role_required("viewer")
 def stylesheet() -> ResponseReturnValue:
     """The brief's stylesheet: the console's CSP allows no inline style, so the page links it."""
     return Response(render.css(), mimetype="text/css", headers={"Cache-Control": "max-age=300"})
