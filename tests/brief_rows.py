@@ -145,3 +145,38 @@ def seed(app: Flask) -> Seeded:
             s.add(CaseEvent(case_id=o.id, at=o.resolved_at, kind="resolved", status="resolved",
                             actor="organizer@example.org", official_id=grace.id))
         return Seeded(schedule.id, case.ref, case.id, report_ids, [c.id for c in checks])
+
+
+def seed_busy(app: Flask, place: str = "Blantyre") -> None:
+    """A crowded month: five services promised, twelve cases sent to six officials with long roles, long words."""
+    with app.extensions["gateway"].sessions() as s, s.begin():
+        officials = []
+        for i in range(6):
+            phone = new_contact(s, f"+26588800010{i}", name=None, language="en", place=None, country="MW",
+                                status="active")
+            s.add(phone)
+            s.flush()
+            o = Official(contact_id=phone.id, name=f"Official Number{'abcdef'[i]} Longname-Surname",
+                         role="Deputy Director of Preventive Health Services and Community Outreach", language="en",
+                         places=[place], services=[], level=i + 1)
+            s.add(o)
+            officials.append(o)
+        s.flush()
+        for k, service in enumerate(["clinic", "water", "fertilizer", "school", "roads"]):
+            s.add(ServiceSchedule(place=place, country="MW", service=service, starts_on=date(2026, 5, 1 + k),
+                                  every_days=3, check_at=time(15, 0), created_by="cli"))
+        for n in range(12):
+            opened = datetime(2026, 11, 1 + n, 9, 0)
+            case = Case(ref=f"CB{n:02d}X", place=place, country="MW", service="clinic", status="sent", level=1,
+                        official_id=officials[n % 6].id, report_count=3, opened_at=opened,
+                        deadline_at=opened + timedelta(days=30))
+            s.add(case)
+            s.flush()
+            for o in officials[: 1 + n % 6]:
+                s.add(CaseEvent(case_id=case.id, at=opened + timedelta(hours=1), kind="sent", status="sent",
+                                actor="system", official_id=o.id))
+        for n in range(9):
+            s.add(Report(ref=f"RBUSY{n}", service="clinic", place=place, country="MW", delivered="no",
+                         anonymous=True, language="en", source="console", created_at=datetime(2026, 11, 2 + n, 9),
+                         details="The clinic did not come again and the women who walked from the far villages "
+                                 "waited all day in the sun with their babies without water or shade " * 2))

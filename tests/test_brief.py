@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from gateway.core import brief as core
 from gateway.evidence import briefs, figures, render
-from gateway.models import Check, CheckAsk, Report, User
+from gateway.models import Check, CheckAsk, Contact, Report, User
 from gateway.people import accounts, csvio
 from tests import brief_rows
 from tests.brief_rows import MONTH, NOW, NUMBERS, OFFICIAL, REPORTER, SILENT_PLACE
@@ -220,3 +220,35 @@ def test_the_reports_csv_names_the_check_and_its_due_date(app) -> None:  # type:
     rows = {r["ref"]: r for r in csv.DictReader(io.StringIO(out.getvalue()))}
     assert (rows[ref]["check_id"], rows[ref]["due_on"]) == (str(seeded.check_ids[0]), due)
     assert rows["RNOV0"]["verification"] == "verified" and rows["RNOV3"]["verification"] == ""
+
+
+def test_a_crowded_month_still_fits_one_page(app) -> None:  # type: ignore[no-untyped-def]
+    brief_rows.seed_busy(app)
+    with svc(app).sessions() as s:
+        made = briefs.for_place(s, "Blantyre", MONTH, list(svc(app).flows.gazetteers.values()), "MW", NOW)
+    assert len(made.figures.services) == 5 and len(made.figures.cases) == 12 and len(made.figures.officials) == 6
+    for lang in ("en", "es"):
+        pages, text = _pdf_text(render.pdf(made, lang, "Our Network"))
+        assert pages == 1, lang
+        assert made.fingerprint in text
+
+
+def test_a_place_whose_checks_nobody_answered_is_silent_too(app) -> None:  # type: ignore[no-untyped-def]
+    brief_rows.seed(app)
+    with svc(app).sessions() as s, s.begin():
+        s.add(Report(ref="RMACH1", service="water", place=SILENT_PLACE, country="MW", delivered="no", anonymous=True,
+                     language="en", created_at=datetime(2026, 11, 2, 9)))
+        check = Check(kind="delivery", place=SILENT_PLACE, country="MW", service="water",
+                      due_on=datetime(2026, 11, 12).date(), ask_after=datetime(2026, 11, 12, 13), status="closed",
+                      asked=3, outcome="no_answer")
+        s.add(check)
+        s.flush()
+        people = s.scalars(select(Contact.id).where(Contact.place == SILENT_PLACE)).all()
+        s.add_all(CheckAsk(check_id=check.id, contact_id=c, asked_at=datetime(2026, 11, 12, 13)) for c in people)
+    with svc(app).sessions() as s:
+        (silent,) = figures.silent_places(s, datetime(2026, 11, 1), datetime(2026, 12, 1))
+        made = briefs.for_place(s, SILENT_PLACE, MONTH, list(svc(app).flows.gazetteers.values()), "MW", NOW)
+    assert (silent.place, silent.reports, silent.checks_asked, silent.answers) == (SILENT_PLACE, 1, 1, 0)
+    assert made.figures.method.checks == 1 and made.figures.method.answered == 0
+    html = render.html(made, "es", "Our Network")
+    assert "Silencio: se hicieron 1 consultas en Machinga este mes y nadie respondió." in html

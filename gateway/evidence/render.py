@@ -16,8 +16,9 @@ from gateway.core import brief as core
 from gateway.evidence.figures import Brief, CaseFigures, PlaceFigures
 from gateway.evidence.words import LANGUAGES, Words
 
-MAX_CASES = 8  # rows in the cases table; the rest are counted
 MAX_SERVICES = 4  # delivery charts on the page
+# (body class, cases listed, officials listed, quotes): a crowded month is set tighter until it fits one page.
+DENSITIES = (("", 8, 6, 3), ("compact", 6, 5, 2), ("tight", 4, 4, 1))
 
 _env = Environment(loader=PackageLoader("gateway.evidence", "templates"), autoescape=select_autoescape(),
                    trim_blocks=True, lstrip_blocks=True)
@@ -79,11 +80,13 @@ def swatch(outcome: str, w: Words) -> Markup:
                   + _cell(1, 1, 17.5, 10, outcome, w(outcome), ids) + "</svg>")
 
 
-def context(brief: Brief, language: str, org_name: str) -> dict[str, Any]:
+def context(brief: Brief, language: str, org_name: str, density: int = 0) -> dict[str, Any]:
     """What the template needs: the brief, its words, and the charts already drawn."""
     w = Words(language)
+    name, cases, officials, quotes = DENSITIES[density]
     out: dict[str, Any] = {"b": brief, "f": brief.figures, "w": w, "lang": w.language, "org": org_name,
-                           "core": core, "max_cases": MAX_CASES,
+                           "core": core, "density": name, "max_cases": cases, "max_officials": officials,
+                           "max_quotes": quotes,
                            "legend": [(swatch(o, w), w(o)) for o in core.OUTCOMES]}
     if isinstance(brief.figures, PlaceFigures):
         shown = brief.figures.services[:MAX_SERVICES]
@@ -94,13 +97,14 @@ def context(brief: Brief, language: str, org_name: str) -> dict[str, Any]:
 
 
 def html(brief: Brief, language: str, org_name: str, stylesheet_url: str | None = None,
-         nav: list[tuple[str, str]] | None = None) -> str:
+         nav: list[tuple[str, str]] | None = None, density: int = 0) -> str:
     """The brief as one HTML page; its CSS inline (WeasyPrint), or linked when a URL is given (the console's CSP)."""
     if language not in LANGUAGES:
         raise core.BadInput(f"lang {language[:10]!r}: the brief is written in {' or '.join(LANGUAGES)}")
     template = "brief_case.html" if isinstance(brief.figures, CaseFigures) else "brief.html"
-    return _env.get_template(template).render(**context(brief, language, org_name), stylesheet_url=stylesheet_url,
-                                              nav=nav or [], inline_css=None if stylesheet_url else Markup(css()))
+    return _env.get_template(template).render(**context(brief, language, org_name, density),
+                                              stylesheet_url=stylesheet_url, nav=nav or [],
+                                              inline_css=None if stylesheet_url else Markup(css()))
 
 
 def pdf(brief: Brief, language: str, org_name: str) -> bytes:
@@ -109,6 +113,9 @@ def pdf(brief: Brief, language: str, org_name: str) -> bytes:
 
     for name in ("weasyprint", "weasyprint.progress", "fontTools"):  # progress lines tell an operator nothing
         logging.getLogger(name).setLevel(logging.WARNING)
-    fingerprint = brief.fingerprint
-    document = HTML(string=html(brief, language, org_name), base_url=None)
-    return document.write_pdf(pdf_identifier=fingerprint.encode(), custom_metadata=True)  # type: ignore[no-any-return]
+    for density in range(len(DENSITIES)):
+        document = HTML(string=html(brief, language, org_name, density=density), base_url=None).render()
+        if len(document.pages) == 1:
+            break
+    # The tightest setting is kept even if it runs over: a second page beats a figure left out.
+    return document.write_pdf(pdf_identifier=brief.fingerprint.encode(), custom_metadata=True)  # type: ignore[no-any-return]

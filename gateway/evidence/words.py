@@ -19,6 +19,8 @@ WORDS: dict[str, dict[str, str]] = {
         "promised": "Promised against delivered",
         "promised_lead": "Each bar is one month; each part of it is one due date the service was promised.",
         "came": "{service}: came on {delivered} of {due} due dates in {month}",
+        "came_one": "{service}: came on {delivered} of 1 due date in {month}",
+        "more_services": "Also promised, not charted here: {names}",
         "came_six": "{delivered} of {due} over the six months",
         "nothing_due": "No service was scheduled for {place} in these six months.",
         "nothing_due_month": "{service}: nothing was due in {month}",
@@ -31,6 +33,8 @@ WORDS: dict[str, dict[str, str]] = {
         "asked": "Asked (official, date)", "nobody_asked": "not sent yet",
         "state_open": "open", "state_overdue": "OVERDUE", "state_resolved": "resolved", "state_closed": "closed",
         "more_cases": "and {n} more (see the console)",
+        "more_officials": "and {n} more officials (see the console)",
+        "earlier": "{n} earlier;",
         "promised_for": "promised for {day}",
         "officials": "How officials answered",
         "official": "Official", "sent": "Cases sent", "answered": "Answered", "rate": "Rate",
@@ -77,6 +81,8 @@ WORDS: dict[str, dict[str, str]] = {
         "promised": "Lo prometido frente a lo entregado",
         "promised_lead": "Cada barra es un mes; cada parte, una fecha en que se prometió el servicio.",
         "came": "{service}: llegó {delivered} de {due} fechas prometidas en {month}",
+        "came_one": "{service}: llegó {delivered} de 1 fecha prometida en {month}",
+        "more_services": "También prometido, sin gráfico aquí: {names}",
         "came_six": "{delivered} de {due} en los seis meses",
         "nothing_due": "No se programó ningún servicio para {place} en estos seis meses.",
         "nothing_due_month": "{service}: nada estaba previsto en {month}",
@@ -89,6 +95,8 @@ WORDS: dict[str, dict[str, str]] = {
         "asked": "A quién se pidió (autoridad, fecha)", "nobody_asked": "aún no enviado",
         "state_open": "abierto", "state_overdue": "VENCIDO", "state_resolved": "resuelto", "state_closed": "cerrado",
         "more_cases": "y {n} más (ver la consola)",
+        "more_officials": "y {n} autoridades más (ver la consola)",
+        "earlier": "{n} antes;",
         "promised_for": "prometido para el {day}",
         "officials": "Cómo respondieron las autoridades",
         "official": "Autoridad", "sent": "Casos enviados", "answered": "Respondidos", "rate": "Tasa",
@@ -147,6 +155,8 @@ class Words:
         self.language = language if language in WORDS else "en"
 
     def __call__(self, key: str, **fields: object) -> str:
+        if fields.get("due") == 1 and f"{key}_one" in WORDS["en"]:
+            key = f"{key}_one"  # the one plural that reads wrong otherwise: "1 due dates"
         text = WORDS[self.language].get(key) or WORDS["en"][key]
         return text.format(**fields) if fields else text
 
@@ -165,6 +175,10 @@ class Words:
 
     def service(self, key: str) -> str:
         return SERVICES[self.language].get(key, key.capitalize())
+
+    def services(self, records: object) -> str:
+        """Services' names, comma-separated (records with a .service)."""
+        return ", ".join(self.service(r.service) for r in records)  # type: ignore[attr-defined]
 
     def percent(self, value: float | None) -> str:
         return "–" if value is None else self("pct", n=round(value * 100))
