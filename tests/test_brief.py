@@ -57,6 +57,9 @@ def test_the_figures_of_a_month(app) -> None:  # type: ignore[no-untyped-def]
     m = f.method
     assert (m.checks, m.asked, m.verified, m.contested, m.unverified) == (13, 65, 2, 1, 0)
     assert f.silent is None  # Zomba spoke
+    # The month's reports by answer: 4 in the case, 3 answers to the 10 November check; not the simulator's.
+    (clinic_reports,) = f.reported
+    assert (clinic_reports.yes, clinic_reports.no, clinic_reports.partly, m.reports) == (3, 3, 1, 7)
 
 
 def test_quotes_carry_no_number_and_no_name(app) -> None:  # type: ignore[no-untyped-def]
@@ -107,7 +110,7 @@ def test_the_figures_recount_from_the_reports_csv(app) -> None:  # type: ignore[
         csvio.export_reports(s, out)
         answers_by_check = Counter(a.check_id for a in s.scalars(select(CheckAsk).where(CheckAsk.answer.is_not(None))))
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
-    month = [r for r in rows if r["place"] == "Zomba" and r["date"].startswith(MONTH)]
+    month = [r for r in rows if r["place"] == "Zomba" and r["date"].startswith(MONTH) and r["source"] != "simulator"]
     assert len(month) == f.method.reports
     assert sum(bool(r["check_id"]) for r in month) == f.method.reports_from_checks
     labels = Counter(r["verification"] for r in month if r["verification"])

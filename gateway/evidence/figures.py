@@ -32,6 +32,8 @@ from gateway.models import (
 )
 from gateway.web.casedata import is_overdue
 
+SIMULATOR = "simulator"  # Report.source of the console simulator's test reports
+
 
 @dataclass(frozen=True)
 class Method:
@@ -70,6 +72,17 @@ class SilentPlace:
 
 
 @dataclass(frozen=True)
+class Reported:
+    """The month's reports about one service by their answer to "did it come?" (from any supporter, checks too)."""
+
+    service: str
+    yes: int
+    no: int
+    partly: int
+    unknown: int
+
+
+@dataclass(frozen=True)
 class PlaceFigures:
     place: str
     month: str  # YYYY-MM
@@ -80,6 +93,7 @@ class PlaceFigures:
     quotes: tuple[core.Quote, ...]
     method: Method
     silent: SilentPlace | None  # this place, when it was silent in the month
+    reported: tuple[Reported, ...] = ()
 
     def count(self, state: str) -> int:
         return sum(c.state == state for c in self.cases)
@@ -236,7 +250,8 @@ def silent_places(session: Session, start: datetime, end: datetime, place: str |
     if not people:
         return []
     reports: dict[str, int] = dict(session.execute(select(Report.place, func.count()).where(
-        Report.place.in_(list(people)), Report.created_at >= start, Report.created_at < end)
+        Report.place.in_(list(people)), Report.created_at >= start, Report.created_at < end,
+        or_(Report.source.is_(None), Report.source != SIMULATOR))
         .group_by(Report.place)).all())  # type: ignore[arg-type]
     checks = select(Check.place, func.count(func.distinct(Check.id)), func.count(CheckAsk.answer)).outerjoin(
         CheckAsk, CheckAsk.check_id == Check.id).where(
@@ -271,11 +286,13 @@ def place_figures(session: Session, place: str, month: date, now: datetime | Non
     window_start = datetime.combine(start_d, time.min)
     officials = _official_lines(session, official_ids, window_start, as_of_end, place)
 
+    # The console's simulator makes test reports, not evidence: they count nowhere in a brief.
     month_reports = list(session.scalars(select(Report).where(
-        Report.place == place, Report.created_at >= month_start, Report.created_at < as_of_end)))
+        Report.place == place, Report.created_at >= month_start, Report.created_at < as_of_end,
+        or_(Report.source.is_(None), Report.source != SIMULATOR))))
     pool = Counter(r.service for r in month_reports)
     said = [core.Said(r.service, r.details, r.created_at.date(), pool[r.service])
-            for r in sorted(month_reports, key=lambda r: r.ref) if r.source != "simulator"]
+            for r in sorted(month_reports, key=lambda r: r.ref)]
     quotes = core.quotes(said, _names(session))
 
     checks = list(session.scalars(select(Check).where(
@@ -288,8 +305,12 @@ def place_figures(session: Session, place: str, month: date, now: datetime | Non
                     len(checks), sum(c.asked for c in checks), answered or 0,
                     v["verified"], v["contested"], v["unverified"])
     silent = silent_places(session, month_start, as_of_end, place)
+    answers: dict[str, Counter[str]] = {}
+    for r in month_reports:
+        answers.setdefault(r.service, Counter())[r.delivered if r.delivered in ("yes", "no", "partly") else "?"] += 1
+    reported = tuple(Reported(k, c["yes"], c["no"], c["partly"], c["?"]) for k, c in sorted(answers.items()))
     return PlaceFigures(place, month.strftime("%Y-%m"), as_of, tuple(services), tuple(lines), tuple(officials),
-                        tuple(quotes), method, silent[0] if silent else None)
+                        tuple(quotes), method, silent[0] if silent else None, reported)
 
 
 def case_figures(session: Session, case: Case, now: datetime | None = None) -> CaseFigures:
@@ -299,7 +320,7 @@ def case_figures(session: Session, case: Case, now: datetime | None = None) -> C
     reports = list(session.scalars(select(Report).join(CaseReport, CaseReport.report_id == Report.id)
                                    .where(CaseReport.case_id == case.id).order_by(Report.ref)))
     said = [core.Said(r.service, r.details, r.created_at.date(), len(reports))
-            for r in reports if r.source != "simulator"]
+            for r in reports if r.source != SIMULATOR]
     # Officials' records over every place, for six months: a fair rate needs enough cases.
     officials = _official_lines(session, official_ids, now - timedelta(days=183), now, None)
     corroboration = session.scalar(select(Check.outcome).where(

@@ -18,7 +18,7 @@ from gateway.evidence.words import LANGUAGES, Words
 
 MAX_SERVICES = 4  # delivery charts on the page
 # (body class, cases listed, officials listed, quotes): a crowded month is set tighter until it fits one page.
-DENSITIES = (("", 8, 6, 3), ("compact", 6, 5, 2), ("tight", 4, 4, 1))
+DENSITIES = (("", 8, 6, 3), ("compact", 6, 5, 2), ("tight", 4, 3, 1))
 
 _env = Environment(loader=PackageLoader("gateway.evidence", "templates"), autoescape=select_autoescape(),
                    trim_blocks=True, lstrip_blocks=True)
@@ -109,10 +109,11 @@ def html(brief: Brief, language: str, org_name: str, stylesheet_url: str | None 
 
 def pdf(brief: Brief, language: str, org_name: str) -> bytes:
     """The brief as a PDF (A4), made by WeasyPrint from the same HTML."""
+    # Before the import, which already parses its own stylesheets: progress lines tell an operator nothing.
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     from weasyprint import HTML  # imported here: it loads Pango and fonts, which only the PDF needs
 
-    for name in ("weasyprint", "weasyprint.progress", "fontTools"):  # progress lines tell an operator nothing
-        logging.getLogger(name).setLevel(logging.WARNING)
     for density in range(len(DENSITIES)):
         document = HTML(string=html(brief, language, org_name, density=density), base_url=None).render()
         if len(document.pages) == 1:
