@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from gateway.core import brief as core
 from gateway.evidence import briefs, figures, render
-from gateway.models import Check, CheckAsk, Contact, Report, User
+from gateway.models import Case, Check, CheckAsk, Contact, Report, User
 from gateway.people import accounts, csvio
 from tests import brief_rows
 from tests.brief_rows import MONTH, NOW, NUMBERS, OFFICIAL, REPORTER, SILENT_PLACE
@@ -255,3 +255,19 @@ def test_a_place_whose_checks_nobody_answered_is_silent_too(app) -> None:  # typ
     assert made.figures.method.checks == 1 and made.figures.method.answered == 0
     html = render.html(made, "es", "Our Network")
     assert "Silencio: se hicieron 1 consultas en Machinga este mes y nadie respondió." in html
+
+
+def test_overdue_cases_are_listed_first(app) -> None:  # type: ignore[no-untyped-def]
+    brief_rows.seed(app)
+    with svc(app).sessions() as s, s.begin():
+        s.add_all([Case(ref="CRSLVD", place="Zomba", country="MW", service="water", status="resolved",
+                        opened_at=datetime(2026, 11, 20, 9), resolved_at=datetime(2026, 11, 22, 9)),
+                   Case(ref="COPEN2", place="Zomba", country="MW", service="water", status="open",
+                        opened_at=datetime(2026, 11, 21, 9))])
+    made = _place_brief(app)
+    assert {c.ref: (c.state, c.days) for c in made.figures.cases} == {
+        "CZMB7": ("overdue", 24), "CRSLVD": ("resolved", 2), "COPEN2": ("open", 7)}
+    html = render.html(made, "en", "Our Network")
+    table = html[html.index('<table class="cases">'):]
+    assert table.index("CZMB7") < table.index("COPEN2") < table.index("CRSLVD")
+    assert "1 open, 1 overdue, 1 resolved, 0 closed" in html

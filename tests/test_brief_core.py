@@ -142,3 +142,18 @@ def test_spanish_has_every_word_english_has() -> None:
     for key, text in WORDS["en"].items():
         assert re.findall(r"{(\w+)}", text) == re.findall(r"{(\w+)}", WORDS["es"][key]) or \
             set(re.findall(r"{(\w+)}", text)) == set(re.findall(r"{(\w+)}", WORDS["es"][key])), key
+
+
+said_st = st.builds(core.Said, st.sampled_from(["clinic", "water"]),
+                    st.one_of(st.none(), st.text(max_size=300)), st.just(date(2026, 11, 3)), st.integers(0, 6))
+
+
+@given(st.lists(said_st, max_size=30))
+def test_quotes_are_few_scrubbed_and_only_from_a_crowd(said) -> None:  # type: ignore[no-untyped-def]
+    names = core.name_words(NAMES)
+    picked = core.quotes(said, names)
+    assert len(picked) <= core.MAX_QUOTES
+    crowded = {core.scrub(s.details, names) for s in said if s.details and s.pool >= core.MIN_REPORTS_FOR_QUOTES}
+    for q in picked:
+        assert q.text in crowded and not re.search(r"\d", q.text)
+        assert core.MIN_QUOTE <= len(q.text) <= core.MAX_QUOTE + 2

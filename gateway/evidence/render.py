@@ -17,6 +17,7 @@ from gateway.evidence.figures import Brief, CaseFigures, PlaceFigures
 from gateway.evidence.words import LANGUAGES, Words
 
 MAX_SERVICES = 4  # delivery charts on the page
+STATE_ORDER = ("overdue", "open", "resolved", "closed")
 # (body class, cases listed, officials listed, quotes): a crowded month is set tighter until it fits one page.
 DENSITIES = (("", 8, 6, 3), ("compact", 6, 5, 2), ("tight", 4, 3, 1))
 
@@ -89,6 +90,9 @@ def context(brief: Brief, language: str, org_name: str, density: int = 0) -> dic
                            "max_quotes": quotes,
                            "legend": [(swatch(o, w), w(o)) for o in core.OUTCOMES]}
     if isinstance(brief.figures, PlaceFigures):
+        # Overdue first, then open, then resolved and closed; newest first within each.
+        out["cases_listed"] = sorted(brief.figures.cases, key=lambda c: (
+            STATE_ORDER.index(c.state), -c.opened_on.toordinal(), c.ref))
         shown = brief.figures.services[:MAX_SERVICES]
         most = max((m.due for s in shown for m in s.months), default=1)
         out["charts"] = [(s, delivery_chart(s, most, w, str(i))) for i, s in enumerate(shown)]
