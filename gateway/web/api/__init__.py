@@ -13,7 +13,7 @@ from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 
 from gateway import db
-from gateway.web.api import broadcasts, cases, contacts, messages, openapi, reports  # noqa: F401  (their views join bp)
+from gateway.web.api import brief, broadcasts, cases, contacts, messages, openapi, reports  # noqa: F401  (their views join bp)
 from gateway.web.api.blueprint import bp
 from gateway.web.api.errors import routing_errors
 from gateway.web.console import csrf

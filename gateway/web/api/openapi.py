@@ -185,6 +185,11 @@ def spec() -> dict[str, Any]:
             "data": {"type": "array", "items": _ref("SetAside")}, "pagination": _ref("Pagination")}},
         "ReportList": {"type": "object", "required": ["data", "pagination"], "properties": {
             "data": {"type": "array", "items": _ref("Report")}, "pagination": _ref("Pagination")}},
+        "Brief": {"type": "object", "required": ["kind", "generated_at", "fingerprint", "figures"], "properties": {
+            "kind": {"type": "string", "enum": ["place", "case"]},
+            "generated_at": {"type": "string", "format": "date-time"},
+            "fingerprint": {"type": "string", "description": "The first 12 hex digits of the SHA-256 of the figures' canonical JSON (sorted keys, no spaces), in groups of 4."},
+            "figures": {"type": "object", "description": "place, month, as_of, services (per month: due, delivered, partly, not_delivered, no_answer, unchecked), cases, officials, quotes, method, silent; see docs/evidence.md."}}},
         "ReportCounts": {"type": "object", "required": ["total", "by_place", "by_service", "by_week"], "properties": {
             "filters": {"type": "object", "additionalProperties": {"type": "string"}},
             "total": {"type": "integer"},
@@ -406,6 +411,23 @@ def spec() -> dict[str, Any]:
                 description="The CSV text inside JSON (Content-Type: application/json), not a text/csv body. "
                             "Good lines are saved; bad ones are listed by line number. Recorded in the "
                             "audit log (officials.import)."),
+        },
+        "/api/v1/brief": {
+            "get": _operation("The one-page evidence brief", {
+                "200": {"description": "The brief: a one-page A4 PDF (format=pdf), or its figures as JSON (format=json).",
+                        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                                    "application/json": {"schema": _ref("Brief")}}},
+                "404": not_found}, tag="reports", operation_id="getBrief", parameters=[
+                _query("place", "The district (matched to the gazetteers). Required unless case is given."),
+                _query("month", "The month, YYYY-MM. Required unless case is given.", {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}),
+                _query("lang", "The brief's language.", {"type": "string", "enum": ["en", "es"], "default": "en"}),
+                _query("format", "pdf (the default) or json (the figures).", {"type": "string", "enum": ["pdf", "json"], "default": "pdf"}),
+                _query("case", "A case's reference: the brief of that one case instead of a place's month.")],
+                description="Delivery against due dates month by month, cases and who was asked, officials' response "
+                            "rates (only over 3 cases or more), scrubbed quotes, how the figures were gathered, silence, "
+                            "and a fingerprint of the figures to cite. A bad place, month or language is a 400; an "
+                            "unknown case a 404. Each brief is recorded in the audit log (export.brief); docs/evidence.md "
+                            "says what each figure means."),
         },
         "/api/v1/openapi.json": {
             "get": _operation("This description", {"200": {"description": "OpenAPI 3.1 JSON.",

@@ -1,0 +1,1 @@
+"""Evidence for decision makers: schedules, delivery checks, corroboration, and the one-page brief."""
