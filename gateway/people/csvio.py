@@ -19,7 +19,8 @@ from gateway.people import contacts
 
 CONTACT_COLUMNS = ("number", "name", "language", "place", "tags")
 REPORT_COLUMNS = ("ref", "date", "country", "place", "service", "service_detail", "delivered",
-                  "details", "anonymous", "language", "source")  # source: "simulator" for a test
+                  "details", "anonymous", "language", "source",  # source: "simulator" for a test
+                  "verification", "check_id")  # corroboration's label; the delivery check it answers
 MAX_NAME = 120  # Contact.name's column size
 _TAG_SPLIT = re.compile(r"[;,|]")
 
@@ -183,6 +184,7 @@ def export_reports(session: Session, out: TextIO) -> int:
     for r in session.scalars(select(Report).order_by(func.date(Report.created_at), Report.ref)):
         writer.writerow([r.ref, r.created_at.date().isoformat(), r.country or "", r.place or "", r.service,
                          _safe(r.service_detail), r.delivered or "", _safe(r.details),
-                         "yes" if r.anonymous else "no", r.language or "", r.source or ""])
+                         "yes" if r.anonymous else "no", r.language or "", r.source or "", r.verification or "",
+                         r.check_id or ""])
         count += 1
     return count

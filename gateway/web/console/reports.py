@@ -215,7 +215,8 @@ def export_csv() -> ResponseReturnValue:
     for r in s.scalars(f.filter.apply(select(Report)).order_by(func.date(Report.created_at), Report.ref)):
         writer.writerow([r.ref, r.created_at.date().isoformat(), r.country or "", r.place or "", r.service,
                          csvio._safe(r.service_detail), r.delivered or "", csvio._safe(r.details),
-                         "yes" if r.anonymous else "no", r.language or "", r.source or ""])
+                         "yes" if r.anonymous else "no", r.language or "", r.source or "", r.verification or "",
+                         r.check_id or ""])
         count += 1
     audit.record(s, current_user.email, "export.reports", filter=f.as_args(), count=count)
     s.commit()
