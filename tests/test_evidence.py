@@ -3,13 +3,15 @@ moves forward; answers tally; enough "no" opens a case; corroboration labels the
 """
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from flask import Flask
 from sqlalchemy import select
 
+from gateway.core.schedule import local_day
 from gateway.core.segments import count_segments
-from gateway.models import Case, CaseReport, Check, CheckAsk, Report
+from gateway.evidence import schedules
+from gateway.models import Case, CaseReport, Check, CheckAsk, Report, ServiceSchedule, utcnow
 from tests.cases_helpers import import_officials
 from tests.evidence_helpers import add_schedule, all_checks, asked, texts_to, tick
 from tests.helpers import add, change_settings, svc
@@ -148,3 +150,38 @@ def test_stop_wins_over_an_open_check(app: Flask) -> None:
     assert phone.send(A, "2") == []  # stopped: kept for the organizers, not counted
     with svc(app).sessions() as s:
         assert s.scalar(select(Report.id)) is None
+
+
+def test_a_late_answer_is_told_so_but_a_pledge_still_counts(app: Flask) -> None:
+    supporters(app)
+    now = utcnow()  # an alert's pledges are open from its real launch: this test runs on today's clock
+    today = local_day(now, "Africa/Blantyre")
+    add_schedule(app, place="Zomba", service="clinic", starts_on=today.isoformat(), check_at="00:00",
+                 sample_size=1, no_threshold=1)
+    tick(app, now)
+    phone = Phone(app, now)
+    assert phone.send(A, "YES") == ["Thank you, your answer is counted."]
+    assert phone.send(A, "yes") == ["Thank you. We already have an answer from you to that question, "
+                                    "so nothing changed."]
+    phone.launch("Will you come to the assembly on Friday? Reply YES", keyword="YES")
+    phone.worker()
+    phone.now = utcnow()
+    assert phone.send(A, "YES") == ["Thank you! Your pledge is counted. Together we are heard."]
+    phone.now = now + timedelta(days=7)  # a week on: a 1 is no answer to anything
+    assert phone.send(A, "1")[0].startswith("Sorry, we did not understand")
+
+
+def test_changing_or_stopping_a_schedule_moves_its_unasked_checks(app: Flask, runner) -> None:  # type: ignore[no-untyped-def]
+    supporters(app)
+    schedule_id = add_schedule(app, place="Zomba", service="clinic", starts_on="2026-11-03", every_days=7)
+    assert tick(app, datetime(2026, 11, 3, 8, 0))["opened"] == 1
+    with svc(app).sessions() as s, s.begin():
+        row = s.get(ServiceSchedule, schedule_id)
+        assert row is not None
+        schedules.update(s, row, schedules.values_from(s, {"check_at": "11:00"}, before=row), actor="test")
+    assert all_checks(app)[0].ask_after == datetime(2026, 11, 3, 9, 0)
+    assert tick(app, datetime(2026, 11, 3, 9, 0))["asked"] == 5  # the default sample; six follow the clinic
+    assert tick(app, datetime(2026, 11, 10, 8, 0))["opened"] == 1
+    assert runner.invoke(args=["schedules", "stop", str(schedule_id)]).exit_code == 0
+    assert [c.due_on.day for c in all_checks(app)] == [3]  # the unasked check of the 10th is gone
+    assert tick(app, datetime(2026, 11, 17, 14, 0)) == {"opened": 0, "asked": 0, "closed": 0}

@@ -50,7 +50,9 @@ class ContactView:
     joined: bool = False
     last_hint_at: datetime | None = None
     pledges: dict[str, int] = field(default_factory=dict)  # reply keyword -> alert awaiting replies
-    check: str | None = None  # "open": a check asked them and awaits their answer; "late": it closed or was answered
+    # "open": a check asked them and awaits their answer (it comes before case words and keywords);
+    # "late": their last one closed or was answered (told so, unless the word means something else)
+    check: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, t
         return Result(HandledBy.INBOX, lang, actions=[ToInbox(hinted=False)])
 
     answer = check_answer(fs, first) if contact.check and not _talking(state, now) else None
-    if answer is not None and not _disputes(fs, tokens):
+    if answer is not None and contact.check == "open" and not _disputes(fs, tokens):
         # Asked a question, they answer it; the adapter writes the one reply.
         return Result(HandledBy.CHECK, contact.language or answer[1], actions=[CheckAnswer(*answer)], state=state)
 
@@ -258,6 +260,10 @@ def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, t
         # A YES to an alert is a pledge, not a re-subscription and not an inbox message.
         run.say("pledge", lang)
         return Result(HandledBy.PLEDGE, lang, run.replies, [Pledge(contact.pledges[first])], state=state)
+
+    if answer is not None and not _disputes(fs, tokens):
+        # An answer to a question already answered or closed: told so politely (a pledge came first).
+        return Result(HandledBy.CHECK, contact.language or answer[1], actions=[CheckAnswer(*answer)], state=state)
 
     hint_due = contact.last_hint_at is None or now - contact.last_hint_at >= HINT_INTERVAL
     if hint_due:

@@ -19,6 +19,7 @@ from gateway.core.engine import CheckAnswer, check_answer, new_ref
 from gateway.core.flowfile import FlowSet
 from gateway.core.text import fold
 from gateway.evidence import checks
+from gateway.evidence.checks import WINDOW
 from gateway.models import (
     CaseReport,
     Check,
@@ -32,7 +33,7 @@ from gateway.models import (
 )
 
 logger = logging.getLogger(__name__)
-LATE = timedelta(days=7)  # an answer this long after the question is still told it was not needed
+LATE = WINDOW + timedelta(days=1)  # an answer this long after the question is still told it was not needed
 
 
 def state_of(session: Session, contact_id: int, body: str, flows: FlowSet, now: datetime) -> str | None:

@@ -17,14 +17,13 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from gateway.cases import ops
 from gateway.core import schedule as rules
 from gateway.core.compose import quiet_until
-from gateway.core.places import find_place
-from gateway.evidence.schedules import label_for
+from gateway.evidence.schedules import label_for, timezone_of
 from gateway.models import (
     Case,
     CaseReport,
@@ -46,30 +45,27 @@ LOOKBACK = 31  # days of due dates a late tick still opens checks for (they clos
 CORROBORATE_SAMPLE = 5  # other supporters asked whether a new case's reports are right
 
 
-def timezone_of(session: Session, place: str | None, country: str | None) -> str:
-    """The place's time zone (its gazetteer's), else its country's, else UTC."""
-    flows = ops.flows_of(session)
-    found = find_place(place, flows.gazetteers.values()) if place else None
-    if found is not None:
-        return found.timezone
-    return next((g.timezone for g in flows.gazetteers.values() if country and g.country == country), "UTC")
-
-
 def tick(session: Session, now: datetime) -> dict[str, int]:
     """Open due checks, ask those whose time has come, close those that are done; counts of each."""
     opened = open_due(session, now)
     asked = closed = 0
-    for check in list(session.scalars(select(Check).where(Check.status == CheckStatus.PENDING.value,
-                                                          Check.ask_after <= now).order_by(Check.ask_after, Check.id))):
+    for check in _locked(session, select(Check).where(Check.status == CheckStatus.PENDING.value,
+                                                      Check.ask_after <= now).order_by(Check.ask_after, Check.id)):
         got = ask(session, check, now)
         asked += got if got > 0 else 0
         closed += got < 0
-    for check in list(session.scalars(select(Check).where(Check.status == CheckStatus.ASKED.value)
-                                      .order_by(Check.id))):
+    for check in _locked(session, select(Check).where(Check.status == CheckStatus.ASKED.value).order_by(Check.id)):
         if now >= (check.asked_at or now) + WINDOW or answered(session, check) >= check.asked:
             close(session, check, now)
             closed += 1
     return {"opened": opened, "asked": asked, "closed": closed}
+
+
+def _locked(session: Session, query: Select[tuple[Check]]) -> list[Check]:
+    """The checks, locked where the database can: two workers never ask or close one check twice."""
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))
 
 
 def open_due(session: Session, now: datetime) -> int:

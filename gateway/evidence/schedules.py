@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from gateway.cases import ops
 from gateway.core.places import find_place
-from gateway.core.schedule import fill, one_segment
-from gateway.models import Case, ServiceSchedule
+from gateway.core.schedule import Plan, ask_after, fill, one_segment
+from gateway.models import Case, Check, CheckStatus, ServiceSchedule
 from gateway.people import audit
 
 MAX_LABEL = 60
@@ -129,6 +129,15 @@ def values_from(session: Session, raw: dict[str, Any], *, before: ServiceSchedul
     return out
 
 
+def timezone_of(session: Session, place: str | None, country: str | None) -> str:
+    """The place's time zone (its gazetteer's), else its country's, else UTC."""
+    flows = ops.flows_of(session)
+    found = find_place(place, flows.gazetteers.values()) if place else None
+    if found is not None:
+        return found.timezone
+    return next((g.timezone for g in flows.gazetteers.values() if country and g.country == country), "UTC")
+
+
 def label_for(session: Session, labels: dict[str, str], service: str, language: str | None) -> str:
     """How a text names the service in a language: the schedule's label, else 'the <service word>'."""
     flows = ops.flows_of(session)
@@ -170,6 +179,15 @@ def update(session: Session, row: ServiceSchedule, v: Values, *, actor: str) -> 
     for f in FIELDS:
         setattr(row, f, getattr(v, f))
     row.country = v.country
+    # Checks not asked yet follow the change: gone when stopped or no longer due, else at the new hour.
+    zone = timezone_of(session, row.place, row.country)
+    plan = Plan(row.starts_on, row.every_days, row.ends_on)
+    for check in session.scalars(select(Check).where(Check.schedule_id == row.id,
+                                                     Check.status == CheckStatus.PENDING.value)):
+        if not row.active or not plan.is_due(check.due_on) or check.place != row.place:
+            session.delete(check)
+        else:
+            check.service, check.ask_after = row.service, ask_after(check.due_on, row.check_at, zone)
     session.flush()
     audit.record(session, actor[:254], "schedule.update", schedule=row.id, active=row.active)
     return row
@@ -189,9 +207,8 @@ def from_promise(session: Session, case: Case, day: date, official_id: int, now:
     actor = f"official:{official_id}"
     row = session.scalars(select(ServiceSchedule).where(ServiceSchedule.case_id == case.id)).first()
     if row is not None:  # a new promise for the same case moves its date
-        row.starts_on, row.active, row.ends_on, row.every_days = day, True, None, None
-        audit.record(session, actor, "schedule.update", schedule=row.id, case=case.ref, promised=day.isoformat())
-        return row
+        return update(session, row, Values(row.place, row.country, row.service, dict(row.labels or {}), day, None,
+                                           None, row.check_at, row.sample_size, row.no_threshold), actor=actor)
     found = find_place(case.place, ops.flows_of(session).gazetteers.values())
     v = Values(found.name if found else case.place, case.country, case.service, {}, day, None, None,
                DEFAULT_CHECK_AT, 5, 3)
