@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from gateway.cases import joining, ops
 from gateway.core import schedule as rules
+from gateway.core.answers import tokenize
 from gateway.core.engine import CheckAnswer, check_answer, new_ref
 from gateway.core.flowfile import FlowSet
-from gateway.core.text import fold
 from gateway.evidence import checks
 from gateway.evidence.checks import WINDOW
 from gateway.models import (
@@ -39,15 +39,18 @@ LATE = WINDOW + timedelta(days=1)  # an answer this long after the question is s
 def state_of(session: Session, contact_id: int, body: str, flows: FlowSet, now: datetime) -> str | None:
     """'open' when a check awaits this contact's answer, 'late' when the last one closed or was answered
     recently, None otherwise. Costs no query unless the text starts with an answer word."""
-    first = next((f for raw in body.split() if (f := fold(raw))), "")
+    tokens = tokenize(body)
+    first = tokens[0].folded if tokens else ""
     if check_answer(flows, first) is None:
         return None
-    row = session.execute(select(CheckAsk.answer, Check.status).join(Check, Check.id == CheckAsk.check_id)
-                          .where(CheckAsk.contact_id == contact_id, CheckAsk.asked_at >= now - LATE)
-                          .order_by(CheckAsk.asked_at.desc(), CheckAsk.check_id.desc()).limit(1)).first()
-    if row is None:
-        return None
-    return "open" if row.answer is None and row.status == CheckStatus.ASKED.value else "late"
+    waiting = session.scalar(select(CheckAsk.check_id).join(Check, Check.id == CheckAsk.check_id)
+                             .where(CheckAsk.contact_id == contact_id, CheckAsk.answer.is_(None),
+                                    Check.status == CheckStatus.ASKED.value).limit(1))
+    if waiting is not None:
+        return "open"  # until the tick closes its check, whatever the clock says (a replayed or simulated day)
+    recent = session.scalar(select(CheckAsk.check_id).where(CheckAsk.contact_id == contact_id,
+                                                            CheckAsk.asked_at >= now - LATE).limit(1))
+    return "late" if recent is not None else None
 
 
 def apply(session: Session, contact: Contact, message: Message, answer: CheckAnswer, flows: FlowSet,
