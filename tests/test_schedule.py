@@ -109,3 +109,15 @@ def test_the_summary_reads_as_the_example() -> None:
     text = rules.draft_summary(FLOWS.text(FLOWS.system.texts["community_summary"], "en"), place="Zomba",
                                label="the clinic", came=9, due=12, month="March")
     assert text == "Zomba: the clinic came 9 of 12 due days in March. Thank you for reporting."
+
+
+def test_every_check_text_is_one_gsm7_segment_in_every_language() -> None:
+    """With a long organization name, place and label: what a supporter is asked and told fits one SMS."""
+    values = {"org": "Women's Voices Network", "place": "Nkhata Bay", "label": "the mobile clinic",
+              "service": "fertilizer"}
+    for name in ("check_ask", "corroborate_ask", "check_thanks", "check_late", "service_label"):
+        for lang in FLOWS.languages:
+            text = rules.fill(FLOWS.text(FLOWS.system.texts[name], lang), **values)
+            info = count_segments(text)
+            assert (info.segments, info.encoding) == (1, "GSM-7"), (name, lang, text)
+    assert "ny" in FLOWS.system.drafts  # Chichewa texts stay marked draft until a native speaker checks them
