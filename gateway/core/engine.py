@@ -274,9 +274,9 @@ def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, t
 def check_answer(fs: FlowSet, first: str) -> tuple[str, str] | None:
     """The check answer a first word means (yes, no, partly) and its language; None if it is none."""
     for meaning, answer in CHECK_WORDS:
-        lang = fs.system_words(meaning).get(first)
-        if lang is not None:
-            return answer, lang
+        langs = [lang for lang, words in fs.system.keywords.get(meaning, {}).items() if first in words]
+        if langs:  # 1, 2, 3 and NO are every language's: the default one then
+            return answer, fs.default_language if fs.default_language in langs else langs[0]
     return None
 
 
