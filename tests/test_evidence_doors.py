@@ -132,7 +132,10 @@ def test_the_console_schedules_page_and_the_verification_label(app: Flask, clien
         case = s.scalars(select(Case)).one()
         assert set(s.scalars(select(Report.verification))) == {"verified"}
     assert 'class="badge verified"' in client.get("/reports").get_data(as_text=True)
-    assert 'class="badge verified"' in client.get(f"/cases/{case.id}").get_data(as_text=True)
+    case_page = client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert 'class="badge verified"' in case_page
+    assert "Checked with 2 other supporters of Zomba:\n  2 said it is right, 0 said it is not; the reports are " \
+           "<b>verified</b>" in case_page
     rows = list(csv.DictReader(io.StringIO(client.get("/reports/export").get_data(as_text=True))))
     assert [r["verification"] for r in rows] == ["verified", "verified"]
 

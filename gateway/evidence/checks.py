@@ -205,6 +205,14 @@ def label_reports(session: Session, check: Check) -> str:
     return label
 
 
+def corroboration_of(session: Session, case_id: int) -> tuple[Check, rules.Tally] | None:
+    """The case's latest corroboration and its answers so far (for the case page), if it has one."""
+    check = session.scalars(select(Check).where(Check.case_id == case_id,
+                                                Check.kind == CheckKind.CORROBORATE.value)
+                            .order_by(Check.id.desc())).first()
+    return (check, tally(session, check)) if check is not None else None
+
+
 def close(session: Session, check: Check, now: datetime) -> None:
     """Final outcome: a delivery outcome, or the corroboration's label on the case's reports."""
     if check.kind == CheckKind.CORROBORATE.value:
