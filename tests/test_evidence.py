@@ -185,3 +185,16 @@ def test_changing_or_stopping_a_schedule_moves_its_unasked_checks(app: Flask, ru
     assert runner.invoke(args=["schedules", "stop", str(schedule_id)]).exit_code == 0
     assert [c.due_on.day for c in all_checks(app)] == [3]  # the unasked check of the 10th is gone
     assert tick(app, datetime(2026, 11, 17, 14, 0)) == {"opened": 0, "asked": 0, "closed": 0}
+
+
+def test_the_workers_minute_job_runs_the_checks(app: Flask) -> None:
+    from gateway.outbound import jobs
+
+    supporters(app)
+    today = local_day(utcnow(), "Africa/Blantyre")
+    add_schedule(app, place="Zomba", service="clinic", starts_on=today.isoformat(), check_at="00:00", sample_size=2,
+                 no_threshold=2)
+    with app.app_context():
+        done = jobs.cases_tick()
+    assert done["checks"] == {"opened": 1, "asked": 2, "closed": 0}
+    assert len(asked(app, all_checks(app)[0].id)) == 2

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.cases import ops
@@ -91,7 +92,7 @@ def open_due(session: Session, now: datetime) -> int:
                                       country=s.country, service=s.service, due_on=day,
                                       ask_after=rules.ask_after(day, s.check_at, zone), created_at=now))
                 made += 1
-            except Exception:  # the other worker's check stands
+            except IntegrityError:  # the other worker's check stands
                 logger.info("check for schedule %s on %s already opened", s.id, day)
     session.flush()
     return made
