@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from gateway.core.segments import count_segments
+from gateway.core.segments import count_segments, gsm7_replace
 
 YES, NO, PARTLY = "yes", "no", "partly"
 ANSWERS = (YES, NO, PARTLY)
@@ -157,16 +157,34 @@ def draft_summary(template: str, *, place: str, label: str, came: int, due: int,
                   short_template: str | None = None) -> str:
     """The one-SMS summary for a place ('Zomba: the clinic came 9 of 12 due days in March. ...').
 
-    If the filled template is longer than one segment (a long label or place), the short template
-    is used; if even that is too long, the label is cut: the organizer edits the draft anyway.
+    Plain letters where a character would force UCS-2 (basic phones prefer GSM-7); if still longer
+    than one segment (a long label or place), the short template, then the label cut, then the
+    text cut at a word: the organizer edits the draft anyway, but it starts as one SMS.
     """
     values = {"place": place, "label": label, "came": came, "due": due, "month": month}
-    text = fill(template, **values)
+    text = _plain(fill(template, **values))
     if one_segment(text) or not short_template:
-        return text
-    text = fill(short_template, **values)
+        return text if one_segment(text) else _cut(text)
+    text = _plain(fill(short_template, **values))
     cut = label
     while not one_segment(text) and len(cut) > 8:
         cut = cut[:-4].rstrip()
-        text = fill(short_template, **{**values, "label": cut})
-    return text
+        text = _plain(fill(short_template, **{**values, "label": cut}))
+    return text if one_segment(text) else _cut(text)
+
+
+def _plain(text: str) -> str:
+    """GSM-7 look-alikes for characters that would force UCS-2, when there are any."""
+    replaced, changes = gsm7_replace(text)
+    return replaced if changes else text
+
+
+def _cut(text: str) -> str:
+    """The longest start of the text, ending at a word, that is one segment."""
+    words = text.split(" ")
+    while len(words) > 1 and not one_segment(" ".join(words)):
+        words.pop()
+    out = " ".join(words)
+    while not one_segment(out):
+        out = out[:-1]
+    return out
