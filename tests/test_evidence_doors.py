@@ -39,6 +39,9 @@ def test_the_api_creates_lists_changes_and_refuses_schedules(app, api, tokens) -
                        (dict(body, every_days="often"), "every_days"), (dict(body, colour="red"), None)):
         err = error_of(api.post("/api/v1/schedules", headers=bearer(tokens["organizer"]), json=bad), 400)
         assert field is None or err["field"] == field, err
+    accented = api.post("/api/v1/schedules", headers=bearer(tokens["organizer"]),
+                        json=dict(body, labels={"es": "la clínica móvil"}, active=False))
+    assert accented.status_code == 201 and accented.get_json()["labels"] == {"es": "la clinica movil"}
     listed = api.get("/api/v1/schedules?active=true", headers=bearer(tokens["viewer"])).get_json()
     assert [r["id"] for r in listed["data"]] == [row["id"]]
     changed = api.patch(f"/api/v1/schedules/{row['id']}", headers=bearer(tokens["organizer"]), json={"active": False})

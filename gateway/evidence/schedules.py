@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from gateway.cases import ops
 from gateway.core.places import find_place
 from gateway.core.schedule import Plan, ask_after, fill, one_segment
+from gateway.core.segments import gsm7_replace
 from gateway.models import Case, Check, CheckStatus, ServiceSchedule
 from gateway.people import audit
 
@@ -98,7 +99,8 @@ def values_from(session: Session, raw: dict[str, Any], *, before: ServiceSchedul
         if lang not in flows.languages:
             raise ScheduleError("labels", f"{str(lang)[:8]!r} is not a language of the flows "
                                           f"({', '.join(flows.languages)})")
-        text = " ".join(str(label or "").split())
+        # Plain letters for characters that would make every question a 70-character UCS-2 SMS (í -> i).
+        text = gsm7_replace(" ".join(str(label or "").split()))[0]
         if len(text) > MAX_LABEL:
             raise ScheduleError("labels", f"the {lang} label is longer than {MAX_LABEL} characters")
         if text:
