@@ -120,6 +120,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from gateway.cases import commands as cases_commands
     from gateway.channels.hooks import WEBHOOKS
     from gateway.evidence import brief_cli
+    from gateway.evidence import commands as evidence_commands
     from gateway.inbound import commands as inbound_commands
     from gateway.outbound import commands as outbound_commands
     from gateway.people import commands as people_commands
@@ -140,6 +141,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     people_commands.init_app(app)
     cases_commands.init_app(app)
     brief_cli.init_app(app)
+    evidence_commands.init_app(app)
     # Before every request, webhooks included: replay texts kept in the spool while the database
     # was away (at most REQUEST_BUDGET seconds, only when some are kept).
     app.before_request(_replay_spool)

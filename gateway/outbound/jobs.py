@@ -121,12 +121,19 @@ def purge() -> dict[str, Any]:
 
 
 def cases_tick() -> dict[str, Any]:
-    """Case deadlines: overdue cases go up their ladder, organizers told (gateway/cases/timer.py)."""
+    """Case deadlines (overdue cases go up their ladder, organizers told: gateway/cases/timer.py), then
+    the delivery checks and corroborations (gateway/evidence/checks.py)."""
     from gateway.cases import timer  # local: gateway.cases imports the outbound package
+    from gateway.evidence import checks  # local, as above
 
     app = _current()
     with app.extensions["gateway"].sessions() as session, session.begin():
         done = timer.tick(session, utcnow())
+    # Delivery checks and corroboration ride on the same minute (gateway/evidence/checks.py).
+    with app.extensions["gateway"].sessions() as session, session.begin():
+        done["checks"] = checks.tick(session, utcnow())
+    if done["checks"]["asked"] or done["checks"]["closed"]:
+        logger.info("checks tick: %(opened)d opened, %(asked)d supporters asked, %(closed)d closed", done["checks"])
     if done["overdue"]:
         logger.info("cases tick: %(overdue)d overdue, %(escalated)d sent up a rung, %(top_rung)d at the top rung",
                     done)

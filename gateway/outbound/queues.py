@@ -29,7 +29,7 @@ RETRY = Retry(max=6, interval=[2, 10, 30, 60, 300, 900])
 SEND_BATCH = "gateway.outbound.jobs.send_batch"
 RECONCILE = "gateway.outbound.jobs.reconcile"
 PURGE = "gateway.outbound.jobs.purge"
-CASES_TICK = "gateway.outbound.jobs.cases_tick"  # case deadlines and escalations (gateway/cases/timer.py)
+CASES_TICK = "gateway.outbound.jobs.cases_tick"  # case deadlines (gateway/cases/timer.py), then checks (evidence)
 
 
 def connect(url: str | None) -> Any:

@@ -6,6 +6,7 @@ from typing import Any
 from gateway import services
 from gateway.core.ladder import STATUSES as CASE_STATUSES
 from gateway.outbound import broadcasts
+from gateway.web.api import schedules
 from gateway.web.api.inputs import (
     DEFAULT_PER_PAGE,
     DELIVERED,
@@ -70,6 +71,9 @@ def spec() -> dict[str, Any]:
     """OpenAPI 3.1 for every route of this blueprint."""
     languages = list(services().flows.languages)
     nullable_str = {"type": ["string", "null"]}
+    verification = {"type": ["string", "null"], "enum": ["verified", "contested", "unverified", None],
+                    "description": "What other supporters of the place said when asked (docs/evidence.md); "
+                                   "null: not corroborated."}
     date_or_time = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
     pagination_params = [
         _query("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}),
@@ -170,7 +174,8 @@ def spec() -> dict[str, Any]:
             "country": nullable_str, "place": nullable_str, "service": {"type": "string"},
             "service_detail": nullable_str, "delivered": {"type": ["string", "null"], "enum": [*DELIVERED, None]},
             "details": nullable_str, "anonymous": {"type": "boolean"}, "language": nullable_str,
-            "contact_id": {"type": ["integer", "null"]}}},
+            "contact_id": {"type": ["integer", "null"]}, "verification": verification,
+            "check_id": {"type": ["integer", "null"], "description": "The delivery check it answers, if any."}}},
         "SetAside": {"type": "object", "description": "An inbound text the gateway could not handle, even after retrying.",
                      "required": ["id", "error", "attempts"], "properties": {
             "id": {"type": "integer"}, "contact_id": {"type": ["integer", "null"]},
@@ -229,7 +234,7 @@ def spec() -> dict[str, Any]:
         "CaseReport": {"type": "object", "description": "A report in a case: never who reported (no contact, name or number).",
                        "required": ["ref", "date"], "additionalProperties": False, "properties": {
             "ref": {"type": "string"}, "delivered": {"type": ["string", "null"], "enum": [*DELIVERED, None]},
-            "date": {"type": "string", "format": "date"}, "details": nullable_str}},
+            "date": {"type": "string", "format": "date"}, "details": nullable_str, "verification": verification}},
         "CaseMessage": {"type": "object", "description": "A text to or from one of the case's officials (never a reporter's).",
                         "properties": {
             "at": {"type": "string", "format": "date-time"}, "direction": {"type": "string", "enum": ["in", "out"]},
@@ -436,6 +441,10 @@ def spec() -> dict[str, Any]:
         },
     }
     paths["/api/v1/cases/{case_id}/escalate"]["post"]["requestBody"]["required"] = False
+    more_schemas, more_paths = schedules.openapi_parts(_ref, _json, _operation, _path_id, pagination_params,
+                                                       not_found, languages)
+    schemas.update(more_schemas)
+    paths.update(more_paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "SMS gateway API", "version": "1.0.0",
@@ -445,7 +454,7 @@ def spec() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
         "tags": [{"name": "contacts"}, {"name": "broadcasts"}, {"name": "reports"}, {"name": "messages"}, {"name": "cases"},
-                 {"name": "officials"}, {"name": "meta"}],
+                 {"name": "officials"}, {"name": "schedules"}, {"name": "meta"}],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
