@@ -42,26 +42,35 @@ def send_batch(ids: list[int]) -> dict[str, Any]:
 
 
 def reconcile(force: bool = False) -> dict[str, Any]:
-    """Settle rows left sending; re-enqueue queued rows when no job is left to send them."""
+    """Settle rows left sending; enqueue the queued rows no live job carries (all of them when forced).
+
+    A job whose worker died (its heartbeats stopped) carries nothing live: its rows, settled or
+    queued again here once SENDING_STALE_SECONDS have passed, are enqueued in the same run. A row
+    enqueued twice is still sent once: a job sends only the rows it claims (queued -> sending).
+    """
     app = _current()
     svc = app.extensions["gateway"]
     done = outbox.reconcile(svc.outbox(), stale_after=timedelta(seconds=svc.settings.sending_stale_seconds))
     enqueued = 0
-    if done.due and (force or queues.pending_jobs(svc.redis) == 0):
-        enqueued = queues.enqueue_ids(svc.redis, done.due)
+    stranded_rows = done.due if force or not done.due else sorted(set(done.due) - queues.live_ids(svc.redis))
+    if stranded_rows:
+        enqueued = queues.enqueue_ids(svc.redis, stranded_rows)
     stranded = svc.inbound.handle_stranded()
     closed = close_expired(app)
     schedule_purge(app)
-    spooled = svc.inbound.replay().stored  # texts kept on this host while the database was away
+    replayed = svc.inbound.replay()  # texts and status callbacks kept on this host while the database was away
+    spooled = replayed.stored
     if not svc.settings.redis_url:
         # The embedded worker has no loop of its own that enqueues cases_tick (`flask worker` does,
         # every minute): it runs the case deadlines here, with the reconciler, each minute.
         cases_tick()
-    logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d jobs enqueued, %d inbound handled late, "
-                "%d replayed from the spool, %d expired conversations closed", done.settled_sent, done.requeued,
-                len(done.due), enqueued, stranded, spooled, closed)
+    logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d of them in no live job, %d jobs enqueued, "
+                "%d inbound handled late, %d replayed from the spool, %d status callbacks applied from the spool, "
+                "%d expired conversations closed", done.settled_sent, done.requeued, len(done.due),
+                len(stranded_rows), enqueued, stranded, spooled, replayed.statuses, closed)
     return {"settled_sent": done.settled_sent, "requeued": done.requeued, "due": len(done.due),
-            "jobs": enqueued, "inbound_handled_late": stranded, "spool_replayed": spooled,
+            "stranded": len(stranded_rows), "jobs": enqueued, "inbound_handled_late": stranded,
+            "spool_replayed": spooled, "spool_statuses": replayed.statuses,
             "expired_closed": closed}
 
 
