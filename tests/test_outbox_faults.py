@@ -164,6 +164,47 @@ def test_500_not_accepted_is_left_sending_then_reconciled_and_sent_once(build, f
     assert rows(app)[number(1)].attempts == 2
 
 
+def test_the_reconciler_asks_the_provider_holding_no_lock_and_leaves_a_row_claimed_again(
+        build, fake_twilio, monkeypatch) -> None:
+    """While the provider is asked about rows left `sending`, a worker can still write them (no row
+    lock, no open transaction: its claim does not wait or time out), and a row claimed again
+    meanwhile is left to that claim instead of being queued a second time."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.channels.twilio import TwilioProvider
+    from gateway.models import Message, utcnow
+
+    app = build(SENDING_STALE_SECONDS=60)
+    ids = launch(app, 2)
+    gw = svc(app)
+    with gw.sessions() as s, s.begin():  # both claimed by a worker that died five minutes ago
+        s.execute(update(Message).where(Message.id.in_(ids))
+                  .values(status="sending", claimed_at=utcnow() - timedelta(minutes=5)))
+    asked = TwilioProvider.find_sent
+    waited: list[float] = []
+
+    def find_sent(self: TwilioProvider, to: str, since: Any) -> Any:
+        if len(waited) == 1:  # asking about the second row: the first row was looked at already
+            started = time.monotonic()
+            with gw.sessions() as s, s.begin():  # a worker claims the first row again meanwhile
+                s.execute(update(Message).where(Message.id == ids[0]).values(claimed_at=utcnow()))
+            waited.append(time.monotonic() - started)
+        else:
+            waited.append(0.0)
+        return asked(self, to, since)
+
+    monkeypatch.setattr(TwilioProvider, "find_sent", find_sent)
+    with app.app_context():
+        done = jobs.reconcile()
+    assert len(waited) == 2 and waited[1] < 1.0, waited  # the worker's write did not wait for a lock
+    assert (done["settled_sent"], done["requeued"]) == (0, 1)
+    after = {m.id: m for m in rows(app).values()}
+    assert after[ids[0]].status == "sending"  # its new claim stands
+    assert (after[ids[1]].status, after[ids[1]].claimed_at) == ("queued", None)
+
+
 def test_hang_past_the_timeout_is_settled_as_sent_without_a_second_post(build, fake_twilio) -> None:
     """The fake records the message then hangs past TWILIO_TIMEOUT: settled as sent, one POST only."""
     app = build(TWILIO_TIMEOUT=0.5)

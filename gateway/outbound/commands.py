@@ -118,6 +118,8 @@ def broadcast_cancel(broadcast_id: int) -> None:
 def outbox_reconcile() -> None:
     """Re-enqueue messages left queued, settle those left sending (asking the provider)."""
     result = jobs.reconcile(force=True)
+    if result.get("busy"):
+        raise click.ClickException("a worker is reconciling right now; nothing to do by hand")
     click.echo(", ".join(f"{k}: {v}" for k, v in result.items()))
     if embedded() and result["jobs"]:
         queues.work_burst(services().redis)

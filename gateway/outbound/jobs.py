@@ -8,6 +8,8 @@ their rows are still `queued` in the database, so the reconciler enqueues them a
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +20,8 @@ from gateway.outbound import outbox, queues
 from gateway.people import audit, privacy
 
 logger = logging.getLogger(__name__)
+RECONCILE_LOCK = "gateway:reconcile"
+LOCK_SECONDS = 30  # renewed after each row the reconciler asks the provider about
 _app: Flask | None = None
 
 
@@ -50,7 +54,28 @@ def reconcile(force: bool = False) -> dict[str, Any]:
     """
     app = _current()
     svc = app.extensions["gateway"]
-    done = outbox.reconcile(svc.outbox(), stale_after=timedelta(seconds=svc.settings.sending_stale_seconds))
+    # One reconciler at a time: the others' workers keep sending meanwhile. Its key expires unless
+    # renewed as the run goes on, so a worker killed while reconciling holds the others back briefly.
+    token = uuid.uuid4().hex
+    if not svc.redis.set(RECONCILE_LOCK, token, nx=True, ex=LOCK_SECONDS):
+        logger.info("reconcile: another worker is reconciling; skipped")
+        return {"busy": True}
+
+    def renew() -> None:
+        if svc.redis.get(RECONCILE_LOCK) in (token, token.encode()):
+            svc.redis.expire(RECONCILE_LOCK, LOCK_SECONDS)
+
+    try:
+        return _reconcile(app, force, renew)
+    finally:
+        if svc.redis.get(RECONCILE_LOCK) in (token, token.encode()):
+            svc.redis.delete(RECONCILE_LOCK)
+
+
+def _reconcile(app: Flask, force: bool, renew: Callable[[], None]) -> dict[str, Any]:
+    svc = app.extensions["gateway"]
+    done = outbox.reconcile(svc.outbox(), stale_after=timedelta(seconds=svc.settings.sending_stale_seconds),
+                            progress=renew)
     enqueued = 0
     stranded_rows = done.due if force or not done.due else sorted(set(done.due) - queues.live_ids(svc.redis))
     if stranded_rows:

@@ -373,7 +373,8 @@ class Reconciled:
     due: list[int] = field(default_factory=list)
 
 
-def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2)) -> Reconciled:
+def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2),
+              progress: Callable[[], object] = lambda: None) -> Reconciled:
     """Settle rows left `sending` (asking the provider) and list the queued rows that are due.
 
     The provider is asked with no transaction open: its answers can take a while, and a row lock
@@ -389,11 +390,15 @@ def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2)) -> Rec
         with box.sessions() as session:
             loaded = _load(session, ids)
         found_by_row: list[tuple[_Row, str | None]] = []
+        # One question at a time: a provider's message list is a heavy request (it searches its
+        # log), and many in flight at once only make each one slower, past the client timeout.
         for row in loaded:
             try:
                 found_by_row.append((row, settle(box, row.number, row.body, row.claimed_at, _provider_of(box, row))))
             except ProviderError:
                 continue  # provider unreachable: stays `sending`, asked again next time
+            finally:
+                progress()  # still at it (the caller's lock stays held)
         with box.sessions() as session, session.begin():
             for row, found in found_by_row:
                 same_claim = (Message.id == row.id, Message.status == "sending", Message.claimed_at == row.claimed_at)
