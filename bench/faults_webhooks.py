@@ -131,10 +131,13 @@ def pg_restart_inbound(ctx: Ctx, port: int) -> Row:
                     answers.append(a)
                 time.sleep(max(0.0, spacing - (time.monotonic() - t0)))
 
+    back: list[float] = []
+
     def outage() -> None:
         time.sleep(6.0)
         log("  PostgreSQL stopping")
         ctx.pg.restart(3.0)
+        back.append(time.monotonic())
         log("  PostgreSQL back")
 
     fault = threading.Thread(target=outage)
@@ -144,6 +147,8 @@ def pg_restart_inbound(ctx: Ctx, port: int) -> Row:
     fault.join()
     # A load balancer's health checks are requests too: each one lets the web process replay its spool.
     ok = ctx_wait(ctx, port, lambda: spool_left(ctx) == 0 and replies_settled(ctx) == 0)
+    if back:
+        row.recovery = time.monotonic() - back[0]  # PostgreSQL back -> every kept text stored and answered
     if not ok:
         row.failed_checks.append(f"spool not empty or replies unsent after 90 s ({spool_left(ctx)} kept)")
     inbound_tally(ctx, row, answers)

@@ -31,8 +31,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine; on SQLite, WAL and write-locking transactions so per-contact order holds."""
+def make_engine(url: str, *, statement_timeout_ms: int = 0, lock_timeout_ms: int = 0, **kwargs: Any) -> Engine:
+    """An engine; on SQLite, WAL and write-locking transactions so per-contact order holds.
+
+    On PostgreSQL, every connection gets the given statement and lock timeouts (0: none), so a
+    hung or locked database fails a request in seconds, and the spool keeps its text.
+    """
     # Errors and echo name no bound values: they are phone numbers, report texts and answers, and
     # an exception message ends up in logs and in RQ's failed-job registry.
     kwargs.setdefault("hide_parameters", True)
@@ -66,6 +70,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # A webhook that finds the database away must still answer before Twilio gives up
         # (15 s): fail a connection attempt quickly and keep the message in the spool instead.
         kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", CONNECT_TIMEOUT)
+    if url.startswith("postgresql"):
+        # Set when the connection starts (libpq options), so no statement ever runs without them.
+        options = [f"-c {name}={ms}" for name, ms in (("statement_timeout", statement_timeout_ms),
+                                                      ("lock_timeout", lock_timeout_ms)) if ms]
+        if options:
+            args = kwargs.setdefault("connect_args", {})
+            # connect_args replaces the URL's own ?options=... (a search_path, say): keep both.
+            given = args.get("options") or make_url(url).query.get("options")
+            given = " ".join(given) if isinstance(given, tuple) else given
+            args["options"] = " ".join(filter(None, [given, *options]))
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -95,7 +95,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if click.get_current_context(silent=True) is None:
             raise
         flow_error = exc
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, statement_timeout_ms=settings.db_statement_timeout_ms,
+                         lock_timeout_ms=settings.db_lock_timeout_ms)
     vault = NumberVault.from_keys(numbers_keys)
     redis = queues.connect(settings.redis_url)
     sessions = make_session_factory(engine, vault, redis)
@@ -105,7 +106,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return svc.flows  # the loaded flows, or the error naming what is broken in the files
 
     inbound = Inbound(sessions, flows, settings.org_name, settings.default_country,
-                      Spool(settings.spool_dir, vault), partial(_enqueue_replies, redis))
+                      Spool(settings.spool_dir, vault), partial(_enqueue_replies, redis), redis)
     twilio = channels.providers.get("twilio")
     svc = Services(settings, engine, sessions, flow_set, flow_error, channels.providers[settings.sms_provider],
                    twilio if isinstance(twilio, TwilioProvider) else None, redis, channels, inbound,

@@ -124,6 +124,12 @@ class Settings:
     # "off". Default 21:00-07:00 with Twilio, off otherwise (the console reaches no phone).
     quiet_hours: tuple[time, time] | None
     sending_stale_seconds: int  # SENDING_STALE_SECONDS: a send claimed this long ago is reconciled; default 120
+    # WORKER_HEARTBEAT_SECONDS: a worker running a job tells RQ it is alive this often; a job whose
+    # worker missed three beats is abandoned (RQ's started-job cleanup) and its rows sent again. Default 10
+    worker_heartbeat_seconds: int
+    reconcile_seconds: int  # RECONCILE_SECONDS: the workers' reconciler runs this often; default 60
+    db_statement_timeout_ms: int  # DB_STATEMENT_TIMEOUT_MS: PostgreSQL statement timeout; 0: none; default 5000
+    db_lock_timeout_ms: int  # DB_LOCK_TIMEOUT_MS: PostgreSQL lock wait timeout; 0: none; default 3000
 
     # -- Twilio --
     twilio_account_sid: str | None  # TWILIO_ACCOUNT_SID
@@ -219,6 +225,11 @@ def _read(env: Mapping[str, str], instance: Path | None) -> dict[str, Any]:
         # install sends at any hour unless QUIET_HOURS is set.
         "QUIET_HOURS": env.get("QUIET_HOURS") or None,
         "SENDING_STALE_SECONDS": _number(env, "SENDING_STALE_SECONDS", 120, int),
+        "WORKER_HEARTBEAT_SECONDS": _number(env, "WORKER_HEARTBEAT_SECONDS", 10, int),
+        "RECONCILE_SECONDS": _number(env, "RECONCILE_SECONDS", 60, int),
+        # A hung database fails a request in seconds (the spool keeps the text) instead of holding a worker.
+        "DB_STATEMENT_TIMEOUT_MS": _number(env, "DB_STATEMENT_TIMEOUT_MS", 5000, int),
+        "DB_LOCK_TIMEOUT_MS": _number(env, "DB_LOCK_TIMEOUT_MS", 3000, int),
         # One secret (or several, newest first, while rotating) for phone numbers at rest.
         "NUMBERS_KEY": env.get("NUMBERS_KEY") or None,
         # Local channels (README "Local channels"): Africa's Talking and Android phones.
@@ -302,6 +313,8 @@ def _parse(settings: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
         privacy_retention=retention, sms_provider=provider, sender_rate=numbers["SENDER_RATE"],
         sender_rates=rates, send_concurrency=numbers["SEND_CONCURRENCY"], sms_prices=prices,
         quiet_hours=quiet, sending_stale_seconds=numbers["SENDING_STALE_SECONDS"],
+        worker_heartbeat_seconds=numbers["WORKER_HEARTBEAT_SECONDS"], reconcile_seconds=numbers["RECONCILE_SECONDS"],
+        db_statement_timeout_ms=numbers["DB_STATEMENT_TIMEOUT_MS"], db_lock_timeout_ms=numbers["DB_LOCK_TIMEOUT_MS"],
         twilio_account_sid=settings.get("TWILIO_ACCOUNT_SID") or None,
         twilio_auth_token=settings.get("TWILIO_AUTH_TOKEN") or None,
         twilio_from_number=settings.get("TWILIO_FROM_NUMBER") or None,
@@ -388,7 +401,9 @@ def _check_test_send_numbers(settings: Mapping[str, Any]) -> tuple[str, ...]:
 _NUMBERS: tuple[tuple[str, bool, bool, float], ...] = (
     ("TWILIO_TIMEOUT", True, False, 10), ("SENDER_RATE", True, False, 1), ("SENDING_STALE_SECONDS", False, True, 120),
     ("PROXY_FIX_HOPS", False, True, 0), ("SEND_CONCURRENCY", True, True, DEFAULT_SEND_CONCURRENCY),
-    ("AT_TIMEOUT", True, False, 10), ("ANDROID_TIMEOUT", True, False, 10))
+    ("AT_TIMEOUT", True, False, 10), ("ANDROID_TIMEOUT", True, False, 10),
+    ("WORKER_HEARTBEAT_SECONDS", True, True, 10), ("RECONCILE_SECONDS", True, True, 60),
+    ("DB_STATEMENT_TIMEOUT_MS", False, True, 5000), ("DB_LOCK_TIMEOUT_MS", False, True, 3000))
 
 
 def _check_numbers(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -257,6 +257,20 @@ def test_settings_defaults(tmp_path: Path) -> None:
     assert (settings.log_level, settings.at_timeout, settings.android_timeout) == ("INFO", 10.0, 10.0)
     assert (settings.spool_dir, settings.sms_routes_file) == (tmp_path / "spool", tmp_path / "sms_routes.yaml")
     assert (settings.secret_key, settings.redis_url, settings.public_base_url) == (None, None, None)
+    assert (settings.reconcile_seconds, settings.worker_heartbeat_seconds) == (60, 10)
+    assert (settings.db_statement_timeout_ms, settings.db_lock_timeout_ms) == (5000, 3000)
+
+
+def test_recovery_and_database_timeouts_are_read_and_checked(tmp_path: Path) -> None:
+    """The reconciler's period, the workers' heartbeat and PostgreSQL's timeouts (0: no limit)."""
+    settings = Settings.from_env({"RECONCILE_SECONDS": "15", "WORKER_HEARTBEAT_SECONDS": "2",
+                                  "DB_STATEMENT_TIMEOUT_MS": "0", "DB_LOCK_TIMEOUT_MS": "750"}, tmp_path)
+    assert (settings.reconcile_seconds, settings.worker_heartbeat_seconds) == (15, 2)
+    assert (settings.db_statement_timeout_ms, settings.db_lock_timeout_ms) == (0, 750)
+    with pytest.raises(ConfigError, match=r"^RECONCILE_SECONDS=0: expected a positive number$"):
+        Settings.from_env({"RECONCILE_SECONDS": "0"}, tmp_path)
+    with pytest.raises(ConfigError, match=r"^DB_LOCK_TIMEOUT_MS='1.5s': expected a whole number"):
+        Settings.from_env({"DB_LOCK_TIMEOUT_MS": "1.5s"}, tmp_path)
 
 
 def test_overrides_take_strings_or_numbers_before_the_dependent_defaults(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The outbox through the real twilio SDK against the fake Twilio API: every fault ends in one message per recipient."""
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -161,6 +162,47 @@ def test_500_not_accepted_is_left_sending_then_reconciled_and_sent_once(build, f
         work(app)
     assert_each_sent_once(app, fake_twilio, range(3))
     assert rows(app)[number(1)].attempts == 2
+
+
+def test_the_reconciler_asks_the_provider_holding_no_lock_and_leaves_a_row_claimed_again(
+        build, fake_twilio, monkeypatch) -> None:
+    """While the provider is asked about rows left `sending`, a worker can still write them (no row
+    lock, no open transaction: its claim does not wait or time out), and a row claimed again
+    meanwhile is left to that claim instead of being queued a second time."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.channels.twilio import TwilioProvider
+    from gateway.models import Message, utcnow
+
+    app = build(SENDING_STALE_SECONDS=60)
+    ids = launch(app, 2)
+    gw = svc(app)
+    with gw.sessions() as s, s.begin():  # both claimed by a worker that died five minutes ago
+        s.execute(update(Message).where(Message.id.in_(ids))
+                  .values(status="sending", claimed_at=utcnow() - timedelta(minutes=5)))
+    asked = TwilioProvider.find_sent
+    waited: list[float] = []
+
+    def find_sent(self: TwilioProvider, to: str, since: Any) -> Any:
+        if len(waited) == 1:  # asking about the second row: the first row was looked at already
+            started = time.monotonic()
+            with gw.sessions() as s, s.begin():  # a worker claims the first row again meanwhile
+                s.execute(update(Message).where(Message.id == ids[0]).values(claimed_at=utcnow()))
+            waited.append(time.monotonic() - started)
+        else:
+            waited.append(0.0)
+        return asked(self, to, since)
+
+    monkeypatch.setattr(TwilioProvider, "find_sent", find_sent)
+    with app.app_context():
+        done = jobs.reconcile()
+    assert len(waited) == 2 and waited[1] < 1.0, waited  # the worker's write did not wait for a lock
+    assert (done["settled_sent"], done["requeued"]) == (0, 1)
+    after = {m.id: m for m in rows(app).values()}
+    assert after[ids[0]].status == "sending"  # its new claim stands
+    assert (after[ids[1]].status, after[ids[1]].claimed_at) == ("queued", None)
 
 
 def test_hang_past_the_timeout_is_settled_as_sent_without_a_second_post(build, fake_twilio) -> None:
@@ -421,3 +463,84 @@ def test_an_unexpected_error_in_one_send_keeps_what_was_sent(build, fake_twilio,
         jobs.reconcile()
         work(app)
     assert_each_sent_once(app, fake_twilio, range(6))
+
+
+# -- a dead worker's job: what the reconciler enqueues ------------------------------------------------
+
+
+def started_by_a_dead_worker(redis: Any, ids: list[int], beats_ago: float = 2.0) -> str:
+    """A send job taken off the queue by a worker that has since died: its started-registry entry
+    is past its heartbeat ttl, as RQ leaves it after a SIGKILL. Enqueued without a retry, so RQ's
+    cleanup fails it (a retried one is tested through real workers in tests/test_worker_kill.py)."""
+    from rq.executions import Execution
+
+    q = queues.get_queue(redis)
+    job = q.enqueue(queues.SEND_BATCH, ids, job_timeout=queues.JOB_TIMEOUT)
+    q.remove(job.id)
+    with redis.pipeline() as pipe:
+        Execution.create(job, 1, pipeline=pipe, worker_name="gone")
+        pipe.execute()
+    time.sleep(beats_ago)  # the one-second ttl ran out: no heartbeat renewed it
+    return job.id
+
+
+def test_the_reconciler_enqueues_the_rows_of_a_dead_workers_job_while_other_jobs_wait(twilio_app, fake_twilio) -> None:
+    """One job died with its worker, another still waits: only the dead one's rows are enqueued again."""
+    ids = launch(twilio_app, 20)
+    redis = svc(twilio_app).redis
+    dead_ids, waiting_ids = ids[:10], ids[10:]
+    dead = started_by_a_dead_worker(redis, dead_ids)
+    assert queues.enqueue_ids(redis, waiting_ids) == 1
+    assert queues.pending_jobs(redis) >= 1  # the old rule (enqueue only when nothing is pending) would wait
+    with twilio_app.app_context():
+        result = jobs.reconcile()
+        assert (result["due"], result["stranded"], result["jobs"]) == (20, 10, 1)
+        assert queues.get_queue(redis).failed_job_registry.get_job_ids() == [dead]  # RQ's own cleanup
+        assert sorted(queues.live_ids(redis)) == sorted(ids)  # the new job carries the dead one's rows
+        assert jobs.reconcile()["jobs"] == 0  # nothing enqueued twice
+    work(twilio_app)
+    assert_each_sent_once(twilio_app, fake_twilio, range(20))
+
+
+def test_a_running_job_whose_worker_still_beats_is_left_alone(twilio_app, fake_twilio) -> None:
+    """A job in the started registry within its heartbeat ttl carries its rows: they are not enqueued again."""
+    from rq.executions import Execution
+
+    ids = launch(twilio_app, 5)
+    redis = svc(twilio_app).redis
+    q = queues.get_queue(redis)
+    job = q.enqueue(queues.SEND_BATCH, ids, job_timeout=queues.JOB_TIMEOUT)
+    q.remove(job.id)
+    with redis.pipeline() as pipe:
+        Execution.create(job, 60, pipeline=pipe, worker_name="alive")
+        pipe.execute()
+    with twilio_app.app_context():
+        result = jobs.reconcile()
+    assert (result["due"], result["stranded"], result["jobs"]) == (5, 0, 0)
+    assert fake_twilio.messages == []
+
+
+def test_a_heartbeat_worker_keeps_its_job_alive_past_the_ttl(twilio_app, fake_twilio) -> None:
+    """HeartbeatWorker renews a running job's entry (RQ's maintain_heartbeats): a slow batch is not abandoned."""
+    ids = launch(twilio_app, 3)
+    redis = svc(twilio_app).redis
+    fake_twilio.latency = 1.5  # the batch outlives the ttl of 3 x 0.5 s (rounded up to 2 s)
+    change = {"job_monitoring_interval": 0.5}
+    queues.enqueue_ids(redis, ids)
+    seen: list[tuple[set[int], int, int]] = []
+    q = queues.get_queue(redis)
+    worker = queues.HeartbeatWorker([q], connection=redis, serializer=queues.JSONSerializer, **change)
+
+    def watch() -> None:
+        time.sleep(2.5)  # past the first entry's 2 s ttl, mid-job
+        seen.append((queues.live_ids(redis), q.started_job_registry.count, q.scheduled_job_registry.count))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    with twilio_app.app_context():
+        worker.work(burst=True)
+    watcher.join()
+    # Still running, not abandoned (no retry scheduled), though the first entry's ttl ran out.
+    assert seen == [(set(ids), 1, 0)]
+    assert queues.get_queue(redis).failed_job_registry.count == 0
+    assert_each_sent_once(twilio_app, fake_twilio, range(3))

@@ -383,3 +383,91 @@ def test_a_text_kept_in_clear_by_the_previous_version_is_still_replayed(
                                   "recipient": "+15005550006", "body": "JOIN", "received_at": "2026-11-23T10:00:00"}))
     assert "1 stored" in spool_runner.invoke(args=["spool", "replay"]).output
     assert [r.body for r in inbound_rows(spool_app)] == ["JOIN"] and not legacy.exists()
+
+
+# -- delivery status callbacks while the database is away ----------------------------------------
+
+SID_A, SID_B = "SM" + "a" * 32, "SM" + "b" * 32
+
+
+def twilio_status(client: FlaskClient, sid: str, state: str, **extra: str) -> int:
+    """POST a signed Twilio status callback; the answer's status code."""
+    from tests.test_webhooks import status
+
+    return status(client, {"MessageSid": sid, "MessageStatus": state, **extra}).status_code  # type: ignore[no-any-return]
+
+
+def statuses_of(app: Any) -> dict[str, tuple[str, str | None]]:
+    with svc(app).sessions() as s:
+        return {m.provider_id: (m.status, m.error_code) for m in s.scalars(
+            select(Message).where(Message.provider_id.in_([SID_A, SID_B])))}
+
+
+def test_status_callbacks_while_the_database_is_away_are_kept_and_applied_once_in_ladder_order(
+        spool_app: Flask, spool_client: FlaskClient, spool_runner: FlaskCliRunner) -> None:
+    with svc(spool_app).sessions() as s, s.begin():
+        for sid in (SID_A, SID_B):
+            s.add(Message(direction="out", channel="twilio", provider_id=sid, body="Vigil at 6", status="sent"))
+    with database_away(spool_app):
+        # Twilio's callbacks out of order, as they come: each acknowledged although nothing can be written.
+        assert twilio_status(spool_client, SID_A, "delivered") == 204
+        assert twilio_status(spool_client, SID_A, "sent") == 204  # late and lower: must not undo delivered
+        assert twilio_status(spool_client, SID_B, "undelivered", ErrorCode="30003") == 204
+        assert twilio_status(spool_client, SID_B, "delivered") == 204  # a final status never changes
+        assert len(spool_for(spool_app).pending()) == 4
+    assert statuses_of(spool_app) == {SID_A: ("sent", None), SID_B: ("sent", None)}  # nothing written meanwhile
+
+    result = spool_runner.invoke(args=["spool", "replay"])
+    assert result.exit_code == 0, result.output
+    assert "4 status callbacks applied" in result.output, result.output
+    assert statuses_of(spool_app) == {SID_A: ("delivered", None), SID_B: ("undelivered", "30003")}
+    assert spool_for(spool_app).pending() == []
+    again = spool_runner.invoke(args=["spool", "replay"])
+    assert "0 status callbacks applied" in again.output, again.output  # applied once: nothing left to apply
+
+
+def test_the_worker_reconciler_applies_kept_status_callbacks(spool_app: Flask, spool_client: FlaskClient) -> None:
+    with svc(spool_app).sessions() as s, s.begin():
+        s.add(Message(direction="out", channel="twilio", provider_id=SID_A, body="Vigil at 6", status="sent"))
+    with database_away(spool_app):
+        assert twilio_status(spool_client, SID_A, "delivered") == 204
+    with spool_app.app_context():
+        assert jobs.reconcile()["spool_statuses"] == 1
+    assert statuses_of(spool_app) == {SID_A: ("delivered", None)}
+
+
+# -- a database that hangs: PostgreSQL's lock and statement timeouts ----------------------------
+
+def test_a_locked_table_fails_the_webhook_in_seconds_and_the_text_is_spooled_then_replayed(
+        db_url: str, tmp_path: Path) -> None:
+    """Another connection holds the messages table: the lock timeout ends the wait, the spool keeps the text."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("statement and lock timeouts are PostgreSQL's")
+    app = make_app(db_url, tmp_path, DB_LOCK_TIMEOUT_MS=500, DB_STATEMENT_TIMEOUT_MS=2000)
+    client = app.test_client()
+    engine = svc(app).engine
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "500ms"
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "2s"
+        locker = engine.connect()
+        try:
+            locker.exec_driver_sql("BEGIN")
+            locker.exec_driver_sql("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")  # a stuck migration, say
+            started = time.monotonic()
+            response = inbound(client, sms("JOIN", ALICE))
+            elapsed = time.monotonic() - started
+            assert response.status_code == 200 and replies(response) == []
+            assert elapsed < 5, elapsed  # without the lock timeout it would wait for as long as the lock is held
+            assert len(spool_for(app).pending()) == 1
+        finally:
+            locker.rollback()
+            locker.close()
+        assert inbound_rows(app) == []  # the locked attempt left nothing half-written
+        with app.app_context():
+            assert jobs.reconcile()["spool_replayed"] == 1
+        rows = inbound_rows(app)
+        assert [(r.body, r.handled_at is not None) for r in rows] == [("JOIN", True)]
+        assert spool_for(app).pending() == []
+    finally:
+        engine.dispose()

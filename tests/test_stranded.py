@@ -62,3 +62,18 @@ def test_a_failure_while_handling_keeps_the_message_for_the_reconciler(stack_app
         assert jobs.reconcile()["inbound_handled_late"] == 1
     work(stack_app)
     assert [to for to, _ in sent(stack_app)] == ["+265991234567"]
+
+
+def test_one_reconciler_at_a_time_and_its_lock_is_released(stack_app: Flask) -> None:
+    """While one worker reconciles, another's run is skipped (its worker goes back to sending)."""
+    stored, _ = store_unhandled(stack_app, "+265991234567", "JOIN", provider_id="SM-locked")
+    with svc(stack_app).sessions() as s, s.begin():
+        s.execute(update(Message).where(Message.id == stored).values(created_at=utcnow() - timedelta(minutes=5)))
+    redis = svc(stack_app).redis
+    redis.set(jobs.RECONCILE_LOCK, "another-worker", ex=30)
+    with stack_app.app_context():
+        assert jobs.reconcile() == {"busy": True}
+        assert redis.get(jobs.RECONCILE_LOCK) == b"another-worker"  # not ours to release
+        redis.delete(jobs.RECONCILE_LOCK)
+        assert jobs.reconcile()["inbound_handled_late"] == 1
+    assert redis.get(jobs.RECONCILE_LOCK) is None

@@ -12,13 +12,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.channels.base import InboundSMS
+from gateway.channels.base import InboundSMS, StatusUpdate
 from gateway.core.flowfile import FlowSet
 from gateway.inbound import receive as path
+from gateway.inbound import status
 from gateway.inbound.spool import Replayed, Spool, database_away
 from gateway.models import Message, utcnow
 
@@ -37,6 +39,7 @@ class Inbound:
     default_country: str
     spool: Spool  # texts kept on this host while the database is away
     enqueue_replies: Callable[[list[int]], None]  # hands queued replies' ids to the reply queue
+    redis: Any = None  # where a status callback for a provider id not written yet waits (status.py)
     _last_replay: list[float] = field(default_factory=lambda: [-RETRY_EVERY], compare=False)
     _replay_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
@@ -64,6 +67,21 @@ class Inbound:
             self.send_replies(list(received.queued))
         return received
 
+    def receive_status(self, channel: str, update: StatusUpdate) -> bool:
+        """Apply a delivery status callback; while the database is away keep it in the spool (False)."""
+        try:
+            status.apply(self.sessions, channel, update, self.redis)
+        except Exception as exc:
+            if not database_away(exc):
+                raise
+            self.spool.keep_status(channel, update)
+            return False
+        return True
+
+    def apply_status(self, channel: str, update: StatusUpdate) -> None:
+        """Apply a kept status callback (the replay): the database errors go to the replay."""
+        status.apply(self.sessions, channel, update, self.redis)
+
     def store_and_handle(self, sms: InboundSMS, *, inline: bool = True, country: str | None = None,
                          now: datetime | None = None, received_at: datetime | None = None) -> path.Received:
         """The path itself, without the spool: one transaction (see receive.receive)."""
@@ -86,8 +104,8 @@ class Inbound:
         # The provider got its answer long ago: replies are queued and sent by the outbox.
         done = self.spool.replay(
             self.sessions, lambda sms, at: self.store_and_handle(sms, inline=False, received_at=at),
-            self.handle_pending, self.send_replies, budget)
-        if done.stored or done.duplicates or done.rejected:
+            self.handle_pending, self.send_replies, budget, self.apply_status)
+        if done.stored or done.duplicates or done.rejected or done.statuses:
             logger.info("spool replayed: %s", done)
         return done
 

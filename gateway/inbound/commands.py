@@ -39,7 +39,8 @@ def spool_replay() -> None:
     """Store and handle the kept messages in arrival order (safe to run twice)."""
     svc = services()
     done = svc.inbound.replay()
-    click.echo(f"{done.stored} stored, {done.duplicates} already stored, {done.rejected} set aside, "
+    click.echo(f"{done.stored} stored, {done.duplicates} already stored, {done.statuses} status callbacks applied, "
+               f"{done.rejected} set aside, "
                f"{done.left} left" + (" (database away)" if done.away else "")
                + (" (another process is replaying)" if done.busy else ""))
     if not svc.settings.redis_url and (done.stored or done.duplicates):

@@ -14,7 +14,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.cases import answers as case_answers
@@ -156,8 +156,10 @@ def _handle_guarded(session: Session, contact: Contact, message: Message, flows:
                 session.flush()  # a database error shows here, inside this text's savepoint
             return replies
         except Exception as exc:
-            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-                raise  # the database is away, not this text: the caller keeps it (see spool.py)
+            # The database is away, or timed out (DB_STATEMENT_TIMEOUT_MS, DB_LOCK_TIMEOUT_MS): not
+            # this text's fault, so it is not counted against it; the caller keeps it (see spool.py).
+            if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+                raise
             if _count_failure(message, exc, now):
                 return _stop_anyway(session, contact, message, flows, org, now, reply_status)
 

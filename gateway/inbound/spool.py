@@ -6,6 +6,10 @@ embedded default. One file per message, written under a temporary name, fsynced,
 into place: a crash never leaves half a message, and no two processes append to one file.
 Names start with the arrival time in nanoseconds, so sorted names are arrival order.
 
+Delivery status callbacks that arrive while the database is away are kept the same way (a record
+of kind "status", named "status" where a text's name has its sender's tag) and applied by the same
+replay; the status ladder only moves forward, so applying one late, or twice, changes nothing twice.
+
 Replay holds an exclusive lock on the spool (one replayer at a time, across processes), stores
 each message through the normal path and deletes its file only after that. A replay cut short
 between the two stores the message again later, and its provider id drops the duplicate; a
@@ -36,13 +40,14 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.channels.base import InboundSMS
+from gateway.channels.base import InboundSMS, StatusUpdate
 from gateway.core.vault import NumberVault
 from gateway.inbound.receive import Received
 from gateway.models import Message, utcnow
 from gateway.private import DIR_MODE, FILE_MODE, private_dir
 
 logger = logging.getLogger(__name__)
+STATUS = "status"  # the kind of a kept delivery status callback, and the tag in its file name
 REJECTED_RETENTION = timedelta(days=7)  # time to notice (on /healthz) and look at a set-aside text
 
 
@@ -59,6 +64,7 @@ class Replayed:
 
     stored: int = 0
     duplicates: int = 0
+    statuses: int = 0  # delivery status callbacks applied
     left: int = 0
     rejected: int = 0
     busy: bool = False  # another process holds the spool
@@ -82,10 +88,25 @@ class Spool:
         """Write the message durably; a message without a provider id gets one, so replays dedupe."""
         if not sms.provider_id:
             sms = InboundSMS(sms.provider, f"local-{uuid.uuid4().hex}", sms.sender, sms.recipient, sms.body)
-        self._private_dir(self.dir)
         record = asdict(sms) | {"received_at": (received_at or utcnow()).isoformat()}
+        path = self._write(record, self._sender_tags(sms.sender)[0])
+        logger.warning("database away: %s message %s kept in the spool", sms.provider, sms.provider_id)
+        return path
+
+    def keep_status(self, channel: str, update: StatusUpdate, received_at: datetime | None = None) -> Path:
+        """Write a delivery status callback durably, to be applied by the next replay."""
+        record = asdict(update) | {"kind": STATUS, "channel": channel,
+                                   "received_at": (received_at or utcnow()).isoformat()}
+        path = self._write(record, STATUS)
+        logger.warning("database away: %s status %s of %s kept in the spool", channel, update.status,
+                       update.provider_id)
+        return path
+
+    def _write(self, record: dict[str, str | None], tag: str) -> Path:
+        """One sealed record, written under a temporary name, fsynced, renamed into place."""
+        self._private_dir(self.dir)
         sealed = self.vault.fernet.encrypt(json.dumps(record, ensure_ascii=False).encode())
-        name = f"{time.time_ns():020d}-{self._sender_tags(sms.sender)[0]}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+        name = f"{time.time_ns():020d}-{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
         tmp = self.dir / f".{name}.tmp"
         # 0600 from the start (O_EXCL: never someone else's file): no moment where others can read it.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
@@ -95,7 +116,6 @@ class Spool:
             os.fsync(f.fileno())
         os.rename(tmp, self.dir / name)
         _fsync_dir(self.dir)
-        logger.warning("database away: %s message %s kept in the spool", sms.provider, sms.provider_id)
         return self.dir / name
 
     def read(self, path: Path) -> dict[str, str]:
@@ -128,12 +148,14 @@ class Spool:
 
     def replay(self, sessions: sessionmaker[Session], receive: Callable[[InboundSMS, datetime], Received],
                handle: Callable[[int], list[int]], send: Callable[[list[int]], None],
-               budget: float | None = None) -> Replayed:
+               budget: float | None = None, apply_status: Callable[[str, StatusUpdate], None] | None = None,
+               ) -> Replayed:
         """Store and handle kept messages in order until none is left, the database fails or time is up.
 
         `receive(sms, received_at)` stores and handles one text, its replies queued;
         `handle(contact_id)` handles a contact's pending texts (one stored before but not handled)
-        and returns the queued replies' ids; `send(ids)` hands those to the outbox.
+        and returns the queued replies' ids; `send(ids)` hands those to the outbox;
+        `apply_status(channel, update)` applies a kept delivery status callback.
         """
         out = Replayed()
         self._private_dir(self.dir)
@@ -151,7 +173,7 @@ class Spool:
                         out.left = len(self.pending())
                         return out
                     try:
-                        self._replay_one(path, sessions, receive, handle, send, out)
+                        self._replay_one(path, sessions, receive, handle, send, out, apply_status)
                     except Exception as exc:
                         if database_away(exc):
                             out.away, out.left = True, len(self.pending())
@@ -196,9 +218,18 @@ class Spool:
 
     def _replay_one(self, path: Path, sessions: sessionmaker[Session],
                     receive: Callable[[InboundSMS, datetime], Received], handle: Callable[[int], list[int]],
-                    send: Callable[[list[int]], None], out: Replayed) -> None:
+                    send: Callable[[list[int]], None], out: Replayed,
+                    apply_status: Callable[[str, StatusUpdate], None] | None = None) -> None:
         record = self.read(path)
         received_at = datetime.fromisoformat(record.pop("received_at"))
+        if record.pop("kind", None) == STATUS:
+            if apply_status is None:
+                raise ValueError("a kept status callback, and nothing to apply it with")
+            channel = record.pop("channel")
+            apply_status(channel, StatusUpdate(**record))  # type: ignore[arg-type]
+            out.statuses += 1
+            path.unlink()
+            return
         sms = InboundSMS(**record)
         received = receive(sms, received_at)  # stored as of when it arrived, not when it was replayed
         owed = list(received.queued)

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.channels.base import StatusUpdate
 from gateway.models import Message, MessageStatus
@@ -46,6 +46,12 @@ def advance(session: Session, channel: str, update: StatusUpdate, redis: Any) ->
     if ahead(update.status, message.status):
         message.status = update.status
         message.error_code = update.error_code or message.error_code
+
+
+def apply(sessions: sessionmaker[Session], channel: str, update: StatusUpdate, redis: Any) -> None:
+    """Apply a delivery callback in a transaction of its own."""
+    with sessions() as session, session.begin():
+        advance(session, channel, update, redis)
 
 
 def remember_early(redis: Any, sid: str, status: str, error_code: str | None) -> None:

@@ -10,7 +10,6 @@ from datetime import datetime
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from gateway import embedded as lock
@@ -169,6 +168,8 @@ def broadcast_cancel(broadcast_id: int) -> None:
 def outbox_reconcile() -> None:
     """Re-enqueue messages left queued, settle those left sending (asking the provider)."""
     result = jobs.reconcile(force=True)
+    if result.get("busy"):
+        raise click.ClickException("a worker is reconciling right now; nothing to do by hand")
     click.echo(", ".join(f"{k}: {v}" for k, v in result.items()))
     if embedded() and result["jobs"]:
         instance = services().settings.instance_path
@@ -186,10 +187,12 @@ def outbox_reconcile() -> None:
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Quit when the queues are empty.")
-@click.option("--reconcile-every", default=60, show_default=True, help="Seconds between reconciler runs.")
-def worker(burst: bool, reconcile_every: int) -> None:
+@click.option("--reconcile-every", type=int, help="Seconds between reconciler runs [default: RECONCILE_SECONDS, 60].")
+def worker(burst: bool, reconcile_every: int | None) -> None:
     """An RQ worker on the gateway's queues (replies first, then bulk), with the reconciler."""
+    settings = services().settings
     connection = services().redis
+    every = reconcile_every or settings.reconcile_seconds
     if embedded():
         click.echo("REDIS_URL is not set: this worker only sees jobs of its own process", err=True)
         try:  # and it would send beside the server, at the same rate again
@@ -200,18 +203,21 @@ def worker(burst: bool, reconcile_every: int) -> None:
     def schedule_reconcile() -> None:
         q = queues.get_queue(connection, queues.REPLIES)
         while True:
-            slot = int(time.time() // reconcile_every)
+            slot = int(time.time() // every)
             # One job id per time slot: several workers enqueue it, it runs once.
             if q.fetch_job(f"reconcile-{slot}") is None:
-                q.enqueue(queues.RECONCILE, job_id=f"reconcile-{slot}", result_ttl=reconcile_every * 2)
+                q.enqueue(queues.RECONCILE, job_id=f"reconcile-{slot}", result_ttl=every * 2)
             if q.fetch_job(f"cases-tick-{slot}") is None:  # case deadlines, on the same beat
-                q.enqueue(queues.CASES_TICK, job_id=f"cases-tick-{slot}", result_ttl=reconcile_every * 2)
-            time.sleep(reconcile_every)
+                q.enqueue(queues.CASES_TICK, job_id=f"cases-tick-{slot}", result_ttl=every * 2)
+            time.sleep(every)
 
     if not burst:
         threading.Thread(target=schedule_reconcile, daemon=True).start()
-    w = SimpleWorker([queues.get_queue(connection, queues.REPLIES), queues.get_queue(connection, queues.BULK)],
-                     connection=connection, serializer=JSONSerializer)
+    # Heartbeats while a job runs: a worker killed mid-batch is seen by the next reconciler run.
+    w = queues.HeartbeatWorker([queues.get_queue(connection, queues.REPLIES),
+                                queues.get_queue(connection, queues.BULK)],
+                               connection=connection, serializer=JSONSerializer,
+                               job_monitoring_interval=settings.worker_heartbeat_seconds)
     # RQ's own lines follow LOG_LEVEL too.
     w.work(burst=burst, with_scheduler=True, logging_level=logging.getLevelName(logs.level()))
 

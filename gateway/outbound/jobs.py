@@ -8,6 +8,8 @@ their rows are still `queued` in the database, so the reconciler enqueues them a
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +21,8 @@ from gateway.people import audit, privacy
 
 logger = logging.getLogger(__name__)
 RECONCILER_KEY = "gateway:metrics:reconciler"  # hash: each action's total over every run, for /metrics
+RECONCILE_LOCK = "gateway:reconcile"
+LOCK_SECONDS = 30  # renewed after each row the reconciler asks the provider about
 _app: Flask | None = None
 
 
@@ -43,26 +47,56 @@ def send_batch(ids: list[int]) -> dict[str, Any]:
 
 
 def reconcile(force: bool = False) -> dict[str, Any]:
-    """Settle rows left sending; re-enqueue queued rows when no job is left to send them."""
+    """Settle rows left sending; enqueue the queued rows no live job carries (all of them when forced).
+
+    A job whose worker died (its heartbeats stopped) carries nothing live: its rows, settled or
+    queued again here once SENDING_STALE_SECONDS have passed, are enqueued in the same run. A row
+    enqueued twice is still sent once: a job sends only the rows it claims (queued -> sending).
+    """
     app = _current()
     svc = app.extensions["gateway"]
-    done = outbox.reconcile(svc.outbox(), stale_after=timedelta(seconds=svc.settings.sending_stale_seconds))
+    # One reconciler at a time: the others' workers keep sending meanwhile. Its key expires unless
+    # renewed as the run goes on, so a worker killed while reconciling holds the others back briefly.
+    token = uuid.uuid4().hex
+    if not svc.redis.set(RECONCILE_LOCK, token, nx=True, ex=LOCK_SECONDS):
+        logger.info("reconcile: another worker is reconciling; skipped")
+        return {"busy": True}
+
+    def renew() -> None:
+        if svc.redis.get(RECONCILE_LOCK) in (token, token.encode()):
+            svc.redis.expire(RECONCILE_LOCK, LOCK_SECONDS)
+
+    try:
+        return _reconcile(app, force, renew)
+    finally:
+        if svc.redis.get(RECONCILE_LOCK) in (token, token.encode()):
+            svc.redis.delete(RECONCILE_LOCK)
+
+
+def _reconcile(app: Flask, force: bool, renew: Callable[[], None]) -> dict[str, Any]:
+    svc = app.extensions["gateway"]
+    done = outbox.reconcile(svc.outbox(), stale_after=timedelta(seconds=svc.settings.sending_stale_seconds),
+                            progress=renew)
     enqueued = 0
-    if done.due and (force or queues.pending_jobs(svc.redis) == 0):
-        enqueued = queues.enqueue_ids(svc.redis, done.due)
+    stranded_rows = done.due if force or not done.due else sorted(set(done.due) - queues.live_ids(svc.redis))
+    if stranded_rows:
+        enqueued = queues.enqueue_ids(svc.redis, stranded_rows)
     stranded = svc.inbound.handle_stranded()
     closed = close_expired(app)
     schedule_purge(app)
-    spooled = svc.inbound.replay().stored  # texts kept on this host while the database was away
+    replayed = svc.inbound.replay()  # texts and status callbacks kept on this host while the database was away
+    spooled = replayed.stored
     if not svc.settings.redis_url:
         # The embedded worker has no loop of its own that enqueues cases_tick (`flask worker` does,
         # every minute): it runs the case deadlines here, with the reconciler, each minute.
         cases_tick()
-    logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d jobs enqueued, %d inbound handled late, "
-                "%d replayed from the spool, %d expired conversations closed", done.settled_sent, done.requeued,
-                len(done.due), enqueued, stranded, spooled, closed)
+    logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d of them in no live job, %d jobs enqueued, "
+                "%d inbound handled late, %d replayed from the spool, %d status callbacks applied from the spool, "
+                "%d expired conversations closed", done.settled_sent, done.requeued, len(done.due),
+                len(stranded_rows), enqueued, stranded, spooled, replayed.statuses, closed)
     result = {"settled_sent": done.settled_sent, "requeued": done.requeued, "due": len(done.due),
-              "jobs": enqueued, "inbound_handled_late": stranded, "spool_replayed": spooled,
+              "stranded": len(stranded_rows), "jobs": enqueued, "inbound_handled_late": stranded,
+              "spool_replayed": spooled, "spool_statuses": replayed.statuses,
               "expired_closed": closed}
     count_actions(svc.redis, result)
     return result

@@ -373,32 +373,45 @@ class Reconciled:
     due: list[int] = field(default_factory=list)
 
 
-def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2)) -> Reconciled:
-    """Settle rows left `sending` (asking the provider) and list the queued rows that are due."""
+def reconcile(box: Outbox, stale_after: timedelta = timedelta(minutes=2),
+              progress: Callable[[], object] = lambda: None) -> Reconciled:
+    """Settle rows left `sending` (asking the provider) and list the queued rows that are due.
+
+    The provider is asked with no transaction open: its answers can take a while, and a row lock
+    held meanwhile would make a worker's claim on that row wait (and time out). Each answer is then
+    written only if the row is still the same claim (still `sending`, claimed at the same time).
+    """
     out = Reconciled()
     now = box.now()
     with box.sessions() as session:
         stale = session.scalars(select(Message.id).where(
             Message.status == "sending", Message.claimed_at <= now - stale_after)).all()
     for ids in _chunks(list(stale), 200):
-        with box.sessions() as session, session.begin():
+        with box.sessions() as session:
             loaded = _load(session, ids)
-            for row in loaded:
-                try:
-                    found = settle(box, row.number, row.body, row.claimed_at, _provider_of(box, row))
-                except ProviderError:
-                    continue  # provider unreachable: stays `sending`, asked again next time
+        found_by_row: list[tuple[_Row, str | None]] = []
+        # One question at a time: a provider's message list is a heavy request (it searches its
+        # log), and many in flight at once only make each one slower, past the client timeout.
+        for row in loaded:
+            try:
+                found_by_row.append((row, settle(box, row.number, row.body, row.claimed_at, _provider_of(box, row))))
+            except ProviderError:
+                continue  # provider unreachable: stays `sending`, asked again next time
+            finally:
+                progress()  # still at it (the caller's lock stays held)
+        with box.sessions() as session, session.begin():
+            for row, found in found_by_row:
+                same_claim = (Message.id == row.id, Message.status == "sending", Message.claimed_at == row.claimed_at)
                 if found is not None:
                     forget = privacy.detached(now) if row.redacted else {}
-                    session.execute(update(Message).where(Message.id == row.id, Message.status == "sending")
-                                    .values(status="sent", provider_id=found, **forget))
-                    if row.redacted:
+                    done = session.execute(update(Message).where(*same_claim)
+                                           .values(status="sent", provider_id=found, **forget))
+                    if done.rowcount and row.redacted:  # type: ignore[attr-defined]
                         privacy.drop_if_bare(session, row.contact_id)
-                    out.settled_sent += 1
+                    out.settled_sent += done.rowcount  # type: ignore[attr-defined]
                 else:
-                    session.execute(update(Message).where(Message.id == row.id, Message.status == "sending")
-                                    .values(status="queued", claimed_at=None))
-                    out.requeued += 1
+                    done = session.execute(update(Message).where(*same_claim).values(status="queued", claimed_at=None))
+                    out.requeued += done.rowcount  # type: ignore[attr-defined]
             finish_if_done(session, {r.broadcast_id for r in loaded if r.broadcast_id})
     with box.sessions() as session:
         out.due = list(session.scalars(select(Message.id).where(

@@ -6,6 +6,7 @@ what the jobs run, so the modules that write rows (broadcasts, oneoff) can enque
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ import fakeredis
 import redis
 from flask import Flask
 from rq import Queue, Retry, SimpleWorker
+from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
@@ -30,6 +32,11 @@ SEND_BATCH = "gateway.outbound.jobs.send_batch"
 RECONCILE = "gateway.outbound.jobs.reconcile"
 PURGE = "gateway.outbound.jobs.purge"
 CASES_TICK = "gateway.outbound.jobs.cases_tick"  # case deadlines (gateway/cases/timer.py), then checks (evidence)
+HEARTBEAT_SECONDS = 10  # WORKER_HEARTBEAT_SECONDS' default
+MISSED_BEATS = 3  # a running job whose worker missed this many heartbeats is abandoned
+# A scheduled job (a retry) this late was not moved by any scheduler: its scheduler died with its
+# worker, and RQ's other schedulers take its lock over only minutes later. Its rows count as nobody's.
+OVERDUE_SECONDS = 10
 
 
 def connect(url: str | None) -> Any:
@@ -62,6 +69,29 @@ def enqueue_ids(connection: Any, ids: Sequence[int], *, name: str = BULK, at: da
     return len(batches)
 
 
+def live_ids(connection: Any) -> set[int]:
+    """Outbox ids a live send job still carries: waiting, scheduled (a retry, quiet hours) or running.
+
+    A running job is live while its worker keeps beating (HeartbeatWorker): RQ's own
+    StartedJobRegistry.cleanup() first takes out the jobs whose worker stopped (killed, lost),
+    retrying or failing them, so the rows of a dead worker's job count as nobody's. A scheduled
+    job counts until it is OVERDUE_SECONDS late.
+    """
+    job_ids: list[str] = []
+    for name in (REPLIES, BULK):
+        q = get_queue(connection, name)
+        q.started_job_registry.cleanup()  # RQ's check of the running jobs' heartbeats
+        job_ids += q.get_job_ids() + q.started_job_registry.get_job_ids(cleanup=False)
+        # The scheduled registry is scored by the time each job is due.
+        job_ids += [j.decode() if isinstance(j, bytes) else j for j in connection.zrangebyscore(
+            q.scheduled_job_registry.key, time.time() - OVERDUE_SECONDS, "+inf")]
+    ids: set[int] = set()
+    for job in Job.fetch_many(list(dict.fromkeys(job_ids)), connection=connection, serializer=JSONSerializer):
+        if job is not None and job.func_name == SEND_BATCH and job.args:
+            ids.update(int(i) for i in job.args[0])
+    return ids
+
+
 def pending_jobs(connection: Any) -> int:
     """Send jobs waiting, running or scheduled: when none, queued rows have been orphaned."""
     total = 0
@@ -71,7 +101,38 @@ def pending_jobs(connection: Any) -> int:
     return total
 
 
-class ThreadWorker(SimpleWorker):
+class HeartbeatWorker(SimpleWorker):
+    """A SimpleWorker that tells RQ it is alive while a job runs, so a dead one is seen in seconds.
+
+    RQ's SimpleWorker registers a running job for its whole timeout (an hour here) and sends no
+    heartbeat until it ends; a worker killed mid-batch then holds the batch's ids for an hour.
+    Here the started-job registry entry lasts MISSED_BEATS heartbeats, and a thread renews it (with
+    RQ's own maintain_heartbeats) every `job_monitoring_interval` seconds while the job runs.
+    """
+
+    def get_heartbeat_ttl(self, job: Job) -> int:
+        return max(1, math.ceil(MISSED_BEATS * self.job_monitoring_interval))
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.job_monitoring_interval):
+                try:
+                    self.maintain_heartbeats(job)
+                except Exception:  # Redis away for a moment: the next beat tries again
+                    logger.warning("heartbeat of job %s failed", job.id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"rq-heartbeat-{job.id}", daemon=True)
+        thread.start()
+        try:
+            super().execute_job(job, queue)
+        finally:
+            stop.set()
+            thread.join()
+
+
+class ThreadWorker(HeartbeatWorker):
     """An RQ worker that can run in a thread of the web process (the embedded default)."""
 
     # Job timeouts by a timer thread: the default (SIGALRM) only works in the main thread.

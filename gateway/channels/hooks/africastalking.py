@@ -16,7 +16,6 @@ from flask.typing import ResponseReturnValue
 from gateway import services
 from gateway.channels.africastalking import AfricasTalkingProvider
 from gateway.channels.hooks.base import refuse_oversized, seen
-from gateway.inbound import status
 
 bp = Blueprint("africastalking_hooks", __name__)
 bp.before_request(refuse_oversized)  # before any form, body or signature is read
@@ -70,6 +69,6 @@ def africastalking_status(token: str) -> ResponseReturnValue:
         abort(400, description=str(exc))
     svc = services()
     seen(svc.redis, provider.name)
-    with svc.sessions() as session, session.begin():
-        status.advance(session, provider.name, update, svc.redis)
+    # Kept in the spool while the database is away, applied when it is back: still acknowledged.
+    svc.inbound.receive_status(provider.name, update)
     return "", 200

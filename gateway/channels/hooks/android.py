@@ -15,7 +15,6 @@ from gateway import services
 from gateway.channels.android import AndroidProvider, Ping
 from gateway.channels.base import InboundSMS, StatusUpdate
 from gateway.channels.hooks.base import refuse_oversized, seen
-from gateway.inbound import status
 
 bp = Blueprint("android_hooks", __name__)
 bp.before_request(refuse_oversized)  # before any form, body or signature is read
@@ -54,8 +53,8 @@ def android_event() -> ResponseReturnValue:
         country = svc.channels.countries.get(provider.name) or svc.settings.default_country
         svc.inbound.receive(event, inline=False, country=country)
     elif isinstance(event, StatusUpdate):
-        with svc.sessions() as session, session.begin():
-            status.advance(session, provider.name, event, svc.redis)
+        # Kept in the spool while the database is away, applied when it is back: still acknowledged.
+        svc.inbound.receive_status(provider.name, event)
     elif isinstance(event, Ping):
         logger.debug("%s: %s", provider.name, event.event)
     return {"ok": True}, 200

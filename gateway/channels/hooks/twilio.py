@@ -8,7 +8,6 @@ from flask import Blueprint, Response, abort, request
 from gateway import services
 from gateway.channels.hooks.base import refuse_oversized
 from gateway.channels.twilio import TwilioProvider
-from gateway.inbound import status
 
 bp = Blueprint("twilio_hooks", __name__)
 bp.before_request(refuse_oversized)  # before any form, body or signature is read
@@ -55,6 +54,6 @@ def twilio_status() -> tuple[str, int]:
     except ValueError as exc:
         abort(400, description=str(exc))
     svc = services()
-    with svc.sessions() as session, session.begin():
-        status.advance(session, "twilio", update, svc.redis)
+    # Kept in the spool while the database is away, applied when it is back: still acknowledged.
+    svc.inbound.receive_status("twilio", update)
     return "", 204
