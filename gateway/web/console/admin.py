@@ -42,19 +42,19 @@ ROLE_HELP = {
     "organizer": _l("also imports supporters, answers the inbox and sends broadcasts"),
     "admin": _l("also manages accounts and reads the audit log"),
 }
-ROLE_CHOICES = [(role, i18n.WORDS[role]) for role in accounts.ROLES]
+
 
 
 class CreateUserForm(FlaskForm):
     email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
-    role = SelectField(_l("Role"), choices=ROLE_CHOICES, default="viewer")
+    role = SelectField(_l("Role"), choices=list(accounts.ROLES), default="viewer")  # shown by role_name()
     password = PasswordField(_l("Initial password"), validators=[
         DataRequired(), Length(min=accounts.MIN_PASSWORD, max=200,
                                message=_l("The password needs at least %(n)s characters.", n=accounts.MIN_PASSWORD))])
 
 
 class RoleForm(FlaskForm):
-    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+    role = SelectField(_l("Role"), choices=list(accounts.ROLES))
 
 
 class ActionForm(FlaskForm):
