@@ -114,6 +114,12 @@ def test_every_console_page_in_spanish(app, auth, live, spanish_page: Page) -> N
     page.click("#close-form button:has-text('Cerrar el caso')")
     expect(page.locator(".flash.ok")).to_have_text("Caso cerrado como resuelto.")
     expect(page.locator("#case-status")).to_have_text("resuelto")
+    # The longer Spanish labels still fit a phone.
+    page.set_viewport_size({"width": 375, "height": 740})
+    for path in ("/", "/broadcasts/new", "/account"):
+        page.goto(live.url + path)
+        assert no_horizontal_scroll(page) <= 0, f"{path} is wider than a 375 px phone in Spanish"
+    shot(page, "es-account-phone")
 
 
 def test_the_language_is_chosen_on_the_account_page_and_kept(app, auth, live, page: Page, chromium) -> None:  # type: ignore[no-untyped-def]

@@ -189,7 +189,9 @@ def spanish(headers: dict[str, str] | None = None) -> dict[str, str]:
 def test_english_by_default_and_spanish_when_the_browser_asks(client, auth: Auth) -> None:  # type: ignore[no-untyped-def]
     page = client.get("/login").get_data(as_text=True)
     assert '<html lang="en">' in page and "Log in" in page
-    page = client.get("/login", headers=spanish()).get_data(as_text=True)
+    r = client.get("/login", headers=spanish())
+    page = r.get_data(as_text=True)
+    assert "Accept-Language" in r.headers["Vary"]
     assert '<html lang="es">' in page and "Iniciar sesión" in page and "Log in" not in page
     auth.login("organizer")
     page = client.get("/", headers=spanish()).get_data(as_text=True)

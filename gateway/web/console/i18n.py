@@ -36,7 +36,7 @@ WORDS = {
     "skipped": _l("skipped"), "cancelled": _l("cancelled"), "draft": _l("draft"), "done": _l("done"),
     "open": _l("open"), "acknowledged": _l("acknowledged"), "promised": _l("promised"),
     "resolved": _l("resolved"), "overdue": _l("overdue"), "disputed": _l("disputed"), "closed": _l("closed"),
-    "in": _l("in"), "out": _l("out"),
+    "in": _l("in"), "out": _l("out"), "yes": _l("yes"), "no": _l("no"), "partly": _l("partly"),
 }
 
 
@@ -108,6 +108,13 @@ def init_app(app: Flask) -> None:
     # {% trans %} blocks written over several lines are one msgid with single spaces (pybabel: trimmed=true).
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.context_processor(lambda: {"locales": LOCALES, "locale": current(), "role_name": word})
+
+    @app.after_request
+    def vary_by_language(response):  # type: ignore[no-untyped-def]
+        # A page's words depend on the browser's Accept-Language: a cache must not hand one to another.
+        if response.mimetype == "text/html":
+            response.vary.add("Accept-Language")
+        return response
     app.jinja_env.filters["word"] = word
     from gateway.web.console.localtime import local, local_day
 
