@@ -52,12 +52,12 @@ class FilterForm:
         if status in casedata.STATUSES:
             f.status = status
         elif status:
-            f.problems.append(f"There is no status {status[:20]!r}; showing every status.")
+            f.problems.append(_("There is no status %(value)s; showing every status.", value=repr(status[:20])))
         official = args.get("official", "").strip()
         if official.isdigit() and len(official) < 10:
             f.official = int(official)
         elif official:
-            f.problems.append("The official filter was not understood; showing every official.")
+            f.problems.append(_("The official filter was not understood; showing every official."))
         return f
 
     @property
