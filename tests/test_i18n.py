@@ -253,3 +253,16 @@ def test_dates_and_numbers_follow_the_language(app) -> None:  # type: ignore[no-
     with app.test_request_context("/", headers=spanish()):
         assert local(when) == "14 mar 2026, 8:30 (Africa/Blantyre; 06:30 UTC)"
         assert format_number(12345) == "12.345" and local_day(when.date()) == "14 mar 2026"
+
+
+def test_form_errors_are_in_the_page_language(client, auth: Auth) -> None:  # type: ignore[no-untyped-def]
+    """Our own validation messages and WTForms' built-in ones (its catalogue, through Flask-WTF)."""
+    auth.login("admin")
+    token = auth.csrf("/users")
+    form = {"csrf_token": token, "email": "", "role": "viewer", "password": "short"}
+    page = client.post("/users", data=form, headers=spanish()).get_data(as_text=True)
+    errors = re.findall(r'<p class="flash error">([^<]*)</p>', page)
+    assert errors == ["Este campo es obligatorio.", "La contraseña necesita al menos 10 caracteres."]
+    page = client.post("/users", data=form, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    errors = re.findall(r'<p class="flash error">([^<]*)</p>', page)
+    assert errors == ["This field is required.", "The password needs at least 10 characters."]
