@@ -21,7 +21,7 @@ from tests.conftest import Auth
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "gateway" / "web" / "console" / "templates"
 SPANISH = ROOT / "gateway" / "translations" / "es" / "LC_MESSAGES" / "messages.po"
-GETTEXT = {"_", "gettext", "ngettext", "pgettext", "npgettext"}
+GETTEXT = {"_", "gettext", "ngettext", "pgettext", "npgettext"}  # the console's translating calls
 HOLE = "\x01"  # where a Jinja expression or a {% trans %} block was: not text a person reads
 WORD = re.compile(r"[^\W\d_]{2,}")
 # Attributes a person reads (or hears, with a screen reader).
