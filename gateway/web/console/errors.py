@@ -20,7 +20,7 @@ MESSAGES = {
 # The console's blueprints; the JSON API (a contract), webhooks and health checks keep their own answers.
 PAGES = {"auth", "pages", "supporters", "broadcasts", "reports", "cases", "officials", "inbox", "flowsview",
          "simulator", "admin"}
-MACHINE_PATHS = ("/api/", "/sms/")
+MACHINE_PATHS = ("/api/", "/sms/", "/healthz", "/metrics")  # and any route machines call outside a blueprint
 
 
 def _wants_page() -> bool:
