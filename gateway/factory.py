@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import channels as channels_module
-from gateway import logs
+from gateway import embedded, logs
 from gateway.channels.base import Provider
 from gateway.channels.twilio import TwilioProvider
 from gateway.core.caserules import CaseRules, load_rules
@@ -116,31 +116,40 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     sessions.kw.setdefault("info", {})["services"] = svc
 
     # The parts below import `services` from this package, so they are imported once it is whole.
-    from gateway import db, limits
+    from gateway import backup, db, limits
     from gateway.cases import commands as cases_commands
     from gateway.channels.hooks import WEBHOOKS
+    from gateway.evidence import brief_cli
+    from gateway.evidence import commands as evidence_commands
     from gateway.inbound import commands as inbound_commands
     from gateway.outbound import commands as outbound_commands
     from gateway.people import commands as people_commands
-    from gateway.web import api, console, health
+    from gateway.web import api, console, health, metrics
 
     limits.init_app(app)
     for name in channels_module.PROVIDERS:  # each kind of channel's webhooks, whether configured or not
         if name in WEBHOOKS:
             app.register_blueprint(WEBHOOKS[name])
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     console.init_app(app)
     api.init_app(app)
     db.init_app(app)  # the session teardown and `flask db`; each package registers its own commands
+    backup.init_app(app)
     inbound_commands.init_app(app)
     outbound_commands.init_app(app)
     people_commands.init_app(app)
     cases_commands.init_app(app)
+    brief_cli.init_app(app)
+    evidence_commands.init_app(app)
     # Before every request, webhooks included: replay texts kept in the spool while the database
     # was away (at most REQUEST_BUDGET seconds, only when some are kept).
     app.before_request(_replay_spool)
     if not settings.redis_url and app.config.get("EMBEDDED_WORKER", not app.config.get("TESTING")):
         # No Redis: the web process runs the RQ jobs itself, from its first request (commands do not).
+        # Only one process may (gateway/embedded.py): a second server stops here, saying why.
+        if embedded.serving_now():
+            embedded.claim_for_server(app)
         app.before_request(_embedded_worker_starter(app))
     return app
 
@@ -164,7 +173,10 @@ def _embedded_worker_starter(app: Flask) -> Callable[[], None]:
         if not started:
             with lock:
                 if not started:
-                    started.append(queues.start_embedded_worker(app, jobs.reconcile))
+                    instance = services().settings.instance_path
+                    embedded.hold(instance, "web server")  # ServerBusy (a 500, logged) while another sends
+                    started.append(queues.start_embedded_worker(app, jobs.reconcile,
+                                                                nudged_at=partial(embedded.nudged_at, instance)))
 
     return start_embedded_worker
 

@@ -149,6 +149,9 @@ class Settings:
     android_webhook_signing_key: str | None = field(repr=False)  # ANDROID_WEBHOOK_SIGNING_KEY
     android_timeout: float  # ANDROID_TIMEOUT: seconds per API call; default 10
 
+    # METRICS_TOKEN: the bearer token GET /metrics asks for; None (unset) turns /metrics off (404).
+    metrics_token: str | None = field(default=None, repr=False)
+
     # What as_flask_config() returns: the UPPER_CASE values as read, with any overrides (test and
     # Flask keys such as TESTING included), so create_app can move to Settings a caller at a time.
     _config: Mapping[str, Any] = field(default_factory=_empty, repr=False, compare=False)
@@ -186,7 +189,8 @@ class Settings:
 
 def _read(env: Mapping[str, str], instance: Path | None) -> dict[str, Any]:
     """All settings, from the environment with the documented defaults, as UPPER_CASE strings and numbers."""
-    instance = instance or ROOT / "instance"
+    # INSTANCE_PATH: where generated keys, the default database and the server lock live.
+    instance = instance or Path(env.get("INSTANCE_PATH") or ROOT / "instance")
     has_twilio = bool(env.get("TWILIO_ACCOUNT_SID") and env.get("TWILIO_AUTH_TOKEN"))
     settings: dict[str, Any] = {
         "DATABASE_URL": database_url(env.get("DATABASE_URL") or f"sqlite:///{instance / 'gateway.db'}"),
@@ -237,6 +241,7 @@ def _read(env: Mapping[str, str], instance: Path | None) -> dict[str, Any]:
         # besides their own confirmed phone; set by whoever runs the server.
         "TEST_SEND_NUMBERS": env.get("TEST_SEND_NUMBERS") or "",
         "PRIVACY_RETENTION": env.get("PRIVACY_RETENTION") or "90d",  # the daily purge's age
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,  # GET /metrics; unset: no /metrics (404)
     }
     return settings
 
@@ -310,11 +315,21 @@ def _parse(settings: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
         android_gateway_login=settings.get("ANDROID_GATEWAY_LOGIN") or None,
         android_gateway_password=settings.get("ANDROID_GATEWAY_PASSWORD") or None,
         android_webhook_signing_key=settings.get("ANDROID_WEBHOOK_SIGNING_KEY") or None,
-        android_timeout=numbers["ANDROID_TIMEOUT"],
+        android_timeout=numbers["ANDROID_TIMEOUT"], metrics_token=_check_metrics_token(settings),
         _config=MappingProxyType(dict(settings)), _environ=MappingProxyType(dict(environ)))
 
 
 AT_MIN_TOKEN_CHARS = 32
+MIN_METRICS_TOKEN = 16  # characters: a guessable token would open the queue's figures to anyone
+
+
+def _check_metrics_token(settings: Mapping[str, Any]) -> str | None:
+    """METRICS_TOKEN, long enough to be a secret; None when unset."""
+    token = (settings.get("METRICS_TOKEN") or "").strip() or None
+    if token and len(token) < MIN_METRICS_TOKEN:
+        raise ConfigError(f"METRICS_TOKEN has {len(token)} characters; it needs at least {MIN_METRICS_TOKEN} "
+                          "(generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return token
 
 
 def _check_africastalking_webhooks(settings: Mapping[str, Any]) -> tuple[Network, ...]:

@@ -45,7 +45,7 @@ def test_a_case_has_its_timeline_reports_and_texts_and_never_a_reporter(app, api
         assert [e["kind"] for e in body["timeline"]] == ["opened", "sent", "acknowledged"]
         assert body["timeline"][2]["actor"] == f"official:{seeded.grace}"
         assert sorted(r["ref"] for r in body["reports"]) == ["RANON22", "RNAMED1"]
-        assert all(set(r) == {"ref", "delivered", "date", "details"} for r in body["reports"])
+        assert all(set(r) == {"ref", "delivered", "date", "details", "verification"} for r in body["reports"])
         assert [m["body"] for m in body["messages"]] == [
             "2 reports: clinic in Zomba since 23 Nov. Case CZMB7. Reply ACK CZMB7", "ACK czmb7"]
         text = json.dumps(body)

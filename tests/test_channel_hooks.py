@@ -281,7 +281,10 @@ def test_quiet_phones_on_healthz_without_their_names(capp, fakes) -> None:
     body, headers = phone.webhook("system:ping", {"health": {"status": "pass"}})
     assert post(capp, body, headers).status_code == 200
     health = client.get("/healthz")
-    assert health.get_json() == {"status": "ok", "database": "ok", "queue": "ok", "phones": {"count": 1, "quiet": 0}}
+    # With Redis and no `flask worker` running, /healthz also says "no worker is running" (test_metrics.py).
+    body = {k: v for k, v in health.get_json().items() if k not in ("status", "degraded", "waiting", "spool_kept",
+                                                                     "workers")}
+    assert body == {"database": "ok", "queue": "ok", "phones": {"count": 1, "quiet": 0}}
     with capp.app_context():
         before = channels.last_seen(capp.extensions["gateway"].redis, ["android"])["android"]
     time.sleep(0.01)

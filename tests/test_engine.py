@@ -329,3 +329,31 @@ def test_a_case_word_alone_in_a_conversation_answers_it_and_with_a_reference_is_
     with_ref = handle(fs, ACTIVE, started.state, "DONE C7K2P", NOW)
     assert with_ref.handled_by == engine.HandledBy.CASE and with_ref.state == started.state
     assert handle(fs, ACTIVE, None, "DONE", NOW).handled_by == engine.HandledBy.CASE  # outside: a case word
+
+
+ASKED = ContactView(status="active", language=None, country="MW", joined=True, check="open")
+
+
+@pytest.mark.parametrize("text,answer,lang", [("1", "yes", "en"), ("2", "no", "en"), ("3", "partly", "en"),
+                                              ("Yes it came", "yes", "en"), ("si", "yes", "es"),
+                                              ("AYI", "no", "ny"), ("pangono", "partly", "ny"),
+                                              ("parte", "partly", "es"), ("no, nobody came", "no", "en")])
+def test_an_asked_supporter_answers_the_check_in_any_language(fs, text: str, answer: str, lang: str) -> None:
+    result = handle(fs, ASKED, None, text, NOW, org="Net")
+    assert result.handled_by == "check" and result.actions == [engine.CheckAnswer(answer, lang)]
+    assert result.replies == []  # the adapter writes the one reply
+
+
+def test_check_answers_yield_to_stop_a_conversation_a_dispute_and_a_pledge(fs) -> None:
+    assert handle(fs, ASKED, None, "STOP", NOW, org="Net").handled_by == "stop"
+    stopped = ContactView(status="stopped", language="en", joined=True, check="open")
+    assert handle(fs, stopped, None, "2", NOW, org="Net").handled_by == "inbox"  # STOP wins: not counted
+    started = handle(fs, ASKED, None, "REPORT", NOW, org="Net")
+    assert started.state is not None
+    assert handle(fs, ASKED, started.state, "1", NOW, org="Net").handled_by == "conversation"
+    dispute = handle(fs, ASKED, None, "NO R7K2PQ", NOW, org="Net")
+    assert dispute.handled_by == "case" and dispute.actions[0].verb == "dispute"  # type: ignore[union-attr]
+    late = ContactView(status="active", language="en", joined=True, check="late", pledges={"yes": 7})
+    assert handle(fs, late, None, "YES", NOW, org="Net").handled_by == "pledge"
+    assert handle(fs, late, None, "2", NOW, org="Net").handled_by == "check"  # told it is already answered
+    assert handle(fs, ACTIVE, None, "2", NOW, org="Net").handled_by == "inbox"  # never asked: the inbox

@@ -22,7 +22,8 @@ from tests.test_webhooks import inbound, sign, sms
 # health check, static files and the API's own description.
 OPEN = {"auth.login", "auth.logout", "auth.language", "twilio_hooks.twilio_inbound", "twilio_hooks.twilio_status", "health.healthz",
         "static", "pages.static", "api.openapi_json", "africastalking_hooks.africastalking_inbound",
-        "africastalking_hooks.africastalking_status", "android_hooks.android_event"}
+        "africastalking_hooks.africastalking_status", "android_hooks.android_event",
+        "metrics.metrics"}  # /metrics asks for METRICS_TOKEN, not an account (tests/test_metrics.py)
 
 
 def test_every_route_but_login_webhooks_and_healthz_needs_a_role(app, client) -> None:

@@ -99,6 +99,9 @@ def _official(session: Session, contact: Contact, command: CaseCommand, flows: F
         ops.move(session, case, target, "promised", actor=actor, now=now, official_id=official.id,
                  message_id=message_id, note=f"promised for {day.isoformat()}")
         tell_reporters(session, case, "reporter_promised", now)
+        from gateway.evidence import schedules  # local: the evidence package imports this one
+
+        schedules.from_promise(session, case, day, official.id, now)  # the promised day is checked like any
         return ops.say(flows, "case_promise_ok", lang, **ops.case_values(session, case, lang))
     case.resolved_at, case.deadline_at = now, None
     ops.move(session, case, target, "resolved", actor=actor, now=now, official_id=official.id, message_id=message_id)

@@ -24,13 +24,8 @@ def on_report(session: Session, report: Report, now: datetime) -> Case | None:
     rule = ops.rules_of(session).for_service(report.service)
     if (report.delivered or "") not in rule.counts:
         return None
-    case = session.scalars(select(Case).where(Case.place == report.place, Case.service == report.service,
-                                              Case.status.not_in(DONE)).order_by(Case.id.desc())).first()
+    case = join_open(session, report, now)
     if case is not None:
-        session.add(CaseReport(case_id=case.id, report_id=report.id))
-        session.flush()
-        case.report_count += 1
-        case.updated_at = now
         return case
     since = ops.privacy_day(now - rule.window)
     loose = list(session.scalars(
@@ -41,15 +36,34 @@ def on_report(session: Session, report: Report, now: datetime) -> Case | None:
         loose.append(report.id)
     if len(loose) < rule.threshold:
         return None
-    case = Case(ref=ops.new_case_ref(session), place=report.place, service=report.service, country=report.country,
+    return open_case(session, report.place, report.service, report.country, loose, now,
+                     note=f"{len(loose)} reports within {rule.window.days} days")
+
+
+def join_open(session: Session, report: Report, now: datetime) -> Case | None:
+    """Put the report in the open case of its place and service, if there is one."""
+    case = session.scalars(select(Case).where(Case.place == report.place, Case.service == report.service,
+                                              Case.status.not_in(DONE)).order_by(Case.id.desc())).first()
+    if case is None:
+        return None
+    session.add(CaseReport(case_id=case.id, report_id=report.id))
+    session.flush()
+    case.report_count += 1
+    case.updated_at = now
+    return case
+
+
+def open_case(session: Session, place: str, service: str, country: str | None, report_ids: list[int],
+              now: datetime, *, note: str) -> Case:
+    """Open a case with these reports (none in a case yet) and send it to its official at once."""
+    case = Case(ref=ops.new_case_ref(session), place=place, service=service, country=country,
                 status=ladder.OPEN, level=1, opened_at=now, updated_at=now)
     session.add(case)
     session.flush()
-    for rid in loose:
+    for rid in report_ids:
         session.add(CaseReport(case_id=case.id, report_id=rid))
     session.flush()
-    case.report_count = len(loose)
-    ops.record(session, case, "opened", actor=ops.SYSTEM, now=now,
-               note=f"{len(loose)} reports within {rule.window.days} days")
+    case.report_count = len(report_ids)
+    ops.record(session, case, "opened", actor=ops.SYSTEM, now=now, note=note)
     ops.send(session, case, actor=ops.SYSTEM, now=now)
     return case

@@ -115,6 +115,10 @@ def record(session: Session, case: Case, kind: str, *, actor: str, now: datetime
     audit.record(session, actor[:254], f"case.{kind}"[:40], case=case.ref, status=case.status,
                  **({"note": note} if note else {}))
     session.flush()
+    if kind == "opened":  # however it opened, a few other supporters of the place are asked if it is right
+        from gateway.evidence import checks  # local: the evidence package imports this module
+
+        checks.corroborate(session, case, now)
     return ev
 
 

@@ -50,6 +50,9 @@ class ContactView:
     joined: bool = False
     last_hint_at: datetime | None = None
     pledges: dict[str, int] = field(default_factory=dict)  # reply keyword -> alert awaiting replies
+    # "open": a check asked them and awaits their answer (it comes before case words and keywords);
+    # "late": their last one closed or was answered (told so, unless the word means something else)
+    check: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,16 @@ class CaseCommand:
     language: str
 
 
-Action = SetContact | AddTags | Subscribe | Unsubscribe | SaveReport | ToInbox | Pledge | CaseCommand
+@dataclass(frozen=True)
+class CheckAnswer:
+    """An answer to a check that asked this supporter (gateway/evidence/answers.py applies it)."""
+
+    answer: str  # yes, no, partly
+    language: str
+
+
+Action = SetContact | AddTags | Subscribe | Unsubscribe | SaveReport | ToInbox | Pledge | CaseCommand | CheckAnswer
+CHECK_WORDS = (("yes", "yes"), ("no", "no"), ("partly", "partly"))  # flows/system.yaml keywords -> answer
 CASE_VERBS = ("status", "dispute", "ack", "promise", "done")
 REPORTER_VERBS = frozenset({"status", "dispute"})  # a reporter's: handled as private, like a report
 _REF_SHAPE = re.compile(r"^[A-Z0-9]{4,8}$")
@@ -131,6 +143,7 @@ class HandledBy(StrEnum):
     HELP = "help"
     FLOW = "flow"  # a keyword started a flow
     CASE = "case"  # a case word: STATUS or NO <ref> from a reporter, ACK/PROMISE/DONE from an official
+    CHECK = "check"  # an answer to a delivery check or a corroboration (1 Yes 2 No 3 Partly)
     CONVERSATION = "conversation"  # an answer to the open step
     PLEDGE = "pledge"  # a reply to an alert's keyword
     INBOX = "inbox"  # nothing matched: the organizers read it
@@ -215,6 +228,11 @@ def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, t
         # Only the supporter's own START or JOIN ends an opt-out; keep the text for organizers.
         return Result(HandledBy.INBOX, lang, actions=[ToInbox(hinted=False)])
 
+    answer = check_answer(fs, first) if contact.check and not _talking(state, now) else None
+    if answer is not None and contact.check == "open" and not _disputes(fs, tokens):
+        # Asked a question, they answer it; the adapter writes the one reply.
+        return Result(HandledBy.CHECK, contact.language or answer[1], actions=[CheckAnswer(*answer)], state=state)
+
     command = _case_command(fs, tokens, state, now, contact.language)
     if command is not None:
         # Replies come from the adapter, which knows the case; an open conversation stays open.
@@ -243,10 +261,35 @@ def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, t
         run.say("pledge", lang)
         return Result(HandledBy.PLEDGE, lang, run.replies, [Pledge(contact.pledges[first])], state=state)
 
+    if answer is not None and not _disputes(fs, tokens):
+        # An answer to a question already answered or closed: told so politely (a pledge came first).
+        return Result(HandledBy.CHECK, contact.language or answer[1], actions=[CheckAnswer(*answer)], state=state)
+
     hint_due = contact.last_hint_at is None or now - contact.last_hint_at >= HINT_INTERVAL
     if hint_due:
         run.say("expired_hint" if state is not None else "hint", lang)
     return Result(HandledBy.INBOX, lang, run.replies, [ToInbox(hinted=hint_due)])
+
+
+def check_answer(fs: FlowSet, first: str) -> tuple[str, str] | None:
+    """The check answer a first word means (yes, no, partly) and its language; None if it is none."""
+    for meaning, answer in CHECK_WORDS:
+        langs = [lang for lang, words in fs.system.keywords.get(meaning, {}).items() if first in words]
+        if langs:  # 1, 2, 3 and NO are every language's: the default one then
+            return answer, fs.default_language if fs.default_language in langs else langs[0]
+    return None
+
+
+def _disputes(fs: FlowSet, tokens: list[Token]) -> bool:
+    """NO followed by what can only be a report's reference (R7K2PQ): a reporter's dispute, not an answer."""
+    if len(tokens) < 2 or tokens[0].folded not in fs.system_words("dispute"):
+        return False
+    ref = tokens[1].raw.strip(".,;:!?()[]'\"").upper()
+    return len(ref) == 6 and all(c in REF_ALPHABET for c in ref)
+
+
+def _talking(state: ConversationState | None, now: datetime) -> bool:
+    return state is not None and state.expires_at > now
 
 
 def _case_command(fs: FlowSet, tokens: list[Token], state: ConversationState | None, now: datetime,

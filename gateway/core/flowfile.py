@@ -76,11 +76,16 @@ CASE_TEXTS = ("case_sent", "case_disputed", "case_escalated", "case_escalated_pr
               "status_acknowledged", "status_promised", "status_resolved", "status_overdue", "status_disputed",
               "status_closed", "reporter_promised", "reporter_resolved", "dispute_ok", "dispute_refused")
 CASE_KEYWORDS = ("status", "dispute", "ack", "promise", "done")
+# Delivery checks and corroboration (gateway/evidence/): optional like the case texts.
+EVIDENCE_TEXTS = ("check_ask", "check_thanks", "check_late", "corroborate_ask", "service_label",
+                  "community_summary", "community_summary_short")
+EVIDENCE_KEYWORDS = ("partly",)  # with yes and no: the answers to a check (1 Yes 2 No 3 Partly)
 # Sample values used to measure prompts whose placeholders are filled at run time.
 SAMPLE_VALUES = {"name": "Chikondi Banda", "place": "Nkhata Bay", "ref": "R7K2PQ",
                  "keyword": "REPORT", "language": "en", "case": "C7K2P", "count": "12", "service": "fertilizer",
                  "since": "12/10", "date": "12/10", "days": "14", "role": "District Health Officer",
-                 "org": "Our Network", "status": "acknowledged"}
+                 "org": "Our Network", "status": "acknowledged", "label": "the mobile clinic", "came": "12",
+                 "due": "14", "month": "September"}
 _DURATION = re.compile(r"^(\d+)\s*([mhd])$")
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")  # ISO 639 codes: what contacts.language (8 characters) keeps
@@ -433,9 +438,9 @@ def load_system(path: Path, default_language: str, errors: list[str]) -> System:
     r = _Reader(str(path), languages, default_language)
     kw, texts = data.get("keywords", {}), data.get("texts", {})
     keywords = {m: r.words(kw.get(m, {}), f"keywords.{m}") for m in SYSTEM_KEYWORDS}
-    keywords.update({m: r.words(kw[m], f"keywords.{m}") for m in CASE_KEYWORDS if m in kw})
+    keywords.update({m: r.words(kw[m], f"keywords.{m}") for m in (*CASE_KEYWORDS, *EVIDENCE_KEYWORDS) if m in kw})
     out_texts = {t: r.texts(texts.get(t), f"texts.{t}") for t in SYSTEM_TEXTS}
-    out_texts.update({t: r.texts(texts[t], f"texts.{t}") for t in CASE_TEXTS if t in texts})
+    out_texts.update({t: r.texts(texts[t], f"texts.{t}") for t in (*CASE_TEXTS, *EVIDENCE_TEXTS) if t in texts})
     errors.extend(r.errors)
     return System(path=str(path), languages=languages, keywords=keywords, texts=out_texts,
                   drafts=frozenset(data.get("drafts", []) or []))

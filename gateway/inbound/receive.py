@@ -27,6 +27,7 @@ from gateway.core.phones import InvalidNumber, normalise_number
 from gateway.core.places import find_place
 from gateway.core.segments import count_segments
 from gateway.core.text import fold
+from gateway.evidence import answers as check_answers
 from gateway.models import Contact, Conversation, Message, Pledge, Report, utcnow
 from gateway.outbound import broadcasts
 from gateway.people import contacts, privacy
@@ -308,7 +309,8 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
     view = engine.ContactView(status=contact.status, language=contact.language, country=contact.country,
                               name=contact.name, place=contact.place, joined=contact.consent_at is not None,
                               last_hint_at=contact.last_hint_at,
-                              pledges=broadcasts.open_pledges(session, contact.id, now))
+                              pledges=broadcasts.open_pledges(session, contact.id, now),
+                              check=check_answers.state_of(session, contact.id, message.body or "", flows, now))
     result = engine.handle(flows, view, state, message.body or "", now, org=org)
     # A text of a private flow (a report) must leave no trace on the contact once its exchange ends.
     private = privacy.is_private(_flow_of(flows, result, state, message.body or ""))
@@ -510,6 +512,8 @@ def _apply(session: Session, contact: Contact, message: Message, result: engine.
                 message.inbox_status = "open"
             else:
                 result.replies.extend(replies)
+        elif isinstance(action, engine.CheckAnswer):  # an answer to a check (gateway/evidence/answers.py)
+            result.replies.extend(check_answers.apply(session, contact, message, action, flows, now))
         elif isinstance(action, engine.ToInbox):
             message.inbox_status = "open"
             if action.hinted:

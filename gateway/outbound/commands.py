@@ -8,16 +8,17 @@ import time
 from datetime import datetime
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
+from gateway import embedded as lock
 from gateway import logs, services
 from gateway.channels import sender_name
 from gateway.core.places import match_place
 from gateway.models import Broadcast
-from gateway.outbound import broadcasts, jobs, queues
+from gateway.outbound import broadcasts, jobs, queues, terminal
 
 broadcast_cli = AppGroup("broadcast", help="Action alerts to segments of supporters.")
 outbox_cli = AppGroup("outbox", help="The queue of outgoing messages.")
@@ -77,8 +78,57 @@ def broadcast_send(text: str, translations: tuple[str, ...], language: str | Non
     if not launched.enqueued:
         click.echo("The queue could not be reached; the reconciler sends the messages when it is back.", err=True)
     click.echo(launched.broadcast_id)
-    if embedded() and send_at is None:
-        queues.work_burst(svc.redis)  # nobody else can see this process's in-memory queue
+    if embedded():
+        # Nobody else can see this process's in-memory queue: hand the rows to the running server,
+        # or send them here with a progress bar.
+        send_here_or_hand_over(launched.broadcast_id, later=send_at is not None)
+
+
+@broadcast_cli.command("resume")
+@click.argument("broadcast_id", type=int)
+def broadcast_resume(broadcast_id: int) -> None:
+    """Send what is left of a broadcast (after Ctrl-C or a crash); nothing is sent twice."""
+    svc = services()
+    with svc.sessions() as session:
+        if session.get(Broadcast, broadcast_id) is None:
+            raise click.ClickException(f"no broadcast {broadcast_id}")
+    if embedded():
+        send_here_or_hand_over(broadcast_id, settle=True)
+        return
+    # With Redis the workers send: put its queued rows on the queue (a row already in a job is claimed once).
+    with svc.sessions() as session:
+        ok = broadcasts.enqueue(session, broadcast_id, svc.redis)
+    click.echo(f"broadcast {broadcast_id}: " + ("its waiting messages are queued for the workers" if ok else
+                                                 "the queue could not be reached; the reconciler sends them"),
+               err=True)
+
+
+def send_here_or_hand_over(broadcast_id: int, *, later: bool = False, settle: bool = False) -> None:
+    """Embedded default: the server sends when one runs (nudged); else this process, with a progress bar."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    instance = services().settings.instance_path
+    try:
+        took = lock.hold(instance, f"flask broadcast {broadcast_id}")
+    except lock.ServerBusy:
+        lock.nudge(instance)  # its rows are queued in the database; the server enqueues them now
+        who = lock.holder(instance) or {}
+        click.echo(f"The server (process {who.get('pid', '?')}) sends broadcast {broadcast_id}; follow it with: "
+                   f"flask --app app broadcast status {broadcast_id}", err=True)
+        return
+    try:
+        if settle:
+            done = terminal.settle_orphans(app)  # left `sending` by an interrupted run: ask the provider
+            if done.settled_sent or done.requeued:
+                click.echo(f"{done.settled_sent} message(s) the provider had taken marked sent, "
+                           f"{done.requeued} to send again", err=True)
+        if later:
+            click.echo(f"broadcast {broadcast_id} is held until its send time: the server sends it then "
+                       "(make run), or run `broadcast resume` after it", err=True)
+            return
+        click.echo(terminal.report(terminal.send(app, broadcast_id), broadcast_id), err=True)
+    finally:
+        if took:
+            lock.release(instance)
 
 
 @broadcast_cli.command("status")
@@ -121,7 +171,17 @@ def outbox_reconcile() -> None:
     result = jobs.reconcile(force=True)
     click.echo(", ".join(f"{k}: {v}" for k, v in result.items()))
     if embedded() and result["jobs"]:
-        queues.work_burst(services().redis)
+        instance = services().settings.instance_path
+        try:
+            took = lock.hold(instance, "flask outbox reconcile")
+        except lock.ServerBusy:
+            lock.nudge(instance)  # the running server sends them; two senders would double the rate
+            return
+        try:
+            queues.work_burst(services().redis)
+        finally:
+            if took:
+                lock.release(instance)
 
 
 @click.command("worker")
@@ -132,6 +192,10 @@ def worker(burst: bool, reconcile_every: int) -> None:
     connection = services().redis
     if embedded():
         click.echo("REDIS_URL is not set: this worker only sees jobs of its own process", err=True)
+        try:  # and it would send beside the server, at the same rate again
+            lock.hold(services().settings.instance_path, "flask worker")
+        except lock.ServerBusy as exc:
+            raise click.ClickException(str(exc)) from None
 
     def schedule_reconcile() -> None:
         q = queues.get_queue(connection, queues.REPLIES)

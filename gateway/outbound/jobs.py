@@ -18,6 +18,7 @@ from gateway.outbound import outbox, queues
 from gateway.people import audit, privacy
 
 logger = logging.getLogger(__name__)
+RECONCILER_KEY = "gateway:metrics:reconciler"  # hash: each action's total over every run, for /metrics
 _app: Flask | None = None
 
 
@@ -60,9 +61,24 @@ def reconcile(force: bool = False) -> dict[str, Any]:
     logger.info("reconcile: %d settled as sent, %d requeued, %d due, %d jobs enqueued, %d inbound handled late, "
                 "%d replayed from the spool, %d expired conversations closed", done.settled_sent, done.requeued,
                 len(done.due), enqueued, stranded, spooled, closed)
-    return {"settled_sent": done.settled_sent, "requeued": done.requeued, "due": len(done.due),
-            "jobs": enqueued, "inbound_handled_late": stranded, "spool_replayed": spooled,
-            "expired_closed": closed}
+    result = {"settled_sent": done.settled_sent, "requeued": done.requeued, "due": len(done.due),
+              "jobs": enqueued, "inbound_handled_late": stranded, "spool_replayed": spooled,
+              "expired_closed": closed}
+    count_actions(svc.redis, result)
+    return result
+
+
+def count_actions(connection: Any, result: dict[str, int]) -> None:
+    """Add a reconciler run's actions to the totals in Redis (every worker's runs add up); never fails the run."""
+    try:
+        with connection.pipeline(transaction=False) as pipe:
+            pipe.hincrby(RECONCILER_KEY, "runs", 1)
+            for action, n in result.items():
+                if n and action != "due":  # "due" is a level, not an action: /metrics shows the queue itself
+                    pipe.hincrby(RECONCILER_KEY, action, n)
+            pipe.execute()
+    except Exception as exc:  # Redis away: the figures miss one run, the work is done
+        logger.warning("reconcile: could not count its actions: %s", exc)
 
 
 def close_expired(app: Flask) -> int:
@@ -105,12 +121,19 @@ def purge() -> dict[str, Any]:
 
 
 def cases_tick() -> dict[str, Any]:
-    """Case deadlines: overdue cases go up their ladder, organizers told (gateway/cases/timer.py)."""
+    """Case deadlines (overdue cases go up their ladder, organizers told: gateway/cases/timer.py), then
+    the delivery checks and corroborations (gateway/evidence/checks.py)."""
     from gateway.cases import timer  # local: gateway.cases imports the outbound package
+    from gateway.evidence import checks  # local, as above
 
     app = _current()
     with app.extensions["gateway"].sessions() as session, session.begin():
         done = timer.tick(session, utcnow())
+    # Delivery checks and corroboration ride on the same minute (gateway/evidence/checks.py).
+    with app.extensions["gateway"].sessions() as session, session.begin():
+        done["checks"] = checks.tick(session, utcnow())
+    if done["checks"]["asked"] or done["checks"]["closed"]:
+        logger.info("checks tick: %(opened)d opened, %(asked)d supporters asked, %(closed)d closed", done["checks"])
     if done["overdue"]:
         logger.info("cases tick: %(overdue)d overdue, %(escalated)d sent up a rung, %(top_rung)d at the top rung",
                     done)

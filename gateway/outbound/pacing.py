@@ -8,6 +8,8 @@ from typing import Any
 # Moved to the pure core (settings parses SENDER_RATES with it); re-exported for the callers here.
 from gateway.core.compose import parse_rates  # noqa: F401
 
+PACING_KEY = "gateway:metrics:pacing"  # hash: waits, seconds (gateway/web/vitals.py reads it)
+
 # A reservation limiter (GCRA): each send books the next free slot of its sender and waits for
 # it. One atomic script, so any number of workers on any host share one rate; Redis's clock is
 # the only clock, so host clocks that drift apart do not change the rate.
@@ -40,8 +42,13 @@ class Pacer:
         return float(self._script(keys=[f"gateway:pace:{sender}"], args=[f"{cost:.6f}"]))
 
     def wait(self, sender: str, segments: int) -> float:
-        """Book a slot and sleep until it comes; return the seconds waited."""
+        """Book a slot and sleep until it comes; return the seconds waited (added up in Redis for /metrics)."""
         delay = self.reserve(sender, segments)
         if delay > 0:
+            # In Redis, not in this process: every worker's waits add up to one figure /metrics reads.
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hincrby(PACING_KEY, "waits", 1)
+                pipe.hincrbyfloat(PACING_KEY, "seconds", delay)
+                pipe.execute()
             self.sleep(delay)
         return delay

@@ -29,7 +29,7 @@ RETRY = Retry(max=6, interval=[2, 10, 30, 60, 300, 900])
 SEND_BATCH = "gateway.outbound.jobs.send_batch"
 RECONCILE = "gateway.outbound.jobs.reconcile"
 PURGE = "gateway.outbound.jobs.purge"
-CASES_TICK = "gateway.outbound.jobs.cases_tick"  # case deadlines and escalations (gateway/cases/timer.py)
+CASES_TICK = "gateway.outbound.jobs.cases_tick"  # case deadlines (gateway/cases/timer.py), then checks (evidence)
 
 
 def connect(url: str | None) -> Any:
@@ -87,17 +87,28 @@ def work_burst(connection: Any) -> None:
                  serializer=JSONSerializer).work(burst=True, with_scheduler=True, logging_level="WARNING")
 
 
-def start_embedded_worker(app: Flask, reconcile: Callable[[], object], interval: float = 1.0,
-                          reconcile_every: float = 30.0) -> threading.Thread:
-    """Run the same RQ jobs in a daemon thread of this process, for installs without Redis."""
+def start_embedded_worker(app: Flask, reconcile: Callable[..., object], interval: float = 1.0,
+                          reconcile_every: float = 30.0,
+                          nudged_at: Callable[[], float] | None = None) -> threading.Thread:
+    """Run the same RQ jobs in a daemon thread of this process, for installs without Redis.
+
+    `nudged_at` gives the time a command last queued rows for this process (`broadcast send`
+    hands its broadcast over so): a new time runs the reconciler at once, which enqueues them.
+    """
 
     def loop() -> None:
         last = 0.0
+        seen = nudged_at() if nudged_at else 0.0
         with app.app_context():
             connection = app.extensions["gateway"].redis
             while True:
                 try:
-                    if time.monotonic() - last > reconcile_every:
+                    nudge = nudged_at() if nudged_at else 0.0
+                    if nudge != seen:
+                        seen = nudge
+                        reconcile(force=True)  # rows in jobs already queued are claimed once: no doubles
+                        last = time.monotonic()
+                    elif time.monotonic() - last > reconcile_every:
                         reconcile()
                         last = time.monotonic()
                     work_burst(connection)

@@ -6,20 +6,23 @@ import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TextIO
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from gateway.core.phones import InvalidNumber, normalise_number
 from gateway.core.places import Gazetteer, match_place
-from gateway.models import Contact, Report
+from gateway.models import Check, Contact, Report
 from gateway.people import contacts
 
 CONTACT_COLUMNS = ("number", "name", "language", "place", "tags")
 REPORT_COLUMNS = ("ref", "date", "country", "place", "service", "service_detail", "delivered",
-                  "details", "anonymous", "language", "source")  # source: "simulator" for a test
+                  "details", "anonymous", "language", "source",  # source: "simulator" for a test
+                  # an answer to a delivery check: which check and its due date (the brief's figures recount
+                  # from these: docs/evidence.md); the label corroboration gave the report
+                  "check_id", "due_on", "verification")
 MAX_NAME = 120  # Contact.name's column size
 _TAG_SPLIT = re.compile(r"[;,|]")
 
@@ -174,15 +177,27 @@ def export_contacts(session: Session, out: TextIO) -> int:
     return count
 
 
+def report_row(r: Report, due_on: date | None) -> list[str]:
+    """One report as a CSV row in REPORT_COLUMNS' order (never a phone number or a contact)."""
+    return [r.ref, r.created_at.date().isoformat(), r.country or "", r.place or "", r.service,
+            _safe(r.service_detail), r.delivered or "", _safe(r.details), "yes" if r.anonymous else "no",
+            r.language or "", r.source or "", str(r.check_id) if r.check_id else "",
+            due_on.isoformat() if due_on else "", r.verification or ""]
+
+
+def reports_with_due_dates(query: Select[Any]) -> Select[Any]:
+    """A select of reports widened to (Report, the due date of the check it answers, if any)."""
+    return query.add_columns(Check.due_on).outerjoin(Check, Check.id == Report.check_id)
+
+
 def export_reports(session: Session, out: TextIO) -> int:
     """Write every report as CSV, without any phone number; returns the count."""
     writer = SafeWriter(out)
     writer.writerow(REPORT_COLUMNS)
     count = 0
     # By day, then by reference: the order within a day must not tell which report came first.
-    for r in session.scalars(select(Report).order_by(func.date(Report.created_at), Report.ref)):
-        writer.writerow([r.ref, r.created_at.date().isoformat(), r.country or "", r.place or "", r.service,
-                         _safe(r.service_detail), r.delivered or "", _safe(r.details),
-                         "yes" if r.anonymous else "no", r.language or "", r.source or ""])
+    for r, due_on in session.execute(reports_with_due_dates(select(Report))
+                                     .order_by(func.date(Report.created_at), Report.ref)):
+        writer.writerow(report_row(r, due_on))
         count += 1
     return count

@@ -89,15 +89,17 @@ class CaseReportView:
     delivered: str | None
     date: str
     details: str | None
+    verification: str | None = None  # what other supporters said when asked (gateway/evidence/checks.py)
 
 
 def case_reports(session: Session, case: Case) -> list[CaseReportView]:
     """The case's reports, by day then by reference (the order must not tell who came first)."""
     rows = session.execute(
-        select(Report.id, Report.ref, Report.delivered, Report.created_at, Report.details)
+        select(Report.id, Report.ref, Report.delivered, Report.created_at, Report.details, Report.verification)
         .join(CaseReport, CaseReport.report_id == Report.id).where(CaseReport.case_id == case.id)
         .order_by(func.date(Report.created_at), Report.ref)).all()
-    return [CaseReportView(r.id, r.ref, r.delivered, r.created_at.date().isoformat(), r.details) for r in rows]
+    return [CaseReportView(r.id, r.ref, r.delivered, r.created_at.date().isoformat(), r.details, r.verification)
+            for r in rows]
 
 
 def timeline(session: Session, case: Case) -> list[CaseEvent]:

@@ -5,7 +5,7 @@ Tokens come from `accounts.new_api_token`; a token acts with its account's role
 (viewer < organizer < admin): reads need viewer, writes need organizer.
 
   blueprint.py bp   errors.py the error answers        inputs.py  bodies, query strings, limits   auth.py  tokens
-  contacts.py broadcasts.py reports.py messages.py cases.py  the routes                    openapi.py  the spec
+  contacts.py broadcasts.py reports.py messages.py cases.py schedules.py  the routes      openapi.py  the spec
 """
 from __future__ import annotations
 
@@ -13,7 +13,16 @@ from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 
 from gateway import db
-from gateway.web.api import broadcasts, cases, contacts, messages, openapi, reports  # noqa: F401  (their views join bp)
+from gateway.web.api import (  # noqa: F401  (their views join bp)
+    brief,
+    broadcasts,
+    cases,
+    contacts,
+    messages,
+    openapi,
+    reports,
+    schedules,
+)
 from gateway.web.api.blueprint import bp
 from gateway.web.api.errors import routing_errors
 from gateway.web.console import csrf

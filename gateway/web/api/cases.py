@@ -66,7 +66,8 @@ def case_detail(session: Session, case: Case) -> dict[str, Any]:
     officials = casedata.officials_by_id(session, {e.official_id for e in events} | {case.official_id})
     body = case_json(case, officials, utcnow())
     body["timeline"] = [event_json(e) for e in events]
-    body["reports"] = [{"ref": r.ref, "delivered": r.delivered, "date": r.date, "details": r.details}
+    body["reports"] = [{"ref": r.ref, "delivered": r.delivered, "date": r.date, "details": r.details,
+                        "verification": r.verification}
                        for r in casedata.case_reports(session, case)]
     body["messages"] = [{"at": iso(m.created_at), "direction": m.direction, "official_id": o.id, "body": m.body,
                          "status": m.status} for m, o in casedata.official_messages(session, case, events)]

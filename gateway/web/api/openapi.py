@@ -6,6 +6,7 @@ from typing import Any
 from gateway import services
 from gateway.core.ladder import STATUSES as CASE_STATUSES
 from gateway.outbound import broadcasts
+from gateway.web.api import schedules
 from gateway.web.api.inputs import (
     DEFAULT_PER_PAGE,
     DELIVERED,
@@ -70,6 +71,9 @@ def spec() -> dict[str, Any]:
     """OpenAPI 3.1 for every route of this blueprint."""
     languages = list(services().flows.languages)
     nullable_str = {"type": ["string", "null"]}
+    verification = {"type": ["string", "null"], "enum": ["verified", "contested", "unverified", None],
+                    "description": "What other supporters of the place said when asked (docs/evidence.md); "
+                                   "null: not corroborated."}
     date_or_time = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
     pagination_params = [
         _query("page", "Page number, from 1.", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}),
@@ -170,7 +174,8 @@ def spec() -> dict[str, Any]:
             "country": nullable_str, "place": nullable_str, "service": {"type": "string"},
             "service_detail": nullable_str, "delivered": {"type": ["string", "null"], "enum": [*DELIVERED, None]},
             "details": nullable_str, "anonymous": {"type": "boolean"}, "language": nullable_str,
-            "contact_id": {"type": ["integer", "null"]}}},
+            "contact_id": {"type": ["integer", "null"]}, "verification": verification,
+            "check_id": {"type": ["integer", "null"], "description": "The delivery check it answers, if any."}}},
         "SetAside": {"type": "object", "description": "An inbound text the gateway could not handle, even after retrying.",
                      "required": ["id", "error", "attempts"], "properties": {
             "id": {"type": "integer"}, "contact_id": {"type": ["integer", "null"]},
@@ -185,6 +190,11 @@ def spec() -> dict[str, Any]:
             "data": {"type": "array", "items": _ref("SetAside")}, "pagination": _ref("Pagination")}},
         "ReportList": {"type": "object", "required": ["data", "pagination"], "properties": {
             "data": {"type": "array", "items": _ref("Report")}, "pagination": _ref("Pagination")}},
+        "Brief": {"type": "object", "required": ["kind", "generated_at", "fingerprint", "figures"], "properties": {
+            "kind": {"type": "string", "enum": ["place", "case"]},
+            "generated_at": {"type": "string", "format": "date-time"},
+            "fingerprint": {"type": "string", "description": "The first 12 hex digits of the SHA-256 of the figures' canonical JSON (sorted keys, no spaces), in groups of 4."},
+            "figures": {"type": "object", "description": "place, month, as_of, services (per month: due, delivered, partly, not_delivered, no_answer, unchecked), cases, officials, quotes, method, silent; see docs/evidence.md."}}},
         "ReportCounts": {"type": "object", "required": ["total", "by_place", "by_service", "by_week"], "properties": {
             "filters": {"type": "object", "additionalProperties": {"type": "string"}},
             "total": {"type": "integer"},
@@ -224,7 +234,7 @@ def spec() -> dict[str, Any]:
         "CaseReport": {"type": "object", "description": "A report in a case: never who reported (no contact, name or number).",
                        "required": ["ref", "date"], "additionalProperties": False, "properties": {
             "ref": {"type": "string"}, "delivered": {"type": ["string", "null"], "enum": [*DELIVERED, None]},
-            "date": {"type": "string", "format": "date"}, "details": nullable_str}},
+            "date": {"type": "string", "format": "date"}, "details": nullable_str, "verification": verification}},
         "CaseMessage": {"type": "object", "description": "A text to or from one of the case's officials (never a reporter's).",
                         "properties": {
             "at": {"type": "string", "format": "date-time"}, "direction": {"type": "string", "enum": ["in", "out"]},
@@ -407,6 +417,23 @@ def spec() -> dict[str, Any]:
                             "Good lines are saved; bad ones are listed by line number. Recorded in the "
                             "audit log (officials.import)."),
         },
+        "/api/v1/brief": {
+            "get": _operation("The one-page evidence brief", {
+                "200": {"description": "The brief: a one-page A4 PDF (format=pdf), or its figures as JSON (format=json).",
+                        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                                    "application/json": {"schema": _ref("Brief")}}},
+                "404": not_found}, tag="reports", operation_id="getBrief", parameters=[
+                _query("place", "The district (matched to the gazetteers). Required unless case is given."),
+                _query("month", "The month, YYYY-MM. Required unless case is given.", {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}),
+                _query("lang", "The brief's language.", {"type": "string", "enum": ["en", "es"], "default": "en"}),
+                _query("format", "pdf (the default) or json (the figures).", {"type": "string", "enum": ["pdf", "json"], "default": "pdf"}),
+                _query("case", "A case's reference: the brief of that one case instead of a place's month.")],
+                description="Delivery against due dates month by month, cases and who was asked, officials' response "
+                            "rates (only over 3 cases or more), scrubbed quotes, how the figures were gathered, silence, "
+                            "and a fingerprint of the figures to cite. A bad place, month or language is a 400; an "
+                            "unknown case a 404. Each brief is recorded in the audit log (export.brief); docs/evidence.md "
+                            "says what each figure means."),
+        },
         "/api/v1/openapi.json": {
             "get": _operation("This description", {"200": {"description": "OpenAPI 3.1 JSON.",
                                                             "content": {"application/json": {"schema": {"type": "object"}}}}},
@@ -414,6 +441,10 @@ def spec() -> dict[str, Any]:
         },
     }
     paths["/api/v1/cases/{case_id}/escalate"]["post"]["requestBody"]["required"] = False
+    more_schemas, more_paths = schedules.openapi_parts(_ref, _json, _operation, _path_id, pagination_params,
+                                                       not_found, languages)
+    schemas.update(more_schemas)
+    paths.update(more_paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "SMS gateway API", "version": "1.0.0",
@@ -423,7 +454,7 @@ def spec() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
         "tags": [{"name": "contacts"}, {"name": "broadcasts"}, {"name": "reports"}, {"name": "messages"}, {"name": "cases"},
-                 {"name": "officials"}, {"name": "meta"}],
+                 {"name": "officials"}, {"name": "schedules"}, {"name": "meta"}],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",

@@ -56,7 +56,8 @@ def report_json(r: Report) -> dict[str, Any]:
     """A report without any phone number; the contact's id only when the reporter did not ask for anonymity."""
     body = {"id": r.id, "ref": r.ref, "date": r.created_at.date().isoformat(), "created_at": iso(r.created_at),
             "country": r.country, "place": r.place, "service": r.service, "service_detail": r.service_detail,
-            "delivered": r.delivered, "details": r.details, "anonymous": bool(r.anonymous), "language": r.language}
+            "delivered": r.delivered, "details": r.details, "anonymous": bool(r.anonymous), "language": r.language,
+            "verification": r.verification, "check_id": r.check_id}
     if not r.anonymous:
         body["contact_id"] = r.contact_id
     return body

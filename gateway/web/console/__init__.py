@@ -96,6 +96,7 @@ def init_app(app: Flask) -> None:
     from gateway.web.console import (
         admin,
         auth,
+        brief,
         broadcasts,
         cases,
         dashboard,
@@ -103,14 +104,15 @@ def init_app(app: Flask) -> None:
         inbox,
         officials,
         reports,
+        schedules,
         simulator,
         supporters,
     )
 
     for hooks in WEBHOOKS.values():
         csrf.exempt(hooks)  # provider webhooks are signed (or on secret-token URLs), not CSRF-protected
-    for module in (auth, dashboard, supporters, broadcasts, reports, cases, officials, inbox, flowsview, simulator,
-                   admin):
+    for module in (auth, dashboard, supporters, broadcasts, reports, cases, officials, schedules, inbox, flowsview,
+                   simulator, admin, brief):
         app.register_blueprint(module.bp)
     # Every page's title and header; read per page, as svc.settings may be replaced (tests do).
     app.context_processor(lambda: {"org_name": app.extensions["gateway"].settings.org_name})

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from gateway import cases as domain
 from gateway.db import get_session
+from gateway.evidence import checks
 from gateway.models import Case, Official, Report, utcnow
 from gateway.people import accounts
 from gateway.web import casedata
@@ -122,7 +123,8 @@ def show(case_id: int) -> ResponseReturnValue:
                            reports=casedata.case_reports(s, case),
                            messages=casedata.official_messages(s, case, events),
                            overdue=casedata.is_overdue(case, utcnow()), others=others, local=local,
-                           labels=DELIVERED_LABELS, can_organize=_can_organize(), max_note=MAX_NOTE)
+                           labels=DELIVERED_LABELS, can_organize=_can_organize(), max_note=MAX_NOTE,
+                           corroboration=checks.corroboration_of(s, case.id))
 
 
 # --------------------------------------------------------------------------- organizers' moves

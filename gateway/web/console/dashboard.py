@@ -14,7 +14,7 @@ from gateway import channels, services
 from gateway.db import get_session
 from gateway.inbound.receive import SET_ASIDE
 from gateway.models import Broadcast, Contact, Message, Report, utcnow
-from gateway.web import casedata
+from gateway.web import casedata, vitals
 from gateway.web.console import role_required
 from gateway.web.console.supporters import full_numbers, shown_number
 from gateway.web.paging import paginate
@@ -37,11 +37,8 @@ def dashboard() -> ResponseReturnValue:
     by_status: dict[str, int] = dict(s.execute(select(Message.status, func.count()).where(
         Message.broadcast_id.in_(recent)).group_by(Message.status)).tuples().all())
     settled = sum(by_status.get(k, 0) for k in ("delivered", "undelivered", "failed"))
-    try:
-        services().redis.ping()
-        queue = "ok"
-    except Exception:  # noqa: BLE001  # shown, not raised: the dashboard must load when Redis is away
-        queue = "unreachable"
+    ops = vitals.gather(session=s)  # the numbers /healthz and /metrics show, put in words below
+    queue = "ok" if ops.queue else "unreachable"
     stats = {
         "active": counts.get("active", 0), "stopped": counts.get("stopped", 0),
         "messages_today": s.scalar(select(func.count()).select_from(Message).where(Message.created_at >= today)),
@@ -54,7 +51,19 @@ def dashboard() -> ResponseReturnValue:
     }
     # Newest days first, then by reference: within a day the order must not tell which came first.
     reports = s.scalars(select(Report).order_by(func.date(Report.created_at).desc(), Report.ref).limit(10)).all()
-    return render_template("dashboard.html", stats=stats, reports=reports, phones=_phones(queue == "ok"))
+    return render_template("dashboard.html", stats=stats, reports=reports, phones=_phones(queue == "ok"), ops=ops,
+                           oldest=_duration(ops.oldest_seconds),
+                           stuck=ops.backlog_stuck(services().settings.sender_rate))
+
+
+def _duration(seconds: float | None) -> tuple[int, str] | None:
+    """An age as (amount, unit) in its largest whole unit, for "the oldest 3 minutes"; the template words it."""
+    if seconds is None:
+        return None
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            return int(seconds // size), unit
+    return int(seconds), "second"
 
 
 def _phones(queue_ok: bool) -> list[dict[str, Any]]:

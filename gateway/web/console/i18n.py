@@ -37,6 +37,9 @@ WORDS = {
     "open": _l("open"), "acknowledged": _l("acknowledged"), "promised": _l("promised"),
     "resolved": _l("resolved"), "overdue": _l("overdue"), "disputed": _l("disputed"), "closed": _l("closed"),
     "in": _l("in"), "out": _l("out"), "yes": _l("yes"), "no": _l("no"), "partly": _l("partly"),
+    # Corroboration (a report's verification, a check's outcome) and a check's progress.
+    "verified": _l("verified"), "contested": _l("contested"), "unverified": _l("unverified"),
+    "pending": _l("pending"), "asked": _l("asked"),
 }
 
 
@@ -75,6 +78,14 @@ def current() -> str:
     return locale.language if locale is not None else DEFAULT_LOCALE
 
 
+def brief_language() -> str:
+    """The one-page brief's language offered first: the page's, when the brief is written in it."""
+    from gateway.evidence.words import LANGUAGES as BRIEF_LANGUAGES
+
+    lang = current()
+    return lang if lang in BRIEF_LANGUAGES else DEFAULT_LOCALE
+
+
 def compile_catalogues(directory: Path = TRANSLATIONS) -> list[Path]:
     """Compile every messages.po whose .mo is missing or older; the .mo files written."""
     written = []
@@ -107,7 +118,8 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
     # {% trans %} blocks written over several lines are one msgid with single spaces (pybabel: trimmed=true).
     app.jinja_env.policies["ext.i18n.trimmed"] = True
-    app.context_processor(lambda: {"locales": LOCALES, "locale": current(), "role_name": word})
+    app.context_processor(lambda: {"locales": LOCALES, "locale": current(), "role_name": word,
+                                   "brief_lang": brief_language()})
 
     @app.after_request
     def vary_by_language(response):  # type: ignore[no-untyped-def]
@@ -116,6 +128,6 @@ def init_app(app: Flask) -> None:
             response.vary.add("Accept-Language")
         return response
     app.jinja_env.filters["word"] = word
-    from gateway.web.console.localtime import local, local_day
+    from gateway.web.console.localtime import local, local_day, local_month
 
-    app.jinja_env.globals.update(local=local, local_day=local_day)
+    app.jinja_env.globals.update(local=local, local_day=local_day, local_month=local_month)

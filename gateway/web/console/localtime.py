@@ -62,6 +62,14 @@ def local_day(day: date | None) -> str:
     return day.isoformat() if lang == "en" else format_date(day, "medium", locale=lang)
 
 
+def local_month(day: date | None) -> str:
+    """A month and year as the page's language names them ('November 2026', 'noviembre de 2026')."""
+    if day is None:
+        return ""
+    lang = i18n.current()
+    return f"{day:%B %Y}" if lang == "en" else format_skeleton("yMMMM", day, locale=lang)
+
+
 def local_input(dt: datetime) -> str:
     """A naive-UTC time as a datetime-local input's value in the console's time zone."""
     return f"{dt.replace(tzinfo=UTC).astimezone(ZoneInfo(zone())):%Y-%m-%dT%H:%M}"

@@ -21,6 +21,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from gateway.db import get_session
+from gateway.evidence.figures import silent_places
 from gateway.models import Contact, Report, utcnow
 from gateway.people import accounts, audit, csvio, reports
 from gateway.people.reports import DELIVERED, ReportFilter, WeekCount, day_range
@@ -32,6 +33,7 @@ bp = Blueprint("reports", __name__, template_folder="templates")
 
 DELIVERED_LABELS = {"yes": _l("arrived"), "no": _l("did not arrive"), "partly": _l("partly arrived")}
 TOP_BARS = 15  # more places than this are summed into one "other places" bar
+SILENT_DAYS = 30  # silent places, when the filter gives no dates: the last 30 days
 MAX_WEEKS = 156  # the trend shows at most three years; narrow the dates to see older weeks
 
 
@@ -158,7 +160,9 @@ def week_step(count: int) -> int:
 def _choices(session: Any) -> dict[str, list[str]]:
     places = session.scalars(select(Report.place).where(Report.place.is_not(None)).distinct()).all()
     services = session.scalars(select(Report.service).distinct()).all()
-    return {"place": sorted(places), "service": sorted(services), "delivered": list(DELIVERED)}
+    supporters = session.scalars(select(Contact.place).where(Contact.place.is_not(None)).distinct()).all()
+    return {"place": sorted(places), "service": sorted(services), "delivered": list(DELIVERED),
+            "brief_place": sorted(set(places) | set(supporters))}
 
 
 @bp.get("/reports")
@@ -188,6 +192,10 @@ def index() -> ResponseReturnValue:
     by_service = counted.by_service
     services_seen = [name for name, _n in by_service.most_common()]
     weeks = trend(reports.weekly(s, which))
+    # Silent places: supporters, and no report (or checks nobody answered) in the filter's dates, else 30 days.
+    now = utcnow()
+    quiet_from, quiet_to = which.start or now - timedelta(days=SILENT_DAYS), which.end or now
+    silent = silent_places(s, quiet_from, quiet_to, f.place or None)
     delivered: Counter[str] = Counter()
     for w in weeks:
         delivered.update(w.counts)
@@ -202,7 +210,9 @@ def index() -> ResponseReturnValue:
         "reports_index.html", f=f, args=f.as_args(), page=page, choices=_choices(s), reporters=reporters,
         place_bars=bars(by_place, _("other places")), service_bars=bars(by_service, _("other services")),
         cross=sorted(cross.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])), services=services_seen,
-        weeks=weeks, week_chart=week_chart, delivered=delivered, labels=DELIVERED_LABELS,
+        weeks=weeks, week_chart=week_chart, silent=silent, quiet_from=quiet_from.date(),
+        quiet_to=(quiet_to - timedelta(seconds=1)).date(), brief_month=now.strftime("%Y-%m"),
+        delivered=delivered, labels=DELIVERED_LABELS,
         chart={"left": BAR_LEFT, "width": BAR_WIDTH, "bar": BAR_HEIGHT, "gap": BAR_GAP})
 
 
@@ -216,10 +226,9 @@ def export_csv() -> ResponseReturnValue:
     writer = csvio.writer(out)  # every text cell safe from formula injection
     writer.writerow(csvio.REPORT_COLUMNS)
     count = 0
-    for r in s.scalars(f.filter.apply(select(Report)).order_by(func.date(Report.created_at), Report.ref)):
-        writer.writerow([r.ref, r.created_at.date().isoformat(), r.country or "", r.place or "", r.service,
-                         csvio._safe(r.service_detail), r.delivered or "", csvio._safe(r.details),
-                         "yes" if r.anonymous else "no", r.language or "", r.source or ""])
+    for r, due_on in s.execute(csvio.reports_with_due_dates(f.filter.apply(select(Report)))
+                               .order_by(func.date(Report.created_at), Report.ref)):
+        writer.writerow(csvio.report_row(r, due_on))
         count += 1
     audit.record(s, current_user.email, "export.reports", filter=f.as_args(), count=count)
     s.commit()

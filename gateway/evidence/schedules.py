@@ -1,0 +1,227 @@
+"""Schedules: record, change and stop promised services; one checker of their values for every door.
+
+The console, the API and the CLI hand raw values to `values_from`, which refuses what cannot work
+with a sentence naming the field (ScheduleError); `create` and `update` write the checked values.
+An official's PROMISE with a date becomes a one-date schedule for that case (`from_promise`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.cases import ops
+from gateway.core.places import find_place
+from gateway.core.schedule import Plan, ask_after, fill, one_segment
+from gateway.core.segments import gsm7_replace
+from gateway.models import Case, Check, CheckStatus, ServiceSchedule
+from gateway.people import audit
+
+MAX_LABEL = 60
+MAX_EVERY = 366
+MAX_SAMPLE = 50
+DEFAULT_CHECK_AT = time(16, 0)  # a promise's day is asked about in the afternoon, when a service has come or not
+FIELDS = ("place", "service", "labels", "starts_on", "every_days", "ends_on", "check_at", "sample_size",
+          "no_threshold", "active")
+
+
+class ScheduleError(ValueError):
+    """A value that cannot work; `field` names it, the message says what to do."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+@dataclass(frozen=True)
+class Values:
+    """A schedule's checked values."""
+
+    place: str
+    country: str | None
+    service: str
+    labels: dict[str, str]
+    starts_on: date
+    every_days: int | None
+    ends_on: date | None
+    check_at: time
+    sample_size: int
+    no_threshold: int
+    active: bool = True
+
+
+def _date(field: str, value: Any, required: bool) -> date | None:
+    if value in (None, ""):
+        if required:
+            raise ScheduleError(field, "is required: a date like 2026-11-03")
+        return None
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ScheduleError(field, f"expected a date like 2026-11-03, got {str(value)[:20]!r}") from None
+
+
+def _int(field: str, value: Any, low: int, high: int, default: int | None) -> int | None:
+    if value in (None, ""):
+        return default
+    if isinstance(value, bool) or not (isinstance(value, int) or str(value).strip().isdigit()):
+        raise ScheduleError(field, f"expected a whole number from {low} to {high}")
+    number = int(value)
+    if not low <= number <= high:
+        raise ScheduleError(field, f"expected a whole number from {low} to {high}, got {number}")
+    return number
+
+
+def values_from(session: Session, raw: dict[str, Any], *, before: ServiceSchedule | None = None) -> Values:
+    """Check raw values (strings from a form or the CLI, JSON from the API); missing ones keep `before`'s."""
+    old = {f: getattr(before, f) for f in FIELDS} if before is not None else {}
+    given = {**old, **{k: v for k, v in raw.items() if k in FIELDS}}
+    flows = ops.flows_of(session)
+    name = str(given.get("place") or "").strip()
+    if not name:
+        raise ScheduleError("place", "is required: a place the gazetteers know, e.g. Zomba")
+    place = find_place(name, flows.gazetteers.values())
+    if place is None:
+        raise ScheduleError("place", f"{name[:80]!r} is not in the gazetteers (flows/places): check the spelling")
+    service = str(given.get("service") or "").strip().lower()
+    if not service or len(service) > 40 or not service.replace("_", "").isalnum():
+        raise ScheduleError("service", "is required: one word as reports spell it, e.g. clinic or water")
+    labels_raw = given.get("labels") or {}
+    if not isinstance(labels_raw, dict):
+        raise ScheduleError("labels", "expected an object: language -> label, e.g. {\"en\": \"the mobile clinic\"}")
+    labels: dict[str, str] = {}
+    for lang, label in labels_raw.items():
+        if lang not in flows.languages:
+            raise ScheduleError("labels", f"{str(lang)[:8]!r} is not a language of the flows "
+                                          f"({', '.join(flows.languages)})")
+        # Plain letters for characters that would make every question a 70-character UCS-2 SMS (í -> i).
+        text = gsm7_replace(" ".join(str(label or "").split()))[0]
+        if len(text) > MAX_LABEL:
+            raise ScheduleError("labels", f"the {lang} label is longer than {MAX_LABEL} characters")
+        if text:
+            labels[str(lang)] = text
+    starts_on = _date("starts_on", given.get("starts_on"), True)
+    assert starts_on is not None
+    every = _int("every_days", given.get("every_days"), 1, MAX_EVERY, None)
+    ends_on = _date("ends_on", given.get("ends_on"), False)
+    if ends_on is not None and ends_on < starts_on:
+        raise ScheduleError("ends_on", "is before starts_on")
+    check_at = given.get("check_at") or DEFAULT_CHECK_AT
+    if not isinstance(check_at, time):
+        try:
+            check_at = time.fromisoformat(str(check_at).strip())
+        except ValueError:
+            raise ScheduleError("check_at", f"expected a local time like 16:00, got {str(check_at)[:10]!r}") from None
+    sample = _int("sample_size", given.get("sample_size"), 1, MAX_SAMPLE, 5)
+    threshold = _int("no_threshold", given.get("no_threshold"), 1, MAX_SAMPLE, 3)
+    assert sample is not None and threshold is not None
+    if threshold > sample:
+        raise ScheduleError("no_threshold", f"is more than the sample size ({sample}): no check could reach it")
+    active = given.get("active", True)
+    if not isinstance(active, bool):
+        active = str(active).strip().lower() in ("1", "true", "yes", "on")
+    out = Values(place.name, place.country, service, labels, starts_on, every, ends_on,
+                 check_at.replace(second=0, microsecond=0), sample, threshold, active)
+    _fits(session, out)
+    return out
+
+
+def timezone_of(session: Session, place: str | None, country: str | None) -> str:
+    """The place's time zone (its gazetteer's), else its country's, else UTC."""
+    flows = ops.flows_of(session)
+    found = find_place(place, flows.gazetteers.values()) if place else None
+    if found is not None:
+        return found.timezone
+    return next((g.timezone for g in flows.gazetteers.values() if country and g.country == country), "UTC")
+
+
+def label_for(session: Session, labels: dict[str, str], service: str, language: str | None) -> str:
+    """How a text names the service in a language: the schedule's label, else 'the <service word>'."""
+    flows = ops.flows_of(session)
+    lang = language or flows.default_language
+    if labels.get(lang):
+        return labels[lang]
+    return ops.say(flows, "service_label", lang, service=ops.service_word(flows, service, lang))
+
+
+def _fits(session: Session, v: Values) -> None:
+    """Every language's question must be one SMS with this label and place."""
+    flows = ops.flows_of(session)
+    org = ops.env(session).settings.org_name
+    for lang in flows.languages:
+        texts = flows.system.texts.get("check_ask") or {}
+        if not texts:
+            return
+        label = label_for(session, v.labels, v.service, lang)
+        text = fill(flows.text(texts, lang), org=org, place=v.place, label=label)
+        if not one_segment(text):
+            raise ScheduleError("labels", f"the {lang} question would be longer than one SMS: shorten the label "
+                                          f"({text[:60]}...)")
+
+
+def create(session: Session, v: Values, *, actor: str, case_id: int | None = None) -> ServiceSchedule:
+    """Record a schedule (audited)."""
+    row = ServiceSchedule(place=v.place, country=v.country, service=v.service, labels=v.labels, starts_on=v.starts_on,
+                          every_days=v.every_days, ends_on=v.ends_on, check_at=v.check_at,
+                          sample_size=v.sample_size, no_threshold=v.no_threshold, active=v.active,
+                          case_id=case_id, created_by=actor[:160])
+    session.add(row)
+    session.flush()
+    audit.record(session, actor[:254], "schedule.create", schedule=row.id, place=v.place, service=v.service)
+    return row
+
+
+def update(session: Session, row: ServiceSchedule, v: Values, *, actor: str) -> ServiceSchedule:
+    """Change a schedule; checks already made keep their due dates (audited)."""
+    for f in FIELDS:
+        setattr(row, f, getattr(v, f))
+    row.country = v.country
+    # Checks not asked yet follow the change: gone when stopped or no longer due, else at the new hour.
+    zone = timezone_of(session, row.place, row.country)
+    plan = Plan(row.starts_on, row.every_days, row.ends_on)
+    for check in session.scalars(select(Check).where(Check.schedule_id == row.id,
+                                                     Check.status == CheckStatus.PENDING.value)):
+        if not row.active or not plan.is_due(check.due_on) or check.place != row.place:
+            session.delete(check)
+        else:
+            check.service, check.ask_after = row.service, ask_after(check.due_on, row.check_at, zone)
+    session.flush()
+    audit.record(session, actor[:254], "schedule.update", schedule=row.id, active=row.active)
+    return row
+
+
+def listing(session: Session, *, active_only: bool = False) -> list[ServiceSchedule]:
+    """Schedules by place, service, first date."""
+    query = select(ServiceSchedule).order_by(ServiceSchedule.place, ServiceSchedule.service,
+                                             ServiceSchedule.starts_on, ServiceSchedule.id)
+    if active_only:
+        query = query.where(ServiceSchedule.active.is_(True))
+    return list(session.scalars(query))
+
+
+def from_promise(session: Session, case: Case, day: date, official_id: int, now: datetime) -> ServiceSchedule:
+    """An official promised a date: that day is asked about like any scheduled service (one per case)."""
+    actor = f"official:{official_id}"
+    row = session.scalars(select(ServiceSchedule).where(ServiceSchedule.case_id == case.id)).first()
+    if row is not None:  # a new promise for the same case moves its date
+        return update(session, row, Values(row.place, row.country, row.service, dict(row.labels or {}), day, None,
+                                           None, row.check_at, row.sample_size, row.no_threshold), actor=actor)
+    found = find_place(case.place, ops.flows_of(session).gazetteers.values())
+    v = Values(found.name if found else case.place, case.country, case.service, {}, day, None, None,
+               DEFAULT_CHECK_AT, 5, 3)
+    return create(session, v, actor=actor, case_id=case.id)
+
+
+def as_json(row: ServiceSchedule) -> dict[str, Any]:
+    """A schedule as the API and the CLI show it."""
+    return {"id": row.id, "place": row.place, "country": row.country, "service": row.service,
+            "labels": dict(row.labels or {}), "starts_on": row.starts_on.isoformat(), "every_days": row.every_days,
+            "ends_on": row.ends_on.isoformat() if row.ends_on else None, "check_at": row.check_at.strftime("%H:%M"),
+            "sample_size": row.sample_size, "no_threshold": row.no_threshold, "case_id": row.case_id,
+            "active": bool(row.active), "created_by": row.created_by,
+            "created_at": row.created_at.isoformat() + "Z" if row.created_at else None}
