@@ -46,8 +46,9 @@ class _Visible(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
         for name, value in attrs:
+            # A button shows its content, not its value (format=pdf); a submit input shows its value.
             shown = name in READ_ATTRS or (name == "value" and (
-                tag == "button" or (tag == "input" and values.get("type") in ("submit", "button", "reset"))))
+                tag == "input" and values.get("type") in ("submit", "button", "reset")))
             if shown and value and bare_words(value):
                 self.found.append(f"<{tag} {name}={value!r}>")
         if tag not in ("br", "input", "meta", "link", "img", "hr", "line", "rect"):

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
-from flask_babel import format_percent
+from flask_babel import format_percent, ngettext
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
@@ -56,14 +56,17 @@ def dashboard() -> ResponseReturnValue:
                            stuck=ops.backlog_stuck(services().settings.sender_rate))
 
 
-def _duration(seconds: float | None) -> tuple[int, str] | None:
-    """An age as (amount, unit) in its largest whole unit, for "the oldest 3 minutes"; the template words it."""
+def _duration(seconds: float | None) -> str | None:
+    """An age in its largest whole unit, in the page's language ("3 minutes"), for "the oldest 3 minutes"."""
     if seconds is None:
         return None
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            return int(seconds // size), unit
-    return int(seconds), "second"
+    if seconds >= 86400:
+        return ngettext("%(num)d day", "%(num)d days", int(seconds // 86400))
+    if seconds >= 3600:
+        return ngettext("%(num)d hour", "%(num)d hours", int(seconds // 3600))
+    if seconds >= 60:
+        return ngettext("%(num)d minute", "%(num)d minutes", int(seconds // 60))
+    return ngettext("%(num)d second", "%(num)d seconds", int(seconds))
 
 
 def _phones(queue_ok: bool) -> list[dict[str, Any]]:

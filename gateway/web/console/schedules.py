@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -19,7 +20,7 @@ from gateway.core.schedule import local_day
 from gateway.db import get_session
 from gateway.evidence import schedules, summary
 from gateway.models import Check, ServiceSchedule, utcnow
-from gateway.web.console import broadcast_form, role_required
+from gateway.web.console import broadcast_form, localtime, role_required
 from gateway.web.console import broadcasts as broadcasts_page
 from gateway.web.console.localtime import zone
 
@@ -78,7 +79,8 @@ def create() -> ResponseReturnValue:
         s.rollback()
         return _render({**raw, "labels": raw["labels"]}, [str(exc)], status=400)
     s.commit()
-    flash(f"Schedule saved: {row.service} in {row.place} from {row.starts_on}.")
+    flash(_("Schedule saved: %(service)s in %(place)s from %(day)s.", service=row.service, place=row.place,
+            day=localtime.local_day(row.starts_on)))
     return redirect(url_for(".index"))
 
 
@@ -99,7 +101,7 @@ def edit(schedule_id: int) -> ResponseReturnValue:
         s.rollback()
         return _render(raw, [str(exc)], editing=row, status=400)
     s.commit()
-    flash(f"Schedule {row.id} changed.")
+    flash(_("Schedule %(id)d changed.", id=row.id))
     return redirect(url_for(".index"))
 
 
@@ -114,7 +116,7 @@ def toggle(schedule_id: int) -> ResponseReturnValue:
     active = request.form.get("active") == "1"
     schedules.update(s, row, schedules.values_from(s, {"active": active}, before=row), actor=current_user.email)
     s.commit()
-    flash(f"Schedule {row.id} {'started again' if active else 'stopped'}.")
+    flash(_("Schedule %(id)d started again.", id=row.id) if active else _("Schedule %(id)d stopped.", id=row.id))
     return redirect(url_for(".index"))
 
 
@@ -126,7 +128,7 @@ def tell() -> ResponseReturnValue:
     place = (request.args.get("place") or "").strip()[:80]
     found = find_place(place, services().flows.gazetteers.values()) if place else None
     if found is None:
-        flash("Choose a place the gazetteers know to tell its supporters.")
+        flash(_("Choose a place the gazetteers know to tell its supporters."))
         return redirect(url_for(".index"))
     today = local_day(utcnow(), zone())
     f = summary.figures(s, found.name, (request.args.get("service") or "").strip().lower()[:40] or None,
