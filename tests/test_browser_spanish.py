@@ -3,7 +3,7 @@ and the language chosen on the Account page (kept on the account) or in the head
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from babel.messages.pofile import read_po
@@ -15,13 +15,15 @@ from gateway.outbound import broadcasts
 from tests.browser import shot
 from tests.case_rows import seed
 from tests.conftest import PASSWORD
+from tests.evidence_helpers import add_schedule
 from tests.test_browser_console import add_supporters, join, no_horizontal_scroll
 from tests.test_i18n import SPANISH
 from tests.transcript import Phone
 
 NAV = {"Dashboard": "Panel", "Supporters": "Simpatizantes", "Broadcasts": "Difusiones", "Reports": "Reportes",
-       "Cases": "Casos", "Officials": "Funcionarios", "Inbox": "Bandeja de entrada", "Flows": "Flujos",
-       "Simulator": "Simulador", "My phone": "Mi teléfono", "Accounts": "Cuentas", "Audit log": "Registro de auditoría"}
+       "Cases": "Casos", "Officials": "Funcionarios", "Schedules": "Calendarios", "Inbox": "Bandeja de entrada",
+       "Flows": "Flujos", "Simulator": "Simulador", "My phone": "Mi teléfono", "Accounts": "Cuentas",
+       "Audit log": "Registro de auditoría"}
 
 
 def english_phrases() -> list[str]:
@@ -61,6 +63,8 @@ def test_every_console_page_in_spanish(app, auth, live, spanish_page: Page) -> N
     join(app, "+265991110001", "Chikondi", "Zomba")
     Phone(app).send("+265991110001", "When is the next meeting in Zomba?")  # nothing handles it: the inbox
     add_supporters(app, [("+265991110002", "Grace", "Blantyre")])
+    schedule_id = add_schedule(app, place="Zomba", service="clinic", starts_on="2026-11-03", every_days="14",
+                               labels={"en": "the mobile clinic", "es": "la clinica movil"})
     with app.extensions["gateway"].sessions() as s, s.begin():
         draft = broadcasts.create(s, {"en": "Meeting on Friday"}, default_language="en", place=None, language=None,
                                   tag=None, reply_keyword="YES", urgent=False, send_at=None, created_by="t")
@@ -78,6 +82,8 @@ def test_every_console_page_in_spanish(app, auth, live, spanish_page: Page) -> N
         "/broadcasts/new": "Nueva difusión", f"/broadcasts/{draft_id}": f"Difusión {draft_id}: borrador",
         "/reports": "Reportes de servicios", "/cases": "Casos", f"/cases/{case_id}": None,
         "/officials": "Funcionarios", "/officials/import": "Importar funcionarios desde un archivo CSV",
+        "/schedules": "Calendarios", f"/schedules/{schedule_id}/edit": "Calendarios",
+        "/schedules/tell?place=Zomba&service=clinic": "Nueva difusión",
         "/inbox": "Bandeja de entrada", "/flows": "Flujos", "/simulator": "Simulador", "/account": None,
         "/users": "Cuentas", "/audit": "Registro de auditoría", "/set-aside": "Textos apartados",
     }
@@ -104,6 +110,25 @@ def test_every_console_page_in_spanish(app, auth, live, spanish_page: Page) -> N
     page.goto(live.url + "/reports")
     expect(page.locator("p.summary")).to_contain_text("reportes")
     expect(page.locator("#by-place title").first).to_have_text("Reportes por lugar")
+    # The dashboard's Sending list in words, and the schedules' table, in Spanish.
+    page.goto(live.url + "/")
+    expect(page.locator("#waiting")).to_have_text("No hay mensajes en espera.")
+    page.goto(live.url + "/schedules")
+    expect(page.locator(f"#schedule-{schedule_id}")).to_contain_text("14 días")
+    expect(page.locator(f"#schedule-{schedule_id}")).to_contain_text("activo")
+    expect(page.locator(f"#schedule-{schedule_id}")).to_contain_text("la clinica movil")
+    page.click(f"#schedule-{schedule_id} button:has-text('Detener')")
+    expect(page.locator("main .flash")).to_have_text(f"Calendario {schedule_id} detenido.")
+    expect(page.locator(f"#schedule-{schedule_id}")).to_contain_text("detenido")
+    # The brief from the Reports page: the form speaks Spanish and offers the brief in Spanish first.
+    page.goto(live.url + "/reports")
+    expect(page.locator("#brief-card h2")).to_have_text("Informe de una página")
+    expect(page.locator("#brief-form select[name=lang]")).to_have_value("es")
+    page.fill("#brief-form input[name=month]", "2026-11")
+    page.click("#brief-form button[value=html]")
+    expect(page.locator("h1")).to_contain_text("Entrega de servicios en")
+    page.goto(live.url + "/brief?place=Narnia&month=2026-11")
+    expect(page.locator("main h1")).to_have_text("No se pudo hacer el informe")
     # An error page, and a flash after an action, in Spanish too.
     response = page.goto(live.url + "/no-such-page")
     assert response is not None and response.status == 404
