@@ -267,3 +267,26 @@ def test_form_errors_are_in_the_page_language(client, auth: Auth) -> None:  # ty
     page = client.post("/users", data=form, headers={"Accept-Language": "en"}).get_data(as_text=True)
     errors = re.findall(r'<p class="flash error">([^<]*)</p>', page)
     assert errors == ["This field is required.", "The password needs at least 10 characters."]
+
+
+def test_a_schedules_problems_are_in_the_page_language(client, auth: Auth) -> None:  # type: ignore[no-untyped-def]
+    """The shared schedule checks (English for the API and CLI) are said in the page's language on the console."""
+    auth.login("organizer")
+    token = auth.csrf("/schedules")
+    form = {"csrf_token": token, "place": "Zomba", "service": "clinic", "starts_on": "2026-11-10",
+            "ends_on": "2026-11-01", "check_at": "16:00", "sample_size": "5", "no_threshold": "3"}
+
+    def problems(headers: dict[str, str]) -> list[str]:
+        r = client.post("/schedules", data=form, headers=headers)
+        assert r.status_code == 400
+        return re.findall(r'<ul class="errors card" id="schedule-errors" role="alert"><li>([^<]*)</li>',
+                          r.get_data(as_text=True))
+
+    assert problems(spanish()) == ["Última fecha posible: es anterior a la primera fecha prevista"]
+    assert problems({"Accept-Language": "en"}) == ["ends_on: is before starts_on"]
+    form.update(ends_on="", sample_size="2", no_threshold="3")
+    assert problems(spanish()) == [
+        "Respuestas “no” que abren un caso: es mayor que la muestra (2): ninguna verificación podría alcanzarlo"]
+    form.update(place="Narnia")
+    assert problems(spanish()) == ["Lugar: &#39;Narnia&#39; no está en los nomencladores (flows/places): "
+                                   "revise cómo está escrito"]
