@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check-flows clean bench faults
+.PHONY: run test check-flows clean bench faults translations
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ bench: $(STAMP)
 # (needs redis-server and the PostgreSQL server binaries); prints one table, exits 1 on a loss.
 faults: $(STAMP)
 	$(BIN)/python -m bench.faults $(if $(FAULTS_SMALL),--small)
+
+# The console's translations (docs/console-and-api.md, "Translating the console"): collect the texts
+# marked in gateway/web/console into messages.pot, merge them into each language's messages.po (new
+# ones empty, changed ones fuzzy), and compile the .mo files (the app also compiles them when it starts).
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o gateway/translations/messages.pot --project="sms-gateway console" \
+		--copyright-holder="sms-gateway" --no-location --sort-output .
+	$(BIN)/pybabel update -i gateway/translations/messages.pot -d gateway/translations --no-wrap --ignore-obsolete
+	$(BIN)/pybabel compile -d gateway/translations --statistics
 
 check-flows: $(STAMP)
 	$(BIN)/flask --app app flows check

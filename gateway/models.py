@@ -218,6 +218,7 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # Part of the id a console session carries; a new one at logout ends every copy of the session.
     session_nonce: Mapped[str | None] = mapped_column(String(32))
+    locale: Mapped[str | None] = mapped_column(String(8))  # the console's language; None: the browser's
 
     # Flask-Login's user interface
     @property

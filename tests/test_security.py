@@ -20,7 +20,7 @@ from tests.test_webhooks import inbound, sign, sms
 
 # The only routes anyone may call without an account: the login form, the signed webhooks, the
 # health check, static files and the API's own description.
-OPEN = {"auth.login", "auth.logout", "twilio_hooks.twilio_inbound", "twilio_hooks.twilio_status", "health.healthz",
+OPEN = {"auth.login", "auth.logout", "auth.language", "twilio_hooks.twilio_inbound", "twilio_hooks.twilio_status", "health.healthz",
         "static", "pages.static", "api.openapi_json", "africastalking_hooks.africastalking_inbound",
         "africastalking_hooks.africastalking_status", "android_hooks.android_event",
         "metrics.metrics"}  # /metrics asks for METRICS_TOKEN, not an account (tests/test_metrics.py)

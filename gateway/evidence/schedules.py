@@ -29,11 +29,16 @@ FIELDS = ("place", "service", "labels", "starts_on", "every_days", "ends_on", "c
 
 
 class ScheduleError(ValueError):
-    """A value that cannot work; `field` names it, the message says what to do."""
+    """A value that cannot work; `field` names it, the message says what to do.
 
-    def __init__(self, field: str, message: str) -> None:
+    `template` and `params` keep the message's parts apart, so the console can say it in its reader's
+    language (gateway/web/console/schedules.py); the API and CLI say `message`, in English.
+    """
+
+    def __init__(self, field: str, template: str, **params: object) -> None:
+        message = template % params if params else template
         super().__init__(f"{field}: {message}")
-        self.field, self.message = field, message
+        self.field, self.message, self.template, self.params = field, message, template, params
 
 
 @dataclass(frozen=True)
@@ -63,17 +68,18 @@ def _date(field: str, value: Any, required: bool) -> date | None:
     try:
         return date.fromisoformat(str(value).strip())
     except ValueError:
-        raise ScheduleError(field, f"expected a date like 2026-11-03, got {str(value)[:20]!r}") from None
+        raise ScheduleError(field, "expected a date like 2026-11-03, got %(got)s", got=repr(str(value)[:20])) from None
 
 
 def _int(field: str, value: Any, low: int, high: int, default: int | None) -> int | None:
     if value in (None, ""):
         return default
     if isinstance(value, bool) or not (isinstance(value, int) or str(value).strip().isdigit()):
-        raise ScheduleError(field, f"expected a whole number from {low} to {high}")
+        raise ScheduleError(field, "expected a whole number from %(low)d to %(high)d", low=low, high=high)
     number = int(value)
     if not low <= number <= high:
-        raise ScheduleError(field, f"expected a whole number from {low} to {high}, got {number}")
+        raise ScheduleError(field, "expected a whole number from %(low)d to %(high)d, got %(got)d", low=low, high=high,
+                            got=number)
     return number
 
 
@@ -87,7 +93,8 @@ def values_from(session: Session, raw: dict[str, Any], *, before: ServiceSchedul
         raise ScheduleError("place", "is required: a place the gazetteers know, e.g. Zomba")
     place = find_place(name, flows.gazetteers.values())
     if place is None:
-        raise ScheduleError("place", f"{name[:80]!r} is not in the gazetteers (flows/places): check the spelling")
+        raise ScheduleError("place", "%(place)s is not in the gazetteers (flows/places): check the spelling",
+                            place=repr(name[:80]))
     service = str(given.get("service") or "").strip().lower()
     if not service or len(service) > 40 or not service.replace("_", "").isalnum():
         raise ScheduleError("service", "is required: one word as reports spell it, e.g. clinic or water")
@@ -97,12 +104,13 @@ def values_from(session: Session, raw: dict[str, Any], *, before: ServiceSchedul
     labels: dict[str, str] = {}
     for lang, label in labels_raw.items():
         if lang not in flows.languages:
-            raise ScheduleError("labels", f"{str(lang)[:8]!r} is not a language of the flows "
-                                          f"({', '.join(flows.languages)})")
+            raise ScheduleError("labels", "%(lang)s is not a language of the flows (%(languages)s)",
+                                lang=repr(str(lang)[:8]), languages=", ".join(flows.languages))
         # Plain letters for characters that would make every question a 70-character UCS-2 SMS (í -> i).
         text = gsm7_replace(" ".join(str(label or "").split()))[0]
         if len(text) > MAX_LABEL:
-            raise ScheduleError("labels", f"the {lang} label is longer than {MAX_LABEL} characters")
+            raise ScheduleError("labels", "the %(lang)s label is longer than %(max)d characters", lang=lang,
+                                max=MAX_LABEL)
         if text:
             labels[str(lang)] = text
     starts_on = _date("starts_on", given.get("starts_on"), True)
@@ -116,12 +124,14 @@ def values_from(session: Session, raw: dict[str, Any], *, before: ServiceSchedul
         try:
             check_at = time.fromisoformat(str(check_at).strip())
         except ValueError:
-            raise ScheduleError("check_at", f"expected a local time like 16:00, got {str(check_at)[:10]!r}") from None
+            raise ScheduleError("check_at", "expected a local time like 16:00, got %(got)s",
+                                    got=repr(str(check_at)[:10])) from None
     sample = _int("sample_size", given.get("sample_size"), 1, MAX_SAMPLE, 5)
     threshold = _int("no_threshold", given.get("no_threshold"), 1, MAX_SAMPLE, 3)
     assert sample is not None and threshold is not None
     if threshold > sample:
-        raise ScheduleError("no_threshold", f"is more than the sample size ({sample}): no check could reach it")
+        raise ScheduleError("no_threshold", "is more than the sample size (%(sample)d): no check could reach it",
+                            sample=sample)
     active = given.get("active", True)
     if not isinstance(active, bool):
         active = str(active).strip().lower() in ("1", "true", "yes", "on")
@@ -160,8 +170,8 @@ def _fits(session: Session, v: Values) -> None:
         label = label_for(session, v.labels, v.service, lang)
         text = fill(flows.text(texts, lang), org=org, place=v.place, label=label)
         if not one_segment(text):
-            raise ScheduleError("labels", f"the {lang} question would be longer than one SMS: shorten the label "
-                                          f"({text[:60]}...)")
+            raise ScheduleError("labels", "the %(lang)s question would be longer than one SMS: shorten the label "
+                                          "(%(start)s...)", lang=lang, start=text[:60])
 
 
 def create(session: Session, v: Values, *, actor: str, case_id: int | None = None) -> ServiceSchedule:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from flask import Flask, abort, current_app, has_request_context, request
 from flask import session as flask_session
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
@@ -17,11 +18,13 @@ from gateway import db
 from gateway.db import get_session
 from gateway.models import User
 from gateway.people import accounts
+from gateway.web.console.i18n import N_
 
 F = TypeVar("F", bound=Callable[..., Any])
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
-login_manager.login_message = "Please log in."
+login_manager.login_message = N_("Please log in.")
+login_manager.localize_callback = gettext  # flashed in the page's language (a lazy string cannot sit in the cookie)
 csrf = CSRFProtect()
 
 
@@ -81,6 +84,10 @@ def init_app(app: Flask) -> None:
                       REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SECURE=https,
                       PERMANENT_SESSION_LIFETIME=timedelta(hours=8))
     app.session_interface = _SessionInterface()
+    from gateway.web.console import errors, i18n
+
+    i18n.init_app(app)
+    errors.init_app(app)
     login_manager.init_app(app)
     csrf.init_app(app)
     db.init_app(app)

@@ -15,6 +15,8 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -30,28 +32,29 @@ from gateway.models import AuditEvent, User, utcnow
 from gateway.outbound import oneoff
 from gateway.people import accounts
 from gateway.people import audit as audit_log
-from gateway.web.console import role_required
+from gateway.web.console import i18n, role_required
 from gateway.web.paging import paginate
 
 bp = Blueprint("admin", __name__, template_folder="templates")
 
 ROLE_HELP = {
-    "viewer": "reads supporters (numbers partly hidden), reports, inbox and flows",
-    "organizer": "also imports supporters, answers the inbox and sends broadcasts",
-    "admin": "also manages accounts and reads the audit log",
+    "viewer": _l("reads supporters (numbers partly hidden), reports, inbox and flows"),
+    "organizer": _l("also imports supporters, answers the inbox and sends broadcasts"),
+    "admin": _l("also manages accounts and reads the audit log"),
 }
 
 
+
 class CreateUserForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    role = SelectField("Role", choices=list(accounts.ROLES), default="viewer")
-    password = PasswordField("Initial password", validators=[
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
+    role = SelectField(_l("Role"), choices=list(accounts.ROLES), default="viewer")  # shown by role_name()
+    password = PasswordField(_l("Initial password"), validators=[
         DataRequired(), Length(min=accounts.MIN_PASSWORD, max=200,
-                               message=f"The password needs at least {accounts.MIN_PASSWORD} characters.")])
+                               message=_l("The password needs at least %(n)s characters.", n=accounts.MIN_PASSWORD))])
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", choices=list(accounts.ROLES))
+    role = SelectField(_l("Role"), choices=list(accounts.ROLES))
 
 
 class ActionForm(FlaskForm):
@@ -95,7 +98,7 @@ def create_user() -> ResponseReturnValue:
         return _users_page(form, 400)
     audit_log.record(s, current_user.email, "user.create", email=user.email, role=user.role)
     s.commit()
-    flash(f"{user.email} can now log in as {user.role}.", "ok")
+    flash(_("%(email)s can now log in as %(role)s.", email=user.email, role=i18n.word(user.role)), "ok")
     return redirect(url_for("admin.users"))
 
 
@@ -105,15 +108,16 @@ def change_role(user_id: int) -> ResponseReturnValue:
     form = RoleForm()
     user = _other_user(user_id)
     if not form.validate_on_submit():
-        flash("Choose one of the roles.", "error")
+        flash(_("Choose one of the roles."), "error")
     elif user.id == current_user.id:
-        flash("You cannot change your own role: ask another admin.", "error")
+        flash(_("You cannot change your own role: ask another admin."), "error")
     elif form.role.data != user.role:
         s = get_session()
         old, user.role = user.role, form.role.data or user.role
         audit_log.record(s, current_user.email, "user.role", email=user.email, old=old, new=user.role)
         s.commit()
-        flash(f"{user.email} is now {user.role} (was {old}).", "ok")
+        flash(_("%(email)s is now %(role)s (was %(old)s).", email=user.email, role=i18n.word(user.role),
+                old=i18n.word(old)), "ok")
     return redirect(url_for("admin.users"))
 
 
@@ -127,7 +131,7 @@ def set_active(user_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         abort(400)
     if user.id == current_user.id:
-        flash("You cannot deactivate your own account: ask another admin.", "error")
+        flash(_("You cannot deactivate your own account: ask another admin."), "error")
     elif user.active != activate:
         s = get_session()
         user.active = activate
@@ -136,7 +140,8 @@ def set_active(user_id: int) -> ResponseReturnValue:
         audit_log.record(s, current_user.email, "user.activate" if activate else "user.deactivate",
                          email=user.email)
         s.commit()
-        flash(f"{user.email} {'can log in again' if activate else 'can no longer log in'}.", "ok")
+        flash(_("%(email)s can log in again.", email=user.email) if activate else
+              _("%(email)s can no longer log in.", email=user.email), "ok")
     return redirect(url_for("admin.users"))
 
 
@@ -149,7 +154,8 @@ def token(user_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         abort(400)
     if not user.active:
-        flash(f"{user.email} is deactivated: reactivate the account before giving it a token.", "error")
+        flash(_("%(email)s is deactivated: reactivate the account before giving it a token.", email=user.email),
+              "error")
         return redirect(url_for("admin.users"))
     s = get_session()
     replaced = user.api_token_hash is not None
@@ -186,9 +192,9 @@ def _detail(detail: Any) -> list[tuple[str, str]]:
     out = []
     for key, value in detail.items():
         if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or _("none")
         elif isinstance(value, bool):
-            value = "yes" if value else "no"
+            value = _("yes") if value else _("no")
         out.append((str(key), str(value)))
     return out
 
@@ -238,7 +244,7 @@ def set_phone() -> ResponseReturnValue:
         contact = oneoff.recipient(s, number)
     except oneoff.Refused as exc:
         s.rollback()
-        flash(f"Phone not changed: {exc}.", "error")  # never the number: flashes sit in the cookie
+        flash(_("Phone not changed: %(why)s.", why=exc), "error")  # never the number: flashes sit in the cookie
         return redirect(url_for("admin.account"))
     code = accounts.new_phone_code()
     accounts.set_phone(user, number)
@@ -253,7 +259,7 @@ def set_phone() -> ResponseReturnValue:
               ex=accounts.PHONE_CODE_SECONDS)
     redis.delete(tries_key)
     oneoff.enqueue(redis, [row.id])
-    flash(f"A code is on its way to {mask_number(number)}: type it below to confirm the phone.", "ok")
+    flash(_("A code is on its way to %(phone)s: type it below to confirm the phone.", phone=mask_number(number)), "ok")
     return redirect(url_for("admin.account"))
 
 
@@ -277,12 +283,12 @@ def confirm_phone() -> ResponseReturnValue:
         assert user.phone is not None  # confirm_phone is only true for a phone that is set
         audit_log.record(s, current_user.email, "account.phone.confirmed", number_digest=oneoff.digest(s, user.phone))
         s.commit()
-        flash("Phone confirmed: broadcast tests now go to it.", "ok")
+        flash(_("Phone confirmed: broadcast tests now go to it."), "ok")
         return redirect(url_for("admin.account"))
     tries = redis.incr(tries_key)
     redis.expire(tries_key, accounts.PHONE_CODE_SECONDS)
     if tries >= accounts.PHONE_CODE_TRIES:
         redis.delete(code_key)
-    flash("That is not the code texted to your phone, or it expired: send a new code." if kept else
-          "There is no code waiting: send a new code first.", "error")
+    flash(_("That is not the code texted to your phone, or it expired: send a new code.") if kept else
+          _("There is no code waiting: send a new code first."), "error")
     return _account_page(400)

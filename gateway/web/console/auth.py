@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     redirect,
@@ -20,6 +21,8 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from limits import parse
@@ -30,7 +33,7 @@ from gateway.db import get_session
 from gateway.limits import limiter
 from gateway.models import User
 from gateway.people import accounts, audit
-from gateway.web.console import mark_login
+from gateway.web.console import i18n, mark_login
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 logger = logging.getLogger(__name__)
@@ -44,8 +47,8 @@ AUDIT_UNKNOWN = "30 per hour"
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
 
 
 def _safe_next(target: str | None) -> str:
@@ -103,7 +106,7 @@ def login() -> ResponseReturnValue:
             mark_login()
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
-        flash("Wrong email or password, or the account is locked for a while.", "error")
+        flash(_("Wrong email or password, or the account is locked for a while."), "error")
         return render_template("login.html", form=form), 401
     return render_template("login.html", form=form), 400 if form.is_submitted() else 200
 
@@ -145,8 +148,27 @@ def _sparingly() -> bool:
 @bp.errorhandler(429)
 def too_many(_exc: Exception) -> ResponseReturnValue:
     """Throttled: the same form, saying why and for how long, rather than a bare error page."""
-    flash("Too many login attempts. Wait a minute, then try again.", "error")
+    flash(_("Too many login attempts. Wait a minute, then try again."), "error")
     return render_template("login.html", form=LoginForm()), 429
+
+
+@bp.post("/language")
+def language() -> ResponseReturnValue:
+    """The console's language: kept on the account when logged in, else in the session; back to the page."""
+    form = FlaskForm()
+    if not form.validate_on_submit():
+        abort(400)
+    chosen = request.form.get("locale", "")
+    if chosen not in i18n.LOCALES:
+        abort(400)
+    session["locale"] = chosen
+    if current_user.is_authenticated:
+        s = get_session()
+        user = s.get(User, current_user.id)
+        if user is not None:
+            user.locale = chosen
+            s.commit()
+    return redirect(_safe_next(request.form.get("next")))
 
 
 @bp.post("/logout")

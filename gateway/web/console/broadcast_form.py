@@ -5,6 +5,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -15,7 +17,8 @@ from gateway.models import Broadcast, Contact, ContactTag, utcnow
 from gateway.outbound import broadcasts
 from gateway.web.console import localtime
 
-LANGUAGES = {"en": "English", "ny": "Chichewa", "es": "Spanish"}  # names only: flows/system.yaml lists the languages
+# Names only (flows/system.yaml lists the languages), in the reader's language.
+LANGUAGES = {"en": _l("English"), "ny": _l("Chichewa"), "es": _l("Spanish")}
 MAX_TEXT = 1600          # characters a broadcast text may have (10+ segments is already a lot)
 MAX_MEASURE = 5000       # the live counter refuses more than this
 
@@ -28,7 +31,7 @@ def languages() -> list[str]:
 
 def language_name(code: str | None) -> str:
     """A language's name for people ('ny' -> 'Chichewa'); an unknown code as it is."""
-    return LANGUAGES.get(code or "", code or "")
+    return str(LANGUAGES.get(code or "", code or ""))
 
 
 def place_groups() -> list[tuple[str, list[str]]]:
@@ -83,10 +86,10 @@ def _parse_send_at(raw: str, errors: list[str]) -> datetime | None:
     try:
         when = localtime.to_utc(raw)
     except ValueError:
-        errors.append("Send time: pick a date and a time, e.g. 2025-03-01 14:30 (or leave it empty to send now).")
+        errors.append(_("Send time: pick a date and a time, e.g. 2025-03-01 14:30 (or leave it empty to send now)."))
         return None
     if when <= utcnow():
-        errors.append("Send time: that time has already passed. Leave it empty to send now.")
+        errors.append(_("Send time: that time has already passed. Leave it empty to send now."))
         return None
     return when
 
@@ -96,21 +99,21 @@ def validate(values: dict[str, Any]) -> tuple[list[str], datetime | None]:
     errors: list[str] = []
     default = services().settings.default_language
     if not values["texts"].get(default, "").strip():
-        errors.append(f"Write the alert in {language_name(default)}: every supporter without a text "
-                      "in their own language gets that one.")
+        errors.append(_("Write the alert in %(language)s: every supporter without a text "
+                        "in their own language gets that one.", language=language_name(default)))
     for lang, text in values["texts"].items():
         if len(text.strip()) > MAX_TEXT:
-            errors.append(f"The {language_name(lang)} text is {len(text.strip())} characters long; "
-                          f"the most is {MAX_TEXT}.")
+            errors.append(_("The %(language)s text is %(n)s characters long; the most is %(most)s.",
+                            language=language_name(lang), n=len(text.strip()), most=MAX_TEXT))
     if values["place"] and values["place"] not in _place_names():
-        errors.append("Place: choose a place from the list.")
+        errors.append(_("Place: choose a place from the list."))
     if values["language"] and values["language"] not in languages():
-        errors.append("Language: choose a language from the list.")
+        errors.append(_("Language: choose a language from the list."))
     if len(values["tag"]) > 40:
-        errors.append("Tag: at most 40 characters.")
+        errors.append(_("Tag: at most 40 characters."))
     keyword = values["reply_keyword"]
     if keyword and (len(keyword) > 20 or len(keyword.split()) != 1):
-        errors.append("Reply keyword: one short word, e.g. YES.")
+        errors.append(_("Reply keyword: one short word, e.g. YES."))
     send_at = _parse_send_at(values["send_at"], errors)
     return errors, send_at
 

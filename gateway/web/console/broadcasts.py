@@ -19,6 +19,8 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -32,7 +34,7 @@ from gateway.models import Broadcast, Contact, Message, Pledge
 from gateway.outbound import broadcasts, oneoff
 from gateway.people import accounts, audit
 from gateway.web.console import broadcast_form as form
-from gateway.web.console import role_required
+from gateway.web.console import i18n, role_required
 from gateway.web.console.broadcast_form import LANGUAGES, MAX_MEASURE, MAX_TEXT
 from gateway.web.console.localtime import console_zone, local
 from gateway.web.paging import page_number, paginate
@@ -45,14 +47,14 @@ CONFIRM = "yes"
 TEST_SENDS = "5/hour;20/day"  # per account: a stolen session cannot run up a bill through tests
 # Plain words for each outbox status, in the order a message moves through them.
 STATUS_LABELS = (
-    ("queued", "Waiting to be sent"),
-    ("sending", "Being sent now"),
-    ("sent", "Sent (no delivery report yet)"),
-    ("delivered", "Delivered to the phone"),
-    ("undelivered", "Not delivered (phone off or out of reach)"),
-    ("failed", "Failed (the SMS provider refused it)"),
-    ("skipped", "Skipped (supporter stopped or number unusable)"),
-    ("cancelled", "Cancelled"),
+    ("queued", _l("Waiting to be sent")),
+    ("sending", _l("Being sent now")),
+    ("sent", _l("Sent (no delivery report yet)")),
+    ("delivered", _l("Delivered to the phone")),
+    ("undelivered", _l("Not delivered (phone off or out of reach)")),
+    ("failed", _l("Failed (the SMS provider refused it)")),
+    ("skipped", _l("Skipped (supporter stopped or number unusable)")),
+    ("cancelled", _l("Cancelled")),
 )
 
 
@@ -76,10 +78,11 @@ def _get(broadcast_id: int, *, lock: bool = False) -> Broadcast:
 
 
 def _audience_words(b: Broadcast) -> str:
-    parts = [f"in {b.place}" if b.place else "in every place",
-             f"who speak {form.language_name(b.language)}" if b.language else "in every language",
-             f"tagged “{b.tag}”" if b.tag else "with any tag"]
-    return "Supporters " + ", ".join(parts)
+    parts = [_("in %(place)s", place=b.place) if b.place else _("in every place"),
+             _("who speak %(language)s", language=form.language_name(b.language)) if b.language
+             else _("in every language"),
+             _("tagged “%(tag)s”", tag=b.tag) if b.tag else _("with any tag")]
+    return _("Supporters %(who)s", who=", ".join(parts))
 
 
 def _can_organize() -> bool:
@@ -270,17 +273,17 @@ def test_send(broadcast_id: int) -> ResponseReturnValue:
     raw = (request.form.get("to") or "").strip()
     try:
         if not targets:
-            raise oneoff.Refused("test messages go only to your own phone: add and confirm it on the "
-                                 "Account page first")
+            raise oneoff.Refused(_("test messages go only to your own phone: add and confirm it on the "
+                                   "Account page first"))
         number = oneoff.mobile_number(raw, services().settings.default_country) if raw else targets[0]
         if number not in targets:
-            raise oneoff.Refused("test messages go only to your own confirmed phone or to a number "
-                                 "an admin allowed")
+            raise oneoff.Refused(_("test messages go only to your own confirmed phone or to a number "
+                                   "an admin allowed"))
         contact = oneoff.recipient(s, number)
     except oneoff.Refused as exc:
         s.rollback()
         # Flash messages live in the session cookie (signed, not encrypted): never a number in them.
-        flash(f"Test message not sent: {exc}.", "error")
+        flash(_("Test message not sent: %(why)s.", why=exc), "error")
         return back
     body = render(b.texts[b.default_language], _name_for_test(contact, email),
                   b.place or contact.place)
@@ -290,9 +293,9 @@ def test_send(broadcast_id: int) -> ResponseReturnValue:
     s.commit()
     # The row exists before its job; the worker claims it, so it is sent once and paced.
     if oneoff.enqueue(services().redis, [row.id]):
-        flash(f"Test message on its way to {mask_number(number)}: “{body}”", "ok")
+        flash(_("Test message on its way to %(phone)s: “%(text)s”", phone=mask_number(number), text=body), "ok")
     else:
-        flash("The test message is saved but the queue could not be reached; it goes out when it is back.",
+        flash(_("The test message is saved but the queue could not be reached; it goes out when it is back."),
               "error")
     return back
 
@@ -304,13 +307,14 @@ def launch(broadcast_id: int) -> ResponseReturnValue:
     s = get_session()
     b = _get(broadcast_id, lock=True)
     if b.status != "draft":
-        flash(f"This broadcast is already {b.status}; it was not launched again.", "error")
+        flash(_("This broadcast is already %(status)s; it was not launched again.", status=i18n.word(b.status)),
+              "error")
         return redirect(url_for(".show", broadcast_id=broadcast_id))
     error = None
     if request.form.get("confirm") != CONFIRM:
-        error = "Not launched: tick “I have checked the text and the audience” first."
+        error = _("Not launched: tick “I have checked the text and the audience” first.")
     elif form.count_audience(s, b.place, b.language, b.tag) == 0:
-        error = "Not launched: no supporter matches this audience, so there is nobody to send to."
+        error = _("Not launched: no supporter matches this audience, so there is nobody to send to.")
     if error:
         ctx = _show_context(b)
         ctx["launch_error"] = error
@@ -323,16 +327,16 @@ def launch(broadcast_id: int) -> ResponseReturnValue:
                                                                      if b.send_at else {})})
     except broadcasts.BroadcastError as exc:
         s.rollback()
-        flash(f"Not launched: {exc}.", "error")
+        flash(_("Not launched: %(why)s.", why=exc), "error")
         return redirect(url_for(".show", broadcast_id=broadcast_id))
     if not launched.enqueued:
-        flash("The messages are saved but the queue could not be reached; they will be picked up "
-              "automatically when it is back.", "error")
+        flash(_("The messages are saved but the queue could not be reached; they will be picked up "
+                "automatically when it is back."), "error")
     n = launched.recipients
     if b.send_at:
-        flash(f"Scheduled: {n} supporter(s) will get it at {local(b.send_at)}.", "ok")
+        flash(_("Scheduled: %(n)s supporter(s) will get it at %(when)s.", n=n, when=local(b.send_at)), "ok")
     else:
-        flash(f"Launched: sending to {n} supporter(s).", "ok")
+        flash(_("Launched: sending to %(n)s supporter(s).", n=n), "ok")
     return redirect(url_for(".show", broadcast_id=b.id))
 
 
@@ -343,18 +347,20 @@ def cancel(broadcast_id: int) -> ResponseReturnValue:
     s = get_session()
     b = _get(broadcast_id, lock=True)
     if b.status not in ("draft", "sending"):
-        flash(f"This broadcast is already {b.status}; there is nothing left to cancel.", "error")
+        flash(_("This broadcast is already %(status)s; there is nothing left to cancel.",
+                status=i18n.word(b.status)), "error")
         return redirect(url_for(".show", broadcast_id=broadcast_id))
     if request.form.get("confirm") != CONFIRM:
         ctx = _show_context(b)
-        ctx["cancel_error"] = "Not cancelled: tick the box to confirm that you want to stop it."
+        ctx["cancel_error"] = _("Not cancelled: tick the box to confirm that you want to stop it.")
         return render_template("broadcasts_show.html", **ctx), 400
     was_draft = b.status == "draft"
     n = broadcasts.cancel(s, b)
     audit.record(s, current_user.email, "broadcast.cancel", id=b.id, cancelled=n)
     s.commit()
     if was_draft:
-        flash("Draft discarded; nothing was sent.", "ok")
+        flash(_("Draft discarded; nothing was sent."), "ok")
     else:
-        flash(f"Cancelled: {n} message(s) will not be sent. Messages already being sent may still arrive.", "ok")
+        flash(_("Cancelled: %(n)s message(s) will not be sent. Messages already being sent may still arrive.", n=n),
+              "ok")
     return redirect(url_for(".show", broadcast_id=broadcast_id))

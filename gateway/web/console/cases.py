@@ -14,6 +14,8 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -31,7 +33,7 @@ bp = Blueprint("cases", __name__, template_folder="templates")
 
 MAX_NOTE = 1000
 PER_PAGE = PAGE_SIZE
-DELIVERED_LABELS = {"yes": "arrived", "no": "did not arrive", "partly": "partly arrived"}
+DELIVERED_LABELS = {"yes": _l("arrived"), "no": _l("did not arrive"), "partly": _l("partly arrived")}
 
 
 @dataclass
@@ -51,12 +53,12 @@ class FilterForm:
         if status in casedata.STATUSES:
             f.status = status
         elif status:
-            f.problems.append(f"There is no status {status[:20]!r}; showing every status.")
+            f.problems.append(_("There is no status %(value)s; showing every status.", value=repr(status[:20])))
         official = args.get("official", "").strip()
         if official.isdigit() and len(official) < 10:
             f.official = int(official)
         elif official:
-            f.problems.append("The official filter was not understood; showing every official.")
+            f.problems.append(_("The official filter was not understood; showing every official."))
         return f
 
     @property
@@ -137,12 +139,13 @@ def _act(case_id: int, move: Callable[[Any, Case], Any], done: str) -> ResponseR
         result = move(s, case)
     except domain.CaseError as exc:
         s.rollback()
-        flash(f"Not done: {exc}", "error")
+        flash(_("Not done: %(why)s", why=exc), "error")
         return back
     if result is None:  # send: no official answers at this rung (the timeline says so)
         s.commit()
-        flash(f"Not sent: no official at rung {case.level} answers for {case.service} in {case.place}, or their "
-              "phone cannot be texted. Import one on the Officials page.", "error")
+        flash(_("Not sent: no official at rung %(level)s answers for %(service)s in %(place)s, or their "
+                "phone cannot be texted. Import one on the Officials page.", level=case.level, service=case.service,
+                place=case.place), "error")
         return back
     s.commit()  # the domain wrote the timeline line and its audit entry
     flash(done, "ok")
@@ -161,7 +164,7 @@ def _note(required: bool) -> str | None:
 def send(case_id: int) -> ResponseReturnValue:
     """Send the case to its official (one SMS)."""
     return _act(case_id, lambda s, c: domain.send(s, c, actor=current_user.email, now=utcnow()),
-                "Sent to the official.")
+                _("Sent to the official."))
 
 
 @bp.post("/cases/<int:case_id>/escalate")
@@ -170,10 +173,10 @@ def escalate(case_id: int) -> ResponseReturnValue:
     """Send the case up one rung of the ladder now, with an optional note."""
     note = _note(required=False)
     if note is None and request.form.get("note"):
-        flash(f"Not escalated: the note is longer than {MAX_NOTE} characters.", "error")
+        flash(_("Not escalated: the note is longer than %(most)s characters.", most=MAX_NOTE), "error")
         return redirect(url_for(".show", case_id=case_id))
     return _act(case_id, lambda s, c: domain.escalate(s, c, actor=current_user.email, now=utcnow(), note=note),
-                "Escalated to the next rung.")
+                _("Escalated to the next rung."))
 
 
 @bp.post("/cases/<int:case_id>/close")
@@ -182,13 +185,14 @@ def close(case_id: int) -> ResponseReturnValue:
     """Close the case by hand; a note saying why is required."""
     note = _note(required=True)
     if not note:
-        flash("Not closed: write a note saying why the case is closed"
-              + (f" (at most {MAX_NOTE} characters)." if note is None else "."), "error")
+        flash(_("Not closed: write a note saying why the case is closed (at most %(most)s characters).",
+                most=MAX_NOTE) if note is None else _("Not closed: write a note saying why the case is closed."),
+              "error")
         return redirect(url_for(".show", case_id=case_id))
     resolved = request.form.get("resolved") == "yes"
     return _act(case_id, lambda s, c: domain.close(s, c, actor=current_user.email, note=note, now=utcnow(),
                                                    resolved=resolved),
-                "Case closed as resolved." if resolved else "Case closed.")
+                _("Case closed as resolved.") if resolved else _("Case closed."))
 
 
 def _report_ids(s: Any, raw: str) -> tuple[list[int], list[str]]:
@@ -205,17 +209,17 @@ def split(case_id: int) -> ResponseReturnValue:
     s = get_session()
     ids, missing = _report_ids(s, " ".join(request.form.getlist("report")))
     if not ids or missing:
-        flash("Not split: tick the reports to move into a new case.", "error")
+        flash(_("Not split: tick the reports to move into a new case."), "error")
         return redirect(url_for(".show", case_id=case_id))
     case = _get(case_id, lock=True)
     try:
         new = domain.split(s, case, ids, actor=current_user.email, now=utcnow())
     except domain.CaseError as exc:
         s.rollback()
-        flash(f"Not split: {exc}", "error")
+        flash(_("Not split: %(why)s", why=exc), "error")
         return redirect(url_for(".show", case_id=case_id))
     s.commit()
-    flash(f"{len(ids)} report(s) moved to the new case {new.ref}.", "ok")
+    flash(_("%(n)s report(s) moved to the new case %(ref)s.", n=len(ids), ref=new.ref), "ok")
     return redirect(url_for(".show", case_id=new.id))
 
 
@@ -226,7 +230,7 @@ def merge(case_id: int) -> ResponseReturnValue:
     s = get_session()
     other_id = request.form.get("other", "")
     if not other_id.isdigit() or int(other_id) == case_id or len(other_id) > 9:
-        flash("Not merged: choose the other case to merge into this one.", "error")
+        flash(_("Not merged: choose the other case to merge into this one."), "error")
         return redirect(url_for(".show", case_id=case_id))
     case = _get(case_id, lock=True)
     other = _get(int(other_id), lock=True)
@@ -235,10 +239,10 @@ def merge(case_id: int) -> ResponseReturnValue:
         domain.merge(s, case, other, actor=current_user.email, now=utcnow())
     except domain.CaseError as exc:
         s.rollback()
-        flash(f"Not merged: {exc}", "error")
+        flash(_("Not merged: %(why)s", why=exc), "error")
         return redirect(url_for(".show", case_id=case_id))
     s.commit()
-    flash(f"Case {other_ref} merged into this one.", "ok")
+    flash(_("Case %(ref)s merged into this one.", ref=other_ref), "ok")
     return redirect(url_for(".show", case_id=case_id))
 
 
@@ -251,17 +255,17 @@ def open_by_hand() -> ResponseReturnValue:
     service = (request.form.get("service") or "").strip().lower()[:40]
     ids, missing = _report_ids(s, request.form.get("reports") or "")
     if missing or not ids or not place or not service:
-        problem = (f"no report has the reference {missing[0]}" if missing else
-                   "give the place, the service and at least one report reference")
-        flash(f"No case opened: {problem}.", "error")
+        problem = (_("no report has the reference %(ref)s", ref=missing[0]) if missing else
+                   _("give the place, the service and at least one report reference"))
+        flash(_("No case opened: %(why)s.", why=problem), "error")
         return redirect(url_for(".index"))
     try:
         case = domain.open_by_hand(s, place=place, service=service, report_ids=ids, actor=current_user.email,
                                    now=utcnow())
     except domain.CaseError as exc:
         s.rollback()
-        flash(f"No case opened: {exc}", "error")
+        flash(_("No case opened: %(why)s", why=exc), "error")
         return redirect(url_for(".index"))
     s.commit()
-    flash(f"Case {case.ref} opened.", "ok")
+    flash(_("Case %(ref)s opened.", ref=case.ref), "ok")
     return redirect(url_for(".show", case_id=case.id))

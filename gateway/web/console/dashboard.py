@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint, render_template
 from flask.typing import ResponseReturnValue
+from flask_babel import format_percent, ngettext
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from gateway import channels, services
@@ -40,8 +42,9 @@ def dashboard() -> ResponseReturnValue:
     stats = {
         "active": counts.get("active", 0), "stopped": counts.get("stopped", 0),
         "messages_today": s.scalar(select(func.count()).select_from(Message).where(Message.created_at >= today)),
-        "delivery_rate": f"{100 * by_status.get('delivered', 0) // settled}%" if settled else "n/a",
-        "queue": queue,
+        # Whole percents, rounded down as before, written the reader's way (92%, 92 %).
+        "delivery_rate": format_percent(100 * by_status.get("delivered", 0) // settled / 100) if settled else _("n/a"),
+        "queue": _("ok") if queue == "ok" else _("unreachable"),
         "set_aside": s.scalar(select(func.count()).select_from(Message).where(
             Message.direction == "in", Message.status == SET_ASIDE)),
         "overdue_cases": casedata.count_overdue(s),
@@ -53,14 +56,17 @@ def dashboard() -> ResponseReturnValue:
                            stuck=ops.backlog_stuck(services().settings.sender_rate))
 
 
-def _duration(seconds: float | None) -> tuple[int, str] | None:
-    """An age as (amount, unit) in its largest whole unit, for "the oldest 3 minutes"; the template words it."""
+def _duration(seconds: float | None) -> str | None:
+    """An age in its largest whole unit, in the page's language ("3 minutes"), for "the oldest 3 minutes"."""
     if seconds is None:
         return None
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            return int(seconds // size), unit
-    return int(seconds), "second"
+    if seconds >= 86400:
+        return ngettext("%(num)d day", "%(num)d days", int(seconds // 86400))
+    if seconds >= 3600:
+        return ngettext("%(num)d hour", "%(num)d hours", int(seconds // 3600))
+    if seconds >= 60:
+        return ngettext("%(num)d minute", "%(num)d minutes", int(seconds // 60))
+    return ngettext("%(num)d second", "%(num)d seconds", int(seconds))
 
 
 def _phones(queue_ok: bool) -> list[dict[str, Any]]:

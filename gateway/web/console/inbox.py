@@ -14,6 +14,8 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -36,8 +38,8 @@ bp = Blueprint("inbox", __name__, template_folder="templates")
 
 
 class ReplyForm(FlaskForm):
-    body = TextAreaField("Reply", validators=[DataRequired("Write a reply first."), Length(max=MAX_BODY)])
-    handled = BooleanField("and mark handled", default=True)
+    body = TextAreaField(_l("Reply"), validators=[DataRequired(_l("Write a reply first.")), Length(max=MAX_BODY)])
+    handled = BooleanField(_l("and mark handled"), default=True)
 
 
 class HandledForm(FlaskForm):
@@ -101,16 +103,18 @@ def reply(message_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         for errors in form.errors.values():
             for error in errors:
-                flash(f"Not sent: {error}", "error")
+                flash(_("Not sent: %(why)s", why=error), "error")
         return _back(message_id)
     s = get_session()
     contact = s.get(Contact, message.contact_id) if message.contact_id else None
     if contact is None:
-        flash("Not sent: this message came from a number the gateway cannot reply to.", "error")
+        flash(_("Not sent: this message came from a number the gateway cannot reply to."), "error")
         return _back(message_id)
     if contact.status != "active":
-        flash(f"Not sent: {_who(contact)} has {'texted STOP' if contact.status == 'stopped' else 'been blocked'}. "
-              "The gateway sends them nothing until they text START or JOIN themselves.", "error")
+        flash(_("Not sent: %(who)s has texted STOP. The gateway sends them nothing until they text START or JOIN "
+                "themselves.", who=_who(contact)) if contact.status == "stopped" else
+              _("Not sent: %(who)s has been blocked. The gateway sends them nothing until they text START or JOIN "
+                "themselves.", who=_who(contact)), "error")
         return _back(message_id)
     svc = services()
     body = (form.body.data or "").strip()
@@ -126,20 +130,21 @@ def reply(message_id: int) -> ResponseReturnValue:
     # are): the organizer sees at once whether it left.
     sent = oneoff.send_now(services().outbox(), out.id)
     if sent.status == "queued":
-        flash("The SMS provider asked us to slow down: the reply is queued and goes out shortly.", "error")
+        flash(_("The SMS provider asked us to slow down: the reply is queued and goes out shortly."), "error")
     elif sent.status == "sending":
-        flash("The SMS provider did not confirm the reply. The gateway checks with it and sends "
-              "the reply again only if it did not arrive.", "error")
+        flash(_("The SMS provider did not confirm the reply. The gateway checks with it and sends "
+                "the reply again only if it did not arrive."), "error")
     elif sent.status != "sent":
         message.inbox_status = "open"
         s.commit()
         if sent.status == "skipped":
-            flash(f"Not sent: {_who(contact)} can no longer be texted.", "error")
+            flash(_("Not sent: %(who)s can no longer be texted.", who=_who(contact)), "error")
         else:
             # The provider's text may hold the number (Africa's Talking does): show its code only.
-            flash(f"Not sent: the SMS provider refused it (error {sent.error_code or 'unknown'}).", "error")
+            flash(_("Not sent: the SMS provider refused it (error %(code)s).", code=sent.error_code or _("unknown")),
+                  "error")
     else:
-        flash(f"Reply sent to {_who(contact)} ({out.segments} SMS).", "ok")
+        flash(_("Reply sent to %(who)s (%(n)s SMS).", who=_who(contact), n=out.segments), "ok")
         return _back(None if form.handled.data else message_id)
     return _back(message_id)
 
@@ -155,5 +160,5 @@ def handled(message_id: int) -> ResponseReturnValue:
         message.inbox_status = "handled"
         audit.record(s, current_user.email, "inbox.handled", message_id=message.id)
         s.commit()
-        flash("Marked handled.", "ok")
+        flash(_("Marked handled."), "ok")
     return _back()

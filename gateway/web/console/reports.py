@@ -15,6 +15,8 @@ from typing import Any
 
 from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -29,7 +31,7 @@ from gateway.web.paging import paginate
 
 bp = Blueprint("reports", __name__, template_folder="templates")
 
-DELIVERED_LABELS = {"yes": "arrived", "no": "did not arrive", "partly": "partly arrived"}
+DELIVERED_LABELS = {"yes": _l("arrived"), "no": _l("did not arrive"), "partly": _l("partly arrived")}
 TOP_BARS = 15  # more places than this are summed into one "other places" bar
 SILENT_DAYS = 30  # silent places, when the filter gives no dates: the last 30 days
 MAX_WEEKS = 156  # the trend shows at most three years; narrow the dates to see older weeks
@@ -54,17 +56,19 @@ class FilterForm:
         if delivered in DELIVERED:
             f.delivered = delivered
         elif delivered:
-            f.problems.append(f"“Arrived” must be yes, no or partly, not {delivered!r}; showing all.")
-        for key, label in (("from", "From"), ("to", "To")):
+            f.problems.append(_("“Arrived” must be yes, no or partly, not %(value)s; showing all.",
+                                value=repr(delivered)))
+        for key, label in (("from", _("From")), ("to", _("To"))):
             raw = args.get(key, "").strip()
             if not raw:
                 continue
             try:
                 setattr(f, "start" if key == "from" else "end", date.fromisoformat(raw))
             except ValueError:
-                f.problems.append(f"{label} date {raw[:20]!r} is not a date like 2025-03-31; it was ignored.")
+                f.problems.append(_("%(which)s date %(value)s is not a date like 2025-03-31; it was ignored.",
+                                    which=label, value=repr(raw[:20])))
         if f.start and f.end and f.start > f.end:
-            f.problems.append("The “from” date is after the “to” date, so nothing can match.")
+            f.problems.append(_("The “from” date is after the “to” date, so nothing can match."))
         return f
 
     @property
@@ -175,14 +179,14 @@ def index() -> ResponseReturnValue:
     if accounts.can(current_user, "organizer"):
         ids = {r.contact_id for r in page.items if r.contact_id and not r.anonymous}
         if ids:
-            reporters = {cid: name or f"supporter #{cid}" for cid, name in
+            reporters = {cid: name or _("supporter #%(id)s", id=cid) for cid, name in
                          s.execute(select(Contact.id, Contact.name).where(Contact.id.in_(ids)))}
 
     counted = reports.counts(s, which)
     by_place: Counter[str] = Counter()
     cross: dict[str, Counter[str]] = {}
     for (place, service), n in counted.by_place_and_service.items():
-        place = place or "(no place)"
+        place = place or _("(no place)")
         by_place[place] += n
         cross.setdefault(place, Counter())[service] += n
     by_service = counted.by_service
@@ -204,7 +208,7 @@ def index() -> ResponseReturnValue:
                   "label_y": WEEK_CHART_HEIGHT + font + 2, "bar": max(step - 2, 4)}
     return render_template(
         "reports_index.html", f=f, args=f.as_args(), page=page, choices=_choices(s), reporters=reporters,
-        place_bars=bars(by_place, "other places"), service_bars=bars(by_service, "other services"),
+        place_bars=bars(by_place, _("other places")), service_bars=bars(by_service, _("other services")),
         cross=sorted(cross.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])), services=services_seen,
         weeks=weeks, week_chart=week_chart, silent=silent, quiet_from=quiet_from.date(),
         quiet_to=(quiet_to - timedelta(seconds=1)).date(), brief_month=now.strftime("%Y-%m"),

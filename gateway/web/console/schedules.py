@@ -10,6 +10,8 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import pgettext
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -19,11 +21,26 @@ from gateway.core.schedule import local_day
 from gateway.db import get_session
 from gateway.evidence import schedules, summary
 from gateway.models import Check, ServiceSchedule, utcnow
-from gateway.web.console import broadcast_form, role_required
+from gateway.web.console import broadcast_form, localtime, role_required
 from gateway.web.console import broadcasts as broadcasts_page
+from gateway.web.console.i18n import N_
 from gateway.web.console.localtime import zone
 
 bp = Blueprint("schedules", __name__, template_folder="templates")
+# The shared checks' messages, marked here for the console's catalogue (their params are filled in when shown).
+PROBLEMS = (
+    N_("is required: a date like 2026-11-03"), N_("expected a date like 2026-11-03, got %(got)s"),
+    N_("expected a whole number from %(low)d to %(high)d"),
+    N_("expected a whole number from %(low)d to %(high)d, got %(got)d"),
+    N_("is required: a place the gazetteers know, e.g. Zomba"),
+    N_("%(place)s is not in the gazetteers (flows/places): check the spelling"),
+    N_("is required: one word as reports spell it, e.g. clinic or water"),
+    N_("%(lang)s is not a language of the flows (%(languages)s)"),
+    N_("the %(lang)s label is longer than %(max)d characters"),
+    N_("is before starts_on"), N_("expected a local time like 16:00, got %(got)s"),
+    N_("is more than the sample size (%(sample)d): no check could reach it"),
+    N_("the %(lang)s question would be longer than one SMS: shorten the label (%(start)s...)"),
+)
 FORM_FIELDS = ("place", "service", "starts_on", "every_days", "ends_on", "check_at", "sample_size", "no_threshold")
 
 
@@ -32,6 +49,25 @@ def _raw(form: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {f: (form.get(f) or "").strip()[:120] for f in FORM_FIELDS}
     raw["labels"] = {lang: (form.get(f"label_{lang}") or "").strip()[:120] for lang in services().flows.languages}
     return raw
+
+
+def problem(exc: schedules.ScheduleError) -> str:
+    """A check's complaint in the page's language, naming the field as the form does."""
+    said = _(exc.template, **exc.params) if exc.template in PROBLEMS else exc.message
+    return _("%(field)s: %(problem)s", field=_field_names().get(exc.field, exc.field), problem=said)
+
+
+def _field_names() -> dict[str, str]:
+    """The fields the shared checks name, as the API does: English keeps those names (starts_on), another
+    language says the form's label for each."""
+    return {
+        "place": pgettext("schedule field", "place"), "service": pgettext("schedule field", "service"),
+        "labels": pgettext("schedule field", "labels"), "starts_on": pgettext("schedule field", "starts_on"),
+        "every_days": pgettext("schedule field", "every_days"), "ends_on": pgettext("schedule field", "ends_on"),
+        "check_at": pgettext("schedule field", "check_at"),
+        "sample_size": pgettext("schedule field", "sample_size"),
+        "no_threshold": pgettext("schedule field", "no_threshold"),
+    }
 
 
 def _form_values(row: ServiceSchedule | None) -> dict[str, Any]:
@@ -76,9 +112,10 @@ def create() -> ResponseReturnValue:
         row = schedules.create(s, schedules.values_from(s, raw), actor=current_user.email)
     except schedules.ScheduleError as exc:
         s.rollback()
-        return _render({**raw, "labels": raw["labels"]}, [str(exc)], status=400)
+        return _render({**raw, "labels": raw["labels"]}, [problem(exc)], status=400)
     s.commit()
-    flash(f"Schedule saved: {row.service} in {row.place} from {row.starts_on}.")
+    flash(_("Schedule saved: %(service)s in %(place)s from %(day)s.", service=row.service, place=row.place,
+            day=localtime.local_day(row.starts_on)))
     return redirect(url_for(".index"))
 
 
@@ -97,9 +134,9 @@ def edit(schedule_id: int) -> ResponseReturnValue:
         schedules.update(s, row, schedules.values_from(s, raw, before=row), actor=current_user.email)
     except schedules.ScheduleError as exc:
         s.rollback()
-        return _render(raw, [str(exc)], editing=row, status=400)
+        return _render(raw, [problem(exc)], editing=row, status=400)
     s.commit()
-    flash(f"Schedule {row.id} changed.")
+    flash(_("Schedule %(id)d changed.", id=row.id))
     return redirect(url_for(".index"))
 
 
@@ -114,7 +151,7 @@ def toggle(schedule_id: int) -> ResponseReturnValue:
     active = request.form.get("active") == "1"
     schedules.update(s, row, schedules.values_from(s, {"active": active}, before=row), actor=current_user.email)
     s.commit()
-    flash(f"Schedule {row.id} {'started again' if active else 'stopped'}.")
+    flash(_("Schedule %(id)d started again.", id=row.id) if active else _("Schedule %(id)d stopped.", id=row.id))
     return redirect(url_for(".index"))
 
 
@@ -126,7 +163,7 @@ def tell() -> ResponseReturnValue:
     place = (request.args.get("place") or "").strip()[:80]
     found = find_place(place, services().flows.gazetteers.values()) if place else None
     if found is None:
-        flash("Choose a place the gazetteers know to tell its supporters.")
+        flash(_("Choose a place the gazetteers know to tell its supporters."))
         return redirect(url_for(".index"))
     today = local_day(utcnow(), zone())
     f = summary.figures(s, found.name, (request.args.get("service") or "").strip().lower()[:40] or None,

@@ -16,6 +16,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,7 +49,7 @@ def _normalise(raw: str) -> str:
     try:
         return normalise_number(raw, services().settings.default_country).value
     except InvalidNumber as exc:
-        raise SimulatorError(f"Test number: {exc}.") from None
+        raise SimulatorError(_("Test number: %(why)s.", why=exc)) from None
 
 
 def _refusal(s: Any, number: str) -> str | None:
@@ -63,8 +64,8 @@ def _refusal(s: Any, number: str) -> str | None:
     real = s.scalar(select(Message.id).where(Message.contact_id == contact.id,
                                              Message.channel != PROVIDER).limit(1)) is not None
     if real or SIMULATOR_TAG not in contact.tags:
-        return (f"This number belongs to a real supporter. Use a test number (e.g. {DEFAULT_NUMBER}) "
-                "so their subscription is not changed.")
+        return _("This number belongs to a real supporter. Use a test number (e.g. %(number)s) "
+                 "so their subscription is not changed.", number=DEFAULT_NUMBER)
     return None
 
 
@@ -118,7 +119,7 @@ def _simulate(number: str, text: str) -> list[str]:
     received = replace(svc.inbound, sessions=_simulator_sessions()).store_and_handle(
         InboundSMS(PROVIDER, None, number, None, text))
     if received.contact_id is None:
-        raise SimulatorError(f"{number} is not a phone number; the text was kept, not handled.")
+        raise SimulatorError(_("%(number)s is not a phone number; the text was kept, not handled.", number=number))
     with svc.sessions() as session, session.begin():
         # A simulator phone is a test, not a supporter: real alerts leave it out (see audience()).
         contact = session.get(Contact, received.contact_id)
@@ -159,9 +160,9 @@ def send() -> ResponseReturnValue:
     text = data.get("text") or ""
     try:
         if not isinstance(text, str) or not text.strip():
-            raise SimulatorError("Type a message first.")
+            raise SimulatorError(_("Type a message first."))
         if len(text) > MAX_TEXT:
-            raise SimulatorError(f"A text can have at most {MAX_TEXT} characters.")
+            raise SimulatorError(_("A text can have at most %(most)s characters.", most=MAX_TEXT))
         number = _normalise(raw_number)
         s = get_session()
         refused = _refusal(s, number)

@@ -17,6 +17,7 @@ from flask import (
     request,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import or_, select
 from sqlalchemy.sql import Select
@@ -161,7 +162,7 @@ def too_large(_exc: Exception) -> ResponseReturnValue:
     """An upload over the server's limit: say so plainly instead of a bare error page."""
     limit_kb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // 1024
     return render_template("supporters_import.html", form=uploads.ImportForm(formdata=None), result=None, errors=[
-        f"The file is too large: the limit is {limit_kb} KB. Split it into smaller files and import each."],
+        _("The file is too large: the limit is %(kb)s KB. Split it into smaller files and import each.", kb=limit_kb)],
         notice=None, columns=csvio.CONTACT_COLUMNS, limit_kb=limit_kb), 413
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 
@@ -12,7 +14,7 @@ from gateway.core.places import Gazetteer, GazetteerError, load_gazetteers
 
 
 class ImportForm(FlaskForm):
-    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to import.")])
+    file = FileField(_l("CSV file"), validators=[FileRequired(_l("Choose a CSV file to import."))])
 
 
 def languages() -> tuple[str, ...]:
@@ -38,5 +40,5 @@ def decode(data: bytes) -> tuple[str, str | None]:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
         return data.decode("cp1252", errors="replace"), (
-            "The file was not saved as UTF-8, so it was read as Windows (Excel) text: "
-            "check that names with accents came out right.")
+            _("The file was not saved as UTF-8, so it was read as Windows (Excel) text: "
+              "check that names with accents came out right."))

@@ -8,6 +8,9 @@
   var tokenInput = form.querySelector("input[name=csrf_token]");
   var token = tokenInput ? tokenInput.value : "";
   var DELAY = 300;
+  // Words in the page's language, from the template (the console is translated on the server).
+  var SEGMENTS = form.getAttribute("data-segments-word") || "segment(s)";
+  var COUNT_ERROR = form.getAttribute("data-count-error") || "Could not count just now; the preview will.";
 
   function post(url, data) {
     return fetch(url, {
@@ -62,7 +65,7 @@
       var info = byId("fixinfo-" + lang);
       if (suggestion) {
         var pairs = (m.replacements || []).map(function (p) { return p[0] + " → " + p[1]; }).join(", ");
-        info.textContent = "(" + (pairs ? pairs + ": " : "") + m.suggestion_segments + " segment(s))";
+        info.textContent = "(" + (pairs ? pairs + ": " : "") + m.suggestion_segments + " " + SEGMENTS + ")";
       } else {
         info.textContent = "";
       }
@@ -79,7 +82,7 @@
         lastText = text;
         show(m);
       }).catch(function () {
-        if (mine === asked) { counter.setAttribute("data-error", "Could not count just now; the preview will."); }
+        if (mine === asked) { counter.setAttribute("data-error", COUNT_ERROR); }
       });
     }
 

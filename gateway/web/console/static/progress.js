@@ -8,6 +8,11 @@
   var EVERY = 2000;
   var MAX_WAIT = 30000;
   var wait = EVERY;
+  // Words in the page's language, from the template (the console is translated on the server).
+  var OF = box.getAttribute("data-of") || "of";
+  var FINISHED = box.getAttribute("data-finished") || "Finished.";
+  var WORDS = {};
+  try { WORDS = JSON.parse(box.getAttribute("data-words") || "{}"); } catch (e) { WORDS = {}; }
 
   function finished(status) { return status === "done" || status === "cancelled"; }
 
@@ -21,7 +26,7 @@
     if (el) {
       el.max = max;
       el.value = value;
-      el.textContent = value + " of " + max;
+      el.textContent = value + " " + OF + " " + max;
     }
   }
 
@@ -41,12 +46,12 @@
     setBar("progress-overall", handled, max);
     var status = document.getElementById("broadcast-status");
     if (status) {
-      status.textContent = p.status;
+      status.textContent = WORDS[p.status] || p.status;
       status.className = "status status-" + p.status;
     }
     box.setAttribute("data-status", p.status);
     if (finished(p.status)) {
-      setText("progress-note", "Finished.");
+      setText("progress-note", FINISHED);
       var cancel = document.getElementById("cancel-form");
       if (cancel) { cancel.hidden = true; }
     }

@@ -89,7 +89,7 @@
       text.value = "";
       scrollDown();
     }).catch(function () {
-      showError("Could not send. Check the connection, reload the page and try again.");
+      showError(form.getAttribute("data-send-error") || "Could not send. Check the connection, reload the page and try again.");
     }).then(function () {
       busy = false;
       send.disabled = false;
