@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -49,7 +49,7 @@ class ContactView:
     place: str | None = None
     joined: bool = False
     last_hint_at: datetime | None = None
-    pledges: dict[str, int] = field(default_factory=dict)  # reply keyword -> alert awaiting replies
+    pledges: Mapping[str, int] = field(default_factory=dict)  # reply keyword -> alert awaiting replies
 
 
 @dataclass(frozen=True)
