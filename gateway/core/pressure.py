@@ -2,8 +2,9 @@
 
 A process handles texts inline (the reply rides on the webhook's answer) until it cannot keep up.
 Two signs say so, both measured in the process itself:
-- queue depth: this text finds `busy_at` texts (itself included) being received at once, so every
-  thread is taken and the texts behind it wait in the server's queue (gunicorn gthread: 4 threads);
+- queue depth: this text finds `busy_at` texts (itself included) being received at once: with two
+  cores and one GIL per process, more at once only lengthens every answer and the server's queue
+  (gunicorn gthread, the Procfile's 8 threads; sync workers receive one at a time and switch on time);
 - time: handling a text has lately taken more than `budget` seconds (a slow or locked database),
   an average that halves every `half_life` seconds, so a process that stored texts for workers
   goes back to handling them once the slow spell is over, without a text having to probe it.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-BUSY_AT = 4  # texts being received at once in one process: the Procfile's --threads 4 all taken
+BUSY_AT = 4  # texts being received at once in one process: half the Procfile's 8 threads (2 cores, one GIL)
 BUDGET = 0.5  # seconds; a text handled inline slower than this on average means the process lags
 HALF_LIFE = 2.0  # seconds for the slowness average to halve while nothing is handled inline
 
