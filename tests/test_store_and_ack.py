@@ -131,3 +131,26 @@ def test_concurrent_deferred_texts_of_many_senders_are_all_stored_and_handled_on
     with gw.sessions() as s:
         answers = [(c.answers.get("name"), c.answers.get("place")) for c in s.scalars(select(Conversation))]
     assert answers == [("Name", "Zomba")] * 6  # each sender's three texts were handled in the order sent
+
+
+def test_one_drain_job_serves_many_texts_and_a_lost_job_leaves_them_to_the_reconciler(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    from datetime import timedelta
+
+    from gateway.inbound import deferred
+    from gateway.outbound import queues
+
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    for sender in (A, B):
+        assert post(twilio_app, sender, "JOIN") == []
+    replies = queues.get_queue(gw.redis, queues.REPLIES)
+    assert [j.func_name for j in replies.get_jobs()] == [deferred.DRAIN]  # one job for both texts
+    replies.empty()  # the job is lost (a worker killed with it, Redis emptied): the texts stay stored
+    gw.redis.delete(deferred.LATER, deferred.LATER_JOB)
+    work(twilio_app)
+    assert [status for _, status, _ in inbound(twilio_app)] == ["received", "received"]
+    assert gw.inbound.handle_stranded(older_than=timedelta(0)) == 2  # what the reconciler runs each minute
+    work(twilio_app)
+    assert [status for _, status, _ in inbound(twilio_app)] == ["handled", "handled"]
+    assert sorted(m["to"] for m in fake_twilio.messages) == [A, B]
