@@ -142,7 +142,7 @@ def run(stack: Stack, results: Results, *, rate: int = 2000, seconds: float = 30
                 "SELECT count(*) FROM messages i WHERE i.direction = 'in' AND NOT EXISTS"
                 " (SELECT 1 FROM messages o WHERE o.reply_to_id = i.id)"))
             deferred = conn.scalar(sa.text(
-                "SELECT count(*) FROM messages WHERE direction = 'out' AND status <> 'sent'"))
+                "SELECT count(*) FROM messages WHERE direction = 'out' AND provider_id IS NOT NULL"))
         complete = n // len(SCRIPT)  # numbers whose three texts were all sent in the burst
         out.update({"load": r.summary(), "late": late, "peak_rss": peak, "drain_s": round(drain, 1),
                     "drained": finished, "duplicates": dup, "out_of_order": out_of_order, "as_sent": as_sent,
