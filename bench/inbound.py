@@ -165,6 +165,20 @@ def run_target(name: str, target: str, stack: Stack, rates: list[int], step_seco
     return out
 
 
+def drain_stored(stack: Stack) -> float:
+    """Texts stored for workers during the run (store and acknowledge) handled by one
+    `flask --app app worker --burst` after the measurement; the seconds it took."""
+    import subprocess
+
+    from bench.common import BIN
+
+    started = time.monotonic()
+    subprocess.run([str(BIN / "flask"), "--app", "app", "worker", "--burst"], env=stack.env(LOG_LEVEL="WARNING"),
+                   cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=900, check=False)
+    return time.monotonic() - started
+
+
 def check_store(stack: Stack) -> dict[str, Any]:
     """What the gateway stored: inbound rows, their routes, reports saved, contacts stopped."""
     import sqlalchemy as sa
@@ -187,6 +201,7 @@ def run(stack: Stack, results: Results, *, rates: list[int], step_seconds: float
     numbers = Numbers()
     gw = run_target("gateway", "app:app", stack, rates, step_seconds, max_seconds, drain, numbers,
                     profile=profile_dir / "inbound-gateway.raw" if profile_dir else None)
+    drained = drain_stored(stack)
     store = check_store(stack)
     ceiling = run_target("ceiling", "bench.ceiling:app", stack, rates, step_seconds, max_seconds, drain, numbers)
     ok_total = sum(r.ok for r in gw["steps"].values()) + gw["max"].ok
@@ -234,6 +249,6 @@ def run(stack: Stack, results: Results, *, rates: list[int], step_seconds: float
                     for body, k in cpu["kinds"].items()))
     results.add("inbound", "correctness",
                 f"{store['stored']} stored for {ok_total} answered 2xx (+60 warm-up); {store['reports']} reports, "
-                f"{store['stopped']} STOPs; {store['unhandled']} stored for workers (store-and-ack; no worker "
-                f"runs in this step: the burst below runs them); routes {store['routes']}")
+                f"{store['stopped']} STOPs; {store['unhandled']} unhandled after the texts stored for workers "
+                f"(store and acknowledge) were handled by one burst worker in {drained:.0f} s; routes {store['routes']}")
     return figures
