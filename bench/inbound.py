@@ -79,6 +79,46 @@ def build_requests(n: int, numbers: Numbers) -> tuple[list[bytes], dict[str, int
     return out, mix
 
 
+def join_requests(n: int, numbers: Numbers) -> list[bytes]:
+    """n pre-signed JOINs, each from a new number: the side-by-side shape (a national alert's first minutes)."""
+    out = []
+    for number in numbers.take(n):
+        params, signature = webhook(number, "JOIN")
+        data = urlencode(params).encode()
+        out.append((f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: TwilioProxy/1.1\r\n"
+                    f"Content-Type: application/x-www-form-urlencoded\r\nAccept: */*\r\n"
+                    f"X-Twilio-Signature: {signature}\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data)
+    return out
+
+
+def join_shape(port: int, numbers: Numbers, seconds: float) -> LoadResult:
+    """Closed loop, 32 connections (wrk -c32's shape), JOIN from new numbers, for `seconds`."""
+    return run_load(port, join_requests(int(seconds * 3000), numbers), closed=True, connections=32,
+                    duration=seconds, drain=5)
+
+
+def embedded(stack: Stack, numbers: Numbers, seconds: float) -> LoadResult:
+    """The embedded default (SQLite, no Redis: the queue in process), served on the Procfile's settings."""
+    import subprocess
+
+    from bench.common import BIN, GUNICORN_ARGS, GUNICORN_EXTRA, http_ok, wait_until
+
+    db = stack.workdir / "embedded.db"
+    env = stack.env(DATABASE_URL=f"sqlite:///{db}", REDIS_URL="", SPOOL_DIR=str(stack.workdir / "embedded-spool"))
+    subprocess.run([str(BIN / "flask"), "--app", "app", "db", "upgrade"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    port = free_port()
+    proc = Proc("embedded", [str(BIN / "gunicorn"), *GUNICORN_ARGS, *GUNICORN_EXTRA, "--bind", f"127.0.0.1:{port}",
+                             "app:app"], env, stack.workdir)
+    try:
+        if not wait_until(lambda: http_ok(port) or not proc.alive(), 30, 0.2) or not proc.alive():
+            raise RuntimeError(f"embedded gateway did not start:\n{proc.tail()}")
+        run_load(port, join_requests(60, numbers), rate=60, connections=16, drain=5)
+        return join_shape(port, numbers, seconds)
+    finally:
+        proc.stop()
+
+
 def _fmt(r: LoadResult) -> str:
     lat = f"p50 {ms(r.p(50))} / p99 {ms(r.p(99))} / p99.9 {ms(r.p(99.9))}"
     if r.timeouts:
@@ -116,9 +156,27 @@ def run_target(name: str, target: str, stack: Stack, rates: list[int], step_seco
         out["max"] = r
         log(f"{name} max (closed loop, 32 connections, {max_seconds:.0f} s): {r.achieved:.0f} req/s, "
             f"p50 {ms(r.p(50))}, p99 {ms(r.p(99))}, {r.errors} errors")
+        time.sleep(2.0)
+        out["join"] = join = join_shape(port, numbers, max_seconds)
+        log(f"{name} JOIN from new numbers (closed loop, 32 connections): {join.achieved:.0f} req/s, "
+            f"p50 {ms(join.p(50))}, p99 {ms(join.p(99))}, {join.errors} errors")
     finally:
         proc.stop()
     return out
+
+
+def drain_stored(stack: Stack) -> float:
+    """Texts stored for workers during the run (store and acknowledge) handled by one
+    `flask --app app worker --burst` after the measurement; the seconds it took."""
+    import subprocess
+
+    from bench.common import BIN
+
+    started = time.monotonic()
+    subprocess.run([str(BIN / "flask"), "--app", "app", "worker", "--burst"], env=stack.env(LOG_LEVEL="WARNING"),
+                   cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=900, check=False)
+    return time.monotonic() - started
 
 
 def check_store(stack: Stack) -> dict[str, Any]:
@@ -143,6 +201,7 @@ def run(stack: Stack, results: Results, *, rates: list[int], step_seconds: float
     numbers = Numbers()
     gw = run_target("gateway", "app:app", stack, rates, step_seconds, max_seconds, drain, numbers,
                     profile=profile_dir / "inbound-gateway.raw" if profile_dir else None)
+    drained = drain_stored(stack)
     store = check_store(stack)
     ceiling = run_target("ceiling", "bench.ceiling:app", stack, rates, step_seconds, max_seconds, drain, numbers)
     ok_total = sum(r.ok for r in gw["steps"].values()) + gw["max"].ok
@@ -161,14 +220,35 @@ def run(stack: Stack, results: Results, *, rates: list[int], step_seconds: float
         results.add("inbound", f"{rate} req/s offered",
                     f"gateway {_fmt(g)}; ceiling {c.achieved:.0f} req/s, p99 {ms(c.p(99))}", target, met)
     gmax, cmax = gw["max"].achieved, ceiling["max"].achieved
-    ratio = gmax / cmax if cmax else 0.0
+    gjoin, cjoin = gw["join"].achieved, ceiling["join"].achieved
+    ratio = gjoin / cjoin if cjoin else 0.0
     figures["ratio"] = round(ratio, 3)
+    figures["join"] = {"gateway": gw["join"].summary(), "ceiling": ceiling["join"].summary()}
     sustained = [r for r in rates if _sustained(gw["steps"][r])]
     figures["sustained_max_rate"] = max(sustained) if sustained else 0
-    results.add("inbound", f"max, closed loop 32 conn., {max_seconds:.0f} s",
+    results.add("inbound", f"JOIN from new numbers, closed loop 32 conn., {max_seconds:.0f} s",
+                f"gateway {gjoin:.0f} req/s, p50 {ms(gw['join'].p(50))} / p99 {ms(gw['join'].p(99))}, "
+                f"{gw['join'].errors} errors; bare-Flask ceiling {cjoin:.0f} req/s (p99 {ms(ceiling['join'].p(99))}); "
+                f"ratio {ratio:.2f}", ">= 0.5 x ceiling; ~1,000 req/s (4x RapidSMS)", ratio >= 0.5)
+    results.add("inbound", f"mix (bench/inbound.py script), closed loop 32 conn., {max_seconds:.0f} s",
                 f"gateway {gmax:.0f} req/s (p99 {ms(gw['max'].p(99))}); ceiling {cmax:.0f} req/s "
-                f"(p99 {ms(ceiling['max'].p(99))}); ratio {ratio:.2f}", ">= 0.5 x ceiling", ratio >= 0.5)
+                f"(p99 {ms(ceiling['max'].p(99))}); ratio {gmax / cmax if cmax else 0.0:.2f}",
+                ">= 3x the 182 req/s of 2026-11-29 11:26", gmax >= 3 * 182)
+    emb = embedded(stack, numbers, max_seconds)
+    figures["embedded"] = emb.summary()
+    results.add("inbound", "embedded default (SQLite, queue in process), JOIN shape",
+                f"{emb.achieved:.0f} req/s, p50 {ms(emb.p(50))} / p99 {ms(emb.p(99))}, {emb.errors} errors",
+                ">= 400 req/s", emb.achieved >= 400)
+    from bench.inbound_cpu import measure
+
+    cpu = measure(500 if max_seconds >= 5 else 25)
+    figures["cpu"] = cpu
+    results.add("inbound", "CPU and SQL per webhook, one process (bench.inbound_cpu 500)",
+                f"{cpu['cpu_ms']:.2f} ms CPU on average; " + "; ".join(
+                    f"{body}: {k['cpu_ms']:.1f} ms, {k['statements']:.0f} statements"
+                    for body, k in cpu["kinds"].items()))
     results.add("inbound", "correctness",
                 f"{store['stored']} stored for {ok_total} answered 2xx (+60 warm-up); {store['reports']} reports, "
-                f"{store['stopped']} STOPs; {store['unhandled']} unhandled; routes {store['routes']}")
+                f"{store['stopped']} STOPs; {store['unhandled']} unhandled after the texts stored for workers "
+                f"(store and acknowledge) were handled by one burst worker in {drained:.0f} s; routes {store['routes']}")
     return figures

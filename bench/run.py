@@ -30,16 +30,17 @@ from bench.common import (DEFAULT_REDIS, SCHEMA, FakeProcess, Results, Stack, be
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"rates": [20], "step_seconds": 1.0, "max_seconds": 2.0, "drain": 5.0,
               "sizes": [50], "latencies": [0.0], "caps": {0.0: 30.0}, "textbook_n": {0.0: 50},
-              "ceiling_seconds": 1.0, "launch_only_n": 0, "pace_rate": 20.0, "pace_window": 3.0},
+              "ceiling_seconds": 1.0, "launch_only_n": 0, "pace_rate": 20.0, "pace_window": 3.0,
+              "burst_rate": 50, "burst_seconds": 2.0},
     # 25 req/s is not asked for: it shows the gateway's latency below its capacity on this machine
     "default": {"rates": [25, 100, 200, 400, 800], "step_seconds": 12.0, "max_seconds": 10.0, "drain": 8.0,
                 "sizes": [10_000], "latencies": [0.0, 0.15], "caps": {0.0: 90.0, 0.15: 40.0},
                 "textbook_n": {0.0: 2_000, 0.15: 300}, "ceiling_seconds": 8.0, "launch_only_n": 100_000,
-                "pace_rate": 50.0, "pace_window": 60.0},
+                "pace_rate": 50.0, "pace_window": 60.0, "burst_rate": 2000, "burst_seconds": 30.0},
     "full": {"rates": [100, 200, 400, 800], "step_seconds": 30.0, "max_seconds": 20.0, "drain": 10.0,
              "sizes": [10_000, 100_000], "latencies": [0.0, 0.15], "caps": {0.0: 600.0, 0.15: 120.0},
              "textbook_n": {0.0: 10_000, 0.15: 1_000}, "ceiling_seconds": 15.0, "launch_only_n": 0,
-             "pace_rate": 50.0, "pace_window": 60.0},
+             "pace_rate": 50.0, "pace_window": 60.0, "burst_rate": 2000, "burst_seconds": 30.0},
 }
 
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full", action="store_true", default=os.environ.get("BENCH_FULL") == "1",
                     help="100,000 recipients too, longer steps (BENCH_FULL=1)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, a few seconds each")
-    ap.add_argument("--only", default="inbound,fanout,pacing", help="comma-separated subset")
+    ap.add_argument("--only", default="inbound,burst,fanout,pacing", help="comma-separated subset")
     ap.add_argument("--db-url", help="an existing migrated PostgreSQL schema (URL with search_path); not dropped")
     ap.add_argument("--redis-url", help="the Redis database to use (default redis://127.0.0.1:6379/14)")
     ap.add_argument("--json", dest="json_path", help="also write the figures as JSON here")
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the bench schema afterwards")
     ap.add_argument("--send-concurrency", type=int, default=None,
                     help="SEND_CONCURRENCY of the workers and the HTTP ceiling (default: the gateway's)")
+    ap.add_argument("--burst-rate", type=int, help="the burst's offered rate (default 2,000 req/s)")
+    ap.add_argument("--burst-seconds", type=float, help="the burst's length (default 30 s)")
     args = ap.parse_args(argv)
     size = "smoke" if args.smoke else ("full" if args.full else "default")
     p = SIZES[size]
@@ -112,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
             log("inbound")
             figures["inbound"] = inbound.run(stack, results, rates=p["rates"], step_seconds=p["step_seconds"],
                                              max_seconds=p["max_seconds"], drain=p["drain"], profile_dir=profile_dir)
+        if "burst" in only:
+            from bench import burst
+
+            log("burst")
+            figures["burst"] = burst.run(stack, results, rate=args.burst_rate or p["burst_rate"],
+                                         seconds=args.burst_seconds or p["burst_seconds"])
         if only & {"fanout", "pacing"}:
             fake = FakeProcess(stack)
             stack.fake_url = fake.base_url

@@ -28,7 +28,7 @@ from gateway.core.flowfile import FlowError, FlowSet, load_flows
 from gateway.core.places import find_place
 from gateway.core.vault import NumberVault
 from gateway.db import make_engine, make_session_factory
-from gateway.inbound import Inbound, status
+from gateway.inbound import Inbound, deferred, status
 from gateway.inbound.spool import Spool
 from gateway.outbound import jobs, queues
 from gateway.outbound.outbox import Outbox
@@ -106,7 +106,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return svc.flows  # the loaded flows, or the error naming what is broken in the files
 
     inbound = Inbound(sessions, flows, settings.org_name, settings.default_country,
-                      Spool(settings.spool_dir, vault), partial(_enqueue_replies, redis), redis)
+                      Spool(settings.spool_dir, vault), partial(_enqueue_replies, redis), redis,
+                      partial(deferred.enqueue, redis))
     twilio = channels.providers.get("twilio")
     svc = Services(settings, engine, sessions, flow_set, flow_error, channels.providers[settings.sms_provider],
                    twilio if isinstance(twilio, TwilioProvider) else None, redis, channels, inbound,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -49,7 +49,7 @@ class ContactView:
     place: str | None = None
     joined: bool = False
     last_hint_at: datetime | None = None
-    pledges: dict[str, int] = field(default_factory=dict)  # reply keyword -> alert awaiting replies
+    pledges: Mapping[str, int] = field(default_factory=dict)  # reply keyword -> alert awaiting replies
     # "open": a check asked them and awaits their answer (it comes before case words and keywords);
     # "late": their last one closed or was answered (told so, unless the word means something else)
     check: str | None = None

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.channels.base import InboundSMS, StatusUpdate
 from gateway.core.flowfile import FlowSet
+from gateway.core.pressure import Pressure
+from gateway.inbound import deferred, status
 from gateway.inbound import receive as path
-from gateway.inbound import status
 from gateway.inbound.spool import Replayed, Spool, database_away
 from gateway.models import Message, utcnow
 
@@ -40,6 +41,9 @@ class Inbound:
     spool: Spool  # texts kept on this host while the database is away
     enqueue_replies: Callable[[list[int]], None]  # hands queued replies' ids to the reply queue
     redis: Any = None  # where a status callback for a provider id not written yet waits (status.py)
+    # Asks a worker to handle a contact's stored texts (deferred.enqueue); None: never store for later.
+    handle_later: Callable[[int], None] | None = None
+    pressure: Pressure = field(default_factory=Pressure, compare=False)  # when to store for later
     _last_replay: list[float] = field(default_factory=lambda: [-RETRY_EVERY], compare=False)
     _replay_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
@@ -56,14 +60,26 @@ class Inbound:
         if self.spool.has_pending(sms.sender):
             self.spool.keep(sms)
             return None
+        started = time.monotonic()
+        later = self.pressure.enter(started) and self.handle_later is not None
+        inline_seconds = None
         try:
-            received = self.store_and_handle(sms, inline=inline, country=country, now=now)
+            # Store and acknowledge when this process cannot keep up (core/pressure.py): a worker
+            # handles the text moments later, in order per sender (deferred.py).
+            received = deferred.store(self.sessions, sms, country or self.default_country) if later else None
+            if received is None:
+                received = self.store_and_handle(sms, inline=inline, country=country, now=now)
+                inline_seconds = time.monotonic() - started
         except Exception as exc:
             if not database_away(exc):
                 raise
             self.spool.keep(sms)
             return None
-        if received.queued:
+        finally:
+            self.pressure.leave(time.monotonic(), inline_seconds)
+        if received.deferred and received.contact_id is not None:
+            self.ask_worker(received.contact_id)
+        elif received.queued:
             self.send_replies(list(received.queued))
         return received
 
@@ -81,6 +97,15 @@ class Inbound:
     def apply_status(self, channel: str, update: StatusUpdate) -> None:
         """Apply a kept status callback (the replay): the database errors go to the replay."""
         status.apply(self.sessions, channel, update, self.redis)
+
+    def ask_worker(self, contact_id: int) -> None:
+        """Enqueue the handling of a stored text; if Redis is away the reconciler handles it (a minute)."""
+        try:
+            assert self.handle_later is not None
+            self.handle_later(contact_id)
+        except Exception:  # the text is stored, unhandled: handle_stranded finds it
+            logger.warning("could not enqueue the handling of contact %s's text; left for the reconciler",
+                           contact_id, exc_info=True)
 
     def store_and_handle(self, sms: InboundSMS, *, inline: bool = True, country: str | None = None,
                          now: datetime | None = None, received_at: datetime | None = None) -> path.Received:
@@ -134,6 +159,11 @@ class Inbound:
             contact_ids = sorted({c for c in session.scalars(select(Message.contact_id).where(
                 Message.direction == "in", Message.handled_at.is_(None), Message.contact_id.is_not(None),
                 Message.created_at <= utcnow() - older_than)) if c is not None})
+        return self.handle_contacts(contact_ids)
+
+    def handle_contacts(self, contact_ids: list[int]) -> int:
+        """Handle these contacts' stored, unhandled texts in order (each contact holding its lock);
+        replies go out through the reply queue. How many contacts were handled."""
         handled = 0
         for contact_id in contact_ids:
             try:

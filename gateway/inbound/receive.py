@@ -1,21 +1,23 @@
 """The inbound path: store first, drop duplicates, handle one contact's messages in order."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import secrets
 import traceback
 import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, lazyload, make_transient_to_detached, sessionmaker
 
 from gateway.cases import answers as case_answers
 from gateway.cases import joining as case_joining
@@ -48,6 +50,7 @@ class Received:
     duplicate: bool = False
     texts: tuple[str, ...] = ()  # inline replies, for the webhook's answer
     queued: tuple[int, ...] = ()  # replies left for the outbox: enqueue these ids after commit
+    deferred: bool = False  # stored for a worker to handle (inbound/deferred.py), not handled yet
 
 
 def receive(factory: sessionmaker[Session], sms: InboundSMS, default_country: str, flows: FlowSet,
@@ -56,14 +59,106 @@ def receive(factory: sessionmaker[Session], sms: InboundSMS, default_country: st
     """Store a message and handle its contact's pending messages, in one transaction.
 
     The contact's row is locked first, so one contact's messages are stored and handled in
-    order. Each pending text is handled in its own savepoint: one that keeps failing is set
-    aside after MAX_ATTEMPTS tries and never holds up the texts after it (a STOP above all).
-    If the whole pass fails, the message is still committed, unhandled, the failure counts
-    against the contact's oldest pending text, and the reconciler handles it later
-    (`Inbound.handle_stranded`). One commit per message is what lets a webhook answer quickly
-    (see README, Benchmarks). `received_at` is when it arrived, if earlier than now (a text
-    replayed from the spool).
+    order. The first try runs without savepoints (six or seven statements for a whole text): if
+    anything in it fails, its transaction is rolled back whole and the text goes the careful way
+    (`_receive_guarded`), where each pending text is handled in its own savepoint, one that keeps
+    failing is set aside after MAX_ATTEMPTS tries and never holds up the texts after it (a STOP
+    above all), and if the whole pass fails the message is still committed, unhandled, the
+    failure counts against the contact's oldest pending text, and the reconciler handles it
+    later (`Inbound.handle_stranded`). One commit per message is what lets a webhook answer
+    quickly (see docs/benchmarks.md). `received_at` is when it arrived, if earlier than now (a
+    text replayed from the spool).
     """
+    try:
+        return _receive_fast(factory, sms, default_country, flows, org, now, inline=inline,
+                             received_at=received_at)
+    except Exception as exc:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            raise  # the database is away, not this text: the caller keeps it (see spool.py)
+        logger.info("message %s from %s: the quick pass failed (%s); handled with savepoints",
+                    sms.provider_id, sms.provider, describe_error(exc))
+    return _receive_guarded(factory, sms, default_country, flows, org, now, inline=inline,
+                            received_at=received_at)
+
+
+def _receive_fast(factory: sessionmaker[Session], sms: InboundSMS, default_country: str, flows: FlowSet,
+                  org: str, now: datetime | None, *, inline: bool, received_at: datetime | None) -> Received:
+    """The usual case in one transaction and no savepoint: any failure rolls it all back (the caller
+    then takes the guarded path). The contact, its open conversation and whether older texts wait
+    are read in one locked statement."""
+    with factory() as session, session.begin():
+        try:
+            address = normalise_number(sms.sender, default_country)
+        except InvalidNumber:
+            address = None
+        found: tuple[Contact, Conversation | None, bool] | None = None
+        if address is not None:
+            found = _contact_and_state(session, address.value)
+        if found is None:
+            contact = contacts.create_new(session, address.value, lock=True) if address is not None else None
+            conv, older = None, False
+        else:
+            contact, conv, older = found
+        values = _values(sms, contact, address.medium if address else "sms", received_at)
+        message_id = _insert_values(session, values)
+        if message_id is None:
+            logger.info("duplicate %s message %s dropped", sms.provider, sms.provider_id)
+            return Received(None, None, duplicate=True)
+        if contact is None:
+            logger.warning("message %s from an unusable sender kept, not handled", message_id)
+            return Received(message_id, None)
+        status = "sent" if inline else "queued"
+        now = now or utcnow()
+        # Texts stored before this one wait (deferred or stranded): all of them are handled, in order;
+        # else only this one, with the conversation already read.
+        only = None if older else (_inserted_message(session, message_id, values), conv)
+        replies = _handle_locked(session, contact, flows, org, now, status, guarded=False, only=only)
+        texts = tuple(text for _, text in replies) if inline else ()
+        queued = () if inline else tuple(r.id for r, _ in replies)
+        return Received(message_id, contact.id, texts=texts, queued=queued)
+
+
+def _contact_and_state(session: Session, number: str) -> tuple[Contact, Conversation | None, bool] | None:
+    """The sender's contact locked, its open conversation and whether it has texts not yet handled.
+
+    The state is read after the lock is held, in a statement of its own: on PostgreSQL a statement
+    that waited for the row lock sees the locked row as the holder left it but every other table as
+    it was when the statement began, so a conversation read alongside the lock could be stale.
+    (SQLite's BEGIN IMMEDIATE has already serialised the transaction: there one statement is safe.)
+    """
+    lock = select(Contact).where(contacts.number_is(session, number)).options(lazyload(Contact.tag_rows))
+    waiting = (select(Message.id).where(Message.contact_id == Contact.id, Message.direction == "in",
+                                        Message.handled_at.is_(None)).exists())
+    state = (select(Contact, Conversation, waiting)
+             .outerjoin(Conversation, and_(Conversation.contact_id == Contact.id, Conversation.closed_at.is_(None)))
+             .order_by(Conversation.id).limit(1).options(lazyload(Contact.tag_rows)))
+    if session.get_bind().dialect.name == "postgresql":
+        contact = session.scalars(lock.with_for_update()).first()
+        if contact is None:
+            return None
+        row = session.execute(state.where(Contact.id == contact.id)).first()
+    else:
+        row = session.execute(state.where(contacts.number_is(session, number))).first()
+    if row is None:
+        return None
+    return row[0], row[1], bool(row[2])
+
+
+def _inserted_message(session: Session, message_id: int, values: dict[str, Any]) -> Message:
+    """The inbound row just inserted, as a persistent object, without reading it back."""
+    message = Message(id=message_id, **values)
+    for column in Message.__table__.columns:  # every attribute loaded: none is read back lazily
+        if column.key not in message.__dict__:
+            setattr(message, column.key, None)
+    make_transient_to_detached(message)
+    session.add(message)
+    return message
+
+
+def _receive_guarded(factory: sessionmaker[Session], sms: InboundSMS, default_country: str, flows: FlowSet,
+                     org: str, now: datetime | None = None, *, inline: bool = True,
+                     received_at: datetime | None = None) -> Received:
+    """Store and handle with a savepoint per text (see `receive`): what a failing text goes through."""
     with factory() as session, session.begin():
         contact, medium = _locked_contact(session, sms.sender, default_country)
         message_id = _insert(session, sms, contact, medium, received_at)
@@ -98,18 +193,34 @@ def _locked_contact(session: Session, sender: str, default_country: str) -> tupl
     return contacts.get_or_create(session, address, lock=True), address.medium
 
 
+def _values(sms: InboundSMS, contact: Contact | None, medium: str, received_at: datetime | None) -> dict[str, Any]:
+    """The inbound row's columns as stored (before handling)."""
+    return {"direction": "in", "contact_id": contact.id if contact else None, "channel": sms.provider,
+            "provider_id": sms.provider_id or f"local-{uuid.uuid4().hex}",
+            "medium": medium, "body": sms.body.replace("\x00", "")[:MAX_BODY],
+            "status": "received" if contact else "handled", "handled_by": None if contact else "unroutable",
+            "attempts": 0, "created_at": received_at or utcnow()}
+
+
 def _insert(session: Session, sms: InboundSMS, contact: Contact | None, medium: str,
             received_at: datetime | None = None) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING on the provider's id: the row's id, or None for a repeat."""
-    values = {"direction": "in", "contact_id": contact.id if contact else None, "channel": sms.provider,
-              "provider_id": sms.provider_id or f"local-{uuid.uuid4().hex}", "medium": medium,
-              "body": sms.body.replace("\x00", "")[:MAX_BODY], "status": "received" if contact else "handled",
-              "handled_by": None if contact else "unroutable", "attempts": 0,
-              "created_at": received_at or utcnow()}
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = (dialect.insert(Message).values(**values)
-            .on_conflict_do_nothing(index_elements=["channel", "provider_id"]).returning(Message.id))
-    return session.scalar(stmt)
+    return _insert_values(session, _values(sms, contact, medium, received_at))
+
+
+def _insert_values(session: Session, values: dict[str, Any]) -> int | None:
+    """The insert itself (see `_insert`)."""
+    return session.execute(_insert_message(session.get_bind().dialect.name), values).scalar()
+
+
+@functools.cache
+def _insert_message(dialect_name: str) -> Any:
+    """The inbound INSERT on the table, its values given at execution: compiled once, then cached
+    (an ORM insert with .values() is compiled again for every text: 1 ms of CPU each)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    table = Message.__table__
+    return (dialect.insert(table).on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+            .returning(table.c.id))
 
 
 def handle_pending(factory: sessionmaker[Session], contact_id: int, flows: FlowSet, org: str,
@@ -126,14 +237,26 @@ def handle_pending(factory: sessionmaker[Session], contact_id: int, flows: FlowS
 
 
 def _handle_locked(session: Session, contact: Contact, flows: FlowSet, org: str, now: datetime,
-                   reply_status: str) -> list[tuple[Message, str]]:
-    """Handle the locked contact's pending messages in order; each reply with the text it carries."""
+                   reply_status: str, *, guarded: bool = True,
+                   only: tuple[Message, Conversation | None] | None = None) -> list[tuple[Message, str]]:
+    """Handle the locked contact's pending messages in order; each reply with the text it carries.
+
+    `only`: the one pending text and the contact's open conversation, when the caller knows that
+    nothing older waits (the quick pass read both in its first statement).
+    """
+    if only is not None:
+        replies = _handle_one(session, contact, only[0], flows, org, now, reply_status, conv=only[1])
+        session.flush()
+        return replies
     pending = session.scalars(
         select(Message).where(Message.contact_id == contact.id, Message.direction == "in",
                               Message.handled_at.is_(None)).order_by(Message.id)).all()
-    replies: list[tuple[Message, str]] = []
+    replies = []
     for message in pending:
-        replies += _handle_guarded(session, contact, message, flows, org, now, reply_status)
+        if guarded:
+            replies += _handle_guarded(session, contact, message, flows, org, now, reply_status)
+        else:  # the quick pass: a failure rolls the whole transaction back (see receive)
+            replies += _handle_one(session, contact, message, flows, org, now, reply_status)
     session.flush()
     return replies
 
@@ -301,9 +424,13 @@ def _open_conversation(session: Session, contact_id: int) -> Conversation | None
         Conversation.contact_id == contact_id, Conversation.closed_at.is_(None))).first()
 
 
+_LOOK_UP: Any = object()  # _handle_one's conv when the caller has not read it already
+
+
 def _handle_one(session: Session, contact: Contact, message: Message, flows: FlowSet, org: str,
-                now: datetime, reply_status: str) -> list[tuple[Message, str]]:
-    conv = _open_conversation(session, contact.id)
+                now: datetime, reply_status: str, conv: Conversation | None = _LOOK_UP) -> list[tuple[Message, str]]:
+    if conv is _LOOK_UP:
+        conv = _open_conversation(session, contact.id)
     state = None
     if conv is not None:
         state = engine.ConversationState(conv.flow, conv.step, conv.language, conv.expires_at,
@@ -311,7 +438,7 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
     view = engine.ContactView(status=contact.status, language=contact.language, country=contact.country,
                               name=contact.name, place=contact.place, joined=contact.consent_at is not None,
                               last_hint_at=contact.last_hint_at,
-                              pledges=broadcasts.open_pledges(session, contact.id, now),
+                              pledges=_LazyPledges(session, contact.id, now),
                               check=check_answers.state_of(session, contact.id, message.body or "", flows, now))
     result = engine.handle(flows, view, state, message.body or "", now, org=org)
     # A text of a private flow (a report) must leave no trace on the contact once its exchange ends.
@@ -377,6 +504,29 @@ def _handle_one(session: Session, contact: Contact, message: Message, flows: Flo
         privacy.forget(session, forget_convs, forget_messages, now)
         privacy.drop_if_bare(session, contact.id)
     return replies
+
+
+class _LazyPledges(Mapping[str, int]):
+    """A contact's open pledge keywords, read only if the engine asks (a text that starts no flow
+    and answers no question): most texts then cost no pledge query."""
+
+    def __init__(self, session: Session, contact_id: int, now: datetime) -> None:
+        self._args = (session, contact_id, now)
+        self._found: dict[str, int] | None = None
+
+    def _get(self) -> dict[str, int]:
+        if self._found is None:
+            self._found = broadcasts.open_pledges(*self._args)
+        return self._found
+
+    def __getitem__(self, key: str) -> int:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 def _flow_of(flows: FlowSet, result: engine.Result, state: engine.ConversationState | None,

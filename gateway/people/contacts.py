@@ -1,11 +1,12 @@
 """The one place that reads or writes a contact's phone number: sealed at rest, found by digest."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, lazyload, object_session
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, lazyload, make_transient_to_detached, object_session
 
 from gateway.core.phones import Address, country_of
 from gateway.core.vault import NumberVault
@@ -53,19 +54,41 @@ def find(session: Session, number: str, *, lock: bool = False) -> Contact | None
 
 
 def get_or_create(session: Session, address: Address, *, lock: bool = False) -> Contact:
-    """The contact for an address, created (status active, no consent yet) if new; race-safe."""
+    """The contact for an address, created (status active, no consent yet) if new; race-safe.
+
+    INSERT ... ON CONFLICT DO NOTHING instead of a savepoint around a plain INSERT: a request that
+    loses the race to create the same new contact waits for the winner's commit, gets no row and
+    reads the winner's, in two statements fewer than SAVEPOINT, INSERT, RELEASE.
+    """
     contact = find(session, address.value, lock=lock)
     if contact is not None:
         return contact
-    try:
-        with session.begin_nested():
-            contact = new_contact(session, address.value, status="active")
-            session.add(contact)
-        return contact
-    except IntegrityError:  # another request created it between our select and insert
-        found = find(session, address.value, lock=lock)
+    return create_new(session, address.value, lock=lock)
+
+
+def create_new(session: Session, number: str, *, lock: bool = False) -> Contact:
+    """Insert the contact for a number not found; the one another transaction just created, if it won."""
+    values = new_contact(session, number, status="active")
+    row = {c.key: getattr(values, c.key) for c in Contact.__table__.columns if c.key != "id"}
+    contact_id = session.execute(_insert_contact(session.get_bind().dialect.name), row).scalar()
+    if contact_id is None:  # another request created it between our select and insert
+        found = find(session, number, lock=lock)
         assert found is not None
         return found
+    # The row as inserted, persistent in the session without reading it back (a new contact has no tags).
+    created = Contact(id=contact_id, **row)
+    created.tag_rows = []
+    make_transient_to_detached(created)
+    session.add(created)
+    return created
+
+
+@functools.cache
+def _insert_contact(dialect_name: str) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING on the table, values given at execution: compiled once."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    table = Contact.__table__
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=["number_digest"]).returning(table.c.id)
 
 
 def number_of(contact: Contact) -> str:

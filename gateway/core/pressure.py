@@ -1,0 +1,57 @@
+"""When a web process stores a text for a worker instead of handling it: by queue depth and time.
+
+A process handles texts inline (the reply rides on the webhook's answer) until it cannot keep up.
+Two signs say so, both measured in the process itself:
+- queue depth: this text finds `busy_at` texts (itself included) being received at once: with two
+  cores and one GIL per process, more at once only lengthens every answer and the server's queue
+  (gunicorn gthread, the Procfile's 8 threads; sync workers receive one at a time and switch on time);
+- time: handling a text has lately taken more than `budget` seconds (a slow or locked database),
+  an average that halves every `half_life` seconds, so a process that stored texts for workers
+  goes back to handling them once the slow spell is over, without a text having to probe it.
+Storing costs one statement and no handling, so the process answers well inside Twilio's
+15 seconds; the text is handled by a worker moments later, in order per sender.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+BUSY_AT = 4  # texts being received at once in one process: half the Procfile's 8 threads (2 cores, one GIL)
+BUDGET = 0.5  # seconds; a text handled inline slower than this on average means the process lags
+HALF_LIFE = 2.0  # seconds for the slowness average to halve while nothing is handled inline
+
+
+@dataclass
+class Pressure:
+    """The in-process gauge: texts in flight and how long full handling has taken lately."""
+
+    busy_at: int = BUSY_AT
+    budget: float = BUDGET
+    half_life: float = HALF_LIFE
+    in_flight: int = 0
+    slow: float = 0.0  # decaying average of inline handling time, seconds
+    slow_at: float = 0.0  # when `slow` was last updated (monotonic seconds)
+    forced: bool | None = None  # True/False: an operator's or a test's choice; None: measured
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def enter(self, now: float) -> bool:
+        """A text arrives: count it in flight; True when it is to be stored for a worker."""
+        with self._lock:
+            self.in_flight += 1
+            if self.forced is not None:
+                return self.forced
+            return self.in_flight >= self.busy_at or self.lag(now) > self.budget
+
+    def leave(self, now: float, seconds: float | None) -> None:
+        """The text is answered; `seconds` is how long handling it inline took (None: it was stored)."""
+        with self._lock:
+            self.in_flight -= 1
+            if seconds is not None:
+                self.slow = 0.8 * self.lag(now) + 0.2 * seconds
+                self.slow_at = now
+
+    def lag(self, now: float) -> float:
+        """The slowness average as of `now`, decayed since its last update."""
+        if self.slow <= 0.0:
+            return 0.0
+        return self.slow * 0.5 ** (max(0.0, now - self.slow_at) / self.half_life)

@@ -1,0 +1,58 @@
+"""The inbound hot path's cost in SQL statements: a test that fails if a webhook grows past it.
+
+Counted at the driver (every statement the engine sends, savepoints and SQLite's BEGIN included),
+for a JOIN from a new number and for a known sender's answer, through the signed Twilio webhook.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import count
+
+from flask import Flask
+from sqlalchemy import event
+
+from tests.conftest import PUBLIC_BASE
+from tests.helpers import sign, svc
+
+_sids = count(1)
+# The figures after issue 14 (docs/benchmarks.md): lower them when the path gets cheaper.
+# PostgreSQL: JOIN = find, insert contact, insert text, insert conversation, update contact,
+# update text, insert reply. Known sender = lock contact, read conversation, insert text, update
+# conversation, update contact, update text, insert reply. SQLite: its BEGIN IMMEDIATE is one more
+# statement, and the contact and its conversation are read together (the lock is the whole file).
+LIMITS = {"postgresql": {"join": 7, "known": 7}, "sqlite": {"join": 8, "known": 7}}
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    engine = svc(app).engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+def post(app: Flask, sender: str, body: str) -> None:
+    params = {"MessageSid": f"SM{next(_sids):032x}", "From": sender, "To": "+15005550006", "Body": body}
+    response = app.test_client().post("/sms/twilio", data=params,
+                                      headers={"X-Twilio-Signature": sign(PUBLIC_BASE + "/sms/twilio", params)})
+    assert response.status_code == 200 and b"<Message>" in response.data
+
+
+def test_a_join_and_a_known_senders_answer_cost_no_more_statements_than_measured(app: Flask) -> None:
+    limits = LIMITS[svc(app).engine.dialect.name]
+    post(app, "+265991000001", "JOIN")  # warm: the first request of a process loads what it caches
+    with statements(app) as join:
+        post(app, "+265991000002", "JOIN")
+    with statements(app) as known:
+        post(app, "+265991000002", "Chikondi")
+    assert len(join) <= limits["join"], join
+    assert len(known) <= limits["known"], known
+    assert not any("SAVEPOINT" in s for s in join + known)  # savepoints only once a text has failed

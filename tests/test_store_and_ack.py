@@ -1,0 +1,156 @@
+"""Store and acknowledge: beyond capacity a webhook stores the text and answers at once; a worker
+handles it in order per sender, replies leave through the reply queue; nothing lost or doubled."""
+from __future__ import annotations
+
+import threading
+import xml.etree.ElementTree as ET
+from itertools import count
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from gateway.core.pressure import Pressure
+from gateway.models import Conversation, Message
+from tests.conftest import PUBLIC_BASE
+from tests.fakes.twilio_api import FakeTwilio
+from tests.helpers import sign, svc, work
+
+A, B = "+265991230001", "+265991230002"
+_sids = count(1)
+
+
+def post(app: Flask, sender: str, body: str, sid: str | None = None) -> list[str]:
+    """A signed Twilio webhook; the texts of its TwiML answer."""
+    params = {"MessageSid": sid or f"SM{next(_sids):032x}", "From": sender, "To": "+15005550006", "Body": body}
+    token = svc(app).settings.twilio_auth_token or ""
+    response = app.test_client().post("/sms/twilio", data=params, headers={
+        "X-Twilio-Signature": sign(PUBLIC_BASE + "/sms/twilio", params, token)})
+    assert response.status_code == 200
+    return [m.text or "" for m in ET.fromstring(response.data).iter("Message")]
+
+
+def inbound(app: Flask) -> list[tuple[str, str, str | None]]:
+    """(body, status, handled_by) of every inbound row, in arrival order."""
+    with svc(app).sessions() as s:
+        return [(m.body, m.status, m.handled_by) for m in s.scalars(
+            select(Message).where(Message.direction == "in").order_by(Message.id))]
+
+
+def test_pressure_switches_on_queue_depth_and_back() -> None:
+    p = Pressure(busy_at=3)
+    assert [p.enter(0.0), p.enter(0.0)] == [False, False]
+    assert p.enter(0.0) is True  # the third text in flight at once: every thread is taken
+    p.leave(0.1, None)
+    p.leave(0.1, 0.01)
+    assert p.enter(0.1) is False  # two in flight again: handled inline
+    assert p.in_flight == 2
+
+
+def test_pressure_switches_on_time_budget_and_back_as_it_decays() -> None:
+    p = Pressure(busy_at=100, budget=0.5, half_life=1.0)
+    p.enter(0.0)
+    p.leave(0.0, 5.0)  # one very slow inline pass: the average jumps to 1.0 s
+    assert p.enter(0.1) is True
+    p.leave(0.1, None)
+    assert p.enter(1.2) is False  # a second later the average has halved below the budget
+    p.leave(1.2, 0.01)
+    assert p.in_flight == 0
+
+
+def test_beyond_capacity_the_text_is_stored_acknowledged_and_handled_by_a_worker(twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    assert post(twilio_app, A, "JOIN") == []  # empty TwiML: stored, acknowledged
+    assert inbound(twilio_app) == [("JOIN", "received", None)]
+    assert fake_twilio.messages == []
+    work(twilio_app)  # the handling job, then the reply it queued
+    assert inbound(twilio_app) == [("JOIN", "handled", "flow")]
+    assert [(m["to"], m["body"][:22]) for m in fake_twilio.messages] == [(A, "Our Network: you joine")]
+    gw.inbound.pressure.forced = None  # the pressure is gone: handled inline again
+    assert post(twilio_app, A, "Chikondi")[0].startswith("Where do you live")
+
+
+def test_order_per_sender_holds_across_the_switch_both_ways(twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    for sender in (A, B):
+        assert post(twilio_app, sender, "JOIN") == []
+    assert post(twilio_app, A, "Chikondi") == []
+    gw.inbound.pressure.forced = None
+    # Inline again before the worker ran: A's older texts are handled first, in order, then this one.
+    replies = post(twilio_app, A, "Zomba")
+    assert replies[0].startswith("Our Network: you joined") and replies[-1].startswith("What matters to you")
+    gw.inbound.pressure.forced = True
+    assert post(twilio_app, B, "Thoko") == []
+    work(twilio_app)
+    with gw.sessions() as s:
+        convs = s.scalars(select(Conversation).where(Conversation.closed_at.is_(None)).order_by(Conversation.id)).all()
+    # A: JOIN, name, place handled in that order; B: JOIN, then its name (handled by the worker).
+    assert [(c.flow, c.answers.get("name"), c.answers.get("place")) for c in convs] == [
+        ("join", "Chikondi", "Zomba"), ("join", "Thoko", None)]
+    assert all(status == "handled" for _, status, _ in inbound(twilio_app))
+
+
+def test_a_retried_text_is_stored_once_and_handled_once_whichever_path_took_it(twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    assert post(twilio_app, A, "JOIN", sid="SM-retried") == []
+    assert post(twilio_app, A, "JOIN", sid="SM-retried") == []  # Twilio's retry while deferred
+    gw.inbound.pressure.forced = None
+    assert post(twilio_app, A, "JOIN", sid="SM-retried") == []  # and once more, inline: a duplicate
+    work(twilio_app)
+    work(twilio_app)  # a second run of the job handles nothing twice
+    assert inbound(twilio_app) == [("JOIN", "handled", "flow")]
+    with gw.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Message).where(Message.direction == "out")) == 1
+    assert len(fake_twilio.messages) == 1
+
+
+def test_concurrent_deferred_texts_of_many_senders_are_all_stored_and_handled_once(twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    senders = [f"+2659912{i:05d}" for i in range(6)]
+    errors: list[BaseException] = []
+
+    def burst(sender: str) -> None:
+        try:
+            for body in ("JOIN", "Name", "Zomba"):
+                post(twilio_app, sender, body)
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=burst, args=(s,)) for s in senders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    work(twilio_app)
+    rows = inbound(twilio_app)
+    assert len(rows) == 18 and all(status == "handled" for _, status, _ in rows)
+    with gw.sessions() as s:
+        answers = [(c.answers.get("name"), c.answers.get("place")) for c in s.scalars(select(Conversation))]
+    assert answers == [("Name", "Zomba")] * 6  # each sender's three texts were handled in the order sent
+
+
+def test_one_drain_job_serves_many_texts_and_a_lost_job_leaves_them_to_the_reconciler(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    from datetime import timedelta
+
+    from gateway.inbound import deferred
+    from gateway.outbound import queues
+
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    for sender in (A, B):
+        assert post(twilio_app, sender, "JOIN") == []
+    replies = queues.get_queue(gw.redis, queues.REPLIES)
+    assert [j.func_name for j in replies.get_jobs()] == [deferred.DRAIN]  # one job for both texts
+    replies.empty()  # the job is lost (a worker killed with it, Redis emptied): the texts stay stored
+    gw.redis.delete(deferred.LATER, deferred.LATER_JOB)
+    work(twilio_app)
+    assert [status for _, status, _ in inbound(twilio_app)] == ["received", "received"]
+    assert gw.inbound.handle_stranded(older_than=timedelta(0)) == 2  # what the reconciler runs each minute
+    work(twilio_app)
+    assert [status for _, status, _ in inbound(twilio_app)] == ["handled", "handled"]
+    assert sorted(m["to"] for m in fake_twilio.messages) == [A, B]
