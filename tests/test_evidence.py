@@ -198,3 +198,31 @@ def test_the_workers_minute_job_runs_the_checks(app: Flask) -> None:
         done = jobs.cases_tick()
     assert done["checks"] == {"opened": 1, "asked": 2, "closed": 0}
     assert len(asked(app, all_checks(app)[0].id)) == 2
+
+
+def test_a_corroboration_never_asks_someone_whose_answer_would_mean_something_else(app: Flask) -> None:
+    """Review finding: A's "1" to the delivery question must not count as "yes, it did not come"; nor may a
+    question reach someone mid-report, whose "1" answers the report's step."""
+    change_settings(app, quiet_hours=(time(21), time(7)))
+    import_officials(app)
+    supporters(app)
+    add_schedule(app, place="zomba", service="clinic", starts_on="2026-11-03", check_at="16:00",
+                 sample_size=4, no_threshold=2)
+    tick(app, datetime(2026, 11, 3, 14, 0))  # A, B, C, D asked whether it came
+    phone = Phone(app, datetime(2026, 11, 3, 14, 5))
+    phone.send(B, "2")
+    phone.send(C, "2")  # the threshold: a case, and its corroboration
+    phone.send(E, "REPORT")  # E is half-way through a report
+    tick(app, datetime(2026, 11, 3, 14, 10))
+    delivery, corroboration = all_checks(app)
+    assert corroboration.kind == "corroborate"
+    them = asked(app, corroboration.id)
+    assert A not in them and D not in them and E not in them and F in them
+    phone = Phone(app, datetime(2026, 11, 3, 14, 15))
+    assert phone.send(A, "1") == ["Thank you, your answer is counted."]
+    with svc(app).sessions() as s:
+        answers = dict(s.execute(select(CheckAsk.contact_id, CheckAsk.answer)
+                                 .where(CheckAsk.check_id == delivery.id, CheckAsk.answer.is_not(None))).all())
+        assert sorted(answers.values()) == ["no", "no", "yes"]
+        assert s.scalar(select(CheckAsk.answer).where(CheckAsk.check_id == corroboration.id,
+                                                      CheckAsk.answer.is_not(None))) is None

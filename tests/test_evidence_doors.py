@@ -88,6 +88,8 @@ def test_a_promise_becomes_a_checked_date(app: Flask) -> None:
         assert (row.case_id, row.place, row.service, str(row.starts_on), row.every_days) == \
             (case.id, "Zomba", "clinic", "2026-11-05", None)
         assert row.created_by and row.created_by.startswith("official:")
+    tick(app, datetime(2026, 11, 2, 8, 1))  # the case's corroboration asks C, who answers it
+    assert phone.send(C, "1") == ["Thank you, your answer is counted."]
     tick(app, datetime(2026, 11, 5, 14, 0))
     phone.now = datetime(2026, 11, 5, 15, 0)
     assert phone.send(C, "2") == ["Thank you, your answer is counted."]
