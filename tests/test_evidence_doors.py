@@ -11,11 +11,11 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
-from gateway.models import Case, Check, Report, ServiceSchedule
+from gateway.models import Case, Check, Message, Report, ServiceSchedule
 from tests.cases_helpers import import_officials
 from tests.conftest import Auth
 from tests.evidence_helpers import add_schedule, tick
-from tests.helpers import add, svc
+from tests.helpers import add, change_settings, svc
 from tests.test_api import api, bearer, error_of, tokens  # noqa: F401  (fixtures)
 from tests.transcript import Phone
 
@@ -163,3 +163,37 @@ def test_tell_supporters_prefills_the_broadcast_form(app: Flask, client: FlaskCl
     assert "Zomba: the clinic came 2 of 3 due days in November. Thank you for reporting." in page
     assert "Zomba: la clinica llego 2 de 3 dias previstos en noviembre. Gracias por reportar." in page
     assert '<option value="Zomba" selected>' in page and 'action="/broadcasts/new"' in page
+
+
+LONG_ORG = "Womens Rights and Service Delivery Monitoring Network of Zomba District Malawi 2026"
+
+
+def test_a_schedule_stops_even_when_its_question_no_longer_fits(app, client, auth, api, tokens,  # type: ignore[no-untyped-def]  # noqa: F811
+                                                               runner) -> None:
+    """Review finding: a longer ORG_NAME made "Stop" re-check every field and fail (a 500 in the console)."""
+    for number in (A, B):
+        add(app, number, tags=("health",))
+    label = {"en": "the mobile clinic run by the district office"}
+    ids = [add_schedule(app, place="zomba", service="clinic", labels=label, starts_on="2026-11-03", every_days=14)
+           for _ in range(3)]
+    change_settings(app, org_name=LONG_ORG)
+    auth.login("organizer")
+    token = auth.csrf("/schedules")
+    stop = client.post(f"/schedules/{ids[0]}/active", data={"csrf_token": token, "active": "0"})
+    assert stop.status_code == 302
+    again = client.post(f"/schedules/{ids[0]}/active", data={"csrf_token": token, "active": "1"})
+    assert again.status_code == 400 and "longer than one SMS" in again.get_data(as_text=True)
+    patched = api.patch(f"/api/v1/schedules/{ids[1]}", headers=bearer(tokens["organizer"]), json={"active": False})
+    assert patched.status_code == 200 and patched.get_json()["active"] is False
+    err = error_of(api.patch(f"/api/v1/schedules/{ids[1]}", headers=bearer(tokens["organizer"]),
+                             json={"active": True}), 400)
+    assert err["field"] == "labels"
+    # The one still running is not asked: its question would be two SMS. Its check closes unasked.
+    assert tick(app, datetime(2026, 11, 3, 14, 0)) == {"opened": 1, "asked": 0, "closed": 1}
+    with svc(app).sessions() as s:
+        assert s.scalar(select(Message.id).where(Message.direction == "out")) is None
+        assert [r.active for r in s.scalars(select(ServiceSchedule).order_by(ServiceSchedule.id))] == \
+            [False, False, True]
+    assert runner.invoke(args=["schedules", "stop", str(ids[2])]).exit_code == 0
+    with svc(app).sessions() as s:
+        assert s.get(ServiceSchedule, ids[2]).active is False  # type: ignore[union-attr]

@@ -85,6 +85,12 @@ def _int(field: str, value: Any, low: int, high: int, default: int | None) -> in
 
 def values_from(session: Session, raw: dict[str, Any], *, before: ServiceSchedule | None = None) -> Values:
     """Check raw values (strings from a form or the CLI, JSON from the API); missing ones keep `before`'s."""
+    if before is not None and set(raw) <= {"active"} and not _flag(raw.get("active", before.active)):
+        # Stopping checks nothing else: a schedule whose values no longer pass (a longer ORG_NAME, a
+        # gazetteer changed) must still be stoppable. Starting again is checked like any change.
+        return Values(before.place, before.country, before.service, dict(before.labels or {}), before.starts_on,
+                      before.every_days, before.ends_on, before.check_at, before.sample_size, before.no_threshold,
+                      False)
     old = {f: getattr(before, f) for f in FIELDS} if before is not None else {}
     given = {**old, **{k: v for k, v in raw.items() if k in FIELDS}}
     flows = ops.flows_of(session)
@@ -132,13 +138,15 @@ def values_from(session: Session, raw: dict[str, Any], *, before: ServiceSchedul
     if threshold > sample:
         raise ScheduleError("no_threshold", "is more than the sample size (%(sample)d): no check could reach it",
                             sample=sample)
-    active = given.get("active", True)
-    if not isinstance(active, bool):
-        active = str(active).strip().lower() in ("1", "true", "yes", "on")
     out = Values(place.name, place.country, service, labels, starts_on, every, ends_on,
-                 check_at.replace(second=0, microsecond=0), sample, threshold, active)
+                 check_at.replace(second=0, microsecond=0), sample, threshold, _flag(given.get("active", True)))
     _fits(session, out)
     return out
+
+
+def _flag(value: Any) -> bool:
+    """`active` as a bool, from JSON or a form's text."""
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def timezone_of(session: Session, place: str | None, country: str | None) -> str:

@@ -149,7 +149,11 @@ def toggle(schedule_id: int) -> ResponseReturnValue:
     if row is None:
         abort(404)
     active = request.form.get("active") == "1"
-    schedules.update(s, row, schedules.values_from(s, {"active": active}, before=row), actor=current_user.email)
+    try:
+        schedules.update(s, row, schedules.values_from(s, {"active": active}, before=row), actor=current_user.email)
+    except schedules.ScheduleError as exc:  # starting again is checked like any change (stopping never fails)
+        s.rollback()
+        return _render(_form_values(None), [problem(exc)], status=400)
     s.commit()
     flash(_("Schedule %(id)d started again.", id=row.id) if active else _("Schedule %(id)d stopped.", id=row.id))
     return redirect(url_for(".index"))
