@@ -226,3 +226,39 @@ def test_a_corroboration_never_asks_someone_whose_answer_would_mean_something_el
         assert sorted(answers.values()) == ["no", "no", "yes"]
         assert s.scalar(select(CheckAsk.answer).where(CheckAsk.check_id == corroboration.id,
                                                       CheckAsk.answer.is_not(None))) is None
+
+
+def test_a_place_with_accents_is_asked_in_one_gsm7_sms(app: Flask) -> None:
+    """Review finding: Copán's "á" made every question a UCS-2 SMS (70 characters), and the one-SMS check missed
+    the corroboration's longer question."""
+    change_settings(app, quiet_hours=(time(21), time(7)), org_name="Red de Mujeres Defensoras del Occidente")  # 40
+    numbers = [f"+5049900000{i}" for i in range(1, 7)]
+    for number, lang in zip(numbers, ("en", "es") * 3, strict=True):
+        add(app, number, language=lang, place="Copán", tags=("health",))
+    add_schedule(app, place="Copan", service="clinic", labels={"en": "the mobile clinic of the health centre",
+                                                              "es": "la clinica movil del centro de salud"},
+                 starts_on="2026-11-03", sample_size=4, no_threshold=2)
+    tick(app, datetime(2026, 11, 3, 22, 0))  # 16:00 in Copán
+    phone = Phone(app, datetime(2026, 11, 3, 22, 5))
+    phone.send(numbers[0], "2")
+    phone.send(numbers[1], "2")
+    tick(app, datetime(2026, 11, 3, 22, 10))  # the case's corroboration asks the others
+    sent = [m for n in numbers for m in texts_to(app, n)]
+    assert {"Copan" in m.body for m in sent if "?" in m.body} == {True}
+    assert len([m for m in sent if "People say" in m.body or "Dicen que" in m.body]) >= 2
+    for m in sent:
+        info = count_segments(m.body)
+        assert (info.encoding, info.segments) == ("GSM-7", 1), m.body
+    with svc(app).sessions() as s:
+        from gateway.evidence import summary
+
+        drafts = summary.drafts(s, summary.figures(s, "Copán", "clinic", datetime(2026, 11, 1).date()))
+    assert drafts and all(count_segments(t).encoding == "GSM-7" and "Copan" in t for t in drafts.values())
+    # A label that fits the delivery question but not the corroboration's longer one is refused.
+    try:
+        add_schedule(app, place="Copan", service="clinic", starts_on="2026-11-03",
+                     labels={"en": "the mobile clinic of the health centre of Santa Rosa, Copan"})  # 60
+    except schedules.ScheduleError as exc:
+        assert exc.field == "labels"
+    else:
+        raise AssertionError("a label too long for the corroboration's question was accepted")

@@ -24,8 +24,7 @@ from sqlalchemy.orm import Session
 from gateway.cases import ops
 from gateway.core import schedule as rules
 from gateway.core.compose import quiet_until
-from gateway.core.segments import gsm7_replace
-from gateway.evidence.schedules import label_for, timezone_of
+from gateway.evidence.schedules import question, timezone_of
 from gateway.models import (
     Case,
     CaseReport,
@@ -194,13 +193,6 @@ def ask(session: Session, check: Check, now: datetime) -> int:
     logger.info("check %s (%s, %s in %s): %d supporters asked", check.id, check.kind, check.service, check.place,
                 len(ids))
     return len(ids)
-
-
-def question(session: Session, text: str, place: str, labels: dict[str, str], service: str, lang: str) -> str:
-    """A check's question (`check_ask` or `corroborate_ask`) in a language, the place in plain letters
-    (Copán -> Copan: one accent would make it a 70-character UCS-2 SMS)."""
-    return ops.say(ops.flows_of(session), text, lang, org=ops.env(session).settings.org_name,
-                   place=gsm7_replace(place)[0], label=label_for(session, labels, service, lang))
 
 
 def _labels_for(session: Session, check: Check) -> dict[str, str]:

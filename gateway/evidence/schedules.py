@@ -6,7 +6,8 @@ An official's PROMISE with a date becomes a one-date schedule for that case (`fr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from typing import Any
 
@@ -15,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from gateway.cases import ops
 from gateway.core.places import find_place
-from gateway.core.schedule import Plan, ask_after, fill, one_segment
+from gateway.core.schedule import Plan, ask_after, one_segment
 from gateway.core.segments import gsm7_replace
 from gateway.models import Case, Check, CheckStatus, ServiceSchedule
 from gateway.people import audit
 
+logger = logging.getLogger(__name__)
 MAX_LABEL = 60
 MAX_EVERY = 366
 MAX_SAMPLE = 50
@@ -167,19 +169,25 @@ def label_for(session: Session, labels: dict[str, str], service: str, language: 
     return ops.say(flows, "service_label", lang, service=ops.service_word(flows, service, lang))
 
 
+def question(session: Session, text: str, place: str, labels: dict[str, str], service: str, lang: str) -> str:
+    """A check's question (`check_ask` or `corroborate_ask`) in a language, the place in plain letters
+    (Copán -> Copan: one accent would make it a 70-character UCS-2 SMS)."""
+    return ops.say(ops.flows_of(session), text, lang, org=ops.env(session).settings.org_name,
+                   place=gsm7_replace(place)[0], label=label_for(session, labels, service, lang))
+
+
 def _fits(session: Session, v: Values) -> None:
-    """Every language's question must be one SMS with this label and place."""
+    """Every language's questions (the delivery check's and the longer corroboration's) must be one SMS
+    with this label and place."""
     flows = ops.flows_of(session)
-    org = ops.env(session).settings.org_name
-    for lang in flows.languages:
-        texts = flows.system.texts.get("check_ask") or {}
-        if not texts:
-            return
-        label = label_for(session, v.labels, v.service, lang)
-        text = fill(flows.text(texts, lang), org=org, place=v.place, label=label)
-        if not one_segment(text):
-            raise ScheduleError("labels", "the %(lang)s question would be longer than one SMS: shorten the label "
-                                          "(%(start)s...)", lang=lang, start=text[:60])
+    for key in ("check_ask", "corroborate_ask"):
+        if not flows.system.texts.get(key):
+            continue
+        for lang in flows.languages:
+            text = question(session, key, v.place, v.labels, v.service, lang)
+            if not one_segment(text):
+                raise ScheduleError("labels", "the %(lang)s question would be longer than one SMS: shorten the "
+                                              "label (%(start)s...)", lang=lang, start=text[:60])
 
 
 def create(session: Session, v: Values, *, actor: str, case_id: int | None = None) -> ServiceSchedule:
@@ -227,12 +235,31 @@ def from_promise(session: Session, case: Case, day: date, official_id: int, now:
     actor = f"official:{official_id}"
     row = session.scalars(select(ServiceSchedule).where(ServiceSchedule.case_id == case.id)).first()
     if row is not None:  # a new promise for the same case moves its date
-        return update(session, row, Values(row.place, row.country, row.service, dict(row.labels or {}), day, None,
-                                           None, row.check_at, row.sample_size, row.no_threshold), actor=actor)
+        return update(session, row, _measured(session, Values(
+            row.place, row.country, row.service, dict(row.labels or {}), day, None, None, row.check_at,
+            row.sample_size, row.no_threshold)), actor=actor)
     found = find_place(case.place, ops.flows_of(session).gazetteers.values())
     v = Values(found.name if found else case.place, case.country, case.service, {}, day, None, None,
                DEFAULT_CHECK_AT, 5, 3)
-    return create(session, v, actor=actor, case_id=case.id)
+    return create(session, _measured(session, v), actor=actor, case_id=case.id)
+
+
+def _measured(session: Session, v: Values) -> Values:
+    """A promise's values with the questions measured: an official's promise is never refused, so a label
+    too long since is dropped (the service's word is shorter); if even that does not fit (ORG_NAME), the
+    check will close unasked (checks.ask) and the log says so now."""
+    try:
+        _fits(session, v)
+        return v
+    except ScheduleError:
+        pass
+    bare = replace(v, labels={})
+    try:
+        _fits(session, bare)
+    except ScheduleError as exc:
+        logger.error("promised %s in %s: its question would not be one SMS (%s); it will not be asked",
+                     v.service, v.place, exc.message)
+    return bare
 
 
 def as_json(row: ServiceSchedule) -> dict[str, Any]:
