@@ -177,6 +177,7 @@ def test_the_api_gives_a_pdf_or_json_and_4xx_for_bad_input(app, client, auth) ->
     assert [m["due"] for m in data["figures"]["services"][0]["months"]] == [2, 2, 2, 3, 2, 2]
     for query, status, field in (("place=Narnia&month=2026-11", 400, "place"),
                                  ("place=Zomba&month=2026-13", 400, "month"),
+                                 ("place=Zomba&month=9999-12", 400, "month"),
                                  ("place=Zomba&month=november", 400, "month"),
                                  ("place=Zomba", 400, "month"),
                                  ("place=Zomba&month=2026-11&lang=fr", 400, "lang"),
@@ -205,6 +206,7 @@ def test_the_console_shows_the_brief_and_refuses_bad_input(app, client, auth) ->
     bad = client.get("/brief?place=Zomba&month=13-2026")
     assert bad.status_code == 400 and "not a month like 2026-11" in bad.get_data(as_text=True)
     assert client.get("/brief?place=Narnia&month=2026-11").status_code == 400
+    assert client.get("/brief?place=Zomba&month=9999-12").status_code == 400
     assert client.get("/brief?case=NOPE1").status_code == 400
     reports_page = client.get("/reports").get_data(as_text=True)
     assert 'id="brief-form"' in reports_page and SILENT_PLACE in reports_page

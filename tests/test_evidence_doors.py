@@ -36,7 +36,9 @@ def test_the_api_creates_lists_changes_and_refuses_schedules(app, api, tokens) -
                        (dict(body, no_threshold=9), "no_threshold"), (dict(body, check_at="25:99"), "check_at"),
                        (dict(body, labels={"fr": "la clinique"}), "labels"),
                        (dict(body, labels={"en": "the " + "very " * 11 + "long clinic"}), "labels"),
-                       (dict(body, every_days="often"), "every_days"), (dict(body, colour="red"), None)):
+                       (dict(body, every_days="often"), "every_days"), (dict(body, colour="red"), None),
+                       (dict(body, sample_size="\u00b2"), "sample_size"),  # a digit to str.isdigit, not to int
+                       (dict(body, sample_size="9" * 5000), "sample_size")):  # past int()'s digit limit
         err = error_of(api.post("/api/v1/schedules", headers=bearer(tokens["organizer"]), json=bad), 400)
         assert field is None or err["field"] == field, err
     accented = api.post("/api/v1/schedules", headers=bearer(tokens["organizer"]),
@@ -163,6 +165,9 @@ def test_tell_supporters_prefills_the_broadcast_form(app: Flask, client: FlaskCl
     assert "Zomba: the clinic came 2 of 3 due days in November. Thank you for reporting." in page
     assert "Zomba: la clinica llego 2 de 3 dias previstos en noviembre. Gracias por reportar." in page
     assert '<option value="Zomba" selected>' in page and 'action="/broadcasts/new"' in page
+    for month in ("9999-12", "2026-13", "soon"):
+        far = client.get(f"/schedules/tell?place=zomba&service=clinic&month={month}")
+        assert far.status_code == 400 and "not a month like 2026-11" in far.get_data(as_text=True)
 
 
 LONG_ORG = "Womens Rights and Service Delivery Monitoring Network of Zomba District Malawi 2026"

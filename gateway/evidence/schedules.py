@@ -7,6 +7,7 @@ An official's PROMISE with a date becomes a one-date schedule for that case (`fr
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from typing import Any
@@ -76,9 +77,10 @@ def _date(field: str, value: Any, required: bool) -> date | None:
 def _int(field: str, value: Any, low: int, high: int, default: int | None) -> int | None:
     if value in (None, ""):
         return default
-    if isinstance(value, bool) or not (isinstance(value, int) or str(value).strip().isdigit()):
+    # ASCII digits, at most six: str.isdigit takes "²", and int() refuses thousands of digits with an error.
+    if isinstance(value, bool) or not (isinstance(value, int) or re.fullmatch(r"[0-9]{1,6}", str(value).strip())):
         raise ScheduleError(field, "expected a whole number from %(low)d to %(high)d", low=low, high=high)
-    number = int(value)
+    number = int(str(value).strip()) if not isinstance(value, int) else value
     if not low <= number <= high:
         raise ScheduleError(field, "expected a whole number from %(low)d to %(high)d, got %(got)d", low=low, high=high,
                             got=number)

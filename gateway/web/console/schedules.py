@@ -16,6 +16,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from gateway import services
+from gateway.core.brief import BadInput
 from gateway.core.places import find_place
 from gateway.core.schedule import local_day
 from gateway.db import get_session
@@ -170,8 +171,12 @@ def tell() -> ResponseReturnValue:
         flash(_("Choose a place the gazetteers know to tell its supporters."))
         return redirect(url_for(".index"))
     today = local_day(utcnow(), zone())
-    f = summary.figures(s, found.name, (request.args.get("service") or "").strip().lower()[:40] or None,
-                        summary.month_of(request.args.get("month"), today))
+    try:
+        month = summary.month_of(request.args.get("month"), today)
+    except BadInput:
+        return _render(_form_values(None), [_("%(month)s is not a month like 2026-11 (year-month)",
+                                              month=repr((request.args.get("month") or "")[:20]))], status=400)
+    f = summary.figures(s, found.name, (request.args.get("service") or "").strip().lower()[:40] or None, month)
     values = broadcast_form.blank_values()
     values["texts"].update(summary.drafts(s, f))
     values["place"] = found.name
