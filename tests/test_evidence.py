@@ -73,10 +73,11 @@ def test_recurring_clinic_asks_the_right_supporters_on_the_right_days(app: Flask
     assert "1 reports" not in texts_to(app, DHO)[-1].body and "2 reports of no clinic in Zomba" in \
         texts_to(app, DHO)[-1].body
 
-    # The case's corroboration asks the others (never the named reporters B and C) at the next tick.
+    # The case's corroboration asks five at the next tick: those never asked first, then A and B by id. The
+    # answers name nobody, so B and C are not the case's reporters and may be asked (docs/evidence.md).
     tick(app, datetime(2026, 11, 10, 14, 0))
     assert len([c for c in all_checks(app) if c.kind == "delivery"]) == 1  # not a due date
-    assert asked(app, [c for c in all_checks(app) if c.kind == "corroborate"][0].id) == [A, D, E, F]
+    assert asked(app, [c for c in all_checks(app) if c.kind == "corroborate"][0].id) == [A, B, D, E, F]
     # Two weeks on: B and C were asked longest ago (the 3rd), then A by id among those asked on the 10th.
     tick(app, datetime(2026, 11, 17, 14, 1))
     second = [c for c in all_checks(app) if c.kind == "delivery"][1]
@@ -262,3 +263,27 @@ def test_a_place_with_accents_is_asked_in_one_gsm7_sms(app: Flask) -> None:
         assert exc.field == "labels"
     else:
         raise AssertionError("a label too long for the corroboration's question was accepted")
+
+
+def test_an_answer_is_a_report_that_names_nobody_and_brings_no_texts(app: Flask) -> None:
+    """Review finding: answers were named reports (the name on the Reports page, contact_id in the API, an SMS
+    each time the case moved). An answer now is stored as an anonymous report is: no contact, the day only."""
+    import_officials(app)
+    supporters(app)
+    add_schedule(app, place="zomba", service="clinic", starts_on="2026-11-03", sample_size=3, no_threshold=2)
+    tick(app, datetime(2026, 11, 3, 14, 0))
+    phone = Phone(app, datetime(2026, 11, 3, 14, 5))
+    for number in (B, C):
+        phone.send(number, "2")
+    with svc(app).sessions() as s:
+        rows = list(s.scalars(select(Report)))
+        assert len(rows) == 2 and {(r.contact_id, r.anonymous, r.check_id is not None) for r in rows} == \
+            {(None, True, True)}
+        assert {r.created_at for r in rows} == {datetime(2026, 11, 3)}  # the day, never the minute
+        assert set(s.scalars(select(CheckAsk.report_id))) == {None}
+        case = s.scalars(select(Case)).one()
+        assert case.report_count == 2
+    before = {n: len(texts_to(app, n)) for n in (B, C)}
+    phone.send(DHO, f"PROMISE {case.ref} 10/11")  # the case moves: its named reporters would be told
+    phone.send(DHO, f"DONE {case.ref}")
+    assert {n: len(texts_to(app, n)) for n in (B, C)} == before
