@@ -202,3 +202,23 @@ def test_a_schedule_stops_even_when_its_question_no_longer_fits(app, client, aut
     assert runner.invoke(args=["schedules", "stop", str(ids[2])]).exit_code == 0
     with svc(app).sessions() as s:
         assert s.get(ServiceSchedule, ids[2]).active is False  # type: ignore[union-attr]
+
+
+def test_a_promise_is_never_refused_and_its_questions_still_fit(app: Flask) -> None:
+    """A new promise keeps the case's schedule label only while its questions fit one SMS; else the
+    service's word (a promise is never refused)."""
+    import_officials(app)
+    phone = Phone(app, datetime(2026, 11, 2, 8, 0))
+    phone.send(A, "REPORT CLINIC ZOMBA NO")
+    phone.send(B, "REPORT CLINIC ZOMBA NO")
+    with svc(app).sessions() as s:
+        case = s.scalars(select(Case)).one()
+    phone.send(DHO, f"PROMISE {case.ref} 5/11")
+    with svc(app).sessions() as s, s.begin():
+        row = s.scalars(select(ServiceSchedule)).one()
+        row.labels = {"en": "the mobile clinic of the health centre of Santa Rosa, Zomba"}  # fitted once
+    change_settings(app, org_name="Red de Mujeres Defensoras del Occidente")  # now too long for the corroboration
+    assert "promised for 12/11" in phone.send(DHO, f"PROMISE {case.ref} 12/11")[0]
+    with svc(app).sessions() as s:
+        row = s.scalars(select(ServiceSchedule)).one()
+        assert (str(row.starts_on), row.labels) == ("2026-11-12", {})
