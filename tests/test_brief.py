@@ -177,6 +177,7 @@ def test_the_api_gives_a_pdf_or_json_and_4xx_for_bad_input(app, client, auth) ->
     assert [m["due"] for m in data["figures"]["services"][0]["months"]] == [2, 2, 2, 3, 2, 2]
     for query, status, field in (("place=Narnia&month=2026-11", 400, "place"),
                                  ("place=Zomba&month=2026-13", 400, "month"),
+                                 ("place=Zomba&month=9999-12", 400, "month"),
                                  ("place=Zomba&month=november", 400, "month"),
                                  ("place=Zomba", 400, "month"),
                                  ("place=Zomba&month=2026-11&lang=fr", 400, "lang"),
@@ -205,6 +206,7 @@ def test_the_console_shows_the_brief_and_refuses_bad_input(app, client, auth) ->
     bad = client.get("/brief?place=Zomba&month=13-2026")
     assert bad.status_code == 400 and "not a month like 2026-11" in bad.get_data(as_text=True)
     assert client.get("/brief?place=Narnia&month=2026-11").status_code == 400
+    assert client.get("/brief?place=Zomba&month=9999-12").status_code == 400
     assert client.get("/brief?case=NOPE1").status_code == 400
     reports_page = client.get("/reports").get_data(as_text=True)
     assert 'id="brief-form"' in reports_page and SILENT_PLACE in reports_page
@@ -271,3 +273,33 @@ def test_overdue_cases_are_listed_first(app) -> None:  # type: ignore[no-untyped
     table = html[html.index('<table class="cases">'):]
     assert table.index("CZMB7") < table.index("COPEN2") < table.index("CRSLVD")
     assert "1 open, 1 overdue, 1 resolved, 0 closed" in html
+
+
+def test_a_case_brief_counts_its_crowd_without_the_simulator(app) -> None:  # type: ignore[no-untyped-def]
+    """Review finding: two real reports and a simulator test made the 3 a case needs before it is quoted."""
+    from gateway.models import CaseReport
+
+    brief_rows.seed(app)
+    with svc(app).sessions() as s, s.begin():
+        rows = [Report(ref=f"RCRD{k}", service="clinic", place="Zomba", country="MW", delivered="no", anonymous=True,
+                       details=f"The clinic gate was locked and the women went home, {word} time", language="en",
+                       source=source, created_at=datetime(2026, 11, 20, 9, 0))
+                for k, (source, word) in enumerate((("console", "first"), ("sms", "second"), ("simulator", "third")))]
+        case = Case(ref="CCRD1", place="Zomba", country="MW", service="clinic", status="open", level=1,
+                    report_count=3, opened_at=datetime(2026, 11, 20, 10, 0))
+        s.add_all([*rows, case])
+        s.flush()
+        s.add_all(CaseReport(case_id=case.id, report_id=r.id) for r in rows)
+    with svc(app).sessions() as s:
+        made = briefs.for_case(s, "CCRD1", NOW)
+        assert made.figures.quotes == ()  # type: ignore[union-attr]
+    with svc(app).sessions() as s, s.begin():  # a third real report
+        third = Report(ref="RCRD3", service="clinic", place="Zomba", country="MW", delivered="no", anonymous=True,
+                       details="Nobody came and the gate was locked", language="en", source="sms",
+                       created_at=datetime(2026, 11, 20, 9, 0))
+        s.add(third)
+        s.flush()
+        s.add(CaseReport(case_id=s.scalars(select(Case.id).where(Case.ref == "CCRD1")).one(), report_id=third.id))
+    with svc(app).sessions() as s:
+        quoted = briefs.for_case(s, "CCRD1", NOW).figures.quotes  # type: ignore[union-attr]
+        assert len(quoted) == 3 and not any("third" in q.text for q in quoted)  # the crowd is three real reports

@@ -15,7 +15,10 @@ from gateway.evidence.words import WORDS
 def test_a_month_is_year_dash_month_and_nothing_else() -> None:
     assert core.parse_month("2026-11") == date(2026, 11, 1)
     assert core.parse_month(" 2026-01 ") == date(2026, 1, 1)
-    for bad in ("2026-13", "2026-00", "26-11", "2026/11", "November", "", "2026-11-01"):
+    assert core.parse_month("9998-12") == date(9998, 12, 1) and core.parse_month("1900-01") == date(1900, 1, 1)
+    # 9999-12 would need a year 10000 for the month after it; ٢٠٢٦ is digits to Python's re, not to a reader.
+    for bad in ("2026-13", "2026-00", "26-11", "2026/11", "November", "", "2026-11-01", "9999-12", "1899-12",
+                "٢٠٢٦-11"):
         with pytest.raises(core.BadInput, match="month"):
             core.parse_month(bad)
 

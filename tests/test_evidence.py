@@ -73,10 +73,11 @@ def test_recurring_clinic_asks_the_right_supporters_on_the_right_days(app: Flask
     assert "1 reports" not in texts_to(app, DHO)[-1].body and "2 reports of no clinic in Zomba" in \
         texts_to(app, DHO)[-1].body
 
-    # The case's corroboration asks the others (never the named reporters B and C) at the next tick.
+    # The case's corroboration asks five at the next tick: those never asked first, then A and B by id. The
+    # answers name nobody, so B and C are not the case's reporters and may be asked (docs/evidence.md).
     tick(app, datetime(2026, 11, 10, 14, 0))
     assert len([c for c in all_checks(app) if c.kind == "delivery"]) == 1  # not a due date
-    assert asked(app, [c for c in all_checks(app) if c.kind == "corroborate"][0].id) == [A, D, E, F]
+    assert asked(app, [c for c in all_checks(app) if c.kind == "corroborate"][0].id) == [A, B, D, E, F]
     # Two weeks on: B and C were asked longest ago (the 3rd), then A by id among those asked on the 10th.
     tick(app, datetime(2026, 11, 17, 14, 1))
     second = [c for c in all_checks(app) if c.kind == "delivery"][1]
@@ -198,3 +199,91 @@ def test_the_workers_minute_job_runs_the_checks(app: Flask) -> None:
         done = jobs.cases_tick()
     assert done["checks"] == {"opened": 1, "asked": 2, "closed": 0}
     assert len(asked(app, all_checks(app)[0].id)) == 2
+
+
+def test_a_corroboration_never_asks_someone_whose_answer_would_mean_something_else(app: Flask) -> None:
+    """Review finding: A's "1" to the delivery question must not count as "yes, it did not come"; nor may a
+    question reach someone mid-report, whose "1" answers the report's step."""
+    change_settings(app, quiet_hours=(time(21), time(7)))
+    import_officials(app)
+    supporters(app)
+    add_schedule(app, place="zomba", service="clinic", starts_on="2026-11-03", check_at="16:00",
+                 sample_size=4, no_threshold=2)
+    tick(app, datetime(2026, 11, 3, 14, 0))  # A, B, C, D asked whether it came
+    phone = Phone(app, datetime(2026, 11, 3, 14, 5))
+    phone.send(B, "2")
+    phone.send(C, "2")  # the threshold: a case, and its corroboration
+    phone.send(E, "REPORT")  # E is half-way through a report
+    tick(app, datetime(2026, 11, 3, 14, 10))
+    delivery, corroboration = all_checks(app)
+    assert corroboration.kind == "corroborate"
+    them = asked(app, corroboration.id)
+    assert A not in them and D not in them and E not in them and F in them
+    phone = Phone(app, datetime(2026, 11, 3, 14, 15))
+    assert phone.send(A, "1") == ["Thank you, your answer is counted."]
+    with svc(app).sessions() as s:
+        answers = dict(s.execute(select(CheckAsk.contact_id, CheckAsk.answer)
+                                 .where(CheckAsk.check_id == delivery.id, CheckAsk.answer.is_not(None))).all())
+        assert sorted(answers.values()) == ["no", "no", "yes"]
+        assert s.scalar(select(CheckAsk.answer).where(CheckAsk.check_id == corroboration.id,
+                                                      CheckAsk.answer.is_not(None))) is None
+
+
+def test_a_place_with_accents_is_asked_in_one_gsm7_sms(app: Flask) -> None:
+    """Review finding: Copán's "á" made every question a UCS-2 SMS (70 characters), and the one-SMS check missed
+    the corroboration's longer question."""
+    change_settings(app, quiet_hours=(time(21), time(7)), org_name="Red de Mujeres Defensoras del Occidente")  # 40
+    numbers = [f"+5049900000{i}" for i in range(1, 7)]
+    for number, lang in zip(numbers, ("en", "es") * 3, strict=True):
+        add(app, number, language=lang, place="Copán", tags=("health",))
+    add_schedule(app, place="Copan", service="clinic", labels={"en": "the mobile clinic of the health centre",
+                                                              "es": "la clinica movil del centro de salud"},
+                 starts_on="2026-11-03", sample_size=4, no_threshold=2)
+    tick(app, datetime(2026, 11, 3, 22, 0))  # 16:00 in Copán
+    phone = Phone(app, datetime(2026, 11, 3, 22, 5))
+    phone.send(numbers[0], "2")
+    phone.send(numbers[1], "2")
+    tick(app, datetime(2026, 11, 3, 22, 10))  # the case's corroboration asks the others
+    sent = [m for n in numbers for m in texts_to(app, n)]
+    assert {"Copan" in m.body for m in sent if "?" in m.body} == {True}
+    assert len([m for m in sent if "People say" in m.body or "Dicen que" in m.body]) >= 2
+    for m in sent:
+        info = count_segments(m.body)
+        assert (info.encoding, info.segments) == ("GSM-7", 1), m.body
+    with svc(app).sessions() as s:
+        from gateway.evidence import summary
+
+        drafts = summary.drafts(s, summary.figures(s, "Copán", "clinic", datetime(2026, 11, 1).date()))
+    assert drafts and all(count_segments(t).encoding == "GSM-7" and "Copan" in t for t in drafts.values())
+    # A label that fits the delivery question but not the corroboration's longer one is refused.
+    try:
+        add_schedule(app, place="Copan", service="clinic", starts_on="2026-11-03",
+                     labels={"en": "the mobile clinic of the health centre of Santa Rosa, Copan"})  # 60
+    except schedules.ScheduleError as exc:
+        assert exc.field == "labels"
+    else:
+        raise AssertionError("a label too long for the corroboration's question was accepted")
+
+
+def test_an_answer_is_a_report_that_names_nobody_and_brings_no_texts(app: Flask) -> None:
+    """Review finding: answers were named reports (the name on the Reports page, contact_id in the API, an SMS
+    each time the case moved). An answer now is stored as an anonymous report is: no contact, the day only."""
+    import_officials(app)
+    supporters(app)
+    add_schedule(app, place="zomba", service="clinic", starts_on="2026-11-03", sample_size=3, no_threshold=2)
+    tick(app, datetime(2026, 11, 3, 14, 0))
+    phone = Phone(app, datetime(2026, 11, 3, 14, 5))
+    for number in (B, C):
+        phone.send(number, "2")
+    with svc(app).sessions() as s:
+        rows = list(s.scalars(select(Report)))
+        assert len(rows) == 2 and {(r.contact_id, r.anonymous, r.check_id is not None) for r in rows} == \
+            {(None, True, True)}
+        assert {r.created_at for r in rows} == {datetime(2026, 11, 3)}  # the day, never the minute
+        assert set(s.scalars(select(CheckAsk.report_id))) == {None}
+        case = s.scalars(select(Case)).one()
+        assert case.report_count == 2
+    before = {n: len(texts_to(app, n)) for n in (B, C)}
+    phone.send(DHO, f"PROMISE {case.ref} 10/11")  # the case moves: its named reporters would be told
+    phone.send(DHO, f"DONE {case.ref}")
+    assert {n: len(texts_to(app, n)) for n in (B, C)} == before

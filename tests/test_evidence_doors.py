@@ -11,11 +11,11 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
-from gateway.models import Case, Check, Report, ServiceSchedule
+from gateway.models import Case, Check, Message, Report, ServiceSchedule
 from tests.cases_helpers import import_officials
 from tests.conftest import Auth
 from tests.evidence_helpers import add_schedule, tick
-from tests.helpers import add, svc
+from tests.helpers import add, change_settings, svc
 from tests.test_api import api, bearer, error_of, tokens  # noqa: F401  (fixtures)
 from tests.transcript import Phone
 
@@ -36,7 +36,9 @@ def test_the_api_creates_lists_changes_and_refuses_schedules(app, api, tokens) -
                        (dict(body, no_threshold=9), "no_threshold"), (dict(body, check_at="25:99"), "check_at"),
                        (dict(body, labels={"fr": "la clinique"}), "labels"),
                        (dict(body, labels={"en": "the " + "very " * 11 + "long clinic"}), "labels"),
-                       (dict(body, every_days="often"), "every_days"), (dict(body, colour="red"), None)):
+                       (dict(body, every_days="often"), "every_days"), (dict(body, colour="red"), None),
+                       (dict(body, sample_size="\u00b2"), "sample_size"),  # a digit to str.isdigit, not to int
+                       (dict(body, sample_size="9" * 5000), "sample_size")):  # past int()'s digit limit
         err = error_of(api.post("/api/v1/schedules", headers=bearer(tokens["organizer"]), json=bad), 400)
         assert field is None or err["field"] == field, err
     accented = api.post("/api/v1/schedules", headers=bearer(tokens["organizer"]),
@@ -88,6 +90,8 @@ def test_a_promise_becomes_a_checked_date(app: Flask) -> None:
         assert (row.case_id, row.place, row.service, str(row.starts_on), row.every_days) == \
             (case.id, "Zomba", "clinic", "2026-11-05", None)
         assert row.created_by and row.created_by.startswith("official:")
+    tick(app, datetime(2026, 11, 2, 8, 1))  # the case's corroboration asks C, who answers it
+    assert phone.send(C, "1") == ["Thank you, your answer is counted."]
     tick(app, datetime(2026, 11, 5, 14, 0))
     phone.now = datetime(2026, 11, 5, 15, 0)
     assert phone.send(C, "2") == ["Thank you, your answer is counted."]
@@ -161,3 +165,60 @@ def test_tell_supporters_prefills_the_broadcast_form(app: Flask, client: FlaskCl
     assert "Zomba: the clinic came 2 of 3 due days in November. Thank you for reporting." in page
     assert "Zomba: la clinica llego 2 de 3 dias previstos en noviembre. Gracias por reportar." in page
     assert '<option value="Zomba" selected>' in page and 'action="/broadcasts/new"' in page
+    for month in ("9999-12", "2026-13", "soon"):
+        far = client.get(f"/schedules/tell?place=zomba&service=clinic&month={month}")
+        assert far.status_code == 400 and "not a month like 2026-11" in far.get_data(as_text=True)
+
+
+LONG_ORG = "Womens Rights and Service Delivery Monitoring Network of Zomba District Malawi 2026"
+
+
+def test_a_schedule_stops_even_when_its_question_no_longer_fits(app, client, auth, api, tokens,  # type: ignore[no-untyped-def]  # noqa: F811
+                                                               runner) -> None:
+    """Review finding: a longer ORG_NAME made "Stop" re-check every field and fail (a 500 in the console)."""
+    for number in (A, B):
+        add(app, number, tags=("health",))
+    label = {"en": "the mobile clinic run by the district office"}
+    ids = [add_schedule(app, place="zomba", service="clinic", labels=label, starts_on="2026-11-03", every_days=14)
+           for _ in range(3)]
+    change_settings(app, org_name=LONG_ORG)
+    auth.login("organizer")
+    token = auth.csrf("/schedules")
+    stop = client.post(f"/schedules/{ids[0]}/active", data={"csrf_token": token, "active": "0"})
+    assert stop.status_code == 302
+    again = client.post(f"/schedules/{ids[0]}/active", data={"csrf_token": token, "active": "1"})
+    assert again.status_code == 400 and "longer than one SMS" in again.get_data(as_text=True)
+    patched = api.patch(f"/api/v1/schedules/{ids[1]}", headers=bearer(tokens["organizer"]), json={"active": False})
+    assert patched.status_code == 200 and patched.get_json()["active"] is False
+    err = error_of(api.patch(f"/api/v1/schedules/{ids[1]}", headers=bearer(tokens["organizer"]),
+                             json={"active": True}), 400)
+    assert err["field"] == "labels"
+    # The one still running is not asked: its question would be two SMS. Its check closes unasked.
+    assert tick(app, datetime(2026, 11, 3, 14, 0)) == {"opened": 1, "asked": 0, "closed": 1}
+    with svc(app).sessions() as s:
+        assert s.scalar(select(Message.id).where(Message.direction == "out")) is None
+        assert [r.active for r in s.scalars(select(ServiceSchedule).order_by(ServiceSchedule.id))] == \
+            [False, False, True]
+    assert runner.invoke(args=["schedules", "stop", str(ids[2])]).exit_code == 0
+    with svc(app).sessions() as s:
+        assert s.get(ServiceSchedule, ids[2]).active is False  # type: ignore[union-attr]
+
+
+def test_a_promise_is_never_refused_and_its_questions_still_fit(app: Flask) -> None:
+    """A new promise keeps the case's schedule label only while its questions fit one SMS; else the
+    service's word (a promise is never refused)."""
+    import_officials(app)
+    phone = Phone(app, datetime(2026, 11, 2, 8, 0))
+    phone.send(A, "REPORT CLINIC ZOMBA NO")
+    phone.send(B, "REPORT CLINIC ZOMBA NO")
+    with svc(app).sessions() as s:
+        case = s.scalars(select(Case)).one()
+    phone.send(DHO, f"PROMISE {case.ref} 5/11")
+    with svc(app).sessions() as s, s.begin():
+        row = s.scalars(select(ServiceSchedule)).one()
+        row.labels = {"en": "the mobile clinic of the health centre of Santa Rosa, Zomba"}  # fitted once
+    change_settings(app, org_name="Red de Mujeres Defensoras del Occidente")  # now too long for the corroboration
+    assert "promised for 12/11" in phone.send(DHO, f"PROMISE {case.ref} 12/11")[0]
+    with svc(app).sessions() as s:
+        row = s.scalars(select(ServiceSchedule)).one()
+        assert (str(row.starts_on), row.labels) == ("2026-11-12", {})

@@ -28,7 +28,7 @@ DELIVERED, PARTLY, NOT_DELIVERED, NO_ANSWER, UNCHECKED = "delivered", "partly", 
     "unchecked"
 OUTCOMES = (DELIVERED, PARTLY, NOT_DELIVERED, NO_ANSWER, UNCHECKED)
 
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")  # ASCII digits: re's \d takes any script's
 
 
 class BadInput(ValueError):
@@ -36,9 +36,10 @@ class BadInput(ValueError):
 
 
 def parse_month(text: str) -> date:
-    """'2026-11' -> the first day of that month; anything else is BadInput."""
+    """'2026-11' -> the first day of that month (years 1900 to 9998: 9999-12 has no month after it for
+    the date type); anything else is BadInput."""
     m = _MONTH.fullmatch((text or "").strip())
-    if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 1900:
+    if not m or not 1 <= int(m.group(2)) <= 12 or not 1900 <= int(m.group(1)) <= 9998:
         raise BadInput(f"month {text[:20]!r} is not a month like 2026-11 (year-month)")
     return date(int(m.group(1)), int(m.group(2)), 1)
 

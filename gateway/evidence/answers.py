@@ -31,6 +31,7 @@ from gateway.models import (
     Report,
     ServiceSchedule,
 )
+from gateway.people import privacy
 
 logger = logging.getLogger(__name__)
 LATE = WINDOW + timedelta(days=1)  # an answer this long after the question is still told it was not needed
@@ -68,7 +69,7 @@ def apply(session: Session, contact: Contact, message: Message, answer: CheckAns
     assert check is not None
     ask.answer, ask.answered_at = answer.answer, now
     if check.kind == CheckKind.DELIVERY.value:
-        ask.report_id = _report(session, contact, message, check, answer.answer, lang, now).id
+        _report(session, message, check, answer.answer, lang, now)  # not linked back: see _report
     else:
         checks.label_reports(session, check)  # the label follows the answers as they come
     session.flush()
@@ -77,18 +78,21 @@ def apply(session: Session, contact: Contact, message: Message, answer: CheckAns
     return [ops.say(flows, "check_thanks", lang)]
 
 
-def _report(session: Session, contact: Contact, message: Message, check: Check, answer: str, lang: str,
-            now: datetime) -> Report:
-    """The answer as a report of the place and service; it may join or open a case."""
+def _report(session: Session, message: Message, check: Check, answer: str, lang: str, now: datetime) -> Report:
+    """The answer as a report of the place and service, naming nobody; it may join or open a case.
+
+    Stored as an anonymous report is (gateway/inbound/receive.py _save_report): no contact, the day only,
+    and the CheckAsk does not point at it. So the supporter's name is on no Reports page, no contact id in
+    the API, and nobody is texted when the case moves: they answered a question, they did not ask to be
+    a reporter. The CheckAsk keeps only that they answered and what (counted once, and the tally).
+    """
     ref = new_ref()
     while session.scalar(select(Report.id).where(Report.ref == ref)) is not None:
         ref = new_ref()
-    # Named: the CheckAsk already ties the supporter to the question, and a named reporter is told
-    # when the case moves (and is never asked to corroborate it).
-    report = Report(id=checks.new_report_id(session), ref=ref, contact_id=contact.id, anonymous=False,
+    report = Report(id=checks.new_report_id(session), ref=ref, contact_id=None, anonymous=True,
                     service=check.service, place=check.place, country=check.country, delivered=answer,
                     language=lang[:8], source=(message.channel or "")[:12] or None, check_id=check.id,
-                    created_at=now)
+                    created_at=privacy.day_of(now))
     session.add(report)
     session.flush()
     rule = ops.rules_of(session).for_service(check.service)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from gateway.cases import ops
 from gateway.core import schedule as rules
 from gateway.core.compose import quiet_until
-from gateway.evidence.schedules import label_for, timezone_of
+from gateway.evidence.schedules import question, timezone_of
 from gateway.models import (
     Case,
     CaseReport,
@@ -34,6 +34,7 @@ from gateway.models import (
     CheckStatus,
     Contact,
     ContactTag,
+    Conversation,
     Official,
     Report,
     ServiceSchedule,
@@ -50,15 +51,16 @@ def tick(session: Session, now: datetime) -> dict[str, int]:
     """Open due checks, ask those whose time has come, close those that are done; counts of each."""
     opened = open_due(session, now)
     asked = closed = 0
+    # Close first: a question whose time is up no longer keeps its supporters from being asked again.
+    for check in _locked(session, select(Check).where(Check.status == CheckStatus.ASKED.value).order_by(Check.id)):
+        if now >= (check.asked_at or now) + WINDOW or answered(session, check) >= check.asked:
+            close(session, check, now)
+            closed += 1
     for check in _locked(session, select(Check).where(Check.status == CheckStatus.PENDING.value,
                                                       Check.ask_after <= now).order_by(Check.ask_after, Check.id)):
         got = ask(session, check, now)
         asked += got if got > 0 else 0
         closed += got < 0
-    for check in _locked(session, select(Check).where(Check.status == CheckStatus.ASKED.value).order_by(Check.id)):
-        if now >= (check.asked_at or now) + WINDOW or answered(session, check) >= check.asked:
-            close(session, check, now)
-            closed += 1
     return {"opened": opened, "asked": asked, "closed": closed}
 
 
@@ -114,15 +116,24 @@ def corroborate(session: Session, case: Case, now: datetime) -> Check | None:
     return check
 
 
-def candidates(session: Session, check: Check) -> list[rules.Candidate]:
-    """Supporters of the check's place who follow its service and may be texted, with when they were last asked."""
+def candidates(session: Session, check: Check, now: datetime) -> list[rules.Candidate]:
+    """Supporters of the check's place who follow its service and may be texted, with when they were last asked.
+
+    Not those a reply would be read for something else: anyone with a question still open (their "1"
+    would answer the latest question, whatever they meant) or in the middle of a conversation (a report
+    half-written: their "1" answers its step).
+    """
     follow = select(ContactTag.contact_id).where(ContactTag.tag.in_(rules.follows(check.service)))
     officials = select(Official.contact_id)
+    waiting = (select(CheckAsk.contact_id).join(Check, Check.id == CheckAsk.check_id)
+               .where(CheckAsk.answer.is_(None), Check.status == CheckStatus.ASKED.value))
+    talking = select(Conversation.contact_id).where(Conversation.closed_at.is_(None), Conversation.expires_at > now)
     rows = session.execute(
         select(Contact.id, func.max(CheckAsk.asked_at))
         .outerjoin(CheckAsk, CheckAsk.contact_id == Contact.id)
         .where(Contact.status == "active", Contact.consent_at.is_not(None), Contact.place == check.place,
-               Contact.id.in_(follow), Contact.id.not_in(officials))
+               Contact.id.in_(follow), Contact.id.not_in(officials), Contact.id.not_in(waiting),
+               Contact.id.not_in(talking))
         .group_by(Contact.id)).all()
     return [rules.Candidate(cid, last) for cid, last in rows]
 
@@ -151,7 +162,7 @@ def ask(session: Session, check: Check, now: datetime) -> int:
     asked_before = set(session.scalars(select(CheckAsk.contact_id).where(CheckAsk.check_id == check.id)))
     exclude = asked_before | reporters_of(session, check.case_id if check.kind == CheckKind.CORROBORATE.value
                                           else None)
-    chosen = rules.pick(candidates(session, check), size - len(asked_before), exclude)
+    chosen = rules.pick(candidates(session, check, now), size - len(asked_before), exclude)
     if not chosen and not asked_before:
         close(session, check, now)
         logger.info("check %s: nobody to ask in %s about %s", check.id, check.place, check.service)
@@ -160,12 +171,19 @@ def ask(session: Session, check: Check, now: datetime) -> int:
     text = "check_ask" if check.kind == CheckKind.DELIVERY.value else "corroborate_ask"
     flows = ops.flows_of(session)
     svc = ops.env(session)
+    contacts = list(session.scalars(select(Contact).where(Contact.id.in_(chosen)).order_by(Contact.id)))
+    bodies = {c.id: question(session, text, check.place, labels, check.service,
+                             c.language or flows.default_language) for c in contacts}
+    too_long = sorted({b for b in bodies.values() if not rules.one_segment(b)})
+    if too_long:
+        # The schedule passed when made; ORG_NAME or a text changed since. Two SMS per supporter is not
+        # sent: the check closes unasked and the organizers see why in the log.
+        close(session, check, now)
+        logger.error("check %s: not asked, the question is longer than one SMS: %r", check.id, too_long[0][:80])
+        return -1
     ids = []
-    for contact in session.scalars(select(Contact).where(Contact.id.in_(chosen)).order_by(Contact.id)):
-        lang = contact.language or flows.default_language
-        body = ops.say(flows, text, lang, org=svc.settings.org_name, place=check.place,
-                       label=label_for(session, labels, check.service, lang))
-        row = oneoff.queue_text(session, contact, body, provider=svc.provider.name, sender=None)
+    for contact in contacts:
+        row = oneoff.queue_text(session, contact, bodies[contact.id], provider=svc.provider.name, sender=None)
         row.send_after = quiet_until(now, timezone_of(session, contact.place, contact.country), quiet)
         session.add(CheckAsk(check_id=check.id, contact_id=contact.id, asked_at=now, message_id=row.id))
         ids.append(row.id)

@@ -319,8 +319,8 @@ def case_figures(session: Session, case: Case, now: datetime | None = None) -> C
     lines, official_ids = _case_lines(session, [case], now)
     reports = list(session.scalars(select(Report).join(CaseReport, CaseReport.report_id == Report.id)
                                    .where(CaseReport.case_id == case.id).order_by(Report.ref)))
-    said = [core.Said(r.service, r.details, r.created_at.date(), len(reports))
-            for r in reports if r.source != SIMULATOR]
+    real = [r for r in reports if r.source != SIMULATOR]  # simulator tests neither quoted nor counted in the crowd
+    said = [core.Said(r.service, r.details, r.created_at.date(), len(real)) for r in real]
     # Officials' records over every place, for six months: a fair rate needs enough cases.
     officials = _official_lines(session, official_ids, now - timedelta(days=183), now, None)
     corroboration = session.scalar(select(Check.outcome).where(

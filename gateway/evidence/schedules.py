@@ -6,7 +6,9 @@ An official's PROMISE with a date becomes a one-date schedule for that case (`fr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import re
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from typing import Any
 
@@ -15,11 +17,12 @@ from sqlalchemy.orm import Session
 
 from gateway.cases import ops
 from gateway.core.places import find_place
-from gateway.core.schedule import Plan, ask_after, fill, one_segment
+from gateway.core.schedule import Plan, ask_after, one_segment
 from gateway.core.segments import gsm7_replace
 from gateway.models import Case, Check, CheckStatus, ServiceSchedule
 from gateway.people import audit
 
+logger = logging.getLogger(__name__)
 MAX_LABEL = 60
 MAX_EVERY = 366
 MAX_SAMPLE = 50
@@ -74,9 +77,10 @@ def _date(field: str, value: Any, required: bool) -> date | None:
 def _int(field: str, value: Any, low: int, high: int, default: int | None) -> int | None:
     if value in (None, ""):
         return default
-    if isinstance(value, bool) or not (isinstance(value, int) or str(value).strip().isdigit()):
+    # ASCII digits, at most six: str.isdigit takes "²", and int() refuses thousands of digits with an error.
+    if isinstance(value, bool) or not (isinstance(value, int) or re.fullmatch(r"[0-9]{1,6}", str(value).strip())):
         raise ScheduleError(field, "expected a whole number from %(low)d to %(high)d", low=low, high=high)
-    number = int(value)
+    number = int(str(value).strip()) if not isinstance(value, int) else value
     if not low <= number <= high:
         raise ScheduleError(field, "expected a whole number from %(low)d to %(high)d, got %(got)d", low=low, high=high,
                             got=number)
@@ -85,6 +89,12 @@ def _int(field: str, value: Any, low: int, high: int, default: int | None) -> in
 
 def values_from(session: Session, raw: dict[str, Any], *, before: ServiceSchedule | None = None) -> Values:
     """Check raw values (strings from a form or the CLI, JSON from the API); missing ones keep `before`'s."""
+    if before is not None and set(raw) <= {"active"} and not _flag(raw.get("active", before.active)):
+        # Stopping checks nothing else: a schedule whose values no longer pass (a longer ORG_NAME, a
+        # gazetteer changed) must still be stoppable. Starting again is checked like any change.
+        return Values(before.place, before.country, before.service, dict(before.labels or {}), before.starts_on,
+                      before.every_days, before.ends_on, before.check_at, before.sample_size, before.no_threshold,
+                      False)
     old = {f: getattr(before, f) for f in FIELDS} if before is not None else {}
     given = {**old, **{k: v for k, v in raw.items() if k in FIELDS}}
     flows = ops.flows_of(session)
@@ -132,13 +142,15 @@ def values_from(session: Session, raw: dict[str, Any], *, before: ServiceSchedul
     if threshold > sample:
         raise ScheduleError("no_threshold", "is more than the sample size (%(sample)d): no check could reach it",
                             sample=sample)
-    active = given.get("active", True)
-    if not isinstance(active, bool):
-        active = str(active).strip().lower() in ("1", "true", "yes", "on")
     out = Values(place.name, place.country, service, labels, starts_on, every, ends_on,
-                 check_at.replace(second=0, microsecond=0), sample, threshold, active)
+                 check_at.replace(second=0, microsecond=0), sample, threshold, _flag(given.get("active", True)))
     _fits(session, out)
     return out
+
+
+def _flag(value: Any) -> bool:
+    """`active` as a bool, from JSON or a form's text."""
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def timezone_of(session: Session, place: str | None, country: str | None) -> str:
@@ -159,19 +171,25 @@ def label_for(session: Session, labels: dict[str, str], service: str, language: 
     return ops.say(flows, "service_label", lang, service=ops.service_word(flows, service, lang))
 
 
+def question(session: Session, text: str, place: str, labels: dict[str, str], service: str, lang: str) -> str:
+    """A check's question (`check_ask` or `corroborate_ask`) in a language, the place in plain letters
+    (Copán -> Copan: one accent would make it a 70-character UCS-2 SMS)."""
+    return ops.say(ops.flows_of(session), text, lang, org=ops.env(session).settings.org_name,
+                   place=gsm7_replace(place)[0], label=label_for(session, labels, service, lang))
+
+
 def _fits(session: Session, v: Values) -> None:
-    """Every language's question must be one SMS with this label and place."""
+    """Every language's questions (the delivery check's and the longer corroboration's) must be one SMS
+    with this label and place."""
     flows = ops.flows_of(session)
-    org = ops.env(session).settings.org_name
-    for lang in flows.languages:
-        texts = flows.system.texts.get("check_ask") or {}
-        if not texts:
-            return
-        label = label_for(session, v.labels, v.service, lang)
-        text = fill(flows.text(texts, lang), org=org, place=v.place, label=label)
-        if not one_segment(text):
-            raise ScheduleError("labels", "the %(lang)s question would be longer than one SMS: shorten the label "
-                                          "(%(start)s...)", lang=lang, start=text[:60])
+    for key in ("check_ask", "corroborate_ask"):
+        if not flows.system.texts.get(key):
+            continue
+        for lang in flows.languages:
+            text = question(session, key, v.place, v.labels, v.service, lang)
+            if not one_segment(text):
+                raise ScheduleError("labels", "the %(lang)s question would be longer than one SMS: shorten the "
+                                              "label (%(start)s...)", lang=lang, start=text[:60])
 
 
 def create(session: Session, v: Values, *, actor: str, case_id: int | None = None) -> ServiceSchedule:
@@ -219,12 +237,31 @@ def from_promise(session: Session, case: Case, day: date, official_id: int, now:
     actor = f"official:{official_id}"
     row = session.scalars(select(ServiceSchedule).where(ServiceSchedule.case_id == case.id)).first()
     if row is not None:  # a new promise for the same case moves its date
-        return update(session, row, Values(row.place, row.country, row.service, dict(row.labels or {}), day, None,
-                                           None, row.check_at, row.sample_size, row.no_threshold), actor=actor)
+        return update(session, row, _measured(session, Values(
+            row.place, row.country, row.service, dict(row.labels or {}), day, None, None, row.check_at,
+            row.sample_size, row.no_threshold)), actor=actor)
     found = find_place(case.place, ops.flows_of(session).gazetteers.values())
     v = Values(found.name if found else case.place, case.country, case.service, {}, day, None, None,
                DEFAULT_CHECK_AT, 5, 3)
-    return create(session, v, actor=actor, case_id=case.id)
+    return create(session, _measured(session, v), actor=actor, case_id=case.id)
+
+
+def _measured(session: Session, v: Values) -> Values:
+    """A promise's values with the questions measured: an official's promise is never refused, so a label
+    too long since is dropped (the service's word is shorter); if even that does not fit (ORG_NAME), the
+    check will close unasked (checks.ask) and the log says so now."""
+    try:
+        _fits(session, v)
+        return v
+    except ScheduleError:
+        pass
+    bare = replace(v, labels={})
+    try:
+        _fits(session, bare)
+    except ScheduleError as exc:
+        logger.error("promised %s in %s: its question would not be one SMS (%s); it will not be asked",
+                     v.service, v.place, exc.message)
+    return bare
 
 
 def as_json(row: ServiceSchedule) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.cases import ops
 from gateway.core import schedule as rules
+from gateway.core.brief import parse_month
 from gateway.evidence.schedules import label_for
 from gateway.models import Check, CheckKind, CheckStatus, ServiceSchedule
 
@@ -33,12 +34,10 @@ class Figures:
 
 
 def month_of(text: str | None, today: date) -> date:
-    """'2026-11' -> 2026-11-01; anything else is this month."""
-    try:
-        year, month = (text or "").split("-")
-        return date(int(year), int(month), 1)
-    except ValueError:
+    """'2026-11' -> 2026-11-01; none given is this month; anything else is BadInput (the brief's rule)."""
+    if not (text or "").strip():
         return today.replace(day=1)
+    return parse_month(text or "")
 
 
 def figures(session: Session, place: str, service: str | None, month: date) -> Figures:

@@ -16,6 +16,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from gateway import services
+from gateway.core.brief import BadInput
 from gateway.core.places import find_place
 from gateway.core.schedule import local_day
 from gateway.db import get_session
@@ -149,7 +150,11 @@ def toggle(schedule_id: int) -> ResponseReturnValue:
     if row is None:
         abort(404)
     active = request.form.get("active") == "1"
-    schedules.update(s, row, schedules.values_from(s, {"active": active}, before=row), actor=current_user.email)
+    try:
+        schedules.update(s, row, schedules.values_from(s, {"active": active}, before=row), actor=current_user.email)
+    except schedules.ScheduleError as exc:  # starting again is checked like any change (stopping never fails)
+        s.rollback()
+        return _render(_form_values(None), [problem(exc)], status=400)
     s.commit()
     flash(_("Schedule %(id)d started again.", id=row.id) if active else _("Schedule %(id)d stopped.", id=row.id))
     return redirect(url_for(".index"))
@@ -166,8 +171,12 @@ def tell() -> ResponseReturnValue:
         flash(_("Choose a place the gazetteers know to tell its supporters."))
         return redirect(url_for(".index"))
     today = local_day(utcnow(), zone())
-    f = summary.figures(s, found.name, (request.args.get("service") or "").strip().lower()[:40] or None,
-                        summary.month_of(request.args.get("month"), today))
+    try:
+        month = summary.month_of(request.args.get("month"), today)
+    except BadInput:
+        return _render(_form_values(None), [_("%(month)s is not a month like 2026-11 (year-month)",
+                                              month=repr((request.args.get("month") or "")[:20]))], status=400)
+    f = summary.figures(s, found.name, (request.args.get("service") or "").strip().lower()[:40] or None, month)
     values = broadcast_form.blank_values()
     values["texts"].update(summary.drafts(s, f))
     values["place"] = found.name
