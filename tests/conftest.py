@@ -50,9 +50,18 @@ if _env_redis:
 PASSWORD = "correct horse battery"
 
 
+def _other_half(item: pytest.Item) -> bool:
+    """A parametrized half that does not apply: a skip would read as a missing server, so it is deselected."""
+    if item.get_closest_marker("servers") or item.get_closest_marker("postgres_only"):
+        return "[sqlite" in item.nodeid
+    if item.get_closest_marker("sqlite_only"):
+        return "[postgres" in item.nodeid
+    return False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `servers` need PostgreSQL + Redis processes: they have no SQLite half."""
-    dropped = [i for i in items if i.get_closest_marker("servers") and "[sqlite" in i.nodeid]
+    """Tests marked `servers` or `postgres_only` have no SQLite half; `sqlite_only` ones no PostgreSQL half."""
+    dropped = [i for i in items if _other_half(i)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = [i for i in items if i not in dropped]

@@ -28,6 +28,8 @@ from tests.fakes import FakeTwilio
 from tests.fakes.twilio_api import wait_for
 from tests.helpers import add, svc
 
+pytestmark = pytest.mark.sqlite_only  # the embedded default is SQLite: no PostgreSQL half
+
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "+15005550006"
 WAIT = 60.0  # seconds: the bound on every wait for a process
@@ -40,8 +42,7 @@ def number(i: int) -> str:
 @pytest.fixture
 def site(db_url: str, tmp_path: Path) -> Iterator[Flask]:
     """The test's own view of an embedded install: its SQLite database and its instance/ folder."""
-    if not db_url.startswith("sqlite"):
-        pytest.skip("the embedded default is SQLite")
+    assert db_url.startswith("sqlite"), "the embedded default is SQLite (the module is marked sqlite_only)"
     app = make_app(db_url, tmp_path)
     yield app
     svc(app).engine.dispose()

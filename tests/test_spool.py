@@ -438,11 +438,11 @@ def test_the_worker_reconciler_applies_kept_status_callbacks(spool_app: Flask, s
 
 # -- a database that hangs: PostgreSQL's lock and statement timeouts ----------------------------
 
+@pytest.mark.postgres_only
 def test_a_locked_table_fails_the_webhook_in_seconds_and_the_text_is_spooled_then_replayed(
         db_url: str, tmp_path: Path) -> None:
     """Another connection holds the messages table: the lock timeout ends the wait, the spool keeps the text."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("statement and lock timeouts are PostgreSQL's")
+    assert db_url.startswith("postgresql"), "statement and lock timeouts are PostgreSQL's"
     app = make_app(db_url, tmp_path, DB_LOCK_TIMEOUT_MS=500, DB_STATEMENT_TIMEOUT_MS=2000)
     client = app.test_client()
     engine = svc(app).engine
