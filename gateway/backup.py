@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -23,6 +24,7 @@ from gateway.core.vault import NumberVault
 from gateway.db import alembic_config
 from gateway.private import FILE_MODE
 
+BUSY_SECONDS = 1.0  # how long restore waits for another process's write before refusing
 NEEDED_TABLES = {"alembic_version", "contacts", "messages", "broadcasts"}
 
 
@@ -108,6 +110,9 @@ def copy(source: Path, target: Path) -> None:
     """A consistent copy of a live SQLite database into `target` (written aside, then renamed into place)."""
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
+    # Created owner-only before SQLite opens it (SQLite would create it 0644 under the usual umask):
+    # numbers (sealed) and people's words are never readable by others, not even while being copied.
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     dst = sqlite3.connect(partial)
     try:
@@ -117,7 +122,7 @@ def copy(source: Path, target: Path) -> None:
     finally:
         dst.close()
         src.close()
-    os.chmod(partial, FILE_MODE)  # numbers (sealed) and people's words: owner-only, like instance/
+    os.chmod(partial, FILE_MODE)  # already so; kept in case the file system ignored the creation mode
     with open(partial, "rb") as f:
         os.fsync(f.fileno())
     os.replace(partial, target)
@@ -144,12 +149,39 @@ def backup_command(out: Path) -> None:
     click.echo(keep_also())
 
 
+def refuse_if_in_use(db: Path) -> None:
+    """Refuse to restore over a database something else uses: RQ workers, or any open write.
+
+    The embedded lock only covers the embedded server; with REDIS_URL set on SQLite, workers and
+    commands (`flask rq worker`, `cases tick`, ...) hold their own connections. A registered RQ
+    worker is refused outright (it may write any moment); any other writer shows up as the
+    exclusive lock that cannot be taken within a second.
+    """
+    svc = services()
+    if svc.settings.redis_url and svc.redis is not None:
+        from rq import Worker
+
+        names = sorted(w.name for w in Worker.all(connection=svc.redis))
+        if names:
+            raise click.ClickException(f"RQ workers are running ({', '.join(names)}): stop every worker "
+                                       "(and the web server) first, then restore")
+    con = sqlite3.connect(db, timeout=BUSY_SECONDS, isolation_level=None)
+    try:
+        con.execute("BEGIN EXCLUSIVE")
+        con.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:  # "database is locked": a writer holds it
+        raise click.ClickException(f"{db} is in use by another process ({exc}): stop the server, workers and "
+                                   "commands using it, then restore") from None
+    finally:
+        con.close()
+
+
 @click.command("restore")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @with_appcontext
 def restore_command(file: Path, yes: bool) -> None:
-    """Replace the SQLite database with a copy made by `backup` (the server must be stopped)."""
+    """Replace the SQLite database with a copy made by `backup` (server and workers stopped; the old one kept aside)."""
     db = sqlite_path()
     if db is None:
         raise click.ClickException("DATABASE_URL is PostgreSQL: restore with pg_restore, e.g.\n"
@@ -167,12 +199,17 @@ def restore_command(file: Path, yes: bool) -> None:
             raise click.ClickException(f"{file}: this install's numbers key cannot read its phone numbers. Put the "
                                        "numbers key kept with the copy in place (instance/numbers_key or "
                                        "NUMBERS_KEY) first.")
+        refuse_if_in_use(db)
         if not yes:
-            click.confirm(f"Replace {db} (everything in it now is lost) with {file} (migration {revision})?",
-                          abort=True)
+            click.confirm(f"Replace {db} with {file} (migration {revision})? What is in it now is kept aside "
+                          "as a copy.", abort=True)
         services().engine.dispose()  # this process's own connections, before the pages are replaced
+        refuse_if_in_use(db)  # again: the question may have waited a long time
+        aside = db.with_name(f"{db.name}.pre-restore-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
+        copy(db, aside)  # the database being replaced, owner-only: a wrong restore can be undone
+        click.echo(f"The database as it was is kept in {aside} (restore it the same way to undo this).")
         src = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
-        dst = sqlite3.connect(db)
+        dst = sqlite3.connect(db, timeout=BUSY_SECONDS)
         try:
             with dst:
                 src.backup(dst)

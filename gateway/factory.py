@@ -95,7 +95,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if click.get_current_context(silent=True) is None:
             raise
         flow_error = exc
-    engine = make_engine(settings.database_url, statement_timeout_ms=settings.db_statement_timeout_ms,
+    # The statement timeout is for serving: a hung database fails a webhook in seconds (the spool
+    # keeps its text). Commands and workers (exports, purge, the brief, the reconciler, jobs) have
+    # no such limit: their long statements are the work itself (RQ's job timeout still bounds a job).
+    statement_timeout = settings.db_statement_timeout_ms if embedded.serving_now() else 0
+    engine = make_engine(settings.database_url, statement_timeout_ms=statement_timeout,
                          lock_timeout_ms=settings.db_lock_timeout_ms)
     vault = NumberVault.from_keys(numbers_keys)
     redis = queues.connect(settings.redis_url)

@@ -127,3 +127,101 @@ def test_on_postgresql_backup_says_to_use_pg_dump(app: Flask, runner: FlaskCliRu
     assert result.exit_code != 0 and "pg_dump --format=custom" in result.output and "NUMBERS_KEY" in result.output
     assert not (tmp_path / "x.dump").exists()
     assert "pg_restore" in runner.invoke(args=["restore", __file__, "--yes"]).output
+
+
+def sqlite_file(app: Flask) -> Path:
+    return Path(str(svc(app).engine.url.database))
+
+
+def test_restore_keeps_the_replaced_database_aside_owner_only_and_says_where(
+        app: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
+    sqlite_only(app)
+    add(app, "+265991300001")
+    assert runner.invoke(args=["backup", "--out", str(tmp_path / "copy.db")]).exit_code == 0
+    add(app, "+265991300002")  # written after the copy: lost by the restore but for the file kept aside
+    restored = runner.invoke(args=["restore", str(tmp_path / "copy.db"), "--yes"])
+    assert restored.exit_code == 0, restored.output
+    assert contacts(app) == 1
+    kept = list(sqlite_file(app).parent.glob(sqlite_file(app).name + ".pre-restore-*"))
+    assert len(kept) == 1 and str(kept[0]) in restored.output
+    assert (kept[0].stat().st_mode & 0o777) == 0o600
+    con = sqlite3.connect(kept[0])
+    assert con.execute("SELECT count(*) FROM contacts").fetchone()[0] == 2
+    con.close()
+
+
+def test_restore_refuses_while_another_process_writes_to_the_database(
+        app: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
+    sqlite_only(app)
+    add(app, "+265991300001")
+    assert runner.invoke(args=["backup", "--out", str(tmp_path / "copy.db")]).exit_code == 0
+    worker = sqlite3.connect(sqlite_file(app))  # a worker or a command, mid-transaction (no embedded lock)
+    worker.execute("BEGIN IMMEDIATE")
+    worker.execute("DELETE FROM contacts")
+    try:
+        refused = runner.invoke(args=["restore", str(tmp_path / "copy.db"), "--yes"])
+        assert refused.exit_code != 0 and "in use" in refused.output, refused.output
+    finally:
+        worker.rollback()
+        worker.close()
+    assert contacts(app) == 1 and not list(sqlite_file(app).parent.glob("*.pre-restore-*"))
+    assert runner.invoke(args=["restore", str(tmp_path / "copy.db"), "--yes"]).exit_code == 0
+
+
+def test_restore_refuses_while_an_rq_worker_is_registered(migrated: tuple[str, str], tmp_path: Path) -> None:
+    from rq import Worker
+
+    from tests.conftest import REDIS_URL
+    if migrated[0] != "sqlite" or REDIS_URL is None:
+        pytest.skip("SQLite with REDIS_URL set: needs the real Redis (REDIS_URL)")
+    db = tmp_path / "gateway.db"
+    import shutil
+    shutil.copy(migrated[1], db)
+    app = make_app(f"sqlite:///{db}", tmp_path, REDIS_URL=REDIS_URL)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["backup", "--out", str(tmp_path / "copy.db")]).exit_code == 0
+    worker = Worker(["replies"], connection=svc(app).redis, name=f"restore-test-{tmp_path.name}")
+    worker.register_birth()
+    try:
+        refused = runner.invoke(args=["restore", str(tmp_path / "copy.db"), "--yes"])
+        assert refused.exit_code != 0 and "worker" in refused.output and worker.name in refused.output
+    finally:
+        worker.register_death()
+    assert runner.invoke(args=["restore", str(tmp_path / "copy.db"), "--yes"]).exit_code == 0
+
+
+def test_the_copy_is_owner_only_while_it_is_written_whatever_the_umask(
+        app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from gateway import backup
+    sqlite_only(app)
+    add(app, "+265991300001")
+    partial = tmp_path / ".copy.db.partial"
+    modes: list[int] = []
+    connect = sqlite3.connect
+
+    class Source:  # the source connection, noting the copy's mode around the page copy
+        def __init__(self, con: sqlite3.Connection) -> None:
+            self.con = con
+
+        def backup(self, target: sqlite3.Connection, **kw: object) -> None:
+            modes.append(partial.stat().st_mode & 0o777)
+            self.con.backup(target, **kw)  # type: ignore[arg-type]
+            modes.append(partial.stat().st_mode & 0o777)
+
+        def close(self) -> None:
+            self.con.close()
+
+    def spying(database: object, *args: object, **kw: object) -> object:
+        con = connect(database, *args, **kw)  # type: ignore[call-overload]
+        return Source(con) if "mode=ro" in str(database) else con
+
+    monkeypatch.setattr(backup.sqlite3, "connect", spying)
+    old = os.umask(0o022)
+    try:
+        backup.copy(sqlite_file(app), tmp_path / "copy.db")
+    finally:
+        os.umask(old)
+    assert modes == [0o600, 0o600]
+    assert ((tmp_path / "copy.db").stat().st_mode & 0o777) == 0o600

@@ -399,3 +399,22 @@ def test_log_level_and_channel_timeouts_are_checked(tmp_path: Path, environ: dic
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(environ, tmp_path)
     assert str(caught.value) == message
+
+
+def test_the_statement_timeout_holds_web_processes_not_commands_and_workers(db_url: str, tmp_path: Path) -> None:
+    """A hung database fails a webhook fast; an export, a purge or a worker's job may take longer."""
+    import click
+
+    from tests.conftest import make_app
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL: SQLite has no statement timeout")
+
+    def timeouts(app: object) -> tuple[str, str]:
+        with app.extensions["gateway"].engine.connect() as conn:  # type: ignore[attr-defined]
+            return (conn.exec_driver_sql("SHOW statement_timeout").scalar(),
+                    conn.exec_driver_sql("SHOW lock_timeout").scalar())
+
+    assert timeouts(make_app(db_url, tmp_path, DB_STATEMENT_TIMEOUT_MS=2000)) == ("2s", "3s")  # imported to serve
+    for command in ("worker", "export", "purge"):
+        with click.Context(click.Command(command)):  # `flask --app app worker` builds the app inside its command
+            assert timeouts(make_app(db_url, tmp_path, DB_STATEMENT_TIMEOUT_MS=2000)) == ("0", "3s")

@@ -30,6 +30,15 @@ def fs():  # type: ignore[no-untyped-def]
     return load_flows(FLOWS)
 
 
+def test_compliance_keyword_names_the_meanings_handle_answers_first_in_every_language(fs) -> None:
+    words = {"STOP please": "stop", "leka": "stop", "Alto.": "stop", "Inicio": "start", "YAMBA": "start",
+             "help": "help", "Ayuda": "help", "JOIN": None, "YES": None, "": None, "stopping": None}
+    for text, meaning in words.items():
+        assert engine.compliance_keyword(fs, text) == meaning, text
+        if meaning:  # the same word is what handle answers before anything else
+            assert handle(fs, ACTIVE, None, text, NOW, org="Net").handled_by == meaning
+
+
 def test_stop_wins_in_the_middle_of_a_flow(fs) -> None:
     started = handle(fs, ACTIVE, None, "REPORT", NOW, org="Net")
     assert started.state is not None and started.state.flow == "report"

@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -235,3 +236,30 @@ def test_a_short_metrics_token_stops_the_start_and_instance_path_comes_from_the_
     assert Settings.from_env({"METRICS_TOKEN": TOKEN}, tmp_path).metrics_token == TOKEN
     assert TOKEN not in repr(Settings.from_env({"METRICS_TOKEN": TOKEN}, tmp_path))
     assert Settings.from_env({"INSTANCE_PATH": str(tmp_path / "site")}).instance_path == tmp_path / "site"
+
+
+def test_a_count_that_fails_is_omitted_and_flagged_not_scraped_as_zero(db_url: str, redis_url: str | None,
+                                                                       tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from tests.conftest import make_stack_app
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL: a lock held by another session makes the messages counts time out")
+    app = make_stack_app(db_url, redis_url, tmp_path, DB_LOCK_TIMEOUT_MS=200)
+    change_settings(app, metrics_token=TOKEN)
+    assert inbound(app.test_client(), sms("JOIN")).status_code == 200
+    before = scrape(app)
+    assert sum(n for k, n in before.items() if k[0] == "gateway_texts_in_total") == 1
+    assert before[("gateway_scrape_error", (("part", "database"),))] == 0
+    holder = sa.create_engine(db_url)
+    with holder.connect() as conn:
+        conn.exec_driver_sql("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        during = scrape(app)
+        conn.exec_driver_sql("ROLLBACK")
+    holder.dispose()
+    assert during[("gateway_up", (("part", "database"),))] == 1  # it answers; the counts timed out
+    assert during[("gateway_scrape_error", (("part", "database"),))] == 1
+    # No sample rather than a zero: Prometheus would read a zero counter as a reset.
+    assert not [k for k in during if k[0].startswith(("gateway_texts_in", "gateway_messages_out",
+                                                      "gateway_queue_waiting"))]
+    assert sum(n for k, n in scrape(app).items() if k[0] == "gateway_texts_in_total") == 1

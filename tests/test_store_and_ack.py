@@ -10,7 +10,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from gateway.core.pressure import Pressure
-from gateway.models import Conversation, Message
+from gateway.models import Contact, Conversation, Message
 from tests.conftest import PUBLIC_BASE
 from tests.fakes.twilio_api import FakeTwilio
 from tests.helpers import sign, svc, work
@@ -154,3 +154,43 @@ def test_one_drain_job_serves_many_texts_and_a_lost_job_leaves_them_to_the_recon
     work(twilio_app)
     assert [status for _, status, _ in inbound(twilio_app)] == ["handled", "handled"]
     assert sorted(m["to"] for m in fake_twilio.messages) == [A, B]
+
+
+def statuses(app: Flask) -> dict[str, str]:
+    """Each contact's status, by number."""
+    from gateway.people import contacts as people
+    with svc(app).sessions() as s:
+        return {people.number_of(c): c.status for c in s.scalars(select(Contact))}
+
+
+def test_under_pressure_stop_start_and_help_are_handled_inline_in_every_language(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    assert post(twilio_app, A, "JOIN") == []  # an ordinary keyword: stored for a worker
+    assert len(post(twilio_app, B, "leka")) == 1  # Chichewa STOP: handled now, its confirmation on the answer
+    assert statuses(twilio_app)[B] == "stopped"
+    assert post(twilio_app, B, "Inicio")[0].startswith("Hola de nuevo")  # Spanish START, at once
+    assert statuses(twilio_app)[B] == "active"
+    assert len(post(twilio_app, B, "help")) == 1
+    assert inbound(twilio_app) == [("JOIN", "received", None), ("leka", "handled", "stop"),
+                                   ("Inicio", "handled", "start"), ("help", "handled", "help")]
+
+
+def test_under_pressure_a_stop_after_stored_texts_wins_at_once_and_keeps_their_order(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    assert post(twilio_app, A, "JOIN") == []
+    assert post(twilio_app, A, "Chikondi") == []
+    assert inbound(twilio_app) == [("JOIN", "received", None), ("Chikondi", "received", None)]
+    # The STOP is handled inline: the sender's stored texts first, in the order sent, then the STOP,
+    # all in the one transaction, so the outbox's send-time check sees the contact stopped at once.
+    replies = post(twilio_app, A, "STOP")
+    assert statuses(twilio_app)[A] == "stopped"
+    assert replies[0].startswith("Our Network: you joined") and replies[-1].startswith("You will get no more")
+    assert [(body, status) for body, status, _ in inbound(twilio_app)] == [
+        ("JOIN", "handled"), ("Chikondi", "handled"), ("STOP", "handled")]
+    work(twilio_app)  # the drain job finds nothing left and sends nothing to the stopped contact
+    assert fake_twilio.messages == []
+    assert statuses(twilio_app)[A] == "stopped"

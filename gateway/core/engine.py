@@ -193,6 +193,20 @@ class _Run:
         self.replies.append(self.render(self.fs.system.texts[name], language, {}))
 
 
+COMPLIANCE = ("stop", "start", "help")  # flows/system.yaml meanings every contact may text at any time
+
+
+def compliance_keyword(fs: FlowSet, text: str) -> str | None:
+    """The compliance meaning (stop, start, help) the text's first word has in any language; None if none.
+
+    `handle` answers these before anything else; the inbound path asks too, so under load a STOP is
+    still handled at once instead of stored for a worker (gateway/inbound/__init__.py).
+    """
+    tokens = tokenize(text)
+    first = tokens[0].folded if tokens else ""
+    return next((meaning for meaning in COMPLIANCE if first in fs.system_words(meaning)), None)
+
+
 def handle(fs: FlowSet, contact: ContactView, state: ConversationState | None, text: str,
            now: datetime, *, org: str = "", make_ref: Callable[[], str] = new_ref) -> Result:
     """Run one inbound text: compliance keywords, then triggers and the open step, then the inbox."""

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.channels.base import InboundSMS, StatusUpdate
+from gateway.core import engine
 from gateway.core.flowfile import FlowSet
 from gateway.core.pressure import Pressure
 from gateway.inbound import deferred, status
@@ -61,7 +62,7 @@ class Inbound:
             self.spool.keep(sms)
             return None
         started = time.monotonic()
-        later = self.pressure.enter(started) and self.handle_later is not None
+        later = self.pressure.enter(started) and self.handle_later is not None and not self.urgent(sms)
         inline_seconds = None
         try:
             # Store and acknowledge when this process cannot keep up (core/pressure.py): a worker
@@ -82,6 +83,20 @@ class Inbound:
         elif received.queued:
             self.send_replies(list(received.queued))
         return received
+
+    def urgent(self, sms: InboundSMS) -> bool:
+        """A STOP, START or HELP (any language): handled at once even under load, never stored for later.
+
+        A stored STOP would leave the contact active for the outbox until a worker handled it (with
+        Redis away, until the reconciler's next minute), and a broadcast that makes many reply STOP is
+        exactly when the load comes. Handled inline, the sender's stored texts are handled first, in
+        the order sent, then the STOP, in one transaction (receive._receive_fast): the conversation's
+        order holds and the contact is stopped when the webhook is answered.
+        """
+        try:
+            return engine.compliance_keyword(self.flows(), sms.body) is not None
+        except Exception:  # broken flow files: the inline path names the problem
+            return True
 
     def receive_status(self, channel: str, update: StatusUpdate) -> bool:
         """Apply a delivery status callback; while the database is away keep it in the spool (False)."""

@@ -36,6 +36,13 @@ class GatewayCollector(Collector):
         up.add_metric(["database"], float(v.database))
         up.add_metric(["queue"], float(v.queue))
         yield up
+        # A part that answered but whose figures could not all be read (a statement timed out): its
+        # samples are left out, not sent as zeros (a counter at zero reads as a reset), and this says so.
+        errors = GaugeMetricFamily("gateway_scrape_error", "1 when a part answered but its figures could not "
+                                   "be read (their samples are omitted)", labels=["part"])
+        for part in ("database", "queue"):
+            errors.add_metric([part], float(part in v.failed))
+        yield errors
         texts_in = CounterMetricFamily("gateway_texts_in", "Texts received, by channel", labels=["channel"])
         for channel, n in sorted(v.texts_in.items()):
             texts_in.add_metric([channel], n)
@@ -57,10 +64,11 @@ class GatewayCollector(Collector):
         for (queue, state), n in sorted(v.rq_jobs.items()):
             jobs.add_metric([queue, state], n)
         yield jobs
-        yield CounterMetricFamily("gateway_pacing_waits", "Sends that waited for their sender's rate",
-                                  value=v.pacing.get("waits", 0.0))
-        yield CounterMetricFamily("gateway_pacing_wait_seconds", "Seconds sends waited for their sender's rate",
-                                  value=v.pacing.get("seconds", 0.0))
+        if v.queue and "queue" not in v.failed:  # unread pacing is no sample, not a zero counter
+            yield CounterMetricFamily("gateway_pacing_waits", "Sends that waited for their sender's rate",
+                                      value=v.pacing.get("waits", 0.0))
+            yield CounterMetricFamily("gateway_pacing_wait_seconds", "Seconds sends waited for their sender's rate",
+                                      value=v.pacing.get("seconds", 0.0))
         yield _spool(v)
         actions = CounterMetricFamily("gateway_reconciler_actions", "What the reconciler did, summed over its runs",
                                       labels=["action"])

@@ -10,6 +10,7 @@ import logging
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from rq import Worker
 from sqlalchemy import func, or_, select, text
@@ -44,6 +45,9 @@ class Vitals:
     rq_jobs: dict[tuple[str, str], int] = field(default_factory=dict)  # (queue, state) -> jobs
     pacing: dict[str, float] = field(default_factory=dict)  # waits, seconds
     reconciler: dict[str, int] = field(default_factory=dict)  # action -> total
+    # Parts ("database", "queue") that answered but whose figures could not all be read (a statement
+    # timed out): /metrics then omits those samples and says so (zeros would read as counter resets).
+    failed: set[str] = field(default_factory=set)
 
     def backlog_stuck(self, sender_rate: float) -> bool:
         """The oldest waiting message has waited longer than the whole backlog should take to send."""
@@ -82,43 +86,60 @@ def gather(detail: bool = False, session: Session | None = None) -> Vitals:
         with nullcontext(session) if session is not None else svc.sessions() as s:
             s.execute(text("SELECT 1"))
             v.database = True
-            due = or_(Message.send_after.is_(None), Message.send_after <= now)
-            queued = (Message.status == MessageStatus.QUEUED) & (Message.direction == "out")
-            waiting, oldest = s.execute(select(func.count(), func.min(func.coalesce(Message.send_after,
-                                                                                     Message.created_at)))
-                                        .where(queued, due)).one()
-            v.waiting = int(waiting)
-            v.oldest_seconds = max(0.0, (now - _naive(oldest)).total_seconds()) if oldest else None
-            v.held = int(s.scalar(select(func.count()).select_from(Message).where(queued, ~due)) or 0)
-            if detail:
-                rows = s.execute(select(Message.direction, Message.status, Message.channel, func.count())
-                                 .group_by(Message.direction, Message.status, Message.channel)).tuples()
-                for direction, status, channel, n in rows:
-                    if direction == "in":
-                        v.texts_in[channel] = v.texts_in.get(channel, 0) + n
-                    else:
-                        v.messages_out[(status, channel)] = n
+            _counts(s, v, now, detail)
     except Exception as exc:  # any failure means "not reachable"; the log keeps the reason
         logger.warning("vitals: database: %s", exc)
+        if v.database:
+            v.failed.add("database")
+            v.waiting = v.oldest_seconds = v.held = None
+            v.texts_in, v.messages_out = {}, {}
     spool = svc.inbound.spool
     v.spool_kept, v.spool_rejected = len(spool.pending()), spool.rejected()
     try:
         svc.redis.ping()
         v.queue = True
-        if svc.settings.redis_url:
-            v.workers = len(Worker.all(connection=svc.redis))  # dead workers' keys expire with their heartbeat
-        if detail:
-            for name in (queues.REPLIES, queues.BULK):
-                q = queues.get_queue(svc.redis, name)
-                v.rq_jobs[(name, "queued")] = q.count
-                v.rq_jobs[(name, "started")] = q.started_job_registry.count
-                v.rq_jobs[(name, "scheduled")] = q.scheduled_job_registry.count
-                v.rq_jobs[(name, "failed")] = q.failed_job_registry.count
-            v.pacing = {_text(k): float(n) for k, n in svc.redis.hgetall(PACING_KEY).items()}
-            v.reconciler = {_text(k): int(float(n)) for k, n in svc.redis.hgetall(RECONCILER_KEY).items()}
+        _queue(svc, v, detail)
     except Exception as exc:
         logger.warning("vitals: queue: %s", exc)
+        if v.queue:
+            v.failed.add("queue")
+            v.rq_jobs, v.pacing, v.reconciler = {}, {}, {}
     return v
+
+
+def _counts(s: Session, v: Vitals, now: datetime, detail: bool) -> None:
+    """The outbound backlog, and with `detail` the messages by direction, status and channel."""
+    due = or_(Message.send_after.is_(None), Message.send_after <= now)
+    queued = (Message.status == MessageStatus.QUEUED) & (Message.direction == "out")
+    waiting, oldest = s.execute(select(func.count(), func.min(func.coalesce(Message.send_after,
+                                                                             Message.created_at)))
+                                .where(queued, due)).one()
+    v.waiting = int(waiting)
+    v.oldest_seconds = max(0.0, (now - _naive(oldest)).total_seconds()) if oldest else None
+    v.held = int(s.scalar(select(func.count()).select_from(Message).where(queued, ~due)) or 0)
+    if detail:
+        rows = s.execute(select(Message.direction, Message.status, Message.channel, func.count())
+                         .group_by(Message.direction, Message.status, Message.channel)).tuples()
+        for direction, status, channel, n in rows:
+            if direction == "in":
+                v.texts_in[channel] = v.texts_in.get(channel, 0) + n
+            else:
+                v.messages_out[(status, channel)] = n
+
+
+def _queue(svc: Any, v: Vitals, detail: bool) -> None:
+    """Workers alive, and with `detail` the RQ jobs, the pacing waits and the reconciler's actions."""
+    if svc.settings.redis_url:
+        v.workers = len(Worker.all(connection=svc.redis))  # dead workers' keys expire with their heartbeat
+    if detail:
+        for name in (queues.REPLIES, queues.BULK):
+            q = queues.get_queue(svc.redis, name)
+            v.rq_jobs[(name, "queued")] = q.count
+            v.rq_jobs[(name, "started")] = q.started_job_registry.count
+            v.rq_jobs[(name, "scheduled")] = q.scheduled_job_registry.count
+            v.rq_jobs[(name, "failed")] = q.failed_job_registry.count
+        v.pacing = {_text(k): float(n) for k, n in svc.redis.hgetall(PACING_KEY).items()}
+        v.reconciler = {_text(k): int(float(n)) for k, n in svc.redis.hgetall(RECONCILER_KEY).items()}
 
 
 def _naive(when: datetime) -> datetime:
