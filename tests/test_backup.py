@@ -26,10 +26,11 @@ def contacts(app: Flask) -> int:
 
 
 def sqlite_only(app: Flask) -> None:
-    if svc(app).engine.dialect.name != "sqlite":
-        pytest.skip("backup and restore copy the embedded default's SQLite file")
+    """Backup and restore copy the embedded default's SQLite file (the test is marked sqlite_only)."""
+    assert svc(app).engine.dialect.name == "sqlite"
 
 
+@pytest.mark.sqlite_only
 def test_a_backup_taken_while_a_writer_runs_restores_to_a_consistent_database(
         app: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
     sqlite_only(app)
@@ -74,6 +75,7 @@ def test_a_backup_taken_while_a_writer_runs_restores_to_a_consistent_database(
     assert contacts(app) == in_copy + 1
 
 
+@pytest.mark.sqlite_only
 def test_restore_refuses_while_the_server_holds_the_lock(app: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
     sqlite_only(app)
     assert runner.invoke(args=["backup", "--out", str(tmp_path / "copy.db")]).exit_code == 0
@@ -92,6 +94,7 @@ def test_restore_refuses_while_the_server_holds_the_lock(app: Flask, runner: Fla
     assert runner.invoke(args=["restore", str(tmp_path / "copy.db"), "--yes"]).exit_code == 0
 
 
+@pytest.mark.sqlite_only
 def test_restore_refuses_what_is_not_a_gateway_database_or_needs_another_key(
         app: Flask, runner: FlaskCliRunner, db_url: str, tmp_path: Path) -> None:
     sqlite_only(app)
@@ -120,9 +123,9 @@ def test_restore_refuses_what_is_not_a_gateway_database_or_needs_another_key(
     assert contacts(app) == 1
 
 
+@pytest.mark.postgres_only
 def test_on_postgresql_backup_says_to_use_pg_dump(app: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
-    if svc(app).engine.dialect.name != "postgresql":
-        pytest.skip("the PostgreSQL half")
+    assert svc(app).engine.dialect.name == "postgresql"
     result = runner.invoke(args=["backup", "--out", str(tmp_path / "x.dump")])
     assert result.exit_code != 0 and "pg_dump --format=custom" in result.output and "NUMBERS_KEY" in result.output
     assert not (tmp_path / "x.dump").exists()
@@ -133,6 +136,7 @@ def sqlite_file(app: Flask) -> Path:
     return Path(str(svc(app).engine.url.database))
 
 
+@pytest.mark.sqlite_only
 def test_restore_keeps_the_replaced_database_aside_owner_only_and_says_where(
         app: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
     sqlite_only(app)
@@ -150,6 +154,7 @@ def test_restore_keeps_the_replaced_database_aside_owner_only_and_says_where(
     con.close()
 
 
+@pytest.mark.sqlite_only
 def test_restore_refuses_while_another_process_writes_to_the_database(
         app: Flask, runner: FlaskCliRunner, tmp_path: Path) -> None:
     sqlite_only(app)
@@ -168,12 +173,14 @@ def test_restore_refuses_while_another_process_writes_to_the_database(
     assert runner.invoke(args=["restore", str(tmp_path / "copy.db"), "--yes"]).exit_code == 0
 
 
+@pytest.mark.sqlite_only
 def test_restore_refuses_while_an_rq_worker_is_registered(migrated: tuple[str, str], tmp_path: Path) -> None:
     from rq import Worker
 
-    from tests.conftest import REDIS_URL
-    if migrated[0] != "sqlite" or REDIS_URL is None:
-        pytest.skip("SQLite with REDIS_URL set: needs the real Redis (REDIS_URL)")
+    from tests.conftest import REDIS_URL, unavailable
+    assert migrated[0] == "sqlite"
+    if REDIS_URL is None:
+        unavailable("Redis", "REDIS_URL is unset: this test needs a real Redis beside SQLite")
     db = tmp_path / "gateway.db"
     import shutil
     shutil.copy(migrated[1], db)
@@ -190,6 +197,7 @@ def test_restore_refuses_while_an_rq_worker_is_registered(migrated: tuple[str, s
     assert runner.invoke(args=["restore", str(tmp_path / "copy.db"), "--yes"]).exit_code == 0
 
 
+@pytest.mark.sqlite_only
 def test_the_copy_is_owner_only_while_it_is_written_whatever_the_umask(
         app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
