@@ -26,7 +26,7 @@ def test_benchmarks_run_at_tiny_sizes_and_print_sane_figures(db_url: str, redis_
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--smoke", "--db-url", db_url, "--redis-url", redis_url,
          "--json", str(figures_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=240)
+        cwd=ROOT, capture_output=True, text=True, timeout=900)  # a hang guard, not a timing test
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "| benchmark | case | result | target | met |" in proc.stdout
     assert "Command: python -m bench.run --smoke" in proc.stdout
