@@ -401,13 +401,13 @@ def test_log_level_and_channel_timeouts_are_checked(tmp_path: Path, environ: dic
     assert str(caught.value) == message
 
 
+@pytest.mark.postgres_only
 def test_the_statement_timeout_holds_web_processes_not_commands_and_workers(db_url: str, tmp_path: Path) -> None:
     """A hung database fails a webhook fast; an export, a purge or a worker's job may take longer."""
     import click
 
     from tests.conftest import make_app
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL: SQLite has no statement timeout")
+    assert db_url.startswith("postgresql"), "SQLite has no statement timeout (the test is postgres_only)"
 
     def timeouts(app: object) -> tuple[str, str]:
         with app.extensions["gateway"].engine.connect() as conn:  # type: ignore[attr-defined]
