@@ -43,6 +43,9 @@ def with_schema(url: str, schema: str) -> str:
 
 
 @dataclass
+NO_TWILIO = "http://127.0.0.1:9"  # the discard port: nothing listens, a connection is refused at once
+
+
 class Stack:
     """Where a benchmark runs: its database URL (own schema), its Redis database, a scratch directory."""
 
@@ -64,8 +67,9 @@ class Stack:
             "SEND_CONCURRENCY": str(self.send_concurrency), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT),
             "NUMBERS_KEY": NUMBERS_KEY,
         })
-        if self.fake_url:
-            env["TWILIO_API_BASE_URL"] = self.fake_url
+        # Never the real Twilio: with no fake running, a send fails at once on a closed loopback port
+        # (this machine reaches no internet: a send would wait on DNS until its timeout).
+        env["TWILIO_API_BASE_URL"] = self.fake_url or NO_TWILIO
         env.update(extra)
         return env
 
@@ -75,7 +79,7 @@ class Stack:
             "DATABASE_URL": self.db_url, "REDIS_URL": self.redis_url, "SECRET_KEY": SECRET_KEY,
             "SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_FROM_NUMBER": FROM_NUMBER, "TWILIO_MESSAGING_SERVICE_SID": None,
-            "TWILIO_API_BASE_URL": self.fake_url or None, "PUBLIC_BASE_URL": PUBLIC_BASE,
+            "TWILIO_API_BASE_URL": self.fake_url or NO_TWILIO, "PUBLIC_BASE_URL": PUBLIC_BASE,
             "QUIET_HOURS": "off", "DEFAULT_COUNTRY": "MW", "SENDER_RATE": self.sender_rate,
             "SENDER_RATES": "", "INSTANCE_PATH": str(self.workdir), "TESTING": True, "NUMBERS_KEY": NUMBERS_KEY,
         }

@@ -18,7 +18,7 @@ import math
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
@@ -26,6 +26,9 @@ from twilio.request_validator import RequestValidator
 from bench.common import (ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_BASE, Proc, Results, Stack,
                           engine_for, free_port, gunicorn, log, ms)
 from bench.loadgen import LoadResult, run_load
+
+if TYPE_CHECKING:
+    from bench.wrk import WrkResult
 
 SCRIPT = [
     ("join", "JOIN"), ("join-answer", "Chikondi"), ("join-answer", "Zomba"), ("join-answer", "1 3"),
@@ -91,13 +94,18 @@ def join_requests(n: int, numbers: Numbers) -> list[bytes]:
     return out
 
 
-def join_shape(port: int, numbers: Numbers, seconds: float) -> LoadResult:
-    """Closed loop, 32 connections (wrk -c32's shape), JOIN from new numbers, for `seconds`."""
+def join_shape(port: int, numbers: Numbers, seconds: float) -> LoadResult | WrkResult:
+    """Closed loop, 32 connections, JOIN from new numbers, for `seconds`: with wrk -t2 -c32 when it
+    is installed (bench/wrk.py: the issue's measure), else with the Python generator."""
+    from bench import wrk
+
+    if wrk.available():
+        return wrk.join_shape(port, numbers, seconds)
     return run_load(port, join_requests(int(seconds * 3000), numbers), closed=True, connections=32,
                     duration=seconds, drain=5)
 
 
-def embedded(stack: Stack, numbers: Numbers, seconds: float) -> LoadResult:
+def embedded(stack: Stack, numbers: Numbers, seconds: float) -> LoadResult | WrkResult:
     """The embedded default (SQLite, no Redis: the queue in process), served on the Procfile's settings."""
     import subprocess
 
@@ -172,11 +180,18 @@ def drain_stored(stack: Stack) -> float:
 
     from bench.common import BIN
 
-    started = time.monotonic()
-    subprocess.run([str(BIN / "flask"), "--app", "app", "worker", "--burst"], env=stack.env(LOG_LEVEL="WARNING"),
-                   cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=900, check=False)
-    return time.monotonic() - started
+    from bench.common import FakeProcess
+
+    fake = FakeProcess(stack)  # the replies go to the fake Twilio API, as in the fan-out benchmark
+    try:
+        started = time.monotonic()
+        subprocess.run([str(BIN / "flask"), "--app", "app", "worker", "--burst"],
+                       env=stack.env(LOG_LEVEL="WARNING", TWILIO_API_BASE_URL=fake.base_url),
+                       cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=900, check=False)
+        return time.monotonic() - started
+    finally:
+        fake.stop()
 
 
 def check_store(stack: Stack) -> dict[str, Any]:

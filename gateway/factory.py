@@ -111,7 +111,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     inbound = Inbound(sessions, flows, settings.org_name, settings.default_country,
                       Spool(settings.spool_dir, vault), partial(_enqueue_replies, redis), redis,
-                      partial(deferred.enqueue, redis))
+                      deferred.Writer(sessions, partial(deferred.enqueue, redis)))
     twilio = channels.providers.get("twilio")
     svc = Services(settings, engine, sessions, flow_set, flow_error, channels.providers[settings.sms_provider],
                    twilio if isinstance(twilio, TwilioProvider) else None, redis, channels, inbound,

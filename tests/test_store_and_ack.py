@@ -5,14 +5,17 @@ from __future__ import annotations
 import threading
 import xml.etree.ElementTree as ET
 from itertools import count
+from typing import Any
 
+import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import DataError
 
 from gateway.core.pressure import Pressure
 from gateway.models import Contact, Conversation, Message
 from tests.conftest import PUBLIC_BASE
-from tests.fakes.twilio_api import FakeTwilio
+from tests.fakes.twilio_api import FakeTwilio, wait_for
 from tests.helpers import sign, svc, work
 
 A, B = "+265991230001", "+265991230002"
@@ -194,3 +197,116 @@ def test_under_pressure_a_stop_after_stored_texts_wins_at_once_and_keeps_their_o
     work(twilio_app)  # the drain job finds nothing left and sends nothing to the stopped contact
     assert fake_twilio.messages == []
     assert statuses(twilio_app)[A] == "stopped"
+
+
+class HeldWriter:
+    """Holds the writer's next batch until `release()`, so texts posted meanwhile gather into one batch."""
+
+    def __init__(self, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.writer = svc(app).inbound.writer
+        assert self.writer is not None
+        self.gate, self.holding = threading.Event(), threading.Event()
+        write = self.writer._write
+
+        def held(batch: list[Any]) -> None:
+            if not self.holding.is_set():
+                self.holding.set()
+                assert self.gate.wait(30)
+            write(batch)
+
+        monkeypatch.setattr(self.writer, "_write", held)
+
+    def waiting(self) -> int:
+        with self.writer._cond:
+            return len(self.writer._waiting)
+
+    def post_in_order(self, app: Flask, texts: list[tuple[str, str, str | None]]) -> list[threading.Thread]:
+        """Post each text from its own thread, the next only once the last waits for the writer."""
+        threads = []
+        for sender, body, sid in texts:
+            before = self.waiting()
+            t = threading.Thread(target=post, args=(app, sender, body, sid))
+            t.start()
+            threads.append(t)
+            assert wait_for(lambda n=before: self.waiting() > n, 30)
+        return threads
+
+    def release(self) -> None:
+        self.gate.set()
+
+
+def test_texts_arriving_together_are_written_in_one_transaction_in_arrival_order(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    commits: list[int] = []
+    event.listen(gw.engine, "commit", lambda conn: commits.append(1))
+    held = HeldWriter(twilio_app, monkeypatch)
+    first = threading.Thread(target=post, args=(twilio_app, A, "JOIN", None))
+    first.start()
+    assert held.holding.wait(30)  # A's JOIN is being written; the next texts wait together
+    threads = held.post_in_order(twilio_app, [(B, "JOIN", None), (A, "Chikondi", "SM-twice"),
+                                              (A, "Chikondi", "SM-twice"), (B, "Thoko", None), (A, "Zomba", None)])
+    assert len(commits) == 0
+    held.release()
+    for t in [first, *threads]:
+        t.join(30)
+    assert len(commits) == 2  # A's JOIN, then the five others in one transaction
+    # stored once each (the retried SID too), in the order they arrived
+    assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "JOIN", "Chikondi", "Thoko", "Zomba"]
+    work(twilio_app)
+    with gw.sessions() as s:
+        convs = s.scalars(select(Conversation).where(Conversation.closed_at.is_(None)).order_by(Conversation.id)).all()
+    assert [(c.answers.get("name"), c.answers.get("place")) for c in convs] == [("Chikondi", "Zomba"), ("Thoko", None)]
+    assert all(status == "handled" for _, status, _ in inbound(twilio_app))
+
+
+def test_a_text_not_written_in_time_is_kept_in_the_spool_and_stored_once(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    held = HeldWriter(twilio_app, monkeypatch)
+    monkeypatch.setattr(held.writer, "wait", 0.2)
+    assert post(twilio_app, A, "JOIN", sid="SM-slow") == []  # answered: the text waits in the spool
+    assert gw.inbound.spool.has_pending()
+    held.release()  # the database answers after all: the writer stores it
+    assert wait_for(lambda: len(inbound(twilio_app)) == 1, 30)
+    done = gw.inbound.replay()
+    assert (done.stored, done.duplicates) == (0, 1)  # the kept copy is recognised by its SID
+    work(twilio_app)
+    assert inbound(twilio_app) == [("JOIN", "handled", "flow")]
+    assert [m["to"] for m in fake_twilio.messages] == [A]
+
+
+@pytest.mark.postgres_only
+def test_one_bad_text_in_a_batch_fails_only_its_own_webhook(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.channels.base import InboundSMS
+
+    gw = svc(twilio_app)
+    writer = gw.inbound.writer
+    assert writer is not None
+    held = HeldWriter(twilio_app, monkeypatch)
+    results: dict[str, Any] = {}
+
+    def store(name: str, sid: str) -> None:
+        try:
+            results[name] = writer.store(InboundSMS("twilio", sid, A if name == "good" else B, None, "JOIN"), "MW")
+        except Exception as exc:  # noqa: BLE001 - checked below
+            results[name] = exc
+
+    blocker = threading.Thread(target=store, args=("first", "SM-first"))
+    blocker.start()
+    assert held.holding.wait(30)
+    threads = []
+    for name, sid in (("good", "SM-good"), ("bad", "SM" + "x" * 80)):  # a provider id longer than its column
+        before = held.waiting()
+        threads.append(threading.Thread(target=store, args=(name, sid)))
+        threads[-1].start()
+        assert wait_for(lambda n=before: held.waiting() > n, 30)
+    held.release()
+    for t in [blocker, *threads]:
+        t.join(30)
+    assert results["good"].deferred and results["first"].deferred
+    assert isinstance(results["bad"], DataError)
+    assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "JOIN"]

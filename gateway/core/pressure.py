@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-BUSY_AT = 4  # texts being received at once in one process: half the Procfile's 8 threads (2 cores, one GIL)
+BUSY_AT = 2  # texts being received at once in one process: a second one is stored for a worker
 BUDGET = 0.5  # seconds; a text handled inline slower than this on average means the process lags
 HALF_LIFE = 2.0  # seconds for the slowness average to halve while nothing is handled inline
 

@@ -42,8 +42,8 @@ class Inbound:
     spool: Spool  # texts kept on this host while the database is away
     enqueue_replies: Callable[[list[int]], None]  # hands queued replies' ids to the reply queue
     redis: Any = None  # where a status callback for a provider id not written yet waits (status.py)
-    # Asks a worker to handle a contact's stored texts (deferred.enqueue); None: never store for later.
-    handle_later: Callable[[int], None] | None = None
+    # Stores a text for a worker and hands its contact over (deferred.Writer); None: never store for later.
+    writer: deferred.Writer | None = None
     pressure: Pressure = field(default_factory=Pressure, compare=False)  # when to store for later
     _last_replay: list[float] = field(default_factory=lambda: [-RETRY_EVERY], compare=False)
     _replay_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
@@ -62,12 +62,12 @@ class Inbound:
             self.spool.keep(sms)
             return None
         started = time.monotonic()
-        later = self.pressure.enter(started) and self.handle_later is not None and not self.urgent(sms)
+        later = self.pressure.enter(started) and self.writer is not None and not self.urgent(sms)
         inline_seconds = None
         try:
             # Store and acknowledge when this process cannot keep up (core/pressure.py): a worker
             # handles the text moments later, in order per sender (deferred.py).
-            received = deferred.store(self.sessions, sms, country or self.default_country) if later else None
+            received = self.writer.store(sms, country or self.default_country) if self.writer and later else None
             if received is None:
                 received = self.store_and_handle(sms, inline=inline, country=country, now=now)
                 inline_seconds = time.monotonic() - started
@@ -78,9 +78,8 @@ class Inbound:
             return None
         finally:
             self.pressure.leave(time.monotonic(), inline_seconds)
-        if received.deferred and received.contact_id is not None:
-            self.ask_worker(received.contact_id)
-        elif received.queued:
+        # (A text stored for later was handed to the workers by the writer, with its batch.)
+        if received.queued:
             self.send_replies(list(received.queued))
         return received
 
@@ -112,15 +111,6 @@ class Inbound:
     def apply_status(self, channel: str, update: StatusUpdate) -> None:
         """Apply a kept status callback (the replay): the database errors go to the replay."""
         status.apply(self.sessions, channel, update, self.redis)
-
-    def ask_worker(self, contact_id: int) -> None:
-        """Enqueue the handling of a stored text; if Redis is away the reconciler handles it (a minute)."""
-        try:
-            assert self.handle_later is not None
-            self.handle_later(contact_id)
-        except Exception:  # the text is stored, unhandled: handle_stranded finds it
-            logger.warning("could not enqueue the handling of contact %s's text; left for the reconciler",
-                           contact_id, exc_info=True)
 
     def store_and_handle(self, sms: InboundSMS, *, inline: bool = True, country: str | None = None,
                          now: datetime | None = None, received_at: datetime | None = None) -> path.Received:

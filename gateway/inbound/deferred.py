@@ -2,19 +2,25 @@
 and handled by a worker, in order per sender, its replies leaving through the reply queue.
 
 `Inbound.receive` decides per text (gateway/core/pressure.py says when). The row is stored like any
-other, unhandled; `drain_later` is the job that handles the sender's pending texts (all of them,
-in arrival order, holding the contact's lock: receive.handle_pending), and the reconciler's
-`handle_stranded` handles it anyway if the job is lost. A duplicate (a provider's retry) is dropped
+other, unhandled, by the process's `Writer` (one statement for every text waiting at that moment);
+`drain_later` is the job that handles the sender's pending texts (all of them, in arrival order,
+holding the contact's lock: receive.handle_pending), and the reconciler's `handle_stranded`
+handles it anyway if the job is lost. A duplicate (a provider's retry) is dropped
 by the same unique index as on the full path, so a text is stored once whichever path took it.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import threading
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.channels.base import InboundSMS
 from gateway.core.phones import InvalidNumber, country_of, normalise_number
 from gateway.inbound import receive as path
+from gateway.inbound.spool import database_away
 from gateway.models import utcnow
 
 logger = logging.getLogger(__name__)
@@ -30,19 +37,6 @@ LATER = "gateway:inbound:later"  # contact ids whose stored texts wait for a wor
 LATER_JOB = "gateway:inbound:later:job"  # set while a drain job is queued or running
 JOB_EVERY = 2  # seconds: a drain job queued but not started lets another be queued after this
 
-# PostgreSQL: the contact (created if new, its row locked by the upsert until commit, so the
-# sender's texts on the full path wait for this one and then see it) and the text, in one statement.
-_PG_STORE = """
-WITH c AS (
-  INSERT INTO contacts (number_digest, number_sealed, country, status, created_at)
-  VALUES (:digest, :sealed, :country, 'active', :now)
-  ON CONFLICT (number_digest) DO UPDATE SET number_digest = EXCLUDED.number_digest
-  RETURNING id)
-INSERT INTO messages (direction, contact_id, channel, provider_id, medium, body, status, attempts, created_at)
-SELECT 'in', c.id, :channel, :provider_id, :medium, :body, 'received', 0, :now FROM c
-ON CONFLICT (channel, provider_id) DO NOTHING
-RETURNING id, contact_id
-"""
 # SQLite has no data-modifying WITH: two statements in the transaction (BEGIN IMMEDIATE locks the file).
 _LITE_CONTACT = """
 INSERT INTO contacts (number_digest, number_sealed, country, status, created_at)
@@ -58,19 +52,162 @@ RETURNING id, contact_id
 """
 
 
+# PostgreSQL, a batch: every text the writer found waiting, as arrays. Contacts are upserted in
+# digest order (two processes' batches lock the same rows in the same order: no deadlock), each once
+# (DO UPDATE may not touch a row twice in one statement); the texts go in in arrival order, so a
+# sender's texts keep their order in message ids; a retried text (its provider id seen) is dropped.
+_PG_BATCH = """
+WITH i AS (
+  SELECT * FROM unnest(CAST(:digest AS text[]), CAST(:sealed AS text[]), CAST(:country AS text[]),
+                       CAST(:channel AS text[]), CAST(:provider_id AS text[]), CAST(:medium AS text[]),
+                       CAST(:body AS text[]), CAST(:now AS timestamp[]))
+    WITH ORDINALITY AS t(digest, sealed, country, channel, provider_id, medium, body, now, ord)),
+c AS (
+  INSERT INTO contacts (number_digest, number_sealed, country, status, created_at)
+  SELECT DISTINCT ON (digest) digest, sealed, country, 'active', now FROM i ORDER BY digest, ord
+  ON CONFLICT (number_digest) DO UPDATE SET number_digest = EXCLUDED.number_digest
+  RETURNING id, number_digest)
+INSERT INTO messages (direction, contact_id, channel, provider_id, medium, body, status, attempts, created_at)
+SELECT 'in', c.id, i.channel, i.provider_id, i.medium, i.body, 'received', 0, i.now
+FROM i JOIN c ON c.number_digest = i.digest ORDER BY i.ord
+ON CONFLICT (channel, provider_id) DO NOTHING
+RETURNING id, contact_id, channel, provider_id
+"""
+_COLUMNS = ("digest", "sealed", "country", "channel", "provider_id", "medium", "body", "now")
+STORE_WAIT = 10.0  # seconds a webhook waits for its text to be written before keeping it in the spool
+MAX_BATCH = 200  # texts in one statement
+
+
 @functools.cache
 def _sql(source: str) -> Any:
     return text(source)
 
 
-def store(factory: sessionmaker[Session], sms: InboundSMS, default_country: str,
-          received_at: datetime | None = None) -> path.Received | None:
-    """Store a text unhandled, for a worker; None when it must take the full path instead.
+@dataclass
+class _Waiting:
+    """One text waiting for the writer: its row's values, then what became of it."""
 
-    The full path is left to texts from a number that cannot be a contact (stored as unroutable
-    there) and to numbers while the number keys are being rotated (a contact may still be found
-    only under an older key's digest, which the one-statement upsert cannot see).
+    params: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    row: tuple[int, int] | None = None  # (message id, contact id); None: a duplicate
+    error: BaseException | None = None
+
+
+class Writer:
+    """Stores texts for workers (group commit): one thread per process writes every text that
+    arrived while it wrote the last ones, in one statement and one commit, then hands their
+    contacts to the workers in one Redis round trip; each webhook waits for its own text.
+
+    Under a burst a webhook's cost is then Flask, the signature and a share of one statement,
+    not a connection checkout, a statement, a commit and a Redis round trip of its own.
     """
+
+    def __init__(self, factory: sessionmaker[Session], handoff: Callable[[list[int]], None] | None,
+                 max_batch: int = MAX_BATCH, wait: float = STORE_WAIT) -> None:
+        self.factory = factory
+        self.handoff = handoff
+        self.max_batch = max_batch
+        self.wait = wait
+        self._waiting: list[_Waiting] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def store(self, sms: InboundSMS, default_country: str, received_at: datetime | None = None
+              ) -> path.Received | None:
+        """Store a text unhandled, for a worker; None when it must take the full path instead.
+
+        The full path is left to texts from a number that cannot be a contact (stored as unroutable
+        there) and to numbers while the number keys are being rotated (a contact may still be found
+        only under an older key's digest, which the one-statement upsert cannot see).
+        """
+        params = row_values(self.factory, sms, default_country, received_at)
+        if params is None:
+            return None
+        item = _Waiting(params)
+        with self._cond:
+            self._start()
+            self._waiting.append(item)
+            self._cond.notify()
+        if not item.done.wait(self.wait):
+            # The database is too slow to answer in time: the caller keeps the text in the spool.
+            # Should the writer still store it, the replay finds it stored (its provider id).
+            raise sa_exc.TimeoutError(f"text not stored within {self.wait:.0f} s")
+        if item.error is not None:
+            raise item.error
+        if item.row is None:
+            logger.info("duplicate %s message %s dropped", sms.provider, sms.provider_id)
+            return path.Received(None, None, duplicate=True)
+        return path.Received(item.row[0], item.row[1], deferred=True)
+
+    def _start(self) -> None:
+        """Start the writer thread in this process (again after a fork: threads do not survive one)."""
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="inbound-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting:
+                    self._cond.wait()
+                batch, self._waiting[:] = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+            try:
+                self._write(batch)
+                self._hand_over(batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting webhook
+                for item in batch:
+                    item.error = item.error or exc
+            finally:  # each webhook answers once its text is stored and its contact handed over
+                for item in batch:
+                    item.done.set()
+
+    def _hand_over(self, batch: list[_Waiting]) -> None:
+        """The batch's contacts onto the workers' list; if Redis is away the reconciler finds the texts."""
+        stored = sorted({item.row[1] for item in batch if item.row is not None})
+        if stored and self.handoff is not None:
+            try:
+                self.handoff(stored)
+            except Exception:  # the texts are stored, unhandled: handle_stranded finds them
+                logger.warning("could not hand %d contacts' texts to the workers; left for the reconciler",
+                               len(stored), exc_info=True)
+
+    def _write(self, batch: list[_Waiting]) -> None:
+        """The batch in one transaction; when it fails for a reason other than the database being
+        away, each text alone, so one bad text fails only its own webhook."""
+        try:
+            self._write_together(batch)
+        except Exception as exc:
+            if len(batch) == 1 or database_away(exc):
+                raise
+            logger.warning("a batch of %d texts failed (%s); storing each alone", len(batch),
+                           path.describe_error(exc))
+            for item in batch:
+                try:
+                    self._write_together([item])
+                except Exception as one:  # noqa: BLE001 - that webhook answers it
+                    item.error = one
+
+    def _write_together(self, batch: list[_Waiting]) -> None:
+        engine: Engine = self.factory.kw["bind"]
+        with engine.begin() as conn:  # a connection, not an ORM session: nothing here is an object
+            if conn.dialect.name == "postgresql":
+                rows = conn.execute(_sql(_PG_BATCH), {k: [item.params[k] for item in batch] for k in _COLUMNS})
+                got = {(r[2], r[3]): (int(r[0]), int(r[1])) for r in rows}
+                for item in batch:
+                    item.row = got.pop((item.params["channel"], item.params["provider_id"]), None)
+                return
+            # SQLite: two statements a text, one transaction (BEGIN IMMEDIATE holds the file's lock)
+            for item in batch:
+                contact_id = conn.execute(_sql(_LITE_CONTACT), item.params).scalar_one()
+                row = conn.execute(_sql(_LITE_MESSAGE), {**item.params, "contact_id": contact_id}).first()
+                item.row = (int(row[0]), int(row[1])) if row is not None else None
+
+
+def row_values(factory: sessionmaker[Session], sms: InboundSMS, default_country: str,
+               received_at: datetime | None = None) -> dict[str, Any] | None:
+    """The stored row's values, or None when the text must take the full path (see Writer.store)."""
     try:
         address = normalise_number(sms.sender, default_country)
     except InvalidNumber:
@@ -78,33 +215,22 @@ def store(factory: sessionmaker[Session], sms: InboundSMS, default_country: str,
     box = factory.kw.get("info", {}).get("numbers")
     if box is None or len(box.digests(address.value)) != 1:
         return None
-    params = {"digest": box.digest(address.value), "sealed": box.seal(address.value),
-              "country": country_of(address.value), "now": received_at or utcnow(),
-              "channel": sms.provider, "provider_id": sms.provider_id or f"local-{uuid.uuid4().hex}",
-              "medium": address.medium, "body": sms.body.replace("\x00", "")[:path.MAX_BODY]}
-    engine: Engine = factory.kw["bind"]
-    with engine.begin() as conn:  # a connection, not an ORM session: nothing here is an object
-        if conn.dialect.name == "postgresql":
-            row = conn.execute(_sql(_PG_STORE), params).first()
-        else:
-            contact_id = conn.execute(_sql(_LITE_CONTACT), params).scalar_one()
-            row = conn.execute(_sql(_LITE_MESSAGE), {**params, "contact_id": contact_id}).first()
-    if row is None:
-        logger.info("duplicate %s message %s dropped", sms.provider, sms.provider_id)
-        return path.Received(None, None, duplicate=True)
-    return path.Received(int(row[0]), int(row[1]), deferred=True)
+    return {"digest": box.digest(address.value), "sealed": box.seal(address.value),
+            "country": country_of(address.value), "now": received_at or utcnow(),
+            "channel": sms.provider, "provider_id": sms.provider_id or f"local-{uuid.uuid4().hex}",
+            "medium": address.medium, "body": sms.body.replace("\x00", "")[:path.MAX_BODY]}
 
 
-def enqueue(redis: Any, contact_id: int) -> None:
-    """Ask a worker to handle this contact's pending texts: its id onto a Redis list, and a drain job
-    on the reply queue (ahead of broadcasts) unless one is already queued or running.
+def enqueue(redis: Any, contact_ids: list[int]) -> None:
+    """Ask a worker to handle these contacts' pending texts: their ids onto a Redis list, and a drain
+    job on the reply queue (ahead of broadcasts) unless one is already queued or running.
 
-    One round trip per text instead of an RQ job each: under a burst the web processes must do as
-    little as they can. A drain job that was lost (a worker killed) leaves its contacts' texts stored
-    and unhandled: the reconciler's handle_stranded handles them within a minute.
+    One round trip per batch of texts instead of an RQ job each: under a burst the web processes
+    must do as little as they can. A drain job that was lost (a worker killed) leaves its contacts'
+    texts stored and unhandled: the reconciler's handle_stranded handles them within a minute.
     """
     with redis.pipeline(transaction=False) as pipe:
-        pipe.rpush(LATER, contact_id)
+        pipe.rpush(LATER, *contact_ids)
         pipe.set(LATER_JOB, 1, nx=True, ex=JOB_EVERY)
         _, first = pipe.execute()
     if first:
