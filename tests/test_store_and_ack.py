@@ -200,19 +200,29 @@ def test_under_pressure_a_stop_after_stored_texts_wins_at_once_and_keeps_their_o
 
 
 class HeldWriter:
-    """Holds the writer's next batch until `release()`, so texts posted meanwhile gather into one batch."""
+    """Holds each writer thread's first batch until `release()`, so texts posted meanwhile gather."""
 
-    def __init__(self, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, app: Flask, monkeypatch: pytest.MonkeyPatch, threads: int = 1) -> None:
         self.writer = svc(app).inbound.writer
         assert self.writer is not None
-        self.gate, self.holding = threading.Event(), threading.Event()
+        monkeypatch.setattr(self.writer, "threads", threads)  # before the first text starts them
+        self.gates = [threading.Event() for _ in range(threads)]
+        self.holding = [threading.Event() for _ in range(threads)]
+        self.seen: list[threading.Thread] = []
         write = self.writer._write
+        lock = threading.Lock()
 
-        def held(batch: list[Any]) -> None:
-            if not self.holding.is_set():
-                self.holding.set()
-                assert self.gate.wait(30)
-            write(batch)
+        def held(batch: list[Any], *args: Any) -> None:
+            me = threading.current_thread()
+            with lock:
+                first = me not in self.seen
+                if first:
+                    self.seen.append(me)
+                n = self.seen.index(me)
+            if first:
+                self.holding[n].set()
+                assert self.gates[n].wait(30)
+            write(batch, *args)
 
         monkeypatch.setattr(self.writer, "_write", held)
 
@@ -231,8 +241,10 @@ class HeldWriter:
             assert wait_for(lambda n=before: self.waiting() > n, 30)
         return threads
 
-    def release(self) -> None:
-        self.gate.set()
+    def release(self, n: int | None = None) -> None:
+        """Let writer thread n (each, when None) write its first batch."""
+        for gate in self.gates if n is None else [self.gates[n]]:
+            gate.set()
 
 
 def test_texts_arriving_together_are_written_in_one_transaction_in_arrival_order(
@@ -244,7 +256,7 @@ def test_texts_arriving_together_are_written_in_one_transaction_in_arrival_order
     held = HeldWriter(twilio_app, monkeypatch)
     first = threading.Thread(target=post, args=(twilio_app, A, "JOIN", None))
     first.start()
-    assert held.holding.wait(30)  # A's JOIN is being written; the next texts wait together
+    assert held.holding[0].wait(30)  # A's JOIN is being written; the next texts wait together
     threads = held.post_in_order(twilio_app, [(B, "JOIN", None), (A, "Chikondi", "SM-twice"),
                                               (A, "Chikondi", "SM-twice"), (B, "Thoko", None), (A, "Zomba", None)])
     assert len(commits) == 0
@@ -259,6 +271,31 @@ def test_texts_arriving_together_are_written_in_one_transaction_in_arrival_order
         convs = s.scalars(select(Conversation).where(Conversation.closed_at.is_(None)).order_by(Conversation.id)).all()
     assert [(c.answers.get("name"), c.answers.get("place")) for c in convs] == [("Chikondi", "Zomba"), ("Thoko", None)]
     assert all(status == "handled" for _, status, _ in inbound(twilio_app))
+
+
+def test_two_writer_threads_never_write_one_senders_texts_at_once(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    held = HeldWriter(twilio_app, monkeypatch, threads=2)
+    threads = [threading.Thread(target=post, args=(twilio_app, A, "JOIN", None))]
+    threads[0].start()
+    assert held.holding[0].wait(30)  # the first writer holds A's JOIN
+    threads.append(threading.Thread(target=post, args=(twilio_app, B, "JOIN", None)))
+    threads[-1].start()
+    assert held.holding[1].wait(30)  # the second holds B's JOIN
+    threads += held.post_in_order(twilio_app, [(A, "Chikondi", None), (B, "Thoko", None), (A, "Zomba", None)])
+    held.release(0)  # A's JOIN is written; the free writer takes A's next texts, but not B's
+    assert wait_for(lambda: [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "Chikondi", "Zomba"], 30)
+    assert held.waiting() == 1  # B's name waits for B's JOIN, still being written
+    held.release(1)
+    for t in threads:
+        t.join(30)
+    work(twilio_app)
+    with gw.sessions() as s:
+        convs = s.scalars(select(Conversation).where(Conversation.closed_at.is_(None)).order_by(Conversation.id)).all()
+    assert sorted((c.answers.get("name"), c.answers.get("place")) for c in convs) == [
+        ("Chikondi", "Zomba"), ("Thoko", None)]
 
 
 def test_a_text_not_written_in_time_is_kept_in_the_spool_and_stored_once(
@@ -297,7 +334,7 @@ def test_one_bad_text_in_a_batch_fails_only_its_own_webhook(
 
     blocker = threading.Thread(target=store, args=("first", "SM-first"))
     blocker.start()
-    assert held.holding.wait(30)
+    assert held.holding[0].wait(30)
     threads = []
     for name, sid in (("good", "SM-good"), ("bad", "SM" + "x" * 80)):  # a provider id longer than its column
         before = held.waiting()
@@ -309,4 +346,22 @@ def test_one_bad_text_in_a_batch_fails_only_its_own_webhook(
         t.join(30)
     assert results["good"].deferred and results["first"].deferred
     assert isinstance(results["bad"], DataError)
+    assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "JOIN"]
+
+
+@pytest.mark.postgres_only
+def test_the_writer_takes_a_new_connection_when_the_database_dropped_its_own(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    from sqlalchemy import text
+
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    assert post(twilio_app, A, "JOIN") == []
+    writer = gw.inbound.writer
+    assert writer is not None and writer.connections()
+    backends = [c.connection.dbapi_connection.info.backend_pid for c in writer.connections()]  # type: ignore[union-attr]
+    with gw.engine.connect() as conn:  # as a database restart would: the writers' connections are closed
+        assert all(conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}) for pid in backends)
+    assert post(twilio_app, B, "JOIN") == []
+    assert not gw.inbound.spool.has_pending()  # stored on a new connection, not kept for later
     assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "JOIN"]

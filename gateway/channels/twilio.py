@@ -53,6 +53,7 @@ TOO_MANY_REQUESTS = 20429
 # XML 1.0 cannot carry most C0 controls (nor lone surrogates): ElementTree would write them
 # anyway and Twilio would reject the whole TwiML document, losing every reply.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_EMPTY_TWIML = MessagingResponse().to_xml()
 
 
 # The SDK logs every request's query string at INFO, and a settle asks for ?To=<the number>:
@@ -181,6 +182,8 @@ class TwilioProvider:
 
     def twiml(self, replies: Sequence[str]) -> str:
         """TwiML with one <Message> per non-empty reply."""
+        if not replies:  # a text stored for later (most texts in a burst): the same answer each time
+            return _EMPTY_TWIML
         response = MessagingResponse()
         for reply in replies:
             text = _XML_INVALID.sub("", reply)

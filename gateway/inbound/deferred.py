@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.channels.base import InboundSMS
@@ -76,6 +76,9 @@ RETURNING id, contact_id, channel, provider_id
 _COLUMNS = ("digest", "sealed", "country", "channel", "provider_id", "medium", "body", "now")
 STORE_WAIT = 10.0  # seconds a webhook waits for its text to be written before keeping it in the spool
 MAX_BATCH = 200  # texts in one statement
+# Writer threads per process: while one waits for its commit to reach the disk (fdatasync, a few
+# ms), the next batch is already being written; PostgreSQL flushes both commits together.
+WRITERS = 2
 
 
 @functools.cache
@@ -93,24 +96,48 @@ class _Waiting:
     error: BaseException | None = None
 
 
+class _Held:
+    """A writer thread's connection, held between batches: no pool checkout or ping per batch."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.conn: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self.conn is None or self.conn.closed or self.conn.invalidated:
+            self.conn = self.engine.connect()
+        return self.conn
+
+    def drop(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # already broken: nothing to give back
+                logger.debug("closing a writer's broken connection failed", exc_info=True)
+            self.conn = None
+
+
 class Writer:
-    """Stores texts for workers (group commit): one thread per process writes every text that
-    arrived while it wrote the last ones, in one statement and one commit, then hands their
-    contacts to the workers in one Redis round trip; each webhook waits for its own text.
+    """Stores texts for workers (group commit): a writer thread writes every text that arrived while
+    the last batch was written, in one statement and one commit, then hands their contacts to the
+    workers in one Redis round trip; each webhook waits for its own text.
 
     Under a burst a webhook's cost is then Flask, the signature and a share of one statement,
     not a connection checkout, a statement, a commit and a Redis round trip of its own.
     """
 
     def __init__(self, factory: sessionmaker[Session], handoff: Callable[[list[int]], None] | None,
-                 max_batch: int = MAX_BATCH, wait: float = STORE_WAIT) -> None:
+                 max_batch: int = MAX_BATCH, wait: float = STORE_WAIT, threads: int = WRITERS) -> None:
         self.factory = factory
         self.handoff = handoff
         self.max_batch = max_batch
         self.wait = wait
         self._waiting: list[_Waiting] = []
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        # SQLite has one writer at a time (BEGIN IMMEDIATE): a second thread would only wait for the lock.
+        self.threads = 1 if factory.kw["bind"].dialect.name == "sqlite" else threads
+        self._running: list[tuple[threading.Thread, _Held]] = []
+        self._writing: set[str] = set()  # the senders (number digests) of the batches being written
         self._pid = 0
 
     def store(self, sms: InboundSMS, default_country: str, received_at: datetime | None = None
@@ -141,27 +168,56 @@ class Writer:
         return path.Received(item.row[0], item.row[1], deferred=True)
 
     def _start(self) -> None:
-        """Start the writer thread in this process (again after a fork: threads do not survive one)."""
-        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+        """Start the writer threads in this process (again after a fork: threads do not survive one)."""
+        if self._pid != os.getpid() or not all(t.is_alive() for t, _ in self._running):
+            if self._pid != os.getpid():
+                self._running = []  # a parent's threads and connections are not this process's to use
             self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="inbound-writer", daemon=True)
-            self._thread.start()
+            self._running = [(t, held) for t, held in self._running if t.is_alive()]
+            while len(self._running) < self.threads:
+                held = _Held(self.factory.kw["bind"])
+                thread = threading.Thread(target=self._run, args=(held,), name="inbound-writer", daemon=True)
+                thread.start()
+                self._running.append((thread, held))
 
-    def _run(self) -> None:
+    def connections(self) -> list[Connection]:
+        """The connections the writer threads hold now (for tests and inspection)."""
+        return [held.conn for _, held in self._running if held.conn is not None]
+
+    def _run(self, held: _Held) -> None:
         while True:
-            with self._cond:
-                while not self._waiting:
-                    self._cond.wait()
-                batch, self._waiting[:] = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+            batch = self._take()
             try:
-                self._write(batch)
+                self._write(batch, held)
                 self._hand_over(batch)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting webhook
                 for item in batch:
                     item.error = item.error or exc
             finally:  # each webhook answers once its text is stored and its contact handed over
+                with self._cond:
+                    self._writing.difference_update(item.params["digest"] for item in batch)
+                    self._cond.notify_all()
                 for item in batch:
                     item.done.set()
+
+    def _take(self) -> list[_Waiting]:
+        """The next batch: the waiting texts in arrival order, but none from a sender whose earlier
+        text another writer thread is writing now (it waits for that one, so a sender's texts are
+        stored in the order they came)."""
+        with self._cond:
+            while True:
+                batch: list[_Waiting] = []
+                left: list[_Waiting] = []
+                for item in self._waiting:
+                    if len(batch) < self.max_batch and item.params["digest"] not in self._writing:
+                        batch.append(item)
+                    else:
+                        left.append(item)
+                if batch:
+                    self._waiting[:] = left
+                    self._writing.update(item.params["digest"] for item in batch)
+                    return batch
+                self._cond.wait()
 
     def _hand_over(self, batch: list[_Waiting]) -> None:
         """The batch's contacts onto the workers' list; if Redis is away the reconciler finds the texts."""
@@ -173,11 +229,11 @@ class Writer:
                 logger.warning("could not hand %d contacts' texts to the workers; left for the reconciler",
                                len(stored), exc_info=True)
 
-    def _write(self, batch: list[_Waiting]) -> None:
+    def _write(self, batch: list[_Waiting], held: _Held) -> None:
         """The batch in one transaction; when it fails for a reason other than the database being
         away, each text alone, so one bad text fails only its own webhook."""
         try:
-            self._write_together(batch)
+            self._write_together(batch, held)
         except Exception as exc:
             if len(batch) == 1 or database_away(exc):
                 raise
@@ -185,13 +241,25 @@ class Writer:
                            path.describe_error(exc))
             for item in batch:
                 try:
-                    self._write_together([item])
+                    self._write_together([item], held)
                 except Exception as one:  # noqa: BLE001 - that webhook answers it
                     item.error = one
 
-    def _write_together(self, batch: list[_Waiting]) -> None:
-        engine: Engine = self.factory.kw["bind"]
-        with engine.begin() as conn:  # a connection, not an ORM session: nothing here is an object
+    def _write_together(self, batch: list[_Waiting], held: _Held) -> None:
+        """One transaction on the writer thread's own connection, taken again when the database dropped it."""
+        try:
+            self._write_on(held.connection(), batch)
+        except sa_exc.DBAPIError as exc:
+            held.drop()
+            if not exc.connection_invalidated:
+                raise
+            # A restarted database closed the connection we held (a pool's pre-ping would have
+            # noticed at checkout): once more on a new one; if that fails too, the texts are spooled.
+            self._write_on(held.connection(), batch)
+
+    @staticmethod
+    def _write_on(conn: Connection, batch: list[_Waiting]) -> None:
+        with conn.begin():  # a connection, not an ORM session: nothing here is an object
             if conn.dialect.name == "postgresql":
                 rows = conn.execute(_sql(_PG_BATCH), {k: [item.params[k] for item in batch] for k in _COLUMNS})
                 got = {(r[2], r[3]): (int(r[0]), int(r[1])) for r in rows}
