@@ -31,7 +31,7 @@ NUMBERS_KEY = "bench-numbers-key-0123456789abcdef0123"  # phone numbers at rest
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123"  # sessions (config wants 32+ characters)
 PUBLIC_BASE = "https://bench.example.org"  # what the pre-signed webhooks were signed for
 # The Procfile's web settings: the gateway and the ceiling are served the same way.
-GUNICORN_ARGS = ["--workers", "2", "--threads", "8", "--timeout", "15"]
+GUNICORN_ARGS = ["--workers", "2", "--threads", "16", "--timeout", "15"]
 # Not a setting of the service: keeps our servers off the shared ~/.gunicorn control socket.
 GUNICORN_EXTRA = ["--no-control-socket"]
 

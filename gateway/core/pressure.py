@@ -2,9 +2,11 @@
 
 A process handles texts inline (the reply rides on the webhook's answer) until it cannot keep up.
 Two signs say so, both measured in the process itself:
-- queue depth: this text finds `busy_at` texts (itself included) being received at once: with two
-  cores and one GIL per process, more at once only lengthens every answer and the server's queue
-  (gunicorn gthread, the Procfile's 8 threads; sync workers receive one at a time and switch on time);
+- queue depth: this text finds `busy_at` texts (itself included) being received at once: a second
+  text while one is being handled means texts are arriving faster than one process handles them
+  (a few ms each), and storing one costs a share of one statement (deferred.Writer), so every
+  thread but one stores (gunicorn gthread, the Procfile's 16 threads; sync workers receive one at a
+  time and switch on time);
 - time: handling a text has lately taken more than `budget` seconds (a slow or locked database),
   an average that halves every `half_life` seconds, so a process that stored texts for workers
   goes back to handling them once the slow spell is over, without a text having to probe it.
