@@ -42,10 +42,10 @@ def with_schema(url: str, schema: str) -> str:
     return f"{url}{sep}options=-csearch_path%3D{schema}"
 
 
-@dataclass
 NO_TWILIO = "http://127.0.0.1:9"  # the discard port: nothing listens, a connection is refused at once
 
 
+@dataclass
 class Stack:
     """Where a benchmark runs: its database URL (own schema), its Redis database, a scratch directory."""
 
