@@ -140,9 +140,19 @@ def _sustained(r: LoadResult) -> bool:
 
 
 def run_target(name: str, target: str, stack: Stack, rates: list[int], step_seconds: float,
-               max_seconds: float, drain: float, numbers: Numbers, profile: Path | None = None) -> dict[str, Any]:
+               max_seconds: float, drain: float, numbers: Numbers, profile: Path | None = None,
+               workers: int = 0) -> dict[str, Any]:
+    """One target at each rate, then closed loop; with `workers` RQ workers beside the gateway (the
+    Procfile's web and worker: texts stored under load are handled while the load runs), at nice 10
+    so the web processes come first on this one machine, their replies going to the fake Twilio API."""
+    from bench.common import BIN, FakeProcess
+
     port = free_port()
     proc: Proc = gunicorn(name, target, stack, port, profile=profile)
+    fake = FakeProcess(stack) if workers else None
+    helpers = [Proc(f"{name}-worker{i}", ["nice", "-n", "10", str(BIN / "flask"), "--app", "app", "worker"],
+                    stack.env(TWILIO_API_BASE_URL=fake.base_url), stack.workdir)
+               for i in range(workers) if fake is not None]
     out: dict[str, Any] = {"steps": {}, "mix": {}}
     try:
         warm, _ = build_requests(60, numbers)
@@ -170,6 +180,10 @@ def run_target(name: str, target: str, stack: Stack, rates: list[int], step_seco
             f"p50 {ms(join.p(50))}, p99 {ms(join.p(99))}, {join.errors} errors")
     finally:
         proc.stop()
+        for helper in helpers:
+            helper.stop()
+        if fake is not None:
+            fake.stop()
     return out
 
 
@@ -215,7 +229,7 @@ def run(stack: Stack, results: Results, *, rates: list[int], step_seconds: float
         drain: float, profile_dir: Path | None = None) -> dict[str, Any]:
     numbers = Numbers()
     gw = run_target("gateway", "app:app", stack, rates, step_seconds, max_seconds, drain, numbers,
-                    profile=profile_dir / "inbound-gateway.raw" if profile_dir else None)
+                    profile=profile_dir / "inbound-gateway.raw" if profile_dir else None, workers=2)
     drained = drain_stored(stack)
     store = check_store(stack)
     ceiling = run_target("ceiling", "bench.ceiling:app", stack, rates, step_seconds, max_seconds, drain, numbers)

@@ -3,6 +3,7 @@ handles it in order per sender, replies leave through the reply queue; nothing l
 from __future__ import annotations
 
 import threading
+import time
 import xml.etree.ElementTree as ET
 from itertools import count
 from typing import Any
@@ -365,3 +366,39 @@ def test_the_writer_takes_a_new_connection_when_the_database_dropped_its_own(
     assert post(twilio_app, B, "JOIN") == []
     assert not gw.inbound.spool.has_pending()  # stored on a new connection, not kept for later
     assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "JOIN"]
+
+
+def test_a_wave_of_stops_is_handled_a_few_at_a_time_and_every_one_wins(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway import inbound as inbound_module
+    from gateway.inbound import receive as path
+
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    senders = [f"+2659913{i:05d}" for i in range(12)]
+    for sender in senders:  # each with a text stored for later, which its STOP handles first
+        assert post(twilio_app, sender, "JOIN") == []
+    at_once, most, lock = [0], [0], threading.Lock()
+    real = path.receive
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            at_once[0] += 1
+            most[0] = max(most[0], at_once[0])
+        try:
+            time.sleep(0.05)  # long enough for the others to arrive
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                at_once[0] -= 1
+
+    monkeypatch.setattr(path, "receive", counted)
+    threads = [threading.Thread(target=post, args=(twilio_app, s, "STOP")) for s in senders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    # Each inline text may hold two pooled connections (an anonymous report's lock wash): never more
+    # than INLINE_AT_ONCE at once, so a wave of STOPs cannot empty the pool and stall every webhook.
+    assert 1 < most[0] <= inbound_module.INLINE_AT_ONCE
+    assert set(statuses(twilio_app).values()) == {"stopped"}

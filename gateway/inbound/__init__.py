@@ -27,6 +27,12 @@ from gateway.inbound.spool import Replayed, Spool, database_away
 from gateway.models import Message, utcnow
 
 logger = logging.getLogger(__name__)
+# Texts handled inline at once in one process. Each holds a pooled connection and an anonymous report
+# takes a second one when it commits (privacy's lock wash): unbounded, 16 threads each holding one
+# and waiting for another emptied the pool (5 + 10) and every webhook waited its 30 s timeout (a
+# wave of STOPs in `make bench`, each handling its sender's stored texts). 4 x 2, plus the writers'
+# two, stays well inside the pool; on two cores more at once would not handle texts any faster.
+INLINE_AT_ONCE = 4
 REQUEST_BUDGET = 2.0  # seconds a request may spend replaying the spool before it is served (Twilio waits 15)
 RETRY_EVERY = 0.5  # seconds between replay attempts of one process while the database is away
 
@@ -47,6 +53,8 @@ class Inbound:
     pressure: Pressure = field(default_factory=Pressure, compare=False)  # when to store for later
     _last_replay: list[float] = field(default_factory=lambda: [-RETRY_EVERY], compare=False)
     _replay_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
+    _inline: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(INLINE_AT_ONCE), compare=False)
 
     def receive(self, sms: InboundSMS, *, inline: bool = True, country: str | None = None,
                 now: datetime | None = None) -> path.Received | None:
@@ -115,12 +123,14 @@ class Inbound:
     def store_and_handle(self, sms: InboundSMS, *, inline: bool = True, country: str | None = None,
                          now: datetime | None = None, received_at: datetime | None = None) -> path.Received:
         """The path itself, without the spool: one transaction (see receive.receive)."""
-        return path.receive(self.sessions, sms, country or self.default_country, self.flows(), self.org, now,
-                            inline=inline, received_at=received_at)
+        with self._inline:  # at most INLINE_AT_ONCE in this process: the others wait their turn
+            return path.receive(self.sessions, sms, country or self.default_country, self.flows(), self.org, now,
+                                inline=inline, received_at=received_at)
 
     def handle_pending(self, contact_id: int) -> list[int]:
         """Handle a contact's texts stored but not handled; the queued replies' ids."""
-        return path.handle_pending(self.sessions, contact_id, self.flows(), self.org, inline=False)
+        with self._inline:
+            return path.handle_pending(self.sessions, contact_id, self.flows(), self.org, inline=False)
 
     def send_replies(self, ids: list[int]) -> None:
         """Enqueue replies on the reply queue; if Redis is away the rows wait for the reconciler."""
