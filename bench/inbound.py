@@ -98,21 +98,27 @@ def join_shape(port: int, numbers: Numbers, seconds: float) -> LoadResult:
 
 
 def embedded(stack: Stack, numbers: Numbers, seconds: float) -> LoadResult:
-    """The embedded default (SQLite, no Redis: the queue in process), served on the Procfile's settings."""
+    """The embedded default (SQLite, no Redis: the queue in process), served as docs/operations.md says.
+
+    One gunicorn process with 8 threads: only one process may send without Redis, so the Procfile's
+    second worker would refuse to boot and gunicorn would halt (the section then measured nothing,
+    or did not start at all). Its own instance/ folder, so the lock is this run's alone, never the
+    checkout's (held by a `make run` or by another run in the same checkout).
+    """
     import subprocess
 
-    from bench.common import BIN, GUNICORN_ARGS, GUNICORN_EXTRA, http_ok, wait_until
+    from bench.common import BIN, EMBEDDED_GUNICORN_ARGS, GUNICORN_EXTRA, wait_serving
 
     db = stack.workdir / "embedded.db"
-    env = stack.env(DATABASE_URL=f"sqlite:///{db}", REDIS_URL="", SPOOL_DIR=str(stack.workdir / "embedded-spool"))
+    env = stack.env(DATABASE_URL=f"sqlite:///{db}", REDIS_URL="", SPOOL_DIR=str(stack.workdir / "embedded-spool"),
+                    INSTANCE_PATH=str(stack.workdir / "embedded-instance"))
     subprocess.run([str(BIN / "flask"), "--app", "app", "db", "upgrade"], env=env, check=True,
                    stdout=subprocess.DEVNULL, timeout=120, cwd=Path(__file__).resolve().parent.parent)
     port = free_port()
-    proc = Proc("embedded", [str(BIN / "gunicorn"), *GUNICORN_ARGS, *GUNICORN_EXTRA, "--bind", f"127.0.0.1:{port}",
-                             "app:app"], env, stack.workdir)
+    proc = Proc("embedded", [str(BIN / "gunicorn"), *EMBEDDED_GUNICORN_ARGS, *GUNICORN_EXTRA,
+                             "--bind", f"127.0.0.1:{port}", "app:app"], env, stack.workdir)
     try:
-        if not wait_until(lambda: http_ok(port) or not proc.alive(), 30, 0.2) or not proc.alive():
-            raise RuntimeError(f"embedded gateway did not start:\n{proc.tail()}")
+        wait_serving(proc, port)
         run_load(port, join_requests(60, numbers), rate=60, connections=16, drain=5)
         return join_shape(port, numbers, seconds)
     finally:
