@@ -179,9 +179,10 @@ def drain_stored(stack: Stack) -> float:
     from bench.common import BIN
 
     started = time.monotonic()
-    subprocess.run([str(BIN / "flask"), "--app", "app", "worker", "--burst"], env=stack.env(LOG_LEVEL="WARNING"),
-                   cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=900, check=False)
+    with open(stack.workdir / "drain-worker.log", "ab") as log_file:
+        subprocess.run([str(BIN / "flask"), "--app", "app", "worker", "--burst"], env=stack.env(LOG_LEVEL="WARNING"),
+                       cwd=Path(__file__).resolve().parent.parent, stdout=log_file, stderr=log_file, timeout=900,
+                       check=False)
     return time.monotonic() - started
 
 
