@@ -100,8 +100,8 @@ def run(stack: Stack, results: Results, *, rate: int = 2000, seconds: float = 30
         drain_cap: float = 900.0) -> dict[str, Any]:
     import sqlalchemy as sa
 
-    fake = FakeProcess(stack)
-    stack.fake_url = fake.base_url
+    fake = FakeProcess(stack)  # its own: its count is this burst's replies alone
+    outer_fake_url, stack.fake_url = stack.fake_url, fake.base_url
     engine = engine_for(stack.db_url)
     truncate(stack.db_url, ["messages", "conversations", "contacts"])  # a clean slate: this run alone
     port = free_port()
@@ -164,6 +164,6 @@ def run(stack: Stack, results: Results, *, rate: int = 2000, seconds: float = 30
         for w in workers:
             w.stop()
         fake.stop()
-        stack.fake_url = ""
+        stack.fake_url = outer_fake_url  # the run's fake, for the sections after this one
         engine.dispose()
     return out

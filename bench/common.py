@@ -32,8 +32,14 @@ SECRET_KEY = "bench-secret-key-0123456789abcdef0123"  # sessions (config wants 3
 PUBLIC_BASE = "https://bench.example.org"  # what the pre-signed webhooks were signed for
 # The Procfile's web settings: the gateway and the ceiling are served the same way.
 GUNICORN_ARGS = ["--workers", "2", "--threads", "16", "--timeout", "15"]
+# The embedded default (no Redis) as docs/operations.md serves it: one process with threads. Only one
+# process may send there (instance/server.lock): with the Procfile's two workers the second refuses
+# and gunicorn halts.
+EMBEDDED_GUNICORN_ARGS = ["--workers", "1", "--threads", "8", "--timeout", "15"]
 # Not a setting of the service: keeps our servers off the shared ~/.gunicorn control socket.
 GUNICORN_EXTRA = ["--no-control-socket"]
+# A hang guard on a server's start (a few seconds unloaded; the machine's two cores are shared).
+START_TIMEOUT = 60.0
 
 
 def with_schema(url: str, schema: str) -> str:
@@ -265,7 +271,11 @@ class Proc:
             pass
         self._log.close()
 
-    def tail(self, lines: int = 20) -> str:
+    def exit_code(self) -> int | None:
+        """Its exit code, None while it runs."""
+        return self.popen.poll()
+
+    def tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
@@ -302,11 +312,18 @@ def gunicorn(name: str, target: str, stack: Stack, port: int, profile: Path | No
         args = [str(BIN / "py-spy"), "record", "--subprocesses", "--nonblocking", "-r", "100", "-f", "raw",
                 "-o", str(profile), "--", *args]
     proc = Proc(name, args, stack.env(), stack.workdir)
-    path = "/healthz" if target == "app:app" else "/ping"
-    if not wait_until(lambda: http_ok(port, path) or not proc.alive(), 30, 0.2) or not proc.alive():
-        proc.stop()
-        raise RuntimeError(f"{name} did not start:\n{proc.tail()}")
+    wait_serving(proc, port, "/healthz" if target == "app:app" else "/ping")
     return proc
+
+
+def wait_serving(proc: Proc, port: int, path: str = "/healthz", timeout: float = START_TIMEOUT) -> None:
+    """Wait until `proc` answers `path` on `port`; else stop it and raise, with its exit code and its log's end."""
+    if wait_until(lambda: http_ok(port, path) or not proc.alive(), timeout, 0.2) and proc.alive():
+        return
+    code = proc.exit_code()
+    proc.stop()
+    how = f"exited with code {code}" if code is not None else f"did not answer {path} on port {port} in {timeout:.0f} s"
+    raise RuntimeError(f"{proc.name} did not start: it {how}; the end of {proc.log}:\n{proc.tail()}")
 
 
 class FakeProcess:

@@ -70,7 +70,7 @@ def parse(output: str) -> WrkResult:
 
 def join_shape(port: int, numbers: Numbers, seconds: float, *, threads: int = 2, connections: int = 32) -> WrkResult:
     """wrk -t2 -c32 for `seconds`, each request a JOIN from a new number, signed for the gateway."""
-    n = int(seconds * 4000)  # more forms than the run can send: each is sent once
+    n = max(4000, int(seconds * 4000))  # more forms than the run can send: each is sent once
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         forms = Path(tmp) / "signed.txt"
         with forms.open("w") as f:

@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from gateway.private import FILE_MODE, private_dir
 
 logger = logging.getLogger(__name__)
 LOCK_FILE = "server.lock"
+CLAIM_FILE = "server.lock.claim"  # held while a process takes server.lock and writes its name (_claiming)
 NUDGE_FILE = "outbox.nudge"  # touched by a command that queued rows for the server to send
 _held: dict[Path, tuple[int, int]] = {}  # lock path -> (fd, pid that took it)
 
@@ -53,17 +56,49 @@ def hold(instance: Path, what: str) -> bool:
     if taken and taken[1] == os.getpid():
         return False
     private_dir(instance)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise ServerBusy(busy_message(instance)) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, json.dumps({"pid": os.getpid(), "what": what}).encode())
+    with _claiming(instance, exclusive=True):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # Read here, still inside the claim: holder() would wait for the claim this process holds.
+            who = _written(fd)
+            os.close(fd)
+            raise ServerBusy(busy_message(instance, who)) from None
+        os.ftruncate(fd, 0)  # a holder that died left its own name here
+        os.write(fd, json.dumps({"pid": os.getpid(), "what": what}).encode())
     _held[path] = (fd, os.getpid())
     logger.info("embedded default: this process (%s) sends; %s is held", what, path)
     return True
+
+
+@contextmanager
+def _claiming(instance: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold instance/server.lock.claim: exclusive while taking server.lock and writing who holds it, shared to look.
+
+    Taking server.lock and writing the holder's name into it are two steps. Without this, a process
+    that found server.lock taken could read it between them (empty, or the name of a holder that
+    died) and refuse without naming the process that sends: two gunicorn workers started together
+    did so. It is held for a few system calls only; the kernel drops it if its process dies.
+    """
+    try:
+        guard = os.open(instance / CLAIM_FILE, os.O_RDWR | os.O_CREAT if exclusive else os.O_RDONLY, FILE_MODE)
+    except FileNotFoundError:  # only looking, and no process of this version ever claimed here
+        yield
+        return
+    try:
+        fcntl.flock(guard, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)  # blocks for microseconds at most
+        yield
+    finally:
+        os.close(guard)  # closing the only descriptor drops the flock
+
+
+def _written(fd: int) -> dict[str, Any]:
+    """Who server.lock (open as `fd`, taken by another process) says holds it."""
+    try:
+        return json.loads(os.read(fd, 4096) or b"{}") or {"pid": None, "what": "another process"}
+    except ValueError:  # not written by this version's hold() (it writes whole under the claim)
+        return {"pid": None, "what": "another process"}
 
 
 def release(instance: Path) -> None:
@@ -80,25 +115,23 @@ def holder(instance: Path) -> dict[str, Any] | None:
     if taken and taken[1] == os.getpid():
         return {"pid": os.getpid(), "what": "this process"}
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+        with _claiming(instance, exclusive=False):  # never between a holder's lock and its name
+            fd = os.open(path, os.O_RDONLY)
             try:
-                return json.loads(os.read(fd, 4096) or b"{}") or {"pid": None, "what": "another process"}
-            except ValueError:  # written at this moment: someone holds it, who is not known yet
-                return {"pid": None, "what": "another process"}
-        return None  # free: nobody sends
-    finally:
-        os.close(fd)  # also drops the shared lock taken just to look
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return _written(fd)
+                return None  # free: nobody sends
+            finally:
+                os.close(fd)  # also drops the shared lock taken just to look
+    except FileNotFoundError:  # no process ever took it here
+        return None
 
 
-def busy_message(instance: Path) -> str:
-    """What to tell someone starting a second sending process."""
-    who = holder(instance) or {}
+def busy_message(instance: Path, who: dict[str, Any] | None = None) -> str:
+    """What to tell someone starting a second sending process (`who` holds the lock: holder() when not given)."""
+    who = (holder(instance) if who is None else who) or {}
     name = f"process {who.get('pid')} ({who.get('what')})" if who.get("pid") else "another process"
     return (f"{lock_path(instance)} is held by {name}. Without REDIS_URL the queue and the pacer live inside one "
             "process, so only one process may serve and send: run one web process (gunicorn --workers 1 "

@@ -39,6 +39,9 @@ def test_benchmarks_run_at_tiny_sizes_and_print_sane_figures(db_url: str, redis_
         assert step["achieved"] > 0 and 0 < step["p50_ms"] <= step["p99_ms"] <= step["max_ms"], (target, step)
         assert inbound[target]["max"]["achieved"] > 0 and inbound[target]["max"]["errors"] == 0, (target, inbound[target])
     assert 0 < inbound["ratio"]
+    # The embedded default (SQLite, queue in process) served and answered, not just started.
+    embedded = inbound["embedded"]
+    assert embedded["ok"] > 0 and embedded["errors"] == 0 and embedded["achieved"] > 0, embedded
     assert inbound["store"]["stored"] >= inbound["ok_measured"] and inbound["store"]["unhandled"] == 0
     # JOIN, flow answers, STOP and unknown texts all went through (the closed-loop run reaches them)
     assert set(inbound["store"]["routes"]) >= {"flow", "conversation", "stop", "inbox"}, inbound["store"]

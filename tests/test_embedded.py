@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,51 @@ def test_gunicorn_with_two_workers_and_no_redis_refuses_clearly(site: Flask) -> 
     assert proc.returncode != 0  # gunicorn halts when a worker fails to boot
     assert "server.lock is held by process" in out and "only one process may serve and send" in out
     assert "set REDIS_URL" in out
+
+
+# A process that pauses inside embedded.hold() after it took server.lock, before it writes its name.
+_PAUSED_HOLDER = """
+import os, sys
+from pathlib import Path
+from gateway import embedded
+write = os.write
+def paused(fd, data):
+    if data.startswith(b'{"pid"'):
+        print("locked", flush=True)
+        sys.stdin.readline()
+    return write(fd, data)
+os.write = paused
+embedded.hold(Path(sys.argv[1]), "web server")
+print("held", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_process_that_finds_the_lock_taken_names_the_holder_even_mid_claim(tmp_path: Path) -> None:
+    """Two gunicorn workers start together: the one that loses must name the winner, never "another process".
+
+    The winner takes server.lock, then writes its name into it; the loser must not read the file
+    between the two (it once did, under load, and refused without naming the process that sends).
+    """
+    first = subprocess.Popen([sys.executable, "-c", _PAUSED_HOLDER, str(tmp_path)], cwd=ROOT, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert first.stdin and first.stdout
+    try:
+        assert first.stdout.readline() == "locked\n"  # it holds server.lock; its name is not written yet
+        with ThreadPoolExecutor(1) as pool:
+            second = pool.submit(embedded.hold, tmp_path, "second web server")
+            # It waits for the name (the claim is held for a few system calls, here until we say so).
+            assert not wait([second], timeout=1).done
+            first.stdin.write("\n")
+            first.stdin.flush()
+            with pytest.raises(embedded.ServerBusy, match=f"held by process {first.pid} [(]web server[)]"):
+                second.result(timeout=WAIT)
+        assert first.stdout.readline() == "held\n"
+        assert embedded.holder(tmp_path) == {"pid": first.pid, "what": "web server"}
+    finally:
+        first.kill()
+        first.communicate(timeout=WAIT)
+    assert embedded.holder(tmp_path) is None
 
 
 def test_a_second_server_refuses_while_the_first_serves_and_starts_once_it_is_gone(site: Flask) -> None:
