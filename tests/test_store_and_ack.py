@@ -61,6 +61,15 @@ def test_pressure_switches_on_time_budget_and_back_as_it_decays() -> None:
     assert p.in_flight == 0
 
 
+def test_a_worker_in_the_web_process_gives_way_to_webhooks_but_never_waits_for_long() -> None:
+    p = Pressure()
+    assert p.give_way(most=1.0) == 0.0  # nothing being received (a worker process of its own): no wait
+    p.enter(0.0)
+    assert 0.05 <= p.give_way(most=0.05, step=0.01) < 0.07  # a webhook in flight: it waits, but only so long
+    p.leave(0.0, None)
+    assert p.give_way(most=1.0) == 0.0
+
+
 def test_beyond_capacity_the_text_is_stored_acknowledged_and_handled_by_a_worker(twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
     gw = svc(twilio_app)
     gw.inbound.pressure.forced = True

@@ -16,10 +16,12 @@ Storing costs one statement and no handling, so the process answers well inside 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 BUSY_AT = 2  # texts being received at once in one process: a second one is stored for a worker
 BUDGET = 0.5  # seconds; a text handled inline slower than this on average means the process lags
+GIVE_WAY = 0.05  # seconds a worker thread in a web process waits for webhooks between contacts
 HALF_LIFE = 2.0  # seconds for the slowness average to halve while nothing is handled inline
 
 
@@ -51,6 +53,16 @@ class Pressure:
             if seconds is not None:
                 self.slow = 0.8 * self.lag(now) + 0.2 * seconds
                 self.slow_at = now
+
+    def give_way(self, most: float = GIVE_WAY, step: float = 0.005) -> float:
+        """Wait (at most `most` seconds) while texts are being received in this process; the seconds
+        waited. A worker in the web process itself (the embedded default) calls it between contacts,
+        so storing and acknowledging come first; a worker process of its own never waits here."""
+        waited = 0.0
+        while self.in_flight > 0 and waited < most:
+            time.sleep(step)
+            waited += step
+        return waited
 
     def lag(self, now: float) -> float:
         """The slowness average as of `now`, decayed since its last update."""

@@ -181,6 +181,7 @@ class Inbound:
         replies go out through the reply queue. How many contacts were handled."""
         handled = 0
         for contact_id in contact_ids:
+            self.pressure.give_way()  # the embedded default: webhooks in this process come first
             try:
                 reply_ids = self.handle_pending(contact_id)
             except Exception as exc:  # one contact must not stop the others, nor the spool replay after this
