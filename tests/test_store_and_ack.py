@@ -395,7 +395,9 @@ def test_a_wave_of_stops_is_handled_a_few_at_a_time_and_every_one_wins(
             at_once[0] += 1
             most[0] = max(most[0], at_once[0])
         try:
-            time.sleep(0.05)  # long enough for the others to arrive
+            deadline = time.monotonic() + 5  # wait for the others to come in, as many as may
+            while at_once[0] < inbound_module.INLINE_AT_ONCE and time.monotonic() < deadline:
+                time.sleep(0.005)
             return real(*args, **kwargs)
         finally:
             with lock:
@@ -409,5 +411,5 @@ def test_a_wave_of_stops_is_handled_a_few_at_a_time_and_every_one_wins(
         t.join(60)
     # Each inline text may hold two pooled connections (an anonymous report's lock wash): never more
     # than INLINE_AT_ONCE at once, so a wave of STOPs cannot empty the pool and stall every webhook.
-    assert 1 < most[0] <= inbound_module.INLINE_AT_ONCE
+    assert most[0] == inbound_module.INLINE_AT_ONCE
     assert set(statuses(twilio_app).values()) == {"stopped"}
