@@ -60,8 +60,9 @@ def send_sms(port: int, number: str, body: str, params: dict[str, str] | None = 
     return Answer(params["MessageSid"], number, body, status, seconds, len(re.findall(rb"<Message>", raw)))
 
 
-def inbound_tally(ctx: Ctx, row: Row, answers: list[Answer]) -> None:
-    """Stored exactly once, in each number's order, answered in time; replies inline or queued, never both."""
+def inbound_tally(ctx: Ctx, row: Row, answers: list[Answer]) -> set[str]:
+    """Stored exactly once, in each number's order, answered in time; replies inline or queued, never both.
+    The provider ids of the texts answered through the reply queue."""
     sids = [a.sid for a in answers]
     stored = [(i, pid, open_number(sealed), body, handled) for i, pid, sealed, body, handled in sql(
         ctx, "SELECT m.id, m.provider_id, c.number_sealed, m.body, m.handled_at IS NOT NULL FROM messages m "
@@ -101,6 +102,7 @@ def inbound_tally(ctx: Ctx, row: Row, answers: list[Answer]) -> None:
     row.duplicated += len(inline & queued)
     if queued:
         row.notes.append(f"{len(queued)} answered later through the reply queue (spooled or handled late)")
+    return queued
 
 
 def replies_settled(ctx: Ctx) -> int:
@@ -195,10 +197,19 @@ def webhook_twice(ctx: Ctx, port: int) -> list[Row]:
     first: list[Answer] = []
     for params in forms:
         first += pair(params)
-    inbound_tally(ctx, at_once, first)
+    # One delivery of a pair may have been stored for a worker (two texts in flight at once): wait
+    # until the workers have handled every text and sent every reply before counting.
+    sids = [f["MessageSid"] for f in forms]
+    if not ctx_wait(ctx, port, lambda: replies_settled(ctx) == 0 and sql(
+            ctx, "SELECT count(*) FROM messages WHERE direction = 'in' AND handled_at IS NULL "
+                 "AND provider_id = ANY(:s)", s=sids)[0][0] == 0):
+        at_once.failed_checks.append("texts unhandled or replies unsent after 90 s")
+    queued = inbound_tally(ctx, at_once, first)
     answered = Counter(a.sid for a in first if a.replies)
     at_once.duplicated += sum(c - 1 for c in answered.values())
-    at_once.lost += n - len(answered)  # a text whose both deliveries went unanswered lost its reply
+    # A text neither delivery answered inline, nor answered through the reply queue (one delivery
+    # stored it for a worker, the other was its duplicate), lost its reply.
+    at_once.lost += len({f["MessageSid"] for f in forms} - set(answered) - queued)
     at_once.notes.append(f"{sum(answered.values())} of {2 * n} deliveries answered with the join reply")
 
     later = Row("same webhook an hour apart", f"the {n} texts delivered again, stored an hour earlier")
