@@ -72,6 +72,9 @@ class Stack:
             "DEFAULT_COUNTRY": "MW", "SENDER_RATE": str(self.sender_rate), "SENDER_RATES": "",
             "SEND_CONCURRENCY": str(self.send_concurrency), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT),
             "NUMBERS_KEY": NUMBERS_KEY,
+            # This run's own instance/ (and so its spool): never the checkout's, where a `make run`
+            # may keep texts of its own database, nor another run's.
+            "INSTANCE_PATH": str(self.workdir),
         })
         # Never the real Twilio: with no fake running, a send fails at once on a closed loopback port
         # (this machine reaches no internet: a send would wait on DNS until its timeout).
