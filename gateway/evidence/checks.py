@@ -172,9 +172,10 @@ def ask(session: Session, check: Check, now: datetime) -> int:
     flows = ops.flows_of(session)
     svc = ops.env(session)
     contacts = list(session.scalars(select(Contact).where(Contact.id.in_(chosen)).order_by(Contact.id)))
-    bodies = {c.id: question(session, text, check.place, labels, check.service,
-                             c.language or flows.default_language) for c in contacts}
-    too_long = sorted({b for b in bodies.values() if not rules.one_segment(b)})
+    # One question per language: the supporters asked share a handful of languages.
+    bodies = {lang: question(session, text, check.place, labels, check.service, lang)
+              for lang in {c.language or flows.default_language for c in contacts}}
+    too_long = sorted(b for b in bodies.values() if not rules.one_segment(b))
     if too_long:
         # The schedule passed when made; ORG_NAME or a text changed since. Two SMS per supporter is not
         # sent: the check closes unasked and the organizers see why in the log.
@@ -183,7 +184,8 @@ def ask(session: Session, check: Check, now: datetime) -> int:
         return -1
     ids = []
     for contact in contacts:
-        row = oneoff.queue_text(session, contact, bodies[contact.id], provider=svc.provider.name, sender=None)
+        body = bodies[contact.language or flows.default_language]
+        row = oneoff.queue_text(session, contact, body, provider=svc.provider.name, sender=None)
         row.send_after = quiet_until(now, timezone_of(session, contact.place, contact.country), quiet)
         session.add(CheckAsk(check_id=check.id, contact_id=contact.id, asked_at=now, message_id=row.id))
         ids.append(row.id)

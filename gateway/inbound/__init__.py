@@ -70,12 +70,12 @@ class Inbound:
             self.spool.keep(sms)
             return None
         started = time.monotonic()
-        later = self.pressure.enter(started) and self.writer is not None and not self.urgent(sms)
+        # Store and acknowledge when this process cannot keep up (core/pressure.py): a worker handles
+        # the text moments later, in order per sender (deferred.py). enter() counts every text in flight.
+        writer = self.writer if self.pressure.enter(started) and not self.urgent(sms) else None
         inline_seconds = None
         try:
-            # Store and acknowledge when this process cannot keep up (core/pressure.py): a worker
-            # handles the text moments later, in order per sender (deferred.py).
-            received = self.writer.store(sms, country or self.default_country) if self.writer and later else None
+            received = writer.store(sms, country or self.default_country) if writer is not None else None
             if received is None:
                 received = self.store_and_handle(sms, inline=inline, country=country, now=now)
                 inline_seconds = time.monotonic() - started
