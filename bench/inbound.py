@@ -156,9 +156,9 @@ def run_target(name: str, target: str, stack: Stack, rates: list[int], step_seco
     port = free_port()
     proc: Proc = gunicorn(name, target, stack, port, profile=profile)
     fake = FakeProcess(stack) if workers and not stack.fake_url else None  # bench.run starts one
+    fake_env = {"TWILIO_API_BASE_URL": fake.base_url} if fake else {}  # else stack.env points at the run's
     helpers = [Proc(f"{name}-worker{i}", ["nice", "-n", "10", str(BIN / "flask"), "--app", "app", "worker"],
-                    stack.env(TWILIO_API_BASE_URL=stack.fake_url or (fake.base_url if fake else "")), stack.workdir)
-               for i in range(workers)]
+                    stack.env(**fake_env), stack.workdir) for i in range(workers)]
     out: dict[str, Any] = {"steps": {}, "mix": {}}
     try:
         warm, _ = build_requests(60, numbers)

@@ -240,16 +240,20 @@ class HeldWriter:
         with self.writer._cond:
             return len(self.writer._waiting)
 
-    def post_in_order(self, app: Flask, texts: list[tuple[str, str, str | None]]) -> list[threading.Thread]:
-        """Post each text from its own thread, the next only once the last waits for the writer."""
+    def start_in_order(self, calls: list[tuple[Any, tuple[Any, ...]]]) -> list[threading.Thread]:
+        """Run each (function, args) in its own thread, the next only once the last waits for the writer."""
         threads = []
-        for sender, body, sid in texts:
+        for target, args in calls:
             before = self.waiting()
-            t = threading.Thread(target=post, args=(app, sender, body, sid))
+            t = threading.Thread(target=target, args=args)
             t.start()
             threads.append(t)
             assert wait_for(lambda n=before: self.waiting() > n, 30)
         return threads
+
+    def post_in_order(self, app: Flask, texts: list[tuple[str, str, str | None]]) -> list[threading.Thread]:
+        """Post each text from its own thread, the next only once the last waits for the writer."""
+        return self.start_in_order([(post, (app, sender, body, sid)) for sender, body, sid in texts])
 
     def release(self, n: int | None = None) -> None:
         """Let writer thread n (each, when None) write its first batch."""
@@ -345,12 +349,8 @@ def test_one_bad_text_in_a_batch_fails_only_its_own_webhook(
     blocker = threading.Thread(target=store, args=("first", "SM-first"))
     blocker.start()
     assert held.holding[0].wait(30)
-    threads = []
-    for name, sid in (("good", "SM-good"), ("bad", "SM" + "x" * 80)):  # a provider id longer than its column
-        before = held.waiting()
-        threads.append(threading.Thread(target=store, args=(name, sid)))
-        threads[-1].start()
-        assert wait_for(lambda n=before: held.waiting() > n, 30)
+    # the second: a provider id longer than its column
+    threads = held.start_in_order([(store, ("good", "SM-good")), (store, ("bad", "SM" + "x" * 80))])
     held.release()
     for t in [blocker, *threads]:
         t.join(30)
