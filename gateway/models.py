@@ -76,6 +76,9 @@ class Contact(Base):
     status: Mapped[str] = mapped_column(String(16), default=ContactStatus.ACTIVE.value, index=True)  # ContactStatus
     consent_at: Mapped[datetime | None] = mapped_column(DateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # A STOP stored for a worker and not handled yet (inbound/deferred.py): from then on the outbox
+    # sends this contact nothing but what a stopped contact is owed; cleared once its texts are handled.
+    stop_pending_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_hint_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -17,7 +17,7 @@ from gateway.core.pressure import Pressure
 from gateway.models import Contact, Conversation, Message
 from tests.conftest import PUBLIC_BASE
 from tests.fakes.twilio_api import FakeTwilio, wait_for
-from tests.helpers import sign, svc, work
+from tests.helpers import launch_to_zomba, send, sign, svc, work
 
 A, B = "+265991230001", "+265991230002"
 _sids = count(1)
@@ -176,37 +176,60 @@ def statuses(app: Flask) -> dict[str, str]:
         return {people.number_of(c): c.status for c in s.scalars(select(Contact))}
 
 
-def test_under_pressure_stop_start_and_help_are_handled_inline_in_every_language(
+def stop_pending(app: Flask) -> dict[str, bool]:
+    """Whether each contact has a STOP stored and not handled yet, by number."""
+    from gateway.people import contacts as people
+    with svc(app).sessions() as s:
+        return {people.number_of(c): c.stop_pending_at is not None for c in s.scalars(select(Contact))}
+
+
+def test_under_pressure_start_and_help_are_handled_inline_and_a_stop_is_stored_in_every_language(
         twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
     gw = svc(twilio_app)
     gw.inbound.pressure.forced = True
     assert post(twilio_app, A, "JOIN") == []  # an ordinary keyword: stored for a worker
-    assert len(post(twilio_app, B, "leka")) == 1  # Chichewa STOP: handled now, its confirmation on the answer
-    assert statuses(twilio_app)[B] == "stopped"
-    assert post(twilio_app, B, "Inicio")[0].startswith("Hola de nuevo")  # Spanish START, at once
-    assert statuses(twilio_app)[B] == "active"
+    assert post(twilio_app, B, "leka") == []  # Chichewa STOP: stored too, and its contact stop-pending
+    assert statuses(twilio_app)[B] == "active" and stop_pending(twilio_app) == {A: False, B: True}
+    # Spanish START, at once: B's stored STOP is handled first, in its place, then the START.
+    replies = post(twilio_app, B, "Inicio")
+    assert replies[0].startswith("Simudzalandiranso") and replies[-1].startswith("Hola de nuevo")
+    assert statuses(twilio_app)[B] == "active" and stop_pending(twilio_app)[B] is False
     assert len(post(twilio_app, B, "help")) == 1
     assert inbound(twilio_app) == [("JOIN", "received", None), ("leka", "handled", "stop"),
                                    ("Inicio", "handled", "start"), ("help", "handled", "help")]
 
 
-def test_under_pressure_a_stop_after_stored_texts_wins_at_once_and_keeps_their_order(
+def test_under_pressure_a_stop_stops_the_outbox_at_once_and_its_texts_are_handled_in_order(
         twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
     gw = svc(twilio_app)
+    alert = launch_to_zomba(twilio_app, [A], "Assembly at the district office on Saturday.", "+15005550006")
     gw.inbound.pressure.forced = True
-    assert post(twilio_app, A, "JOIN") == []
-    assert post(twilio_app, A, "Chikondi") == []
-    assert inbound(twilio_app) == [("JOIN", "received", None), ("Chikondi", "received", None)]
-    # The STOP is handled inline: the sender's stored texts first, in the order sent, then the STOP,
-    # all in the one transaction, so the outbox's send-time check sees the contact stopped at once.
-    replies = post(twilio_app, A, "STOP")
-    assert statuses(twilio_app)[A] == "stopped"
-    assert replies[0].startswith("Our Network: you joined") and replies[-1].startswith("You will get no more")
+    assert post(twilio_app, B, "JOIN") == []
+    for sender, body in ((A, "Chikondi"), (A, "STOP"), (B, "STOP")):
+        assert post(twilio_app, sender, body) == []  # each stored and acknowledged at once
     assert [(body, status) for body, status, _ in inbound(twilio_app)] == [
-        ("JOIN", "handled"), ("Chikondi", "handled"), ("STOP", "handled")]
-    work(twilio_app)  # the drain job finds nothing left and sends nothing to the stopped contact
+        ("JOIN", "received"), ("Chikondi", "received"), ("STOP", "received"), ("STOP", "received")]
+    assert statuses(twilio_app) == {A: "active", B: "active"} and stop_pending(twilio_app) == {A: True, B: True}
+    # The alert's send job runs before any worker reaches A's texts: the stored STOP already wins.
+    assert send(twilio_app, alert)["skipped"] == 1
     assert fake_twilio.messages == []
-    assert statuses(twilio_app)[A] == "stopped"
+    work(twilio_app)  # the drain job: each sender's texts in the order sent, then the confirmations
+    assert [(body, status) for body, status, _ in inbound(twilio_app)] == [
+        ("JOIN", "handled"), ("Chikondi", "handled"), ("STOP", "handled"), ("STOP", "handled")]
+    assert statuses(twilio_app) == {A: "stopped", B: "stopped"} and stop_pending(twilio_app) == {A: False, B: False}
+    # B's welcome answered a text sent before the STOP: not sent. Only the confirmations go out.
+    assert sorted((m["to"], m["body"][:20]) for m in fake_twilio.messages) == [
+        (A, "You will get no more"), (B, "You will get no more")]
+
+
+def test_a_retried_stop_already_handled_does_not_stop_the_outbox_again(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    assert len(post(twilio_app, A, "STOP", sid="SM-stop")) == 1  # handled inline: stopped
+    assert len(post(twilio_app, A, "START")) == 1  # and back
+    svc(twilio_app).inbound.pressure.forced = True
+    assert post(twilio_app, A, "STOP", sid="SM-stop") == []  # Twilio retries the old STOP: a duplicate
+    assert stop_pending(twilio_app) == {A: False} and statuses(twilio_app) == {A: "active"}
+    assert [body for body, _, _ in inbound(twilio_app)] == ["STOP", "START"]
 
 
 class HeldWriter:
@@ -377,7 +400,7 @@ def test_the_writer_takes_a_new_connection_when_the_database_dropped_its_own(
     assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "JOIN"]
 
 
-def test_a_wave_of_stops_is_handled_a_few_at_a_time_and_every_one_wins(
+def test_texts_handled_inline_at_once_are_a_few_at_a_time_and_a_wave_of_stops_is_stored(
         twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway import inbound as inbound_module
     from gateway.inbound import receive as path
@@ -385,7 +408,7 @@ def test_a_wave_of_stops_is_handled_a_few_at_a_time_and_every_one_wins(
     gw = svc(twilio_app)
     gw.inbound.pressure.forced = True
     senders = [f"+2659913{i:05d}" for i in range(12)]
-    for sender in senders:  # each with a text stored for later, which its STOP handles first
+    for sender in senders:  # each with a text stored for later, which a text handled inline handles first
         assert post(twilio_app, sender, "JOIN") == []
     at_once, most, lock = [0], [0], threading.Lock()
     real = path.receive
@@ -404,12 +427,19 @@ def test_a_wave_of_stops_is_handled_a_few_at_a_time_and_every_one_wins(
                 at_once[0] -= 1
 
     monkeypatch.setattr(path, "receive", counted)
-    threads = [threading.Thread(target=post, args=(twilio_app, s, "STOP")) for s in senders]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    # Each inline text may hold two pooled connections (an anonymous report's lock wash): never more
-    # than INLINE_AT_ONCE at once, so a wave of STOPs cannot empty the pool and stall every webhook.
+
+    def wave(body: str) -> None:
+        threads = [threading.Thread(target=post, args=(twilio_app, s, body)) for s in senders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+
+    wave("STOP")  # under load every STOP is stored, none handled inline; each contact stop-pending at once
+    assert most[0] == 0 and set(stop_pending(twilio_app).values()) == {True}
+    # HELP is handled inline even under load, each after its sender's stored texts. Each inline text
+    # may hold two pooled connections (an anonymous report's lock wash): never more than
+    # INLINE_AT_ONCE at once, so a wave of them cannot empty the pool and stall every webhook.
+    wave("HELP")
     assert most[0] == inbound_module.INLINE_AT_ONCE
-    assert set(statuses(twilio_app).values()) == {"stopped"}
+    assert set(statuses(twilio_app).values()) == {"stopped"} and set(stop_pending(twilio_app).values()) == {False}

@@ -199,8 +199,9 @@ COMPLIANCE = ("stop", "start", "help")  # flows/system.yaml meanings every conta
 def compliance_keyword(fs: FlowSet, text: str) -> str | None:
     """The compliance meaning (stop, start, help) the text's first word has in any language; None if none.
 
-    `handle` answers these before anything else; the inbound path asks too, so under load a STOP is
-    still handled at once instead of stored for a worker (gateway/inbound/__init__.py).
+    `handle` answers these before anything else; the inbound path asks too, so under load START and
+    HELP are still handled at once and a STOP stored for a worker stops the outbox at once
+    (gateway/inbound/__init__.py).
     """
     tokens = tokenize(text)
     first = tokens[0].folded if tokens else ""

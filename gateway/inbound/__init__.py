@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 INLINE_AT_ONCE = 4
 REQUEST_BUDGET = 2.0  # seconds a request may spend replaying the spool before it is served (Twilio waits 15)
 RETRY_EVERY = 0.5  # seconds between replay attempts of one process while the database is away
+BROKEN = "broken"  # Inbound.keyword when the flow files cannot be read
+INLINE_UNDER_LOAD = ("start", "help", BROKEN)  # handled at once even under load (see Inbound.keyword)
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,14 @@ class Inbound:
         started = time.monotonic()
         # Store and acknowledge when this process cannot keep up (core/pressure.py): a worker handles
         # the text moments later, in order per sender (deferred.py). enter() counts every text in flight.
-        writer = self.writer if self.pressure.enter(started) and not self.urgent(sms) else None
+        writer = self.writer if self.pressure.enter(started) else None
+        meaning = self.keyword(sms) if writer is not None else None
+        if meaning in INLINE_UNDER_LOAD:
+            writer = None
         inline_seconds = None
         try:
-            received = writer.store(sms, country or self.default_country) if writer is not None else None
+            received = (writer.store(sms, country or self.default_country, stop=meaning == "stop")
+                        if writer is not None else None)
             if received is None:
                 received = self.store_and_handle(sms, inline=inline, country=country, now=now)
                 inline_seconds = time.monotonic() - started
@@ -91,19 +97,21 @@ class Inbound:
             self.send_replies(list(received.queued))
         return received
 
-    def urgent(self, sms: InboundSMS) -> bool:
-        """A STOP, START or HELP (any language): handled at once even under load, never stored for later.
+    def keyword(self, sms: InboundSMS) -> str | None:
+        """The text's compliance meaning under load (stop, start, help, any language); None for any other text.
 
-        A stored STOP would leave the contact active for the outbox until a worker handled it (with
-        Redis away, until the reconciler's next minute), and a broadcast that makes many reply STOP is
-        exactly when the load comes. Handled inline, the sender's stored texts are handled first, in
-        the order sent, then the STOP, in one transaction (receive._receive_fast): the conversation's
-        order holds and the contact is stopped when the webhook is answered.
+        START and HELP are handled at once even under load: they are few, and their answer is what
+        the sender waits for. A STOP is stored like any text, in order, but marks its contact
+        stop-pending in the same statement (deferred.Writer), so the outbox sends it nothing more from
+        the moment the webhook is answered; the worker then handles the sender's texts in the order
+        sent and confirms the STOP. Handled inline instead, a STOP had to handle every text its
+        sender had stored first (5-10 ms each), and the wave of STOPs a broadcast can bring stalled
+        every webhook (`make bench`: p99 8 s).
         """
         try:
-            return engine.compliance_keyword(self.flows(), sms.body) is not None
+            return engine.compliance_keyword(self.flows(), sms.body)
         except Exception:  # broken flow files: the inline path names the problem
-            return True
+            return BROKEN
 
     def receive_status(self, channel: str, update: StatusUpdate) -> bool:
         """Apply a delivery status callback; while the database is away keep it in the spool (False)."""

@@ -74,6 +74,12 @@ ON CONFLICT (channel, provider_id) DO NOTHING
 RETURNING id, contact_id, channel, provider_id
 """
 _COLUMNS = ("digest", "sealed", "country", "channel", "provider_id", "medium", "body", "now")
+# A STOP stored (not a retry of one already stored): its contact is stop-pending from the same commit
+# on (outbox._load), until a worker has handled its texts (receive._handle_locked clears it). A
+# statement of its own, and only for a batch with a STOP: the batch's upsert has already touched the row.
+_MARK_STOP = """
+UPDATE contacts SET stop_pending_at = coalesce(stop_pending_at, :at) WHERE id = :contact_id
+"""
 STORE_WAIT = 10.0  # seconds a webhook waits for its text to be written before keeping it in the spool
 MAX_BATCH = 200  # texts in one statement
 # Writer threads per process: while one waits for its commit to reach the disk (fdatasync, a few
@@ -140,15 +146,17 @@ class Writer:
         self._writing: set[str] = set()  # the senders (number digests) of the batches being written
         self._pid = 0
 
-    def store(self, sms: InboundSMS, default_country: str, received_at: datetime | None = None
-              ) -> path.Received | None:
+    def store(self, sms: InboundSMS, default_country: str, received_at: datetime | None = None, *,
+              stop: bool = False) -> path.Received | None:
         """Store a text unhandled, for a worker; None when it must take the full path instead.
 
+        `stop`: the text is a STOP; the same statement marks its contact stop-pending, so the outbox
+        sends it nothing more from the moment the webhook is answered (outbox._load).
         The full path is left to texts from a number that cannot be a contact (stored as unroutable
         there) and to numbers while the number keys are being rotated (a contact may still be found
         only under an older key's digest, which the one-statement upsert cannot see).
         """
-        params = row_values(self.factory, sms, default_country, received_at)
+        params = row_values(self.factory, sms, default_country, received_at, stop=stop)
         if params is None:
             return None
         item = _Waiting(params)
@@ -265,16 +273,19 @@ class Writer:
                 got = {(r[2], r[3]): (int(r[0]), int(r[1])) for r in rows}
                 for item in batch:
                     item.row = got.pop((item.params["channel"], item.params["provider_id"]), None)
-                return
-            # SQLite: two statements a text, one transaction (BEGIN IMMEDIATE holds the file's lock)
-            for item in batch:
-                contact_id = conn.execute(_sql(_LITE_CONTACT), item.params).scalar_one()
-                row = conn.execute(_sql(_LITE_MESSAGE), {**item.params, "contact_id": contact_id}).first()
-                item.row = (int(row[0]), int(row[1])) if row is not None else None
+            else:  # SQLite: two statements a text, one transaction (BEGIN IMMEDIATE holds the file's lock)
+                for item in batch:
+                    contact_id = conn.execute(_sql(_LITE_CONTACT), item.params).scalar_one()
+                    row = conn.execute(_sql(_LITE_MESSAGE), {**item.params, "contact_id": contact_id}).first()
+                    item.row = (int(row[0]), int(row[1])) if row is not None else None
+            stops = [{"contact_id": item.row[1], "at": item.params["stop_at"]}
+                     for item in batch if item.row is not None and item.params["stop_at"] is not None]
+            if stops:
+                conn.execute(_sql(_MARK_STOP), stops)
 
 
 def row_values(factory: sessionmaker[Session], sms: InboundSMS, default_country: str,
-               received_at: datetime | None = None) -> dict[str, Any] | None:
+               received_at: datetime | None = None, *, stop: bool = False) -> dict[str, Any] | None:
     """The stored row's values, or None when the text must take the full path (see Writer.store)."""
     try:
         address = normalise_number(sms.sender, default_country)
@@ -283,8 +294,9 @@ def row_values(factory: sessionmaker[Session], sms: InboundSMS, default_country:
     box = factory.kw.get("info", {}).get("numbers")
     if box is None or len(box.digests(address.value)) != 1:
         return None
+    now = received_at or utcnow()
     return {"digest": box.digest(address.value), "sealed": box.seal(address.value),
-            "country": country_of(address.value), "now": received_at or utcnow(),
+            "country": country_of(address.value), "now": now, "stop_at": now if stop else None,
             "channel": sms.provider, "provider_id": sms.provider_id or f"local-{uuid.uuid4().hex}",
             "medium": address.medium, "body": sms.body.replace("\x00", "")[:path.MAX_BODY]}
 

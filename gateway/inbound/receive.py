@@ -246,17 +246,20 @@ def _handle_locked(session: Session, contact: Contact, flows: FlowSet, org: str,
     """
     if only is not None:
         replies = _handle_one(session, contact, only[0], flows, org, now, reply_status, conv=only[1])
-        session.flush()
-        return replies
-    pending = session.scalars(
-        select(Message).where(Message.contact_id == contact.id, Message.direction == "in",
-                              Message.handled_at.is_(None)).order_by(Message.id)).all()
-    replies = []
-    for message in pending:
-        if guarded:
-            replies += _handle_guarded(session, contact, message, flows, org, now, reply_status)
-        else:  # the quick pass: a failure rolls the whole transaction back (see receive)
-            replies += _handle_one(session, contact, message, flows, org, now, reply_status)
+    else:
+        pending = session.scalars(
+            select(Message).where(Message.contact_id == contact.id, Message.direction == "in",
+                                  Message.handled_at.is_(None)).order_by(Message.id)).all()
+        replies = []
+        for message in pending:
+            if guarded:
+                replies += _handle_guarded(session, contact, message, flows, org, now, reply_status)
+            else:  # the quick pass: a failure rolls the whole transaction back (see receive)
+                replies += _handle_one(session, contact, message, flows, org, now, reply_status)
+    # Every text the contact's lock found is handled (or set aside): a STOP stored among them has
+    # been applied, in its place. (One stored after the lock was taken sets the mark again.)
+    if contact.stop_pending_at is not None:
+        contact.stop_pending_at = None
     session.flush()
     return replies
 

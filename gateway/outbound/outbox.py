@@ -120,13 +120,20 @@ def _load(session: Session, ids: list[int]) -> list[_Row]:
              .outerjoin(answered, answered.id == Message.reply_to_id)
              .where(Message.id.in_(ids)).order_by(Message.id))
     # A reply of a forgotten exchange (privacy.PRIVATE) has lost its links but is still a reply.
-    return [_Row(m.id, m.broadcast_id, c.id, contacts.number_of(c), c.status, c.place, c.country,
+    return [_Row(m.id, m.broadcast_id, c.id, contacts.number_of(c), status, c.place, c.country,
                  m.body or "", m.segments or 1, m.sender or "default", m.claimed_at or utcnow(),
                  bool(urgent) or m.broadcast_id is None, bool(redacted) or m.handled_by == privacy.PRIVATE, m.channel,
                  m.reply_to_id is not None or m.handled_by == privacy.PRIVATE,
-                 answered_by == "stop"
-                 or (asked_at is not None and c.stopped_at is not None and asked_at >= c.stopped_at))
-            for m, c, urgent, redacted, answered_by, asked_at in session.execute(query)]
+                 answered_by == "stop" or (asked_at is not None and stopped_at is not None and asked_at >= stopped_at))
+            for m, c, urgent, redacted, answered_by, asked_at in session.execute(query)
+            for status, stopped_at in [_stopped_as_of(c)]]
+
+
+def _stopped_as_of(c: Contact) -> tuple[str, datetime | None]:
+    """The contact's status and when it stopped, counting a STOP stored but not handled yet as applied."""
+    if c.stop_pending_at is not None and c.status == "active":
+        return "stopped", c.stop_pending_at
+    return c.status, c.stopped_at
 
 
 def _forget_settled(writes: list[dict[str, Any]], private: dict[int, int], now: datetime) -> set[int]:
