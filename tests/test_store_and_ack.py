@@ -169,6 +169,29 @@ def test_one_drain_job_serves_many_texts_and_a_lost_job_leaves_them_to_the_recon
     assert sorted(m["to"] for m in fake_twilio.messages) == [A, B]
 
 
+def test_a_drain_job_works_a_few_seconds_and_leaves_the_rest_to_a_new_job(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    from gateway.inbound import deferred
+    from gateway.outbound import queues
+
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    senders = [f"+2659914{i:05d}" for i in range(3)]
+    for sender in senders:
+        assert post(twilio_app, sender, "JOIN") == []
+    replies = queues.get_queue(gw.redis, queues.REPLIES)
+    replies.empty()  # the job the texts queued; this test runs the job itself
+    with twilio_app.app_context():
+        assert deferred.drain_later(batch=1, budget=0.0) == 1  # out of time after one contact
+    # The rest is left listed, with a new job for it: a worker told to stop finishes its short job
+    # instead of being killed in the middle of the list (the contacts it took would wait a minute).
+    jobs = [j.func_name for j in replies.get_jobs()]  # the first contact's reply, and the new job
+    assert gw.redis.llen(deferred.LATER) == 2 and jobs.count(deferred.DRAIN) == 1
+    work(twilio_app)
+    assert [status for _, status, _ in inbound(twilio_app)] == ["handled"] * 3
+    assert sorted(m["to"] for m in fake_twilio.messages) == senders
+
+
 def statuses(app: Flask) -> dict[str, str]:
     """Each contact's status, by number."""
     from gateway.people import contacts as people

@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ DRAIN = "gateway.inbound.deferred.drain_later"  # the job, by dotted name (on qu
 LATER = "gateway:inbound:later"  # contact ids whose stored texts wait for a worker, in arrival order
 LATER_JOB = "gateway:inbound:later:job"  # set while a drain job is queued or running
 JOB_EVERY = 2  # seconds: a drain job queued but not started lets another be queued after this
+DRAIN_BUDGET = 10.0  # seconds one drain job works before it leaves the rest of the list to a new job
 
 # SQLite has no data-modifying WITH: two statements in the transaction (BEGIN IMMEDIATE locks the file).
 _LITE_CONTACT = """
@@ -314,23 +316,30 @@ def enqueue(redis: Any, contact_ids: list[int]) -> None:
         pipe.set(LATER_JOB, 1, nx=True, ex=JOB_EVERY)
         _, first = pipe.execute()
     if first:
-        from gateway.outbound import queues
-
-        queues.get_queue(redis, queues.REPLIES).enqueue(DRAIN, retry=queues.RETRY, result_ttl=0,
-                                                        failure_ttl=86400)
+        _queue_drain(redis)
 
 
-def drain_later(batch: int = 50) -> int:
+def _queue_drain(redis: Any) -> None:
+    from gateway.outbound import queues
+
+    queues.get_queue(redis, queues.REPLIES).enqueue(DRAIN, retry=queues.RETRY, result_ttl=0, failure_ttl=86400)
+
+
+def drain_later(batch: int = 50, budget: float = DRAIN_BUDGET) -> int:
     """The job: handle the listed contacts' pending texts, each contact in order, until the list is
-    empty; replies onto the reply queue. How many contacts were handled.
+    empty or `budget` seconds have passed (a new job then takes the rest); replies onto the reply
+    queue. How many contacts were handled.
 
     The job marker is cleared before the last look at the list, so a text listed meanwhile is either
     seen here or starts a new job (enqueue): none waits for the reconciler unless a worker dies.
+    The budget keeps each job short: a worker told to stop (a deploy) finishes its job and is not
+    killed in the middle of a batch whose contacts it had taken off the list (those would wait for
+    the reconciler), and the replies queued behind it are sent between jobs, not after the backlog.
     """
     from gateway.outbound.jobs import _current
 
     svc = _current().extensions["gateway"]
-    redis, handled = svc.redis, 0
+    redis, handled, started = svc.redis, 0, time.monotonic()
     while True:
         ids = redis.lpop(LATER, batch)
         if not ids:
@@ -339,3 +348,7 @@ def drain_later(batch: int = 50) -> int:
                 return handled  # empty, or another job has just been started for what came in
             continue
         handled += int(svc.inbound.handle_contacts(sorted({int(i) for i in ids})))
+        if time.monotonic() - started >= budget and redis.llen(LATER):
+            redis.set(LATER_JOB, 1, ex=JOB_EVERY)
+            _queue_drain(redis)
+            return handled
