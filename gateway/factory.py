@@ -80,10 +80,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["NUMBERS_KEY"] = ",".join(numbers_keys)  # what `db upgrade` hands migrations
     # Uploads (a supporters CSV) up to 16 MB; webhooks are held to far less (channels/hooks/base.py).
     app.config["MAX_CONTENT_LENGTH"] = app.config.get("MAX_CONTENT_LENGTH") or 16 * 1024 * 1024
-    if settings.proxy_fix_hops:
-        hops = settings.proxy_fix_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
-
     flow_set, flow_error, case_rules = None, None, CaseRules()
     try:
         loaded = load_flows(settings.flows_dir, default_language=settings.default_language)
@@ -124,7 +120,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # The parts below import `services` from this package, so they are imported once it is whole.
     from gateway import backup, db, limits
     from gateway.cases import commands as cases_commands
-    from gateway.channels.hooks import WEBHOOKS
+    from gateway.channels.hooks import ByPath, webhook_app
     from gateway.evidence import brief_cli
     from gateway.evidence import commands as evidence_commands
     from gateway.inbound import commands as inbound_commands
@@ -133,9 +129,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from gateway.web import api, console, health, metrics
 
     limits.init_app(app)
-    for name in channels_module.PROVIDERS:  # each kind of channel's webhooks, whether configured or not
-        if name in WEBHOOKS:
-            app.register_blueprint(WEBHOOKS[name])
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     console.init_app(app)
@@ -150,13 +143,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     evidence_commands.init_app(app)
     # Before every request, webhooks included: replay texts kept in the spool while the database
     # was away (at most REQUEST_BUDGET seconds, only when some are kept).
-    app.before_request(_replay_spool)
+    before: list[Callable[[], None]] = [_replay_spool]
     if not settings.redis_url and app.config.get("EMBEDDED_WORKER", not app.config.get("TESTING")):
         # No Redis: the web process runs the RQ jobs itself, from its first request (commands do not).
         # Only one process may (gateway/embedded.py): a second server stops here, saying why.
         if embedded.serving_now():
             embedded.claim_for_server(app)
-        app.before_request(_embedded_worker_starter(app))
+        before.append(_embedded_worker_starter(app))
+    for fn in before:
+        app.before_request(fn)
+    # The providers' webhooks (/sms/...) are an app of their own, without the console's and the API's hooks.
+    hooks = app.extensions["webhooks"] = webhook_app(app, before, teardown=[db.close_session])
+    app.wsgi_app = ByPath(app.wsgi_app, hooks.wsgi_app)  # type: ignore[method-assign]
+    if settings.proxy_fix_hops:  # outermost: the webhooks' signed URL is the one the proxy was asked for
+        hops = settings.proxy_fix_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
     return app
 
 

@@ -210,3 +210,20 @@ def test_mask_number(number: str, masked: str) -> None:
 def test_mask_hides_the_subscriber_digits() -> None:
     masked = mask_number("+265991234567")
     assert "12345" not in masked and len(masked) == len("+265991234567")
+
+
+def test_the_region_read_with_a_number_is_the_one_country_of_reads_again() -> None:
+    import phonenumbers
+
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+        if example is None:
+            continue
+        number = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        address = normalise_number(number)
+        # (A plan several regions share names its main one: Aland's numbers read as Finland's, FI.)
+        assert address.region is not None and address.region == country_of(address.value), number
+        checked += 1
+    assert checked > 200
+    assert normalise_number("12345").region is None  # a short code has none

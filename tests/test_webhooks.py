@@ -172,3 +172,50 @@ def test_a_signed_text_with_an_odd_message_id_is_kept_once(app, client, sid: str
     with app.extensions["gateway"].sessions() as s:
         ids = s.scalars(select(Message.provider_id).where(Message.direction == "in")).all()
     assert len(ids) == 1 and ids[0].startswith("sha256:") and len(ids[0]) <= 64
+
+
+WEBHOOK_ENDPOINTS = {"twilio_hooks.twilio_inbound", "twilio_hooks.twilio_status",
+                     "africastalking_hooks.africastalking_inbound", "africastalking_hooks.africastalking_status",
+                     "android_hooks.android_event"}
+
+
+def test_webhooks_are_served_apart_without_the_console_and_api_hooks(app, client) -> None:
+    hooks = app.extensions["webhooks"]
+    assert {r.endpoint for r in hooks.url_map.iter_rules()} - {"static"} == WEBHOOK_ENDPOINTS
+    assert all(r.rule.startswith("/sms/") for r in hooks.url_map.iter_rules() if r.endpoint != "static")
+    assert not [r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/sms/")]  # nothing else answers there
+    response = inbound(client, sms("HELP"))
+    assert response.status_code == 200 and len(replies(response)) == 1 and stored(app, direction="in") == 1
+    # No cookie session read or written, none of the console's page headers: its hooks did not run.
+    assert "Set-Cookie" not in response.headers and "Content-Security-Policy" not in response.headers
+    page = client.get("/login")  # while a console page still has all of them
+    assert "Content-Security-Policy" in page.headers and "Set-Cookie" in page.headers
+
+
+def test_a_webhook_route_outside_the_webhook_prefix_stops_the_start(app, monkeypatch) -> None:
+    from flask import Blueprint
+
+    from gateway.channels import hooks
+
+    stray = Blueprint("stray_hooks", __name__)
+    stray.add_url_rule("/webhooks/stray", "stray", lambda: "", methods=["POST"])
+    monkeypatch.setitem(hooks.WEBHOOKS, "stray", stray)
+    with pytest.raises(RuntimeError, match="outside /sms/"):
+        hooks.webhook_app(app, before=[], teardown=[])
+
+
+def test_behind_a_proxy_the_webhook_checks_the_signature_against_the_address_the_proxy_was_asked_for(
+        db_url, tmp_path) -> None:
+    from tests.conftest import make_app
+
+    app = make_app(db_url, tmp_path, PUBLIC_BASE_URL=None, PROXY_FIX_HOPS="1")
+    client = app.test_client()
+    signed_for = "https://gw.example.org/sms/twilio"  # what Twilio was given; the proxy forwards to http://localhost
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "gw.example.org"}
+    params = sms("HELP")
+    ok = client.post("/sms/twilio", data=params, headers={"X-Twilio-Signature": sign(signed_for, params), **forwarded})
+    assert ok.status_code == 200 and len(replies(ok)) == 1
+    params = sms("HELP")  # the same without the proxy's headers: the URL differs, so does the signature
+    assert client.post("/sms/twilio", data=params, headers={"X-Twilio-Signature": sign(signed_for, params)}
+                       ).status_code == 403
+    app.extensions["gateway"].engine.dispose()

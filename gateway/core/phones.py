@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import phonenumbers
 
@@ -14,6 +14,9 @@ class Address:
     value: str     # E.164 ("+265991234567") or short code digits ("12345")
     kind: str      # "e164" or "shortcode"
     medium: str    # "sms" or "whatsapp"
+    # ISO region ("MW") of an E.164 number, read with it (country_of would parse it again); not part
+    # of what the address is, so two equal numbers compare equal whatever was known of their region.
+    region: str | None = field(default=None, compare=False)
 
 
 class InvalidNumber(ValueError):
@@ -47,7 +50,8 @@ def normalise_number(raw: str, default_country: str = "MW") -> Address:
     # Valid, not merely possible: "+1 555 0100" has a plausible length but is no one's number.
     if parsed is not None and phonenumbers.is_valid_number(parsed):
         e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-        return Address(e164, "e164", medium)
+        region = phonenumbers.region_code_for_number(parsed)
+        return Address(e164, "e164", medium, region if region and region != phonenumbers.UNKNOWN_REGION else None)
     if _SHORTCODE.fullmatch(compact):
         return Address(compact, "shortcode", medium)
     if not any(c.isdigit() for c in text):

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.channels.base import InboundSMS
-from gateway.core.phones import InvalidNumber, country_of, normalise_number
+from gateway.core.phones import InvalidNumber, normalise_number
 from gateway.inbound import receive as path
 from gateway.inbound.spool import database_away
 from gateway.models import utcnow
@@ -298,7 +298,7 @@ def row_values(factory: sessionmaker[Session], sms: InboundSMS, default_country:
         return None
     now = received_at or utcnow()
     return {"digest": box.digest(address.value), "sealed": box.seal(address.value),
-            "country": country_of(address.value), "now": now, "stop_at": now if stop else None,
+            "country": address.region, "now": now, "stop_at": now if stop else None,
             "channel": sms.provider, "provider_id": sms.provider_id or f"local-{uuid.uuid4().hex}",
             "medium": address.medium, "body": sms.body.replace("\x00", "")[:path.MAX_BODY]}
 

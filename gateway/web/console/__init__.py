@@ -92,7 +92,6 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     db.init_app(app)
 
-    from gateway.channels.hooks import WEBHOOKS
     from gateway.web.console import (
         admin,
         auth,
@@ -109,8 +108,6 @@ def init_app(app: Flask) -> None:
         supporters,
     )
 
-    for hooks in WEBHOOKS.values():
-        csrf.exempt(hooks)  # provider webhooks are signed (or on secret-token URLs), not CSRF-protected
     for module in (auth, dashboard, supporters, broadcasts, reports, cases, officials, schedules, inbox, flowsview,
                    simulator, admin, brief):
         app.register_blueprint(module.bp)
