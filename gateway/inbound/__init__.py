@@ -102,7 +102,7 @@ class Inbound:
 
         START and HELP are handled at once even under load: they are few, and their answer is what
         the sender waits for. A STOP is stored like any text, in order, but marks its contact
-        stop-pending in the same statement (deferred.Writer), so the outbox sends it nothing more from
+        stop-pending in the same commit (deferred.Writer), so the outbox sends it nothing more from
         the moment the webhook is answered; the worker then handles the sender's texts in the order
         sent and confirms the STOP. Handled inline instead, a STOP had to handle every text its
         sender had stored first (5-10 ms each), and the wave of STOPs a broadcast can bring stalled
