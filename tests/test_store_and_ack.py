@@ -50,6 +50,30 @@ def test_pressure_switches_on_queue_depth_and_back() -> None:
     assert p.in_flight == 2
 
 
+def test_pressure_stores_a_lone_text_while_most_texts_lately_found_company_but_never_a_one_by_one_sender() -> None:
+    p = Pressure()
+    for i in range(500):  # one text after another, 500 a second: never two at once, all inline
+        assert p.enter(i / 500) is False
+        p.leave(i / 500 + 0.001, 0.001)
+    t, firsts = 3.0, []
+    for _ in range(300):  # then three at a time for 3 s: the first of each three finds the process idle
+        firsts.append(p.enter(t))
+        assert [p.enter(t), p.enter(t)] == [True, True]
+        for seconds in (0.005, None, None):
+            p.leave(t + 0.005, seconds)
+        t += 0.01
+    # At first it is handled inline; once two in three texts lately found company, it is stored as
+    # well, not handled inline holding the GIL while the texts arriving behind it wait.
+    assert firsts[0] is False and firsts[-1] is True
+    switched = firsts.index(True)
+    assert firsts[switched:] == [True] * (300 - switched)
+    t += 5.0  # calm again (the share fades with time): one by one, inline
+    for i in range(3):
+        assert p.enter(t + i) is False
+        p.leave(t + i + 0.005, 0.005)
+    assert p.in_flight == 0
+
+
 def test_pressure_switches_on_time_budget_and_back_as_it_decays() -> None:
     p = Pressure(busy_at=100, budget=0.5, half_life=1.0)
     p.enter(0.0)
