@@ -1,7 +1,7 @@
 """When a web process stores a text for a worker instead of handling it: by queue depth and time.
 
 A process handles texts inline (the reply rides on the webhook's answer) until it cannot keep up.
-Two signs say so, both measured in the process itself:
+Three signs say so, all measured in the process itself:
 - queue depth: this text finds `busy_at` texts (itself included) being received at once: a second
   text while one is being handled means texts are arriving faster than one process handles them
   (a few ms each), and storing one costs a share of one statement (deferred.Writer), so every
