@@ -152,7 +152,7 @@ class Writer:
               stop: bool = False) -> path.Received | None:
         """Store a text unhandled, for a worker; None when it must take the full path instead.
 
-        `stop`: the text is a STOP; the same statement marks its contact stop-pending, so the outbox
+        `stop`: the text is a STOP; the same commit marks its contact stop-pending, so the outbox
         sends it nothing more from the moment the webhook is answered (outbox._load).
         The full path is left to texts from a number that cannot be a contact (stored as unroutable
         there) and to numbers while the number keys are being rotated (a contact may still be found
