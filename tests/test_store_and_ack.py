@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from itertools import count
 from typing import Any
 
@@ -216,18 +217,21 @@ def test_a_drain_job_works_a_few_seconds_and_leaves_the_rest_to_a_new_job(
     assert sorted(m["to"] for m in fake_twilio.messages) == senders
 
 
-def statuses(app: Flask) -> dict[str, str]:
-    """Each contact's status, by number."""
+def by_number(app: Flask, of: Callable[[Contact], Any]) -> dict[str, Any]:
+    """`of(contact)` for each contact, by number."""
     from gateway.people import contacts as people
     with svc(app).sessions() as s:
-        return {people.number_of(c): c.status for c in s.scalars(select(Contact))}
+        return {people.number_of(c): of(c) for c in s.scalars(select(Contact))}
+
+
+def statuses(app: Flask) -> dict[str, str]:
+    """Each contact's status, by number."""
+    return by_number(app, lambda c: c.status)
 
 
 def stop_pending(app: Flask) -> dict[str, bool]:
     """Whether each contact has a STOP stored and not handled yet, by number."""
-    from gateway.people import contacts as people
-    with svc(app).sessions() as s:
-        return {people.number_of(c): c.stop_pending_at is not None for c in s.scalars(select(Contact))}
+    return by_number(app, lambda c: c.stop_pending_at is not None)
 
 
 def test_under_pressure_start_and_help_are_handled_inline_and_a_stop_is_stored_in_every_language(

@@ -77,7 +77,7 @@ RETURNING id, contact_id, channel, provider_id
 """
 _COLUMNS = ("digest", "sealed", "country", "channel", "provider_id", "medium", "body", "now")
 # A STOP stored (not a retry of one already stored): its contact is stop-pending from the same commit
-# on (outbox._load), until a worker has handled its texts (receive._handle_locked clears it). A
+# on (outbox._stopped_as_of), until a worker has handled its texts (receive._handle_locked clears it). A
 # statement of its own, and only for a batch with a STOP: the batch's upsert has already touched the row.
 _MARK_STOP = """
 UPDATE contacts SET stop_pending_at = coalesce(stop_pending_at, :at) WHERE id = :contact_id
@@ -153,7 +153,7 @@ class Writer:
         """Store a text unhandled, for a worker; None when it must take the full path instead.
 
         `stop`: the text is a STOP; the same commit marks its contact stop-pending, so the outbox
-        sends it nothing more from the moment the webhook is answered (outbox._load).
+        sends it nothing more from the moment the webhook is answered (outbox._stopped_as_of).
         The full path is left to texts from a number that cannot be a contact (stored as unroutable
         there) and to numbers while the number keys are being rotated (a contact may still be found
         only under an older key's digest, which the one-statement upsert cannot see).
