@@ -68,9 +68,11 @@ def parse(output: str) -> WrkResult:
                      v["status"], v["socket"])
 
 
-def join_shape(port: int, numbers: Numbers, seconds: float, *, threads: int = 2, connections: int = 32) -> WrkResult:
-    """wrk -t2 -c32 for `seconds`, each request a JOIN from a new number, signed for the gateway."""
-    n = max(4000, int(seconds * 4000))  # more forms than the run can send: each is sent once
+def join_shape(port: int, numbers: Numbers, seconds: float, *, threads: int = 2, connections: int = 32,
+               forms: int = 0) -> WrkResult:
+    """wrk -t2 -c32 for `seconds`, each request a JOIN from a new number, signed for the gateway;
+    `forms` signed (by default more than the gateway can take in that time: each is sent once)."""
+    n = forms or max(4000, int(seconds * 4000))
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         forms = Path(tmp) / "signed.txt"
         with forms.open("w") as f:

@@ -1,6 +1,8 @@
 -- wrk script for bench/wrk.py: POSTs the pre-signed Twilio webhooks of a file, one per line as
 -- "<X-Twilio-Signature>\t<urlencoded form>", each thread taking its own share, each form once.
-local forms, counter, me, stride = {}, 0, 0, 1
+-- `me` is a global on purpose: setup's thread:set writes the thread's globals after this chunk has
+-- run, so a local of that name would stay 0 in every thread and each form would be sent once per thread.
+local forms, counter, stride = {}, 0, 1
 local made = 0
 
 function setup(thread)
