@@ -84,9 +84,12 @@ UPDATE contacts SET stop_pending_at = coalesce(stop_pending_at, :at) WHERE id = 
 """
 STORE_WAIT = 10.0  # seconds a webhook waits for its text to be written before keeping it in the spool
 MAX_BATCH = 200  # texts in one statement
-# Writer threads per process: while one waits for its commit to reach the disk (fdatasync, a few
-# ms), the next batch is already being written; PostgreSQL flushes both commits together.
-WRITERS = 2
+# Writer threads per process. One: while it waits for a commit, the texts arriving meanwhile make
+# the next batch bigger, and each batch costs the process's CPU (its statement, its parameters, its
+# hand-off) whatever its size. Two writers per process wrote batches half as big, and wrk's JOIN
+# shape gave 931-1,026 req/s against 1,202-1,219 with one (A B A B, 2026-11-29): each process's
+# GIL, not the disk, sets the pace. A second writer overlaps round trips to a database far away.
+WRITERS = 1
 
 
 @functools.cache
