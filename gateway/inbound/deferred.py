@@ -84,12 +84,12 @@ UPDATE contacts SET stop_pending_at = coalesce(stop_pending_at, :at) WHERE id = 
 """
 STORE_WAIT = 10.0  # seconds a webhook waits for its text to be written before keeping it in the spool
 MAX_BATCH = 200  # texts in one statement
-# Writer threads per process. One: while it waits for a commit, the texts arriving meanwhile make
-# the next batch bigger, and each batch costs the process's CPU (its statement, its parameters, its
-# hand-off) whatever its size. Two writers per process wrote batches half as big, and wrk's JOIN
-# shape gave 931-1,026 req/s against 1,202-1,219 with one (A B A B, 2026-11-29): each process's
-# GIL, not the disk, sets the pace. A second writer overlaps round trips to a database far away.
-WRITERS = 1
+# Writer threads per process: while one waits for its commit to reach the disk (fdatasync, a few
+# ms), the next batch is already being written; PostgreSQL flushes both commits together. Measured
+# on 2 cores (2026-11-29, `bench.run --only burst --burst-seconds 10`, A B A B): one writer answered
+# 555-557 texts a second of a 2,000/s burst, two 631-806, three or four 626-669. (wrk's 32
+# connections alone favoured one, 1,202-1,219 req/s against 931-1,026: the burst decides.)
+WRITERS = 2
 
 
 @functools.cache
