@@ -74,13 +74,13 @@ def join_shape(port: int, numbers: Numbers, seconds: float, *, threads: int = 2,
     `forms` signed (by default more than the gateway can take in that time: each is sent once)."""
     n = forms or max(4000, int(seconds * 4000))
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
-        forms = Path(tmp) / "signed.txt"
-        with forms.open("w") as f:
+        signed = Path(tmp) / "signed.txt"
+        with signed.open("w") as f:
             for number in numbers.take(n):
                 params, signature = webhook(number, "JOIN")
                 f.write(f"{signature}\t{urlencode(params)}\n")
         proc = subprocess.run(
             ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(SCRIPT),
-             f"http://127.0.0.1:{port}{PATH}", "--", str(forms), str(threads)],
+             f"http://127.0.0.1:{port}{PATH}", "--", str(signed), str(threads)],
             capture_output=True, text=True, timeout=seconds + 120, check=False)
     return parse(proc.stdout + proc.stderr)

@@ -20,7 +20,7 @@ import pytest
 from bench import wrk
 from bench.inbound import PATH, Numbers
 
-FORMS = 40_000  # more than this server answers in the second wrk runs
+FORMS = 40_000  # more than this server answers in the one second wrk runs
 
 
 class _Recorder(BaseHTTPRequestHandler):
