@@ -8,17 +8,15 @@ and fails under GATEWAY_REQUIRE_SERVICES=1 (CI), as the browser tests do without
 """
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-import pytest
-
 from bench import wrk
 from bench.inbound import PATH, Numbers
+from tests.conftest import unavailable
 
 FORMS = 40_000  # more than this server answers in the one second wrk runs
 
@@ -44,9 +42,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 def test_each_thread_sends_its_own_forms_so_every_join_is_from_a_new_number() -> None:
     if shutil.which("wrk") is None:
-        if os.environ.get("GATEWAY_REQUIRE_SERVICES") == "1":
-            pytest.fail("wrk is not installed (apt-get install wrk), and GATEWAY_REQUIRE_SERVICES=1")
-        pytest.skip("wrk is not installed (apt-get install wrk)")
+        unavailable("wrk", "not installed: apt-get install wrk")
     _Recorder.seen = Counter()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     server.daemon_threads = True
