@@ -117,14 +117,21 @@ def db_url(migrated: tuple[str, str], tmp_path: Path) -> str:
 
 
 def make_app(db_url: str, tmp_path: Path, **overrides: Any) -> Flask:
-    """The gateway on this database with the test settings: console provider, Twilio signatures checked."""
-    return create_app({
+    """The gateway on this database with the test settings: console provider, Twilio signatures checked.
+
+    Texts are handled inline: a test about store-and-acknowledge sets `inbound.pressure.forced`
+    itself. Measured, one text slowed by a loaded CI machine (the time sign) would store the next
+    for a worker and its reply would leave by the queue, not ride on the webhook's answer.
+    """
+    app = create_app({
         "DATABASE_URL": db_url, "REDIS_URL": None, "SECRET_KEY": SECRET_KEY, "SMS_PROVIDER": "console",
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         "TWILIO_FROM_NUMBER": "+15005550006", "TWILIO_API_BASE_URL": None,
         "PUBLIC_BASE_URL": PUBLIC_BASE, "ORG_NAME": "Our Network", "DEFAULT_COUNTRY": "MW",
         "INSTANCE_PATH": str(tmp_path), "TESTING": True, "NUMBERS_KEY": NUMBERS_KEY, **overrides,
     })
+    svc(app).inbound.pressure.forced = False
+    return app
 
 
 def make_stack_app(db_url: str, redis_url: str | None, tmp_path: Path, **overrides: Any) -> Flask:

@@ -65,7 +65,7 @@ def test_stop_wins_at_once_and_texts_keep_their_order_whichever_path_takes_them(
             assert reached == {s for s in senders if not stopped[s]}, (steps, step)
         else:
             work(twilio_app)
-    gw.inbound.pressure.forced = None
+    gw.inbound.pressure.forced = False
     work(twilio_app)
     with gw.sessions() as s:
         for number in senders:

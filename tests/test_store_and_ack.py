@@ -104,7 +104,7 @@ def test_beyond_capacity_the_text_is_stored_acknowledged_and_handled_by_a_worker
     work(twilio_app)  # the handling job, then the reply it queued
     assert inbound(twilio_app) == [("JOIN", "handled", "flow")]
     assert [(m["to"], m["body"][:22]) for m in fake_twilio.messages] == [(A, "Our Network: you joine")]
-    gw.inbound.pressure.forced = None  # the pressure is gone: handled inline again
+    gw.inbound.pressure.forced = False  # the pressure is gone: handled inline again
     assert post(twilio_app, A, "Chikondi")[0].startswith("Where do you live")
 
 
@@ -114,7 +114,7 @@ def test_order_per_sender_holds_across_the_switch_both_ways(twilio_app: Flask, f
     for sender in (A, B):
         assert post(twilio_app, sender, "JOIN") == []
     assert post(twilio_app, A, "Chikondi") == []
-    gw.inbound.pressure.forced = None
+    gw.inbound.pressure.forced = False
     # Inline again before the worker ran: A's older texts are handled first, in order, then this one.
     replies = post(twilio_app, A, "Zomba")
     assert replies[0].startswith("Our Network: you joined") and replies[-1].startswith("What matters to you")
@@ -134,7 +134,7 @@ def test_a_retried_text_is_stored_once_and_handled_once_whichever_path_took_it(t
     gw.inbound.pressure.forced = True
     assert post(twilio_app, A, "JOIN", sid="SM-retried") == []
     assert post(twilio_app, A, "JOIN", sid="SM-retried") == []  # Twilio's retry while deferred
-    gw.inbound.pressure.forced = None
+    gw.inbound.pressure.forced = False
     assert post(twilio_app, A, "JOIN", sid="SM-retried") == []  # and once more, inline: a duplicate
     work(twilio_app)
     work(twilio_app)  # a second run of the job handles nothing twice
