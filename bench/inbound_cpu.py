@@ -1,11 +1,14 @@
 """CPU per inbound webhook, in one process, no HTTP server: what the gateway's own path costs.
 
-    .venv/bin/python -m bench.inbound_cpu [N]      # N signed webhooks (default 1,000), PostgreSQL
+    .venv/bin/python -m bench.inbound_cpu [N]            # N signed webhooks (default 1,000), PostgreSQL
+    .venv/bin/python -m bench.inbound_cpu [N] --stored   # each stored for a worker (store and acknowledge)
 
 The same mix as bench/inbound.py (JOIN, a report answer, a question, STOP, a number) from 300
 numbers, through Flask's test client against the app on its own schema (`bench_cpu`, dropped
 afterwards). Prints wall and CPU milliseconds per webhook and the SQL statements and commits each
-kind of text costs; it is a figure, never a test.
+kind of text costs; it is a figure, never a test. With --stored every text takes the path a burst
+takes (stored, acknowledged, handed to the workers; nothing handles it here): one at a time, so
+each is a batch of its own and the CPU counts the writer thread's share in full.
 """
 from __future__ import annotations
 
@@ -18,13 +21,14 @@ from typing import Any
 from sqlalchemy import event
 from twilio.request_validator import RequestValidator
 
-from bench.common import ACCOUNT_SID, AUTH_TOKEN, DEFAULT_PG, FROM_NUMBER, PUBLIC_BASE, Stack, create_schema, drop_schema
+from bench.common import (ACCOUNT_SID, AUTH_TOKEN, DEFAULT_PG, FROM_NUMBER, PUBLIC_BASE, Stack, create_schema,
+                          drop_schema)
 
 SCHEMA = "bench_cpu"
 BODIES = ["JOIN", "REPORT", "hello there", "STOP", "1"]
 
 
-def measure(n: int = 1000) -> dict[str, Any]:
+def measure(n: int = 1000, stored: bool = False) -> dict[str, Any]:
     """CPU and wall ms per webhook, and statements and commits per webhook by kind of text."""
     import tempfile
     from pathlib import Path
@@ -36,6 +40,8 @@ def measure(n: int = 1000) -> dict[str, Any]:
     try:
         stack = Stack(url, "redis://127.0.0.1:6379/14", Path(tempfile.mkdtemp()))
         app = create_app(stack.app_config())
+        if stored:
+            app.extensions["gateway"].inbound.pressure.forced = True
         statements: Counter[str] = Counter()
         kind = [""]
         cpu_by_kind: Counter[str] = Counter()
@@ -67,9 +73,12 @@ def measure(n: int = 1000) -> dict[str, Any]:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    got = measure(n)
-    print(f"{n} webhooks: {got['wall_ms']:.2f} ms wall, {got['cpu_ms']:.2f} ms CPU each (this process)")
+    args = [a for a in sys.argv[1:] if a != "--stored"]
+    n = int(args[0]) if args else 1000
+    stored = "--stored" in sys.argv[1:]
+    got = measure(n, stored)
+    how = "stored for a worker" if stored else "handled"
+    print(f"{n} webhooks {how}: {got['wall_ms']:.2f} ms wall, {got['cpu_ms']:.2f} ms CPU each (this process)")
     for body, k in got["kinds"].items():
         print(f"  {body!r}: {k['cpu_ms']:.2f} ms CPU, {k['statements']:.1f} statements, "
               f"{k['commits']:.1f} commits per webhook")

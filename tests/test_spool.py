@@ -471,3 +471,26 @@ def test_a_locked_table_fails_the_webhook_in_seconds_and_the_text_is_spooled_the
         assert spool_for(app).pending() == []
     finally:
         engine.dispose()
+
+
+def test_a_text_kept_by_another_process_is_seen_at_once_after_the_spool_was_found_empty(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """has_pending knows a quiet empty directory by one stat; a file kept since is never missed."""
+    vault = NumberVault.from_keys([NUMBERS_KEY])
+    here, there = Spool(tmp_path / "spool", vault), Spool(tmp_path / "spool", vault)  # two processes
+    there.keep(InboundSMS("twilio", "SM-kept", ALICE, "+15005550006", "kept"))
+    for path in there.pending():
+        path.unlink()
+    long_ago = time.time() - 60
+    os.utime(there.dir, (long_ago, long_ago))  # quiet for a minute, and empty
+    scans = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p: scans.append(p) or real_scandir(p))
+    assert not here.has_pending(ALICE) and not here.has_pending()
+    assert len(scans) == 1  # the second look was one stat
+    there.keep(InboundSMS("twilio", "SM-away", ALICE, "+15005550006", "while the database is away"))
+    assert here.has_pending(ALICE) and here.has_pending() and not here.has_pending(BEN)
+    for path in there.pending():
+        path.unlink()
+    assert not here.has_pending(ALICE)  # changed within the last second: scanned, not remembered
+    assert not here.has_pending(ALICE) and len(scans) == 6  # each look since the first: a scan
