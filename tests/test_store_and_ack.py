@@ -217,6 +217,45 @@ def test_a_drain_job_works_a_few_seconds_and_leaves_the_rest_to_a_new_job(
     assert sorted(m["to"] for m in fake_twilio.messages) == senders
 
 
+def test_while_the_web_processes_fall_behind_a_drain_job_works_a_tenth_of_the_time(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.inbound import Inbound, deferred
+    from gateway.outbound import queues
+
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    senders = [f"+2659915{i:05d}" for i in range(5)]
+    for sender in senders:
+        assert post(twilio_app, sender, "JOIN") == []
+    queues.get_queue(gw.redis, queues.REPLIES).empty()  # this test runs the job itself
+    took: list[float] = []
+    real = Inbound.handle_contacts
+
+    def timed(self: Inbound, contact_ids: list[int]) -> int:
+        began = time.monotonic()
+        try:
+            return real(self, contact_ids)
+        finally:
+            took.append(time.monotonic() - began)
+
+    monkeypatch.setattr(Inbound, "handle_contacts", timed)
+    gw.redis.set(deferred.BEHIND, 1, ex=60)  # a web process fell behind in storing texts
+    pauses: list[float] = []
+    with twilio_app.app_context():
+        assert deferred.drain_later(batch=2, budget=60.0, pause=pauses.append) == 5
+        # each batch handled, then nine times as long waited: the job works a tenth of the time
+        assert len(pauses) == len(took) == 3
+        assert all(9 * t <= p <= 9 * t + 0.05 for t, p in zip(took, pauses)), (took, pauses)
+        assert post(twilio_app, A, "JOIN") == [] and post(twilio_app, B, "JOIN") == []
+        pauses.clear()
+        assert deferred.drain_later(batch=1, budget=0.0, pause=pauses.append) == 1
+        assert pauses == [0.0]  # never waiting past the job's budget: a new job takes the rest
+        gw.redis.delete(deferred.BEHIND)  # the web processes keep up: the job takes all it needs
+        pauses.clear()
+        assert deferred.drain_later(pause=pauses.append) == 1 and pauses == []
+    assert [status for _, status, _ in inbound(twilio_app)] == ["handled"] * 7
+
+
 def by_number(app: Flask, of: Callable[[Contact], Any]) -> dict[str, Any]:
     """`of(contact)` for each contact, by number."""
     from gateway.people import contacts as people
@@ -359,6 +398,28 @@ def test_texts_arriving_together_are_written_in_one_transaction_in_arrival_order
         convs = s.scalars(select(Conversation).where(Conversation.closed_at.is_(None)).order_by(Conversation.id)).all()
     assert [(c.answers.get("name"), c.answers.get("place")) for c in convs] == [("Chikondi", "Zomba"), ("Thoko", None)]
     assert all(status == "handled" for _, status, _ in inbound(twilio_app))
+
+
+def test_texts_that_waited_long_for_their_commit_tell_the_drain_jobs_the_web_processes_fell_behind(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.inbound import deferred
+
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    monkeypatch.setattr(deferred, "LAGGING", 0.05)
+    held = HeldWriter(twilio_app, monkeypatch)
+    first = threading.Thread(target=post, args=(twilio_app, A, "JOIN", None))
+    first.start()
+    assert held.holding[0].wait(30)
+    time.sleep(0.1)  # the commit is slow: A's text waits longer than LAGGING
+    assert not gw.redis.exists(deferred.BEHIND)
+    held.release()
+    first.join(30)
+    assert gw.redis.exists(deferred.BEHIND) and 0 < gw.redis.ttl(deferred.BEHIND) <= deferred.BEHIND_HOLD
+    gw.redis.delete(deferred.BEHIND)
+    assert post(twilio_app, B, "JOIN") == []  # stored at once: nothing said
+    assert not gw.redis.exists(deferred.BEHIND)
+    assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "JOIN"]
 
 
 def test_two_writer_threads_never_write_one_senders_texts_at_once(

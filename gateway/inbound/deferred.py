@@ -38,6 +38,18 @@ LATER = "gateway:inbound:later"  # contact ids whose stored texts wait for a wor
 LATER_JOB = "gateway:inbound:later:job"  # set while a drain job is queued or running
 JOB_EVERY = 2  # seconds: a drain job queued but not started lets another be queued after this
 DRAIN_BUDGET = 10.0  # seconds one drain job works before it leaves the rest of the list to a new job
+# When the web processes fall behind in storing texts (a text waited more than LAGGING seconds for
+# its commit, open-loop arrivals beyond what they store), every millisecond of CPU decides whether a
+# webhook is answered inside Twilio's 15 s: for BEHIND_HOLD seconds after such a batch a drain job
+# works BURST_SHARE of the time and waits the rest. Workers beside the web processes took a third
+# of what they stored (wrk's JOIN shape, 2 cores, 2026-11-30: 501-527 req/s with two workers at
+# nice 10 against 761-774 without, A B A B): nice does not reach their PostgreSQL backends. The share
+# keeps replies flowing through a long burst; under a load the web processes keep up with, and once
+# a burst has passed, the workers take all they need.
+BEHIND = "gateway:inbound:behind"  # set while the web processes fall behind in storing texts
+LAGGING = 0.25
+BEHIND_HOLD = 2
+BURST_SHARE = 0.1
 
 # SQLite has no data-modifying WITH: two statements in the transaction (BEGIN IMMEDIATE locks the file).
 _LITE_CONTACT = """
@@ -103,6 +115,7 @@ class _Waiting:
 
     params: dict[str, Any]
     done: threading.Event = field(default_factory=threading.Event)
+    since: float = field(default_factory=time.monotonic)  # when it came to the writer
     row: tuple[int, int] | None = None  # (message id, contact id); None: a duplicate
     error: BaseException | None = None
 
@@ -137,7 +150,7 @@ class Writer:
     not a connection checkout, a statement, a commit and a Redis round trip of its own.
     """
 
-    def __init__(self, factory: sessionmaker[Session], handoff: Callable[[list[int]], None] | None,
+    def __init__(self, factory: sessionmaker[Session], handoff: Callable[[list[int], bool], None] | None,
                  max_batch: int = MAX_BATCH, wait: float = STORE_WAIT, threads: int = WRITERS) -> None:
         self.factory = factory
         self.handoff = handoff
@@ -202,7 +215,7 @@ class Writer:
             batch = self._take()
             try:
                 self._write(batch, held)
-                self._hand_over(batch)
+                self._hand_over(batch, time.monotonic() - min(item.since for item in batch) > LAGGING)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting webhook
                 for item in batch:
                     item.error = item.error or exc
@@ -232,12 +245,13 @@ class Writer:
                     return batch
                 self._cond.wait()
 
-    def _hand_over(self, batch: list[_Waiting]) -> None:
-        """The batch's contacts onto the workers' list; if Redis is away the reconciler finds the texts."""
+    def _hand_over(self, batch: list[_Waiting], behind: bool) -> None:
+        """The batch's contacts onto the workers' list, and whether its texts waited too long to be
+        stored (`enqueue`); if Redis is away the reconciler finds the texts."""
         stored = sorted({item.row[1] for item in batch if item.row is not None})
         if stored and self.handoff is not None:
             try:
-                self.handoff(stored)
+                self.handoff(stored, behind)
             except Exception:  # the texts are stored, unhandled: handle_stranded finds them
                 logger.warning("could not hand %d contacts' texts to the workers; left for the reconciler",
                                len(stored), exc_info=True)
@@ -306,9 +320,10 @@ def row_values(factory: sessionmaker[Session], sms: InboundSMS, default_country:
             "medium": address.medium, "body": sms.body.replace("\x00", "")[:path.MAX_BODY]}
 
 
-def enqueue(redis: Any, contact_ids: list[int]) -> None:
+def enqueue(redis: Any, contact_ids: list[int], behind: bool = False) -> None:
     """Ask a worker to handle these contacts' pending texts: their ids onto a Redis list, and a drain
-    job on the reply queue (ahead of broadcasts) unless one is already queued or running.
+    job on the reply queue (ahead of broadcasts) unless one is already queued or running; `behind`:
+    the web process fell behind in storing them (the drain jobs give way, see BEHIND).
 
     One round trip per batch of texts instead of an RQ job each: under a burst the web processes
     must do as little as they can. A drain job that was lost (a worker killed) leaves its contacts'
@@ -317,7 +332,9 @@ def enqueue(redis: Any, contact_ids: list[int]) -> None:
     with redis.pipeline(transaction=False) as pipe:
         pipe.rpush(LATER, *contact_ids)
         pipe.set(LATER_JOB, 1, nx=True, ex=JOB_EVERY)
-        _, first = pipe.execute()
+        if behind:
+            pipe.set(BEHIND, 1, ex=BEHIND_HOLD)
+        first = pipe.execute()[1]
     if first:
         _queue_drain(redis)
 
@@ -328,10 +345,11 @@ def _queue_drain(redis: Any) -> None:
     queues.get_queue(redis, queues.REPLIES).enqueue(DRAIN, retry=queues.RETRY, result_ttl=0, failure_ttl=86400)
 
 
-def drain_later(batch: int = 50, budget: float = DRAIN_BUDGET) -> int:
+def drain_later(batch: int = 50, budget: float = DRAIN_BUDGET, pause: Callable[[float], None] = time.sleep) -> int:
     """The job: handle the listed contacts' pending texts, each contact in order, until the list is
     empty or `budget` seconds have passed (a new job then takes the rest); replies onto the reply
-    queue. How many contacts were handled.
+    queue. How many contacts were handled. While the web processes fall behind in storing texts
+    (BEHIND) it works BURST_SHARE of the time, `pause`-ing after each batch.
 
     The job marker is cleared before the last look at the list, so a text listed meanwhile is either
     seen here or starts a new job (enqueue): none waits for the reconciler unless a worker dies.
@@ -350,7 +368,11 @@ def drain_later(batch: int = 50, budget: float = DRAIN_BUDGET) -> int:
             if not redis.llen(LATER) or not redis.set(LATER_JOB, 1, nx=True, ex=JOB_EVERY):
                 return handled  # empty, or another job has just been started for what came in
             continue
+        began = time.monotonic()
         handled += int(svc.inbound.handle_contacts(sorted({int(i) for i in ids})))
+        if redis.exists(BEHIND):  # the web processes first; never past the job's budget
+            left = max(0.0, started + budget - time.monotonic())
+            pause(min((time.monotonic() - began) * (1 / BURST_SHARE - 1), left))
         if time.monotonic() - started >= budget and redis.llen(LATER):
             redis.set(LATER_JOB, 1, ex=JOB_EVERY)
             _queue_drain(redis)
