@@ -422,6 +422,28 @@ def test_texts_that_waited_long_for_their_commit_tell_the_drain_jobs_the_web_pro
     assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "JOIN"]
 
 
+def test_a_crowd_of_texts_waiting_for_the_writer_tells_the_drain_jobs_the_web_process_is_saturated(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.inbound import deferred
+
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    monkeypatch.setattr(deferred, "LAGGING", 60.0)  # only the crowd counts here
+    monkeypatch.setattr(deferred, "BEHIND_AT", 3)
+    for queued, behind in (([(B, "JOIN", None)], False),
+                           ([(B, "Thoko", None), (A, "Zomba", None), (B, "Zomba", None)], True)):
+        held = HeldWriter(twilio_app, monkeypatch)  # holds the writer's next batch
+        first = threading.Thread(target=post, args=(twilio_app, A, "JOIN" if not behind else "Chikondi", None))
+        first.start()
+        assert held.holding[0].wait(30)
+        threads = held.post_in_order(twilio_app, queued)
+        held.release()
+        for t in [first, *threads]:
+            t.join(30)
+        assert bool(gw.redis.exists(deferred.BEHIND)) is behind, queued
+    assert len(inbound(twilio_app)) == 6
+
+
 def test_two_writer_threads_never_write_one_senders_texts_at_once(
         twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
     gw = svc(twilio_app)

@@ -38,15 +38,17 @@ LATER = "gateway:inbound:later"  # contact ids whose stored texts wait for a wor
 LATER_JOB = "gateway:inbound:later:job"  # set while a drain job is queued or running
 JOB_EVERY = 2  # seconds: a drain job queued but not started lets another be queued after this
 DRAIN_BUDGET = 10.0  # seconds one drain job works before it leaves the rest of the list to a new job
-# When the web processes fall behind in storing texts (a text waited more than LAGGING seconds for
-# its commit, open-loop arrivals beyond what they store), every millisecond of CPU decides whether a
-# webhook is answered inside Twilio's 15 s: for BEHIND_HOLD seconds after such a batch a drain job
-# works BURST_SHARE of the time and waits the rest. Workers beside the web processes took a third
-# of what they stored (wrk's JOIN shape, 2 cores, 2026-11-30: 501-527 req/s with two workers at
-# nice 10 against 761-774 without, A B A B): nice does not reach their PostgreSQL backends. The share
-# keeps replies flowing through a long burst; under a load the web processes keep up with, and once
-# a burst has passed, the workers take all they need.
-BEHIND = "gateway:inbound:behind"  # set while the web processes fall behind in storing texts
+# When a web process is saturated (BEHIND_AT texts or more waiting for its writer at once: half the
+# Procfile's threads busy storing; or a text waited LAGGING seconds for its commit), every
+# millisecond of CPU decides whether the webhooks queued behind are answered inside Twilio's 15 s:
+# for BEHIND_HOLD seconds after such a batch a drain job works BURST_SHARE of the time and waits
+# the rest. Workers beside the web processes took a third of what they stored (wrk's JOIN shape,
+# 2 cores, 2026-11-30: 501-527 req/s with two workers at nice 10 against 761-774 without, A B A B):
+# nice does not reach their PostgreSQL backends. The share keeps replies flowing through a long
+# burst; under a load the web processes keep up with, and once a burst has passed, the workers
+# take all they need.
+BEHIND = "gateway:inbound:behind"  # set while a web process is saturated
+BEHIND_AT = 8
 LAGGING = 0.25
 BEHIND_HOLD = 2
 BURST_SHARE = 0.1
@@ -162,6 +164,7 @@ class Writer:
         self.threads = 1 if factory.kw["bind"].dialect.name == "sqlite" else threads
         self._running: list[tuple[threading.Thread, _Held]] = []
         self._writing: set[str] = set()  # the senders (number digests) of the batches being written
+        self._held = 0  # texts waiting for a writer thread or being written
         self._pid = 0
 
     def store(self, sms: InboundSMS, default_country: str, received_at: datetime | None = None, *,
@@ -181,6 +184,7 @@ class Writer:
         with self._cond:
             self._start()
             self._waiting.append(item)
+            self._held += 1
             self._cond.notify()
         if not item.done.wait(self.wait):
             # The database is too slow to answer in time: the caller keeps the text in the spool.
@@ -212,24 +216,26 @@ class Writer:
 
     def _run(self, held: _Held) -> None:
         while True:
-            batch = self._take()
+            batch, crowd = self._take()
             try:
                 self._write(batch, held)
-                self._hand_over(batch, time.monotonic() - min(item.since for item in batch) > LAGGING)
+                self._hand_over(batch, crowd >= BEHIND_AT
+                                or time.monotonic() - min(item.since for item in batch) > LAGGING)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting webhook
                 for item in batch:
                     item.error = item.error or exc
             finally:  # each webhook answers once its text is stored and its contact handed over
                 with self._cond:
                     self._writing.difference_update(item.params["digest"] for item in batch)
+                    self._held -= len(batch)
                     self._cond.notify_all()
                 for item in batch:
                     item.done.set()
 
-    def _take(self) -> list[_Waiting]:
+    def _take(self) -> tuple[list[_Waiting], int]:
         """The next batch: the waiting texts in arrival order, but none from a sender whose earlier
         text another writer thread is writing now (it waits for that one, so a sender's texts are
-        stored in the order they came)."""
+        stored in the order they came); and how many texts wait or are being written, this batch's included."""
         with self._cond:
             while True:
                 batch: list[_Waiting] = []
@@ -242,7 +248,7 @@ class Writer:
                 if batch:
                     self._waiting[:] = left
                     self._writing.update(item.params["digest"] for item in batch)
-                    return batch
+                    return batch, self._held
                 self._cond.wait()
 
     def _hand_over(self, batch: list[_Waiting], behind: bool) -> None:
