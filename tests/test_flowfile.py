@@ -70,6 +70,16 @@ def test_shipped_yes_no_choices_and_keywords_are_words() -> None:
     assert fs.system_words("no")["no"] in ("en", "es")
 
 
+def test_system_words_are_built_once_per_flow_set_and_cannot_be_changed_by_a_caller() -> None:
+    fs = load_flows(FLOWS)
+    stop = fs.system_words("stop")
+    assert stop is fs.system_words("stop")  # read on every text: built once, when first asked
+    assert {"stop", "leka", "parar"} <= set(stop) and stop["leka"] == "ny"
+    with pytest.raises(TypeError):
+        stop["stop"] = "xx"  # type: ignore[index]
+    assert fs.system_words("no such meaning") == {}
+
+
 def test_several_errors_at_once_each_naming_the_file(tmp_path: Path) -> None:
     directory = flows_with(tmp_path, "bad.yaml", """
 flow: bad

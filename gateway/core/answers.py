@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +87,7 @@ def consents(fs: FlowSet, text: str) -> bool:
     return _mentions(said, fs.system_words(KEEP_NAME)) and not _mentions(said, fs.system_words("no_name"))
 
 
-def _mentions(said: list[str], entries: dict[str, str]) -> bool:
+def _mentions(said: list[str], entries: Mapping[str, str]) -> bool:
     for entry in entries:
         if entry.endswith("*"):  # a word start, for languages that negate inside the word (Chichewa "musa-")
             if any(w.startswith(entry[:-1]) for w in said):

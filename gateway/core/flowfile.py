@@ -12,9 +12,12 @@ reads the whole answer: only the keep_name word with none of the no_name words k
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -141,6 +144,9 @@ class System:
     drafts: frozenset[str]
 
 
+_NO_WORDS: Mapping[str, str] = MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class FlowSet:
     """Everything the engine needs: flows, system texts, gazetteers, trigger words."""
@@ -160,9 +166,16 @@ class FlowSet:
         """The text in a language, falling back to the default language."""
         return texts.get(language) or texts.get(self.default_language) or next(iter(texts.values()), "")
 
-    def system_words(self, meaning: str) -> dict[str, str]:
+    def system_words(self, meaning: str) -> Mapping[str, str]:
         """Folded word -> language for a system keyword meaning (stop, help, yes, ...)."""
-        return {w: lang for lang, ws in self.system.keywords.get(meaning, {}).items() for w in ws}
+        return self._system_words.get(meaning, _NO_WORDS)
+
+    @cached_property
+    def _system_words(self) -> dict[str, Mapping[str, str]]:
+        # Built once per loaded flow set: every text asks for several meanings (a webhook under load
+        # for the compliance words alone), and a flow set never changes once loaded.
+        return {meaning: MappingProxyType({w: lang for lang, ws in by_lang.items() for w in ws})
+                for meaning, by_lang in self.system.keywords.items()}
 
 
 def parse_duration(value: Any) -> timedelta | None:
