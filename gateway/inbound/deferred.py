@@ -252,8 +252,8 @@ class Writer:
                 self._cond.wait()
 
     def _hand_over(self, batch: list[_Waiting], behind: bool) -> None:
-        """The batch's contacts onto the workers' list, and whether its texts waited too long to be
-        stored (`enqueue`); if Redis is away the reconciler finds the texts."""
+        """The batch's contacts onto the workers' list, and whether this process is saturated
+        (`enqueue`, BEHIND); if Redis is away the reconciler finds the texts."""
         stored = sorted({item.row[1] for item in batch if item.row is not None})
         if stored and self.handoff is not None:
             try:
