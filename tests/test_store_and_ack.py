@@ -108,6 +108,24 @@ def test_beyond_capacity_the_text_is_stored_acknowledged_and_handled_by_a_worker
     assert post(twilio_app, A, "Chikondi")[0].startswith("Where do you live")
 
 
+def test_while_the_number_keys_rotate_a_text_under_load_takes_the_full_path(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.core.vault import NumberVault
+    from tests.helpers import NUMBERS_KEY
+
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    info = gw.sessions.kw["info"]
+    # A contact may be found only under the older key's digest, which the one-statement upsert
+    # cannot see: the full path looks under every key.
+    monkeypatch.setitem(info, "numbers", NumberVault.from_keys(["a-newer-numbers-key-of-32-characters-or-more",
+                                                                 NUMBERS_KEY]))
+    assert post(twilio_app, A, "JOIN")[0].startswith("Our Network: you joined")  # handled inline
+    monkeypatch.setitem(info, "numbers", NumberVault.from_keys([NUMBERS_KEY]))
+    assert post(twilio_app, B, "JOIN") == []  # one key: stored for a worker
+    assert [(body, status) for body, status, _ in inbound(twilio_app)] == [("JOIN", "handled"), ("JOIN", "received")]
+
+
 def test_order_per_sender_holds_across_the_switch_both_ways(twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
     gw = svc(twilio_app)
     gw.inbound.pressure.forced = True

@@ -317,10 +317,11 @@ def row_values(factory: sessionmaker[Session], sms: InboundSMS, default_country:
     except InvalidNumber:
         return None
     box = factory.kw.get("info", {}).get("numbers")
-    if box is None or len(box.digests(address.value)) != 1:
+    digests = box.digests(address.value) if box is not None else []
+    if len(digests) != 1:
         return None
     now = received_at or utcnow()
-    return {"digest": box.digest(address.value), "sealed": box.seal(address.value),
+    return {"digest": digests[0], "sealed": box.seal(address.value),
             "country": address.region, "now": now, "stop_at": now if stop else None,
             "channel": sms.provider, "provider_id": sms.provider_id or f"local-{uuid.uuid4().hex}",
             "medium": address.medium, "body": sms.body.replace("\x00", "")[:path.MAX_BODY]}
