@@ -252,6 +252,7 @@ def test_while_the_web_processes_fall_behind_a_drain_job_works_a_tenth_of_the_ti
     def timed(self: Inbound, contact_ids: list[int]) -> int:
         began = time.monotonic()
         try:
+            time.sleep(0.2)  # a batch long enough that the job's own overhead is small beside it
             return real(self, contact_ids)
         finally:
             took.append(time.monotonic() - began)
@@ -263,7 +264,7 @@ def test_while_the_web_processes_fall_behind_a_drain_job_works_a_tenth_of_the_ti
         assert deferred.drain_later(batch=2, budget=60.0, pause=pauses.append) == 5
         # each batch handled, then nine times as long waited: the job works a tenth of the time
         assert len(pauses) == len(took) == 3
-        assert all(9 * t <= p <= 9 * t + 0.05 for t, p in zip(took, pauses)), (took, pauses)
+        assert all(9 * t <= p <= 9 * t + 0.5 for t, p in zip(took, pauses)), (took, pauses)
         assert post(twilio_app, A, "JOIN") == [] and post(twilio_app, B, "JOIN") == []
         pauses.clear()
         assert deferred.drain_later(batch=1, budget=0.0, pause=pauses.append) == 1
@@ -424,12 +425,12 @@ def test_texts_that_waited_long_for_their_commit_tell_the_drain_jobs_the_web_pro
 
     gw = svc(twilio_app)
     gw.inbound.pressure.forced = True
-    monkeypatch.setattr(deferred, "LAGGING", 0.05)
+    monkeypatch.setattr(deferred, "LAGGING", 0.5)
     held = HeldWriter(twilio_app, monkeypatch)
     first = threading.Thread(target=post, args=(twilio_app, A, "JOIN", None))
     first.start()
     assert held.holding[0].wait(30)
-    time.sleep(0.1)  # the commit is slow: A's text waits longer than LAGGING
+    time.sleep(0.6)  # the commit is slow: A's text waits longer than LAGGING
     assert not gw.redis.exists(deferred.BEHIND)
     held.release()
     first.join(30)
