@@ -1,6 +1,7 @@
 """Engine, sessions and the declarative base; `flask db upgrade/downgrade` beside them."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app, g
 from flask.cli import AppGroup
-from sqlalchemy import MetaData, create_engine, event, make_url
+from sqlalchemy import MetaData, Table, TextClause, bindparam, create_engine, event, make_url, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -25,6 +27,21 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 CONNECT_TIMEOUT = 3  # seconds to reach PostgreSQL, unless the URL says connect_timeout=
+
+
+@functools.cache
+def insert_or_skip(table: Table, keys: tuple[str, ...], conflict: tuple[str, ...], dialect_name: str) -> TextClause:
+    """INSERT (keys) ... ON CONFLICT (conflict) DO NOTHING RETURNING id, as text SQLAlchemy caches.
+
+    SQLAlchemy 2.0 never caches a dialect's ON CONFLICT insert (its Insert sets inherit_cache =
+    False), so each execution compiled it again: about 1 ms of CPU a text on the inbound path.
+    Compiled here once, with each value bound by its column's type (SQLite's dates need it).
+    """
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    statement = (dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+                 .returning(table.c.id))
+    sql = str(statement.compile(dialect=dialect.dialect(paramstyle="named"), column_keys=list(keys)))
+    return text(sql).bindparams(*(bindparam(key, type_=table.c[key].type) for key in keys))
 
 
 class Base(DeclarativeBase):

@@ -1,15 +1,14 @@
 """The one place that reads or writes a contact's phone number: sealed at rest, found by digest."""
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, lazyload, make_transient_to_detached, object_session
 
 from gateway.core.phones import Address, country_of
 from gateway.core.vault import NumberVault
+from gateway.db import insert_or_skip
 from gateway.models import Contact, ContactTag, utcnow
 
 
@@ -70,7 +69,8 @@ def create_new(session: Session, number: str, *, lock: bool = False) -> Contact:
     """Insert the contact for a number not found; the one another transaction just created, if it won."""
     values = new_contact(session, number, status="active")
     row = {c.key: getattr(values, c.key) for c in Contact.__table__.columns if c.key != "id"}
-    contact_id = session.execute(_insert_contact(session.get_bind().dialect.name), row).scalar()
+    statement = insert_or_skip(Contact.__table__, tuple(row), ("number_digest",), session.get_bind().dialect.name)
+    contact_id = session.execute(statement, row).scalar()
     if contact_id is None:  # another request created it between our select and insert
         found = find(session, number, lock=lock)
         assert found is not None
@@ -81,14 +81,6 @@ def create_new(session: Session, number: str, *, lock: bool = False) -> Contact:
     make_transient_to_detached(created)
     session.add(created)
     return created
-
-
-@functools.cache
-def _insert_contact(dialect_name: str) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING on the table, values given at execution: compiled once."""
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    table = Contact.__table__
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=["number_digest"]).returning(table.c.id)
 
 
 def number_of(contact: Contact) -> str:
