@@ -264,7 +264,7 @@ def test_while_the_web_processes_fall_behind_a_drain_job_works_a_tenth_of_the_ti
         assert deferred.drain_later(batch=2, budget=60.0, pause=pauses.append) == 5
         # each batch handled, then nine times as long waited: the job works a tenth of the time
         assert len(pauses) == len(took) == 3
-        assert all(9 * t <= p <= 9 * t + 0.5 for t, p in zip(took, pauses)), (took, pauses)
+        assert all(9 * t <= p <= 9 * t + 0.5 for t, p in zip(took, pauses, strict=True)), (took, pauses)
         assert post(twilio_app, A, "JOIN") == [] and post(twilio_app, B, "JOIN") == []
         pauses.clear()
         assert deferred.drain_later(batch=1, budget=0.0, pause=pauses.append) == 1
@@ -273,6 +273,39 @@ def test_while_the_web_processes_fall_behind_a_drain_job_works_a_tenth_of_the_ti
         pauses.clear()
         assert deferred.drain_later(pause=pauses.append) == 1 and pauses == []
     assert [status for _, status, _ in inbound(twilio_app)] == ["handled"] * 7
+
+
+def test_a_drain_sends_the_replies_of_its_contacts_in_one_job_unless_they_would_wait(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.inbound as inbound_module
+    from gateway.outbound import queues
+
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    senders = [f"+2659916{i:05d}" for i in range(6)]
+    for sender in senders:
+        assert post(twilio_app, sender, "JOIN") == []
+    with gw.sessions() as s:
+        ids = sorted(s.scalars(select(Contact.id)))
+    handed: list[list[int]] = []
+    real = inbound_module.Inbound.send_replies
+
+    def recorded(self: inbound_module.Inbound, reply_ids: list[int]) -> None:
+        handed.append(reply_ids)
+        real(self, reply_ids)
+
+    monkeypatch.setattr(inbound_module.Inbound, "send_replies", recorded)
+    queues.get_queue(gw.redis, queues.REPLIES).empty()  # the drain jobs: this test handles the texts itself
+    with twilio_app.app_context():
+        assert gw.inbound.handle_contacts(ids[:3]) == 3
+        assert [len(h) for h in handed] == [3]  # one job for three contacts' replies
+        handed.clear()
+        monkeypatch.setattr(inbound_module, "REPLY_HOLD", 0.0)  # a reply may not wait: a job each
+        assert gw.inbound.handle_contacts(ids[3:]) == 3
+        assert [len(h) for h in handed] == [1, 1, 1]
+    work(twilio_app)
+    assert sorted(m["to"] for m in fake_twilio.messages) == senders  # each answered once
+    assert [status for _, status, _ in inbound(twilio_app)] == ["handled"] * 6
 
 
 def by_number(app: Flask, of: Callable[[Contact], Any]) -> dict[str, Any]:
