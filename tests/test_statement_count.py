@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import count
 
+import pytest
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine.interfaces import CacheStats
 
+from gateway.models import Message
 from tests.conftest import PUBLIC_BASE
 from tests.helpers import sign, svc
 
@@ -84,3 +86,40 @@ def test_a_warm_process_compiles_no_statement_of_the_inbound_path_again(app: Fla
             post(app, sender, "JOIN")
             post(app, sender, "Chikondi")
     assert fresh == []
+
+
+def test_a_drained_contacts_texts_take_no_savepoint_unless_one_fails(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.inbound import receive
+    from gateway.people import contacts
+
+    gw = svc(app)
+    post(app, "+265991000021", "JOIN")  # warm
+    gw.inbound.pressure.forced = True  # stored for a worker to handle, as under a burst
+    texts = {"+265991000022": ("JOIN", "Chikondi", "Zomba"), "+265991000023": ("JOIN", "Chisomo", "Blantyre")}
+    for sender, bodies in texts.items():
+        for body in bodies:
+            params = {"MessageSid": f"SM{next(_sids):032x}", "From": sender, "To": "+15005550006", "Body": body}
+            response = app.test_client().post("/sms/twilio", data=params, headers={
+                "X-Twilio-Signature": sign(PUBLIC_BASE + "/sms/twilio", params)})
+            assert response.status_code == 200 and b"<Message>" not in response.data
+    with gw.sessions() as s:
+        first, second = (contacts.find(s, sender).id for sender in texts)  # type: ignore[union-attr]
+    with statements(app) as drained:
+        assert len(gw.inbound.handle_pending(first)) == 3  # three replies queued
+    assert drained and not any("SAVEPOINT" in s for s in drained), drained
+
+    real = receive._handle_one
+
+    def fails_on_blantyre(session, contact, message, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if message.body == "Blantyre":
+            raise RuntimeError("a bug in a flow")
+        return real(session, contact, message, *args, **kwargs)
+
+    monkeypatch.setattr(receive, "_handle_one", fails_on_blantyre)
+    with statements(app) as careful:
+        assert len(gw.inbound.handle_pending(second)) == 2  # the texts before the failing one answered
+    assert any("SAVEPOINT" in s for s in careful)  # the quick pass failed: each text in a savepoint
+    with gw.sessions() as s:
+        kept = s.scalars(select(Message).where(Message.body == "Blantyre")).one()
+        assert (kept.status, kept.attempts) == (receive.SET_ASIDE, receive.MAX_ATTEMPTS)  # the careful way's end

@@ -219,11 +219,26 @@ def handle_pending(factory: sessionmaker[Session], contact_id: int, flows: FlowS
     """Handle this contact's unhandled messages in arrival order, holding the contact's row lock.
 
     Replies are stored as `sent` (they ride on the caller's answer) or `queued` (for the
-    outbox to send); returns the ids of queued replies, to enqueue after commit.
+    outbox to send); returns the ids of queued replies, to enqueue after commit. As in `receive`,
+    the first try takes no savepoint (two statements fewer a text for a worker draining a burst);
+    if anything in it fails, it is rolled back whole and each text goes in a savepoint of its own.
     """
+    try:
+        return _handle_pending(factory, contact_id, flows, org, now, inline=inline, guarded=False)
+    except Exception as exc:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            raise  # the database is away, not these texts: the caller leaves them for a later run
+        logger.info("contact %s: the quick pass failed (%s); handled with savepoints", contact_id,
+                    describe_error(exc))
+    return _handle_pending(factory, contact_id, flows, org, now, inline=inline, guarded=True)
+
+
+def _handle_pending(factory: sessionmaker[Session], contact_id: int, flows: FlowSet, org: str,
+                    now: datetime | None, *, inline: bool, guarded: bool) -> list[int]:
     with factory() as session, session.begin():
         contact = session.scalars(select(Contact).where(Contact.id == contact_id).with_for_update()).one()
-        replies = _handle_locked(session, contact, flows, org, now or utcnow(), "sent" if inline else "queued")
+        replies = _handle_locked(session, contact, flows, org, now or utcnow(), "sent" if inline else "queued",
+                                 guarded=guarded)
         return [r.id for r, _ in replies if r.status == "queued"]
 
 
