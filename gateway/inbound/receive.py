@@ -236,7 +236,9 @@ def handle_pending(factory: sessionmaker[Session], contact_id: int, flows: FlowS
 def _handle_pending(factory: sessionmaker[Session], contact_id: int, flows: FlowSet, org: str,
                     now: datetime | None, *, inline: bool, guarded: bool) -> list[int]:
     with factory() as session, session.begin():
-        contact = session.scalars(select(Contact).where(Contact.id == contact_id).with_for_update()).one()
+        # The tags are read only if handling asks for them (a flood), as on the webhook's quick path.
+        contact = session.scalars(select(Contact).where(Contact.id == contact_id).with_for_update()
+                                  .options(lazyload(Contact.tag_rows))).one()
         replies = _handle_locked(session, contact, flows, org, now or utcnow(), "sent" if inline else "queued",
                                  guarded=guarded)
         return [r.id for r, _ in replies if r.status == "queued"]
