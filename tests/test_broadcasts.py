@@ -113,6 +113,24 @@ def test_segment_gets_one_alert_each_in_their_language(stack_app: Flask) -> None
     assert len(sent(app)) == 4
 
 
+def test_a_send_batch_reads_no_tags(stack_app: Flask) -> None:
+    """Tagged recipients are sent their alert without their tags being read (a SELECT a batch)."""
+    app = stack_app
+    add(app, mw(1), tags=("health",))
+    add(app, mw(2), tags=("health", "water"))
+    ids = launch(app, create(app, TEXTS, place="Zomba"), enqueue=False)
+    seen: list[str] = []
+    engine = svc(app).engine
+    note = lambda _conn, _cursor, statement, *_: seen.append(statement)  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        with app.app_context():
+            assert jobs.send_batch(ids)["sent"] == 2
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+    assert seen and not any("FROM contact_tags" in s for s in seen), seen
+
+
 def test_language_and_tag_filters(stack_app: Flask) -> None:
     """A language or tag filter narrows the audience; filters combine with the place."""
     app = stack_app

@@ -16,7 +16,7 @@ from datetime import time as dtime
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, aliased, lazyload, sessionmaker
 
 from gateway.channels.base import Provider, ProviderError
 from gateway.core.compose import quiet_until
@@ -118,7 +118,8 @@ def _load(session: Session, ids: list[int]) -> list[_Row]:
              .outerjoin(Broadcast, Broadcast.id == Message.broadcast_id)
              .outerjoin(Conversation, Conversation.id == Message.conversation_id)
              .outerjoin(answered, answered.id == Message.reply_to_id)
-             .where(Message.id.in_(ids)).order_by(Message.id))
+             .where(Message.id.in_(ids)).order_by(Message.id)
+             .options(lazyload(Contact.tag_rows)))  # a send needs no tags: not a second SELECT a batch
     # A reply of a forgotten exchange (privacy.PRIVATE) has lost its links but is still a reply.
     return [_Row(m.id, m.broadcast_id, c.id, contacts.number_of(c), status, c.place, c.country,
                  m.body or "", m.segments or 1, m.sender or "default", m.claimed_at or utcnow(),
