@@ -8,11 +8,13 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select
 from twilio.request_validator import RequestValidator
 
 from gateway import Services
@@ -32,6 +34,23 @@ PUBLIC_BASE = "https://gateway.example.org"
 def svc(app: Flask) -> Services:
     """The gateway's services on this app: sessions, redis, provider, flows."""
     return app.extensions["gateway"]
+
+
+@contextmanager
+def statements(app: Flask, keep: Callable[[Any], bool] = lambda _context: True) -> Iterator[list[str]]:
+    """The SQL the app's engine sends meanwhile (those whose execution context `keep` accepts)."""
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, _params, context, _many) -> None:  # type: ignore[no-untyped-def]
+        if keep(context):
+            seen.append(statement)
+
+    engine = svc(app).engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
 
 
 def change_settings(app: Flask, **fields: Any) -> None:

@@ -119,15 +119,8 @@ def test_a_send_batch_reads_no_tags(stack_app: Flask) -> None:
     add(app, mw(1), tags=("health",))
     add(app, mw(2), tags=("health", "water"))
     ids = launch(app, create(app, TEXTS, place="Zomba"), enqueue=False)
-    seen: list[str] = []
-    engine = svc(app).engine
-    note = lambda _conn, _cursor, statement, *_: seen.append(statement)  # noqa: E731
-    sa.event.listen(engine, "before_cursor_execute", note)
-    try:
-        with app.app_context():
-            assert jobs.send_batch(ids)["sent"] == 2
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", note)
+    with helpers.statements(app) as seen, app.app_context():
+        assert jobs.send_batch(ids)["sent"] == 2
     assert seen and not any("FROM contact_tags" in s for s in seen), seen
 
 

@@ -5,18 +5,17 @@ for a JOIN from a new number and for a known sender's answer, through the signed
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from itertools import count
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.engine.interfaces import CacheStats
 
 from gateway.models import Message
 from tests.conftest import PUBLIC_BASE
-from tests.helpers import sign, svc
+from tests.helpers import sign, statements, svc
 
 _sids = count(1)
 # The figures after issue 14 (docs/benchmarks.md): lower them when the path gets cheaper.
@@ -25,21 +24,6 @@ _sids = count(1)
 # conversation, update contact, update text, insert reply. SQLite: its BEGIN IMMEDIATE is one more
 # statement, and the contact and its conversation are read together (the lock is the whole file).
 LIMITS = {"postgresql": {"join": 7, "known": 7}, "sqlite": {"join": 8, "known": 7}}
-
-
-@contextmanager
-def statements(app: Flask) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def note(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        seen.append(statement)
-
-    engine = svc(app).engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def post(app: Flask, sender: str, body: str) -> None:
@@ -61,21 +45,10 @@ def test_a_join_and_a_known_senders_answer_cost_no_more_statements_than_measured
     assert not any("SAVEPOINT" in s for s in join + known)  # savepoints only once a text has failed
 
 
-@contextmanager
-def compiled_afresh(app: Flask) -> Iterator[list[str]]:
+def compiled_afresh(app: Flask) -> AbstractContextManager[list[str]]:
     """The statements SQLAlchemy compiled again instead of taking from its cache."""
-    seen: list[str] = []
-
-    def note(_conn, _cursor, statement, _params, context, _many) -> None:  # type: ignore[no-untyped-def]
-        if context.compiled is not None and context.cache_hit != CacheStats.CACHE_HIT:
-            seen.append(f"{context.cache_hit.name}: {statement}")
-
-    engine = svc(app).engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
+    return statements(app, lambda context: context.compiled is not None
+                      and context.cache_hit != CacheStats.CACHE_HIT)
 
 
 def test_a_warm_process_compiles_no_statement_of_the_inbound_path_again(app: Flask) -> None:
