@@ -7,10 +7,10 @@ import re
 import secrets
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 from sqlalchemy import and_, select
@@ -34,6 +34,7 @@ from gateway.outbound import broadcasts
 from gateway.people import contacts, privacy
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 # What ends the open conversation, and its outcome: a new flow or START replaces it, STOP stops it
 # (its last answer completes it: see _handle_one).
 _ENDS = {HandledBy.FLOW: "replaced", HandledBy.START: "replaced", HandledBy.STOP: "stopped"}
@@ -68,16 +69,27 @@ def receive(factory: sessionmaker[Session], sms: InboundSMS, default_country: st
     quickly (see docs/benchmarks.md). `received_at` is when it arrived, if earlier than now (a
     text replayed from the spool).
     """
+    return _quick_then_careful(
+        lambda: _receive_fast(factory, sms, default_country, flows, org, now, inline=inline,
+                              received_at=received_at),
+        lambda: _receive_guarded(factory, sms, default_country, flows, org, now, inline=inline,
+                                 received_at=received_at),
+        f"message {sms.provider_id} from {sms.provider}")
+
+
+def _quick_then_careful(quick: Callable[[], T], careful: Callable[[], T], what: str) -> T:
+    """`quick()` (no savepoint); if it fails, its transaction was rolled back whole: `careful()`.
+
+    A database that is away is not the texts' fault: that failure goes to the caller, which
+    keeps the texts (the spool, or a later run).
+    """
     try:
-        return _receive_fast(factory, sms, default_country, flows, org, now, inline=inline,
-                             received_at=received_at)
+        return quick()
     except Exception as exc:
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            raise  # the database is away, not this text: the caller keeps it (see spool.py)
-        logger.info("message %s from %s: the quick pass failed (%s); handled with savepoints",
-                    sms.provider_id, sms.provider, describe_error(exc))
-    return _receive_guarded(factory, sms, default_country, flows, org, now, inline=inline,
-                            received_at=received_at)
+            raise
+        logger.info("%s: the quick pass failed (%s); handled with savepoints", what, describe_error(exc))
+    return careful()
 
 
 def _receive_fast(factory: sessionmaker[Session], sms: InboundSMS, default_country: str, flows: FlowSet,
@@ -223,14 +235,10 @@ def handle_pending(factory: sessionmaker[Session], contact_id: int, flows: FlowS
     the first try takes no savepoint (two statements fewer a text for a worker draining a burst);
     if anything in it fails, it is rolled back whole and each text goes in a savepoint of its own.
     """
-    try:
-        return _handle_pending(factory, contact_id, flows, org, now, inline=inline, guarded=False)
-    except Exception as exc:
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            raise  # the database is away, not these texts: the caller leaves them for a later run
-        logger.info("contact %s: the quick pass failed (%s); handled with savepoints", contact_id,
-                    describe_error(exc))
-    return _handle_pending(factory, contact_id, flows, org, now, inline=inline, guarded=True)
+    return _quick_then_careful(
+        lambda: _handle_pending(factory, contact_id, flows, org, now, inline=inline, guarded=False),
+        lambda: _handle_pending(factory, contact_id, flows, org, now, inline=inline, guarded=True),
+        f"contact {contact_id}")
 
 
 def _handle_pending(factory: sessionmaker[Session], contact_id: int, flows: FlowSet, org: str,
