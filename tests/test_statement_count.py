@@ -5,17 +5,24 @@ for a JOIN from a new number and for a known sender's answer, through the signed
 """
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import os
+import traceback
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from itertools import count
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.engine.interfaces import CacheStats
+from sqlalchemy.sql.cache_key import HasCacheKey
 
-from gateway.models import Message
+from gateway.models import Message, Report
+from gateway.people import contacts
 from tests.conftest import PUBLIC_BASE
 from tests.helpers import sign, statements, svc
+from tests.reporting import ONE_SMS_REPORT
 
 _sids = count(1)
 # The figures after issue 14 (docs/benchmarks.md): lower them when the path gets cheaper.
@@ -65,7 +72,6 @@ def test_a_warm_process_compiles_no_statement_of_the_inbound_path_again(app: Fla
 def test_a_drained_contacts_texts_take_no_savepoint_unless_one_fails(
         app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway.inbound import receive
-    from gateway.people import contacts
 
     gw = svc(app)
     post(app, "+265991000021", "JOIN")  # warm
@@ -98,3 +104,64 @@ def test_a_drained_contacts_texts_take_no_savepoint_unless_one_fails(
     with gw.sessions() as s:
         kept = s.scalars(select(Message).where(Message.body == "Blantyre")).one()
         assert (kept.status, kept.attempts) == (receive.SET_ASIDE, receive.MAX_ATTEMPTS)  # the careful way's end
+
+
+
+@contextmanager
+def selects_built(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Where gateway code ran a select built afresh. SQLAlchemy memoises a statement's cache key on
+    the statement object, so only a select built anew has its key computed: building each read per
+    text was a fifth of a drained text's CPU."""
+    built: list[str] = []
+    real = HasCacheKey._generate_cache_key
+
+    def counting(self: HasCacheKey) -> Any:
+        ours = [f for f in traceback.extract_stack()[:-1] if f"{os.sep}gateway{os.sep}" in f.filename]
+        if isinstance(self, Select) and ours:  # (the test's own reads are not the path's)
+            built.append(f"{ours[-1].name}:{ours[-1].lineno}")
+        return real(self)
+
+    monkeypatch.setattr(HasCacheKey, "_generate_cache_key", counting)
+    yield built
+
+
+# Every read of the handling path: a JOIN and its answers (the contact and its state, the open
+# conversation), a text outside any flow (open pledges), a check's answer word (state_of) and an
+# anonymous report, whose end forgets the exchange (privacy.forget, drop_if_bare).
+CONVERSATION = ("JOIN", "Chikondi", "Zomba", "hello there", "YES", ONE_SMS_REPORT, "1")
+
+
+def test_a_warm_process_builds_no_select_of_the_inbound_path_again(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    gw = svc(app)
+
+    def send(sender: str, body: str) -> None:
+        params = {"MessageSid": f"SM{next(_sids):032x}", "From": sender, "To": "+15005550006", "Body": body}
+        response = app.test_client().post("/sms/twilio", data=params, headers={
+            "X-Twilio-Signature": sign(PUBLIC_BASE + "/sms/twilio", params)})
+        assert response.status_code == 200
+
+    def inline(sender: str) -> None:
+        gw.inbound.pressure.forced = False
+        for body in CONVERSATION:
+            send(sender, body)
+
+    def drained(sender: str) -> None:
+        gw.inbound.pressure.forced = True  # stored, then handled as a worker's drain job does
+        for body in CONVERSATION:
+            send(sender, body)
+        with gw.sessions() as s:  # (not contacts.find: the test's own reads are not counted)
+            contact_id = s.scalars(select(Message.contact_id).where(Message.body == "Chikondi")
+                                   .order_by(Message.id.desc())).first()
+        assert contact_id is not None
+        replies = gw.inbound.handle_pending(contact_id)  # queued replies' ids
+        assert len(replies) >= len(CONVERSATION) - 2
+
+    inline("+265991000041")  # warm: each statement is built once in a process
+    drained("+265991000042")
+    with selects_built(monkeypatch) as built:
+        inline("+265991000043")
+        drained("+265991000044")
+    assert built == [], "; ".join(built)
+    with gw.sessions() as s:  # the report was filed and forgotten on both paths
+        assert len(s.scalars(select(Report).where(Report.anonymous.is_(True))).all()) == 4

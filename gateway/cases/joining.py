@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.cases import ops
@@ -40,10 +40,14 @@ def on_report(session: Session, report: Report, now: datetime) -> Case | None:
                      note=f"{len(loose)} reports within {rule.window.days} days")
 
 
+# Built once: a report from the inbound path reads it (gateway/inbound/receive.py says why).
+_OPEN_CASE = (select(Case).where(Case.place == bindparam("place"), Case.service == bindparam("service"),
+                                 Case.status.not_in(DONE)).order_by(Case.id.desc()))
+
+
 def join_open(session: Session, report: Report, now: datetime) -> Case | None:
     """Put the report in the open case of its place and service, if there is one."""
-    case = session.scalars(select(Case).where(Case.place == report.place, Case.service == report.service,
-                                              Case.status.not_in(DONE)).order_by(Case.id.desc())).first()
+    case = session.scalars(_OPEN_CASE, {"place": report.place, "service": report.service}).first()
     if case is None:
         return None
     session.add(CaseReport(case_id=case.id, report_id=report.id))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway.cases import joining, ops
@@ -35,6 +35,12 @@ from gateway.people import privacy
 
 logger = logging.getLogger(__name__)
 LATE = WINDOW + timedelta(days=1)  # an answer this long after the question is still told it was not needed
+# state_of's two reads, built once (the inbound path runs them per answer word: receive.py says why)
+_WAITING = (select(CheckAsk.check_id).join(Check, Check.id == CheckAsk.check_id)
+            .where(CheckAsk.contact_id == bindparam("contact_id"), CheckAsk.answer.is_(None),
+                   Check.status == CheckStatus.ASKED.value).limit(1))
+_RECENT = select(CheckAsk.check_id).where(CheckAsk.contact_id == bindparam("contact_id"),
+                                          CheckAsk.asked_at >= bindparam("since")).limit(1)
 
 
 def state_of(session: Session, contact_id: int, body: str, flows: FlowSet, now: datetime) -> str | None:
@@ -44,13 +50,10 @@ def state_of(session: Session, contact_id: int, body: str, flows: FlowSet, now: 
     first = tokens[0].folded if tokens else ""
     if check_answer(flows, first) is None:
         return None
-    waiting = session.scalar(select(CheckAsk.check_id).join(Check, Check.id == CheckAsk.check_id)
-                             .where(CheckAsk.contact_id == contact_id, CheckAsk.answer.is_(None),
-                                    Check.status == CheckStatus.ASKED.value).limit(1))
+    waiting = session.scalar(_WAITING, {"contact_id": contact_id})
     if waiting is not None:
         return "open"  # until the tick closes its check, whatever the clock says (a replayed or simulated day)
-    recent = session.scalar(select(CheckAsk.check_id).where(CheckAsk.contact_id == contact_id,
-                                                            CheckAsk.asked_at >= now - LATE).limit(1))
+    recent = session.scalar(_RECENT, {"contact_id": contact_id, "since": now - LATE})
     return "late" if recent is not None else None
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, lazyload, make_transient_to_detached, sessionmaker
 
@@ -39,6 +39,27 @@ T = TypeVar("T")
 # (its last answer completes it: see _handle_one).
 _ENDS = {HandledBy.FLOW: "replaced", HandledBy.START: "replaced", HandledBy.STOP: "stopped"}
 MAX_BODY = 1600  # Twilio's own limit for a concatenated SMS; longer input is cut, not refused
+
+# The path's selects, built once with their values bound at execution. Built per text, a select's
+# construction and its cache key (SQLAlchemy memoises the key on the statement object, so only a
+# statement kept gets it for free) were a fifth of a drained text's CPU (py-spy over
+# bench.inbound_cpu --drained). tests/test_statement_count.py fails if the path builds one again.
+_BY_NUMBER = Contact.number_digest.in_(bindparam("digests", expanding=True))  # contacts.number_is, bound
+_LOCK_BY_NUMBER = select(Contact).where(_BY_NUMBER).options(lazyload(Contact.tag_rows)).with_for_update()
+_LOCK_BY_ID = (select(Contact).where(Contact.id == bindparam("contact_id")).options(lazyload(Contact.tag_rows))
+               .with_for_update())
+_STATE = (select(Contact, Conversation,
+                 select(Message.id).where(Message.contact_id == Contact.id, Message.direction == "in",
+                                          Message.handled_at.is_(None)).exists())
+          .outerjoin(Conversation, and_(Conversation.contact_id == Contact.id, Conversation.closed_at.is_(None)))
+          .order_by(Conversation.id).limit(1).options(lazyload(Contact.tag_rows)))
+_STATE_BY_ID = _STATE.where(Contact.id == bindparam("contact_id"))
+_STATE_BY_NUMBER = _STATE.where(_BY_NUMBER)
+_PENDING = (select(Message).where(Message.contact_id == bindparam("contact_id"), Message.direction == "in",
+                                  Message.handled_at.is_(None)).order_by(Message.id))
+_REPORT_ID_TAKEN = select(Report.id).where(Report.id == bindparam("report_id"))
+_OPEN_CONVERSATION = select(Conversation).where(Conversation.contact_id == bindparam("contact_id"),
+                                                Conversation.closed_at.is_(None))
 
 
 @dataclass(frozen=True)
@@ -137,19 +158,14 @@ def _contact_and_state(session: Session, number: str) -> tuple[Contact, Conversa
     it was when the statement began, so a conversation read alongside the lock could be stale.
     (SQLite's BEGIN IMMEDIATE has already serialised the transaction: there one statement is safe.)
     """
-    lock = select(Contact).where(contacts.number_is(session, number)).options(lazyload(Contact.tag_rows))
-    waiting = (select(Message.id).where(Message.contact_id == Contact.id, Message.direction == "in",
-                                        Message.handled_at.is_(None)).exists())
-    state = (select(Contact, Conversation, waiting)
-             .outerjoin(Conversation, and_(Conversation.contact_id == Contact.id, Conversation.closed_at.is_(None)))
-             .order_by(Conversation.id).limit(1).options(lazyload(Contact.tag_rows)))
+    digests = {"digests": contacts.vault(session).digests(number)}
     if session.get_bind().dialect.name == "postgresql":
-        contact = session.scalars(lock.with_for_update()).first()
+        contact = session.scalars(_LOCK_BY_NUMBER, digests).first()
         if contact is None:
             return None
-        row = session.execute(state.where(Contact.id == contact.id)).first()
+        row = session.execute(_STATE_BY_ID, {"contact_id": contact.id}).first()
     else:
-        row = session.execute(state.where(contacts.number_is(session, number))).first()
+        row = session.execute(_STATE_BY_NUMBER, digests).first()
     if row is None:
         return None
     return row[0], row[1], bool(row[2])
@@ -245,8 +261,7 @@ def _handle_pending(factory: sessionmaker[Session], contact_id: int, flows: Flow
                     now: datetime | None, *, inline: bool, guarded: bool) -> list[int]:
     with factory() as session, session.begin():
         # The tags are read only if handling asks for them (a flood), as on the webhook's quick path.
-        contact = session.scalars(select(Contact).where(Contact.id == contact_id).with_for_update()
-                                  .options(lazyload(Contact.tag_rows))).one()
+        contact = session.scalars(_LOCK_BY_ID, {"contact_id": contact_id}).one()
         replies = _handle_locked(session, contact, flows, org, now or utcnow(), "sent" if inline else "queued",
                                  guarded=guarded)
         return [r.id for r, _ in replies if r.status == "queued"]
@@ -263,9 +278,7 @@ def _handle_locked(session: Session, contact: Contact, flows: FlowSet, org: str,
     if only is not None:
         replies = _handle_one(session, contact, only[0], flows, org, now, reply_status, conv=only[1])
     else:
-        pending = session.scalars(
-            select(Message).where(Message.contact_id == contact.id, Message.direction == "in",
-                                  Message.handled_at.is_(None)).order_by(Message.id)).all()
+        pending = session.scalars(_PENDING, {"contact_id": contact.id}).all()
         replies = []
         for message in pending:
             if guarded:
@@ -439,8 +452,7 @@ def _where(exc: BaseException) -> str:
 
 
 def _open_conversation(session: Session, contact_id: int) -> Conversation | None:
-    return session.scalars(select(Conversation).where(
-        Conversation.contact_id == contact_id, Conversation.closed_at.is_(None))).first()
+    return session.scalars(_OPEN_CONVERSATION, {"contact_id": contact_id}).first()
 
 
 _LOOK_UP: Any = object()  # _handle_one's conv when the caller has not read it already
@@ -699,9 +711,9 @@ def _save_report(session: Session, contact: Contact, message: Message, action: e
     a = action.answers
     place = find_place(a["place"], flows.gazetteers.values()) if a.get("place") else None
     report_id = secrets.randbelow(REPORT_IDS) + 1
-    while session.get(Report, report_id) is not None:
+    while session.scalar(_REPORT_ID_TAKEN, {"report_id": report_id}) is not None:
         report_id = secrets.randbelow(REPORT_IDS) + 1
-    session.add(Report(
+    report = Report(
         id=report_id, ref=_cut(action.ref, 12), anonymous=action.anonymous,
         contact_id=None if action.anonymous else contact.id,
         service=_cut(str(a.get("service") or "other"), 40), service_detail=_cut(a.get("service_other"), 200),
@@ -709,10 +721,9 @@ def _save_report(session: Session, contact: Contact, message: Message, action: e
         delivered=_cut(a.get("delivered"), 10), details=a.get("details"), language=_cut(action.language, 8),
         # An anonymous report keeps only the day, so its time cannot be matched to a phone's traffic.
         # Its messages and conversation are forgotten by _handle_one once the exchange ends.
-        created_at=privacy.day_of(now) if action.anonymous else now))
+        created_at=privacy.day_of(now) if action.anonymous else now)
+    session.add(report)
     session.flush()
-    report = session.get(Report, report_id)
-    assert report is not None
     case_joining.on_report(session, report, now)  # joins or opens a case (gateway/cases/joining.py)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, and_, exists, func, insert, select, update
+from sqlalchemy import CursorResult, Select, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -245,14 +245,16 @@ def finish_if_done(session: Session, broadcast_ids: set[int]) -> None:
                             .values(status="done"))
 
 
+# The window opens when the alert left (claimed for sending), not when it was launched: quiet hours or
+# a send time may hold it for a night. Built once: the inbound path reads it per text (receive.py says why).
+_PLEDGEABLE = (select(Broadcast.reply_keyword, Broadcast.id, Message.claimed_at, Broadcast.pledge_window_hours)
+               .join(Message, and_(Message.broadcast_id == Broadcast.id, Message.contact_id == bindparam("contact_id")))
+               .where(Broadcast.reply_keyword.is_not(None), Message.status.in_(("sending", "sent", "delivered")))
+               .order_by(Message.claimed_at))
+
+
 def open_pledges(session: Session, contact_id: int, now: datetime) -> dict[str, int]:
     """Reply keyword -> broadcast id, for alerts this contact got whose pledge window is open."""
-    # The window opens when the alert left (claimed for sending), not when it was launched:
-    # quiet hours or a send time may hold it for a night.
-    rows = session.execute(select(Broadcast.reply_keyword, Broadcast.id, Message.claimed_at,
-                                  Broadcast.pledge_window_hours).join(
-        Message, and_(Message.broadcast_id == Broadcast.id, Message.contact_id == contact_id)).where(
-        Broadcast.reply_keyword.is_not(None),
-        Message.status.in_(("sending", "sent", "delivered"))).order_by(Message.claimed_at)).all()
+    rows = session.execute(_PLEDGEABLE, {"contact_id": contact_id}).all()
     return {fold(k): bid for k, bid, launched, hours in rows
             if launched and now - launched <= timedelta(hours=hours)}

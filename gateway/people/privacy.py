@@ -11,17 +11,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, delete, event, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import BindParameter, CursorResult, Result, bindparam, delete, event, or_, select, update
+from sqlalchemy.orm import Session, lazyload, sessionmaker
 
 from gateway.core.flowfile import Flow, FlowSet
-from gateway.models import Contact, Conversation, Message, Pledge, Report
+from gateway.models import Contact, ContactTag, Conversation, Message, Pledge, Report
 
 logger = logging.getLogger(__name__)
 # On a reply of a forgotten exchange that is not sent yet: it keeps its contact (the number to send
 # to) and its words until the outbox settles it, then it is detached like the rest.
 PRIVATE = "private"
 UNSETTLED = ("queued", "sending")
+# The reads an anonymous report's end takes on the inbound path, built once (receive.py says why).
+_CONVS: BindParameter[int] = bindparam("convs", expanding=True)
+_LOOSE: BindParameter[int] = bindparam("loose", expanding=True)
+_INBOUND = select(Message.id).where(Message.direction == "in",
+                                    or_(Message.conversation_id.in_(_CONVS), Message.id.in_(_LOOSE)))
+_OUTBOUND = select(Message.id, Message.status).where(
+    Message.direction == "out", or_(Message.conversation_id.in_(_CONVS),
+                                    Message.reply_to_id.in_(bindparam("inbound", expanding=True)),
+                                    Message.id.in_(_LOOSE)))
+# (A contact's tags are one more thing that holds it, read as the others are: not loaded with it.)
+_CONTACT = select(Contact).where(Contact.id == bindparam("contact_id")).options(lazyload(Contact.tag_rows))
+_CONTACT_LOCKED = _CONTACT.with_for_update()
+_HOLDS_THE_CONTACT = tuple(select(column).where(column == bindparam("contact_id")).limit(1) for column in (
+    ContactTag.contact_id, Message.contact_id, Conversation.contact_id, Pledge.contact_id, Report.contact_id))
 
 
 def is_private(flow: Flow | None) -> bool:
@@ -53,11 +67,8 @@ def forget(session: Session, conversation_ids: Iterable[int], message_ids: Itera
     if bind.dialect.name == "postgresql" and not session.info.get(_WASH):
         session.info[_WASH] = True
         event.listen(session, "after_commit", lambda s: _wash_contact_locks(s, bind), once=True)
-    inbound = list(session.scalars(select(Message.id).where(
-        Message.direction == "in", or_(Message.conversation_id.in_(convs), Message.id.in_(loose)))))
-    outbound = session.execute(select(Message.id, Message.status).where(
-        Message.direction == "out", or_(Message.conversation_id.in_(convs), Message.reply_to_id.in_(inbound),
-                                        Message.id.in_(loose)))).all()
+    inbound = list(session.scalars(_INBOUND, {"convs": convs, "loose": loose}))
+    outbound = session.execute(_OUTBOUND, {"convs": convs, "loose": loose, "inbound": inbound}).all()
     gone = detached(now)
     if inbound:
         session.execute(update(Message).where(Message.id.in_(inbound)).values(**gone, handled_at=gone["created_at"]))
@@ -89,13 +100,12 @@ def drop_if_bare(session: Session, contact_id: int) -> bool:
 
 
 def _bare(session: Session, contact_id: int, *, lock: bool) -> bool:
-    query = select(Contact).where(Contact.id == contact_id)
-    c = session.scalars(query.with_for_update() if lock else query).first()
-    if c is None or c.consent_at is not None or c.status != "active" or c.tag_rows or any(
+    c = session.scalars(_CONTACT_LOCKED if lock else _CONTACT, {"contact_id": contact_id}).first()
+    if c is None or c.consent_at is not None or c.status != "active" or any(
             (c.name, c.place, c.language, c.last_seen_at, c.last_hint_at, c.stopped_at)):
         return False
-    for column in (Message.contact_id, Conversation.contact_id, Pledge.contact_id, Report.contact_id):
-        if session.scalar(select(column).where(column == contact_id).limit(1)) is not None:
+    for holds in _HOLDS_THE_CONTACT:
+        if session.scalar(holds, {"contact_id": contact_id}) is not None:
             return False
     return True
 
@@ -155,6 +165,7 @@ def purge(session: Session, before: datetime) -> Purged:
 
 
 _WASH = "wash_contact_locks"
+_EVERY_CONTACT_LOCKED = select(Contact.id).with_for_update(read=True, key_share=True, skip_locked=True)
 
 
 def _wash_contact_locks(session: Session, bind: Any) -> None:
@@ -170,7 +181,7 @@ def _wash_contact_locks(session: Session, bind: Any) -> None:
     engine = getattr(bind, "engine", bind)
     try:
         with engine.begin() as conn:
-            conn.execute(select(Contact.id).with_for_update(read=True, key_share=True, skip_locked=True))
+            conn.execute(_EVERY_CONTACT_LOCKED)
     except Exception:  # the report is saved; the next private exchange washes again
         logger.warning("could not renew the contacts' lock stamps after a private exchange", exc_info=True)
 
