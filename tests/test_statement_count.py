@@ -106,7 +106,6 @@ def test_a_drained_contacts_texts_take_no_savepoint_unless_one_fails(
         assert (kept.status, kept.attempts) == (receive.SET_ASIDE, receive.MAX_ATTEMPTS)  # the careful way's end
 
 
-
 @contextmanager
 def selects_built(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Where gateway code ran a select built afresh. SQLAlchemy memoises a statement's cache key on
@@ -163,5 +162,6 @@ def test_a_warm_process_builds_no_select_of_the_inbound_path_again(
         inline("+265991000043")
         drained("+265991000044")
     assert built == [], "; ".join(built)
-    with gw.sessions() as s:  # the report was filed and forgotten on both paths
+    with gw.sessions() as s:  # the reports were filed, and forgotten on both paths (their words detached)
         assert len(s.scalars(select(Report).where(Report.anonymous.is_(True))).all()) == 4
+        assert s.scalars(select(Message).where(Message.body == ONE_SMS_REPORT)).all() == []
