@@ -44,17 +44,14 @@ MAX_BODY = 1600  # Twilio's own limit for a concatenated SMS; longer input is cu
 # construction and its cache key (SQLAlchemy memoises the key on the statement object, so only a
 # statement kept gets it for free) were a fifth of a drained text's CPU (py-spy over
 # bench.inbound_cpu --drained). tests/test_statement_count.py fails if the path builds one again.
-_BY_NUMBER = Contact.number_digest.in_(bindparam("digests", expanding=True))  # contacts.number_is, bound
-_LOCK_BY_NUMBER = select(Contact).where(_BY_NUMBER).options(lazyload(Contact.tag_rows)).with_for_update()
-_LOCK_BY_ID = (select(Contact).where(Contact.id == bindparam("contact_id")).options(lazyload(Contact.tag_rows))
-               .with_for_update())
+_LOCK_BY_NUMBER = select(Contact).where(contacts.NUMBER_IS).options(lazyload(Contact.tag_rows)).with_for_update()
 _STATE = (select(Contact, Conversation,
                  select(Message.id).where(Message.contact_id == Contact.id, Message.direction == "in",
                                           Message.handled_at.is_(None)).exists())
           .outerjoin(Conversation, and_(Conversation.contact_id == Contact.id, Conversation.closed_at.is_(None)))
           .order_by(Conversation.id).limit(1).options(lazyload(Contact.tag_rows)))
 _STATE_BY_ID = _STATE.where(Contact.id == bindparam("contact_id"))
-_STATE_BY_NUMBER = _STATE.where(_BY_NUMBER)
+_STATE_BY_NUMBER = _STATE.where(contacts.NUMBER_IS)
 _PENDING = (select(Message).where(Message.contact_id == bindparam("contact_id"), Message.direction == "in",
                                   Message.handled_at.is_(None)).order_by(Message.id))
 _REPORT_ID_TAKEN = select(Report.id).where(Report.id == bindparam("report_id"))
@@ -158,7 +155,7 @@ def _contact_and_state(session: Session, number: str) -> tuple[Contact, Conversa
     it was when the statement began, so a conversation read alongside the lock could be stale.
     (SQLite's BEGIN IMMEDIATE has already serialised the transaction: there one statement is safe.)
     """
-    digests = {"digests": contacts.vault(session).digests(number)}
+    digests = contacts.number_params(session, number)
     if session.get_bind().dialect.name == "postgresql":
         contact = session.scalars(_LOCK_BY_NUMBER, digests).first()
         if contact is None:
@@ -261,7 +258,7 @@ def _handle_pending(factory: sessionmaker[Session], contact_id: int, flows: Flow
                     now: datetime | None, *, inline: bool, guarded: bool) -> list[int]:
     with factory() as session, session.begin():
         # The tags are read only if handling asks for them (a flood), as on the webhook's quick path.
-        contact = session.scalars(_LOCK_BY_ID, {"contact_id": contact_id}).one()
+        contact = session.scalars(contacts.BY_ID_LOCKED, {"contact_id": contact_id}).one()
         replies = _handle_locked(session, contact, flows, org, now or utcnow(), "sent" if inline else "queued",
                                  guarded=guarded)
         return [r.id for r, _ in replies if r.status == "queued"]

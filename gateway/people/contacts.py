@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, select
+from sqlalchemy import ColumnElement, Select, bindparam, exists, select
 from sqlalchemy.orm import Session, lazyload, make_transient_to_detached, object_session
 
 from gateway.core.phones import Address, country_of
@@ -23,6 +23,19 @@ def vault(session: Session) -> NumberVault:
 def number_is(session: Session, number: str) -> ColumnElement[bool]:
     """A filter for the contact with exactly this normalised number (digest under any configured key)."""
     return Contact.number_digest.in_(vault(session).digests(number))
+
+
+# For statements built once (gateway/inbound/receive.py says why), their values bound at execution:
+# number_is with its digests bound (`number_params` gives them), and a contact by id
+# (`{"contact_id": ...}`), its tags read only if asked for.
+NUMBER_IS = Contact.number_digest.in_(bindparam("digests", expanding=True))
+BY_ID = select(Contact).where(Contact.id == bindparam("contact_id")).options(lazyload(Contact.tag_rows))
+BY_ID_LOCKED = BY_ID.with_for_update()
+
+
+def number_params(session: Session, number: str) -> dict[str, list[str]]:
+    """The values NUMBER_IS is executed with, for this normalised number."""
+    return {"digests": vault(session).digests(number)}
 
 
 def matching(query: Select[Any], *, place: str | None = None, language: str | None = None,

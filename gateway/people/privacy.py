@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import BindParameter, CursorResult, Result, bindparam, delete, event, or_, select, update
-from sqlalchemy.orm import Session, lazyload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.core.flowfile import Flow, FlowSet
 from gateway.models import Contact, ContactTag, Conversation, Message, Pledge, Report
+from gateway.people import contacts
 
 logger = logging.getLogger(__name__)
 # On a reply of a forgotten exchange that is not sent yet: it keeps its contact (the number to send
@@ -31,9 +32,7 @@ _OUTBOUND = select(Message.id, Message.status).where(
     Message.direction == "out", or_(Message.conversation_id.in_(_CONVS),
                                     Message.reply_to_id.in_(bindparam("inbound", expanding=True)),
                                     Message.id.in_(_LOOSE)))
-# (A contact's tags are one more thing that holds it, read as the others are: not loaded with it.)
-_CONTACT = select(Contact).where(Contact.id == bindparam("contact_id")).options(lazyload(Contact.tag_rows))
-_CONTACT_LOCKED = _CONTACT.with_for_update()
+# (A contact's tags are one more thing that holds it, read as the others are: contacts.BY_ID leaves them.)
 _HOLDS_THE_CONTACT = tuple(select(column).where(column == bindparam("contact_id")).limit(1) for column in (
     ContactTag.contact_id, Message.contact_id, Conversation.contact_id, Pledge.contact_id, Report.contact_id))
 
@@ -100,7 +99,7 @@ def drop_if_bare(session: Session, contact_id: int) -> bool:
 
 
 def _bare(session: Session, contact_id: int, *, lock: bool) -> bool:
-    c = session.scalars(_CONTACT_LOCKED if lock else _CONTACT, {"contact_id": contact_id}).first()
+    c = session.scalars(contacts.BY_ID_LOCKED if lock else contacts.BY_ID, {"contact_id": contact_id}).first()
     if c is None or c.consent_at is not None or c.status != "active" or any(
             (c.name, c.place, c.language, c.last_seen_at, c.last_hint_at, c.stopped_at)):
         return False
