@@ -31,7 +31,7 @@ NUMBERS_KEY = "bench-numbers-key-0123456789abcdef0123"  # phone numbers at rest
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123"  # sessions (config wants 32+ characters)
 PUBLIC_BASE = "https://bench.example.org"  # what the pre-signed webhooks were signed for
 # The Procfile's web settings: the gateway and the ceiling are served the same way.
-GUNICORN_ARGS = ["--workers", "2", "--threads", "16", "--timeout", "15"]
+GUNICORN_ARGS = ["--workers", "2", "--threads", "64", "--timeout", "15"]
 # The embedded default (no Redis) as docs/operations.md serves it: one process with threads. Only one
 # process may send there (instance/server.lock): with the Procfile's two workers the second refuses
 # and gunicorn halts.

@@ -5,7 +5,7 @@ Three signs say so, all measured in the process itself:
 - queue depth: this text finds `busy_at` texts (itself included) being received at once: a second
   text while one is being handled means texts are arriving faster than one process handles them
   (a few ms each), and storing one costs a share of one statement (deferred.Writer), so every
-  thread but one stores (gunicorn gthread, the Procfile's 16 threads; sync workers receive one at a
+  thread but one stores (gunicorn gthread, the Procfile's 64 threads; sync workers receive one at a
   time and switch on time);
 - queue depth lately: most texts of the last second or so (`crowded_at`) found another being received.
   Between two such texts a process is often idle for a moment, and the first sign alone handled

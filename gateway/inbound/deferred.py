@@ -38,8 +38,8 @@ LATER = "gateway:inbound:later"  # contact ids whose stored texts wait for a wor
 LATER_JOB = "gateway:inbound:later:job"  # set while a drain job is queued or running
 JOB_EVERY = 2  # seconds: a drain job queued but not started lets another be queued after this
 DRAIN_BUDGET = 10.0  # seconds one drain job works before it leaves the rest of the list to a new job
-# When a web process is saturated (BEHIND_AT texts or more waiting for its writer at once: half the
-# Procfile's threads busy storing; or a text waited LAGGING seconds for its commit), every
+# When a web process is saturated (BEHIND_AT texts or more waiting for its writer at once; or a text
+# waited LAGGING seconds for its commit), every
 # millisecond of CPU decides whether the webhooks queued behind are answered inside Twilio's 15 s:
 # for BEHIND_HOLD seconds after such a batch a drain job works BURST_SHARE of the time and waits
 # the rest. Workers beside the web processes took a third of what they stored (wrk's JOIN shape,
@@ -98,12 +98,15 @@ UPDATE contacts SET stop_pending_at = coalesce(stop_pending_at, :at) WHERE id = 
 """
 STORE_WAIT = 10.0  # seconds a webhook waits for its text to be written before keeping it in the spool
 MAX_BATCH = 200  # texts in one statement
-# Writer threads per process: while one waits for its commit to reach the disk (fdatasync, a few
-# ms), the next batch is already being written; PostgreSQL flushes both commits together. Measured
-# on 2 cores (2026-11-29, `bench.run --only burst --burst-seconds 10`, A B A B): one writer answered
-# 555-557 texts a second of a 2,000/s burst, two 631-806, three or four 626-669. (wrk's 32
-# connections alone favoured one, 1,202-1,219 req/s against 931-1,026: the burst decides.)
-WRITERS = 2
+# Writer threads per process. A batch costs the web process about 1.3 ms of CPU whatever its size
+# (its round trips, each waiting for the GIL again among the request threads, and the wake-ups),
+# and a text about 0.75 ms besides; so the fewer, larger batches the better. One writer gathers
+# every text that came while it wrote the last batch; a second halved the batches. With the
+# Procfile's 64 threads (16 capped a batch at 16 waiting webhooks) one writer took a 2,000/s burst
+# at 1,325-1,344 texts a second, batches of 11-14, against 1,016-1,051 with two writers and 16
+# threads (batches of 4); wrk's JOIN shape 1,312-1,337 req/s against 1,125-1,241 (2 cores,
+# 2026-11-30, A B A B, docs/benchmarks.md's eighth pass).
+WRITERS = 1
 
 
 @functools.cache
