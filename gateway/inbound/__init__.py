@@ -28,10 +28,11 @@ from gateway.models import Message, utcnow
 
 logger = logging.getLogger(__name__)
 # Texts handled inline at once in one process. Each holds a pooled connection and an anonymous report
-# takes a second one when it commits (privacy's lock wash): unbounded, 16 threads each holding one
-# and waiting for another emptied the pool (5 + 10) and every webhook waited its 30 s timeout (a
-# wave of STOPs in `make bench`, each handling its sender's stored texts). 4 x 2, plus the writers'
-# two, stays well inside the pool; on two cores more at once would not handle texts any faster.
+# takes a second one when it commits (privacy's lock wash): unbounded, the Procfile's threads (16
+# then, 64 now) each holding one and waiting for another emptied the pool (5 + 10) and every webhook
+# waited its 30 s timeout (a wave of STOPs in `make bench`, each handling its sender's stored texts).
+# 4 x 2, plus the writer's one, stays well inside the pool; on two cores more at once would not
+# handle texts any faster.
 INLINE_AT_ONCE = 4
 REQUEST_BUDGET = 2.0  # seconds a request may spend replaying the spool before it is served (Twilio waits 15)
 REPLY_HOLD = 0.25  # seconds a drain holds replies to send them in one job (see Inbound.handle_contacts)

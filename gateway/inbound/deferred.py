@@ -39,14 +39,13 @@ LATER_JOB = "gateway:inbound:later:job"  # set while a drain job is queued or ru
 JOB_EVERY = 2  # seconds: a drain job queued but not started lets another be queued after this
 DRAIN_BUDGET = 10.0  # seconds one drain job works before it leaves the rest of the list to a new job
 # When a web process is saturated (BEHIND_AT texts or more waiting for its writer at once; or a text
-# waited LAGGING seconds for its commit), every
-# millisecond of CPU decides whether the webhooks queued behind are answered inside Twilio's 15 s:
-# for BEHIND_HOLD seconds after such a batch a drain job works BURST_SHARE of the time and waits
-# the rest. Workers beside the web processes took a third of what they stored (wrk's JOIN shape,
-# 2 cores, 2026-11-30: 501-527 req/s with two workers at nice 10 against 761-774 without, A B A B):
-# nice does not reach their PostgreSQL backends. The share keeps replies flowing through a long
-# burst; under a load the web processes keep up with, and once a burst has passed, the workers
-# take all they need.
+# waited LAGGING seconds for its commit), every millisecond of CPU decides whether the webhooks
+# queued behind are answered inside Twilio's 15 s: for BEHIND_HOLD seconds after such a batch a
+# drain job works BURST_SHARE of the time and waits the rest. Workers beside the web processes took
+# a third of what they stored (wrk's JOIN shape, 2 cores, 2026-11-30: 501-527 req/s with two workers
+# at nice 10 against 761-774 without, A B A B): nice does not reach their PostgreSQL backends. The
+# share keeps replies flowing through a long burst; under a load the web processes keep up with,
+# and once a burst has passed, the workers take all they need.
 BEHIND = "gateway:inbound:behind"  # set while a web process is saturated
 BEHIND_AT = 8
 LAGGING = 0.25
