@@ -2,7 +2,7 @@
 
 Served by gunicorn with the same settings as the gateway (bench/common.py GUNICORN_ARGS):
 
-    gunicorn --workers 2 --threads 8 --timeout 15 bench.ceiling:app
+    gunicorn --workers 2 --threads 64 --timeout 15 bench.ceiling:app
 """
 from __future__ import annotations
 
