@@ -453,6 +453,35 @@ def test_texts_arriving_together_are_written_in_one_transaction_in_arrival_order
     assert all(status == "handled" for _, status, _ in inbound(twilio_app))
 
 
+def test_while_texts_keep_coming_the_writer_gathers_them_into_one_batch_and_a_lone_text_waits_only_the_gap(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    writer = gw.inbound.writer
+    assert writer is not None
+    commits: list[int] = []
+    event.listen(gw.engine, "commit", lambda conn: commits.append(1))
+    # A gap far longer than the test: the batch can only close because it holds gather_texts texts.
+    monkeypatch.setattr(writer, "gap", 30.0)
+    monkeypatch.setattr(writer, "gather_max", 60.0)
+    monkeypatch.setattr(writer, "gather_texts", 3)
+    c, d = "+265991230003", "+265991230004"
+    started = time.monotonic()
+    threads = [threading.Thread(target=post, args=(twilio_app, sender, "JOIN", None)) for sender in (A, B, c)]
+    for n, t in enumerate(threads, 1):
+        t.start()
+        assert wait_for(lambda n=n: len(writer._waiting) >= n or bool(commits), 30)  # type: ignore[misc]
+    for t in threads:
+        t.join(30)
+    assert len(commits) == 1 and time.monotonic() - started < 20  # three texts, one transaction, no 30 s wait
+    assert sorted(body for body, _, _ in inbound(twilio_app)) == ["JOIN", "JOIN", "JOIN"]
+    # A lone text waits the gap for company, not gather_max.
+    monkeypatch.setattr(writer, "gap", 0.2)
+    started = time.monotonic()
+    post(twilio_app, d, "JOIN")
+    assert 0.15 <= time.monotonic() - started < 20 and len(commits) == 2
+
+
 def test_texts_that_waited_long_for_their_commit_tell_the_drain_jobs_the_web_processes_fell_behind(
         twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway.inbound import deferred

@@ -106,6 +106,16 @@ MAX_BATCH = 200  # texts in one statement
 # threads (batches of 4); wrk's JOIN shape 1,312-1,337 req/s against 1,125-1,241 (2 cores,
 # 2026-11-30, A B A B, docs/benchmarks.md's eighth pass).
 WRITERS = 1
+# A batch costs about the same whatever its size, in the web process and in PostgreSQL (0.57 ms of
+# PostgreSQL's CPU a text written alone, 0.24 in batches of 6, 0.12 in batches of 16; slow hour),
+# and PostgreSQL's CPU on the same cores preempts the GIL-bound web processes (docs/benchmarks.md's
+# ninth pass). So while texts keep coming, each within GATHER_GAP of the last, the writer waits for
+# them: up to GATHER_TEXTS, and never past GATHER_MAX after the oldest. A lone text waits
+# GATHER_GAP at most (and under no load texts are handled inline, not stored here). wrk's JOIN
+# shape, 2 cores, A B A B: batches of 9-10 against 6, 631 and 688 req/s against 580 and 611.
+GATHER_GAP = 0.003
+GATHER_MAX = 0.025
+GATHER_TEXTS = 16
 
 
 @functools.cache
@@ -155,11 +165,13 @@ class Writer:
     """
 
     def __init__(self, factory: sessionmaker[Session], handoff: Callable[[list[int], bool], None] | None,
-                 max_batch: int = MAX_BATCH, wait: float = STORE_WAIT, threads: int = WRITERS) -> None:
+                 max_batch: int = MAX_BATCH, wait: float = STORE_WAIT, threads: int = WRITERS,
+                 gap: float = GATHER_GAP, gather_max: float = GATHER_MAX, gather_texts: int = GATHER_TEXTS) -> None:
         self.factory = factory
         self.handoff = handoff
         self.max_batch = max_batch
         self.wait = wait
+        self.gap, self.gather_max, self.gather_texts = gap, gather_max, gather_texts
         self._waiting: list[_Waiting] = []
         self._cond = threading.Condition()
         # SQLite has one writer at a time (BEGIN IMMEDIATE): a second thread would only wait for the lock.
@@ -240,6 +252,8 @@ class Writer:
         stored in the order they came); and how many texts wait or are being written, this batch's included."""
         with self._cond:
             while True:
+                if self._waiting:
+                    self._gather()
                 batch: list[_Waiting] = []
                 left: list[_Waiting] = []
                 for item in self._waiting:
@@ -252,6 +266,19 @@ class Writer:
                     self._writing.update(item.params["digest"] for item in batch)
                     return batch, self._held
                 self._cond.wait()
+
+    def _gather(self) -> None:
+        """Wait (holding the condition's lock) while texts keep coming: each within `gap` of the
+        last, up to `gather_texts` waiting and at most `gather_max` after the oldest (see GATHER_GAP)."""
+        deadline = self._waiting[0].since + self.gather_max
+        while len(self._waiting) < self.gather_texts:
+            seen = len(self._waiting)
+            left = min(self.gap, deadline - time.monotonic())
+            if left <= 0:
+                return
+            self._cond.wait(left)
+            if len(self._waiting) == seen:  # none came within the gap
+                return
 
     def _hand_over(self, batch: list[_Waiting], behind: bool) -> None:
         """The batch's contacts onto the workers' list, and whether this process is saturated
