@@ -2,7 +2,7 @@
 and handled by a worker, in order per sender, its replies leaving through the reply queue.
 
 `Inbound.receive` decides per text (gateway/core/pressure.py says when). The row is stored like any
-other, unhandled, by the process's `Writer` (one statement for every text waiting at that moment);
+other, unhandled, by the process's `Writer` (one statement for the texts that came together);
 `drain_later` is the job that handles the sender's pending texts (all of them, in arrival order,
 holding the contact's lock: receive.handle_pending), and the reconciler's `handle_stranded`
 handles it anyway if the job is lost. A duplicate (a provider's retry) is dropped
@@ -157,8 +157,8 @@ class _Held:
 
 class Writer:
     """Stores texts for workers (group commit): a writer thread writes every text that arrived while
-    the last batch was written, in one statement and one commit, then hands their contacts to the
-    workers in one Redis round trip; each webhook waits for its own text.
+    the last batch was written, and those still coming (GATHER_GAP), in one statement and one commit,
+    then hands their contacts to the workers in one Redis round trip; each webhook waits for its own text.
 
     Under a burst a webhook's cost is then Flask, the signature and a share of one statement,
     not a connection checkout, a statement, a commit and a Redis round trip of its own.
