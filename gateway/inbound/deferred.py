@@ -112,7 +112,9 @@ WRITERS = 1
 # ninth pass). So while texts keep coming, each within GATHER_GAP of the last, the writer waits for
 # them: up to GATHER_TEXTS, and never past GATHER_MAX after the oldest. A lone text waits
 # GATHER_GAP at most (and under no load texts are handled inline, not stored here). wrk's JOIN
-# shape, 2 cores, A B A B: batches of 9-10 against 6, 631 and 688 req/s against 580 and 611.
+# shape, 2 cores, a slow hour, A B rounds: batches of 9-10 against about 6; 631 and 688 req/s
+# against 580 and 611 (a prototype), then 503, 657, 619 against 524, 551, 626 (this code): a gain
+# inside the hour's noise, but PostgreSQL's CPU a text fell from 0.22-0.29 ms to 0.18-0.25.
 GATHER_GAP = 0.003
 GATHER_MAX = 0.025
 GATHER_TEXTS = 16
