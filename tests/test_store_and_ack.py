@@ -470,7 +470,7 @@ def test_while_texts_keep_coming_the_writer_gathers_them_into_one_batch_and_a_lo
     threads = [threading.Thread(target=post, args=(twilio_app, sender, "JOIN", None)) for sender in (A, B, c)]
     for n, t in enumerate(threads, 1):
         t.start()
-        assert wait_for(lambda n=n: len(writer._waiting) >= n or bool(commits), 30)  # type: ignore[misc]
+        assert wait_for(lambda n=n: len(writer._waiting) >= n or bool(commits), 30)
     for t in threads:
         t.join(30)
     assert len(commits) == 1 and time.monotonic() - started < 20  # three texts, one transaction, no 30 s wait
