@@ -125,12 +125,23 @@ def _sql(source: str) -> Any:
     return text(source)
 
 
+def _taken() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass
 class _Waiting:
     """One text waiting for the writer: its row's values, then what became of it."""
 
     params: dict[str, Any]
-    done: threading.Event = field(default_factory=threading.Event)
+    # Released by the writer once the text's batch is written. A plain lock, not an Event: a webhook
+    # waits and is woken in one call each, where an Event's condition costs a few dozen lines of
+    # Python and a second lock to take on waking. With the writer no longer woken by each text it
+    # gathers (_gather): wrk's JOIN shape, 2 cores, 6 A B rounds (2026-11-30): 1,205 req/s against
+    # 1,122 on average, 1.04 ms of the web processes' CPU a text against 1.16.
+    done: threading.Lock = field(default_factory=_taken)
     since: float = field(default_factory=time.monotonic)  # when it came to the writer
     row: tuple[int, int] | None = None  # (message id, contact id); None: a duplicate
     error: BaseException | None = None
@@ -181,6 +192,7 @@ class Writer:
         self._running: list[tuple[threading.Thread, _Held]] = []
         self._writing: set[str] = set()  # the senders (number digests) of the batches being written
         self._held = 0  # texts waiting for a writer thread or being written
+        self._idle = 0  # writer threads waiting for a first text (a text wakes one; see _gather)
         self._pid = 0
 
     def store(self, sms: InboundSMS, default_country: str, received_at: datetime | None = None, *,
@@ -201,8 +213,9 @@ class Writer:
             self._start()
             self._waiting.append(item)
             self._held += 1
-            self._cond.notify()
-        if not item.done.wait(self.wait):
+            if self._idle or len(self._waiting) >= self.gather_texts:
+                self._cond.notify()
+        if not item.done.acquire(timeout=self.wait):
             # The database is too slow to answer in time: the caller keeps the text in the spool.
             # Should the writer still store it, the replay finds it stored (its provider id).
             raise sa_exc.TimeoutError(f"text not stored within {self.wait:.0f} s")
@@ -246,7 +259,7 @@ class Writer:
                     self._held -= len(batch)
                     self._cond.notify_all()
                 for item in batch:
-                    item.done.set()
+                    item.done.release()
 
     def _take(self) -> tuple[list[_Waiting], int]:
         """The next batch: the waiting texts in arrival order, but none from a sender whose earlier
@@ -267,11 +280,17 @@ class Writer:
                     self._waiting[:] = left
                     self._writing.update(item.params["digest"] for item in batch)
                     return batch, self._held
-                self._cond.wait()
+                self._idle += 1
+                try:
+                    self._cond.wait()
+                finally:
+                    self._idle -= 1
 
     def _gather(self) -> None:
-        """Wait (holding the condition's lock) while texts keep coming: each within `gap` of the
-        last, up to `gather_texts` waiting and at most `gather_max` after the oldest (see GATHER_GAP)."""
+        """Wait (holding the condition's lock) while texts keep coming, one or more each `gap`: up to
+        `gather_texts` waiting and at most `gather_max` after the oldest (see GATHER_GAP). A text
+        coming meanwhile does not wake the writer (only the one that makes `gather_texts` does):
+        a wake-up a text cost the web process a thread switch and a GIL hand-over each."""
         deadline = self._waiting[0].since + self.gather_max
         while len(self._waiting) < self.gather_texts:
             seen = len(self._waiting)
