@@ -109,7 +109,7 @@ WRITERS = 1
 # A batch costs about the same whatever its size, in the web process and in PostgreSQL (0.57 ms of
 # PostgreSQL's CPU a text written alone, 0.24 in batches of 6, 0.12 in batches of 16; slow hour),
 # and PostgreSQL's CPU on the same cores preempts the GIL-bound web processes (docs/benchmarks.md's
-# ninth pass). So while texts keep coming, each within GATHER_GAP of the last, the writer waits for
+# ninth pass). So while texts keep coming, one or more each GATHER_GAP, the writer waits for
 # them: up to GATHER_TEXTS, and never past GATHER_MAX after the oldest. A lone text waits
 # GATHER_GAP at most (and under no load texts are handled inline, not stored here). wrk's JOIN
 # shape, 2 cores, a slow hour, A B rounds: batches of 9-10 against about 6; 631 and 688 req/s
