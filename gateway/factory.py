@@ -120,7 +120,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # The parts below import `services` from this package, so they are imported once it is whole.
     from gateway import backup, db, limits
     from gateway.cases import commands as cases_commands
-    from gateway.channels.hooks import ByPath, webhook_app
+    from gateway.channels.hooks import ByPath, Webhooks
     from gateway.evidence import brief_cli
     from gateway.evidence import commands as evidence_commands
     from gateway.inbound import commands as inbound_commands
@@ -153,8 +153,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for fn in before:
         app.before_request(fn)
     # The providers' webhooks (/sms/...) are an app of their own, without the console's and the API's hooks.
-    hooks = app.extensions["webhooks"] = webhook_app(app, before, teardown=[db.close_session])
-    app.wsgi_app = ByPath(app.wsgi_app, hooks.wsgi_app)  # type: ignore[method-assign]
+    hooks = app.extensions["webhooks"] = Webhooks(app, before, teardown=[db.close_session])
+    app.wsgi_app = ByPath(app.wsgi_app, hooks)  # type: ignore[method-assign]
     if settings.proxy_fix_hops:  # outermost: the webhooks' signed URL is the one the proxy was asked for
         hops = settings.proxy_fix_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]

@@ -7,7 +7,7 @@ from flask_limiter.util import get_remote_address
 
 # One limiter for the process; init_app points it at the app's storage. Routes opt in with
 # @limiter.limit(...); nothing is limited by default. Webhooks, which must never be refused for load,
-# are served apart (gateway/channels/hooks: webhook_app), where the limiter does not run at all.
+# are served apart (gateway/channels/hooks: Webhooks), where the limiter does not run at all.
 limiter = Limiter(get_remote_address, headers_enabled=False)
 
 

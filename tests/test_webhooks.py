@@ -174,15 +174,15 @@ def test_a_signed_text_with_an_odd_message_id_is_kept_once(app, client, sid: str
     assert len(ids) == 1 and ids[0].startswith("sha256:") and len(ids[0]) <= 64
 
 
-WEBHOOK_ENDPOINTS = {"twilio_hooks.twilio_inbound", "twilio_hooks.twilio_status",
-                     "africastalking_hooks.africastalking_inbound", "africastalking_hooks.africastalking_status",
-                     "android_hooks.android_event"}
+WEBHOOK_ENDPOINTS = {"twilio.twilio_inbound", "twilio.twilio_status",
+                     "africastalking.africastalking_inbound", "africastalking.africastalking_status",
+                     "android.android_event"}
 
 
 def test_webhooks_are_served_apart_without_the_console_and_api_hooks(app, client) -> None:
     hooks = app.extensions["webhooks"]
-    assert {r.endpoint for r in hooks.url_map.iter_rules()} - {"static"} == WEBHOOK_ENDPOINTS
-    assert all(r.rule.startswith("/sms/") for r in hooks.url_map.iter_rules() if r.endpoint != "static")
+    assert {r.endpoint for r in hooks.url_map.iter_rules()} == WEBHOOK_ENDPOINTS
+    assert all(r.rule.startswith("/sms/") and r.methods == {"POST"} for r in hooks.url_map.iter_rules())
     assert not [r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/sms/")]  # nothing else answers there
     response = inbound(client, sms("HELP"))
     assert response.status_code == 200 and len(replies(response)) == 1 and stored(app, direction="in") == 1
@@ -192,16 +192,59 @@ def test_webhooks_are_served_apart_without_the_console_and_api_hooks(app, client
     assert "Content-Security-Policy" in page.headers and "Set-Cookie" in page.headers
 
 
-def test_a_webhook_route_outside_the_webhook_prefix_stops_the_start(app, monkeypatch) -> None:
-    from flask import Blueprint
+def test_a_webhook_runs_in_the_apps_context_without_flasks_request_machinery(app, client, monkeypatch) -> None:
+    """Each webhook is a function of Werkzeug's request inside the app's context: services() and g
+    work there, no Flask request context is pushed (its cost is why), and the teardown closes g's session."""
+    import flask
 
+    from gateway import services
+
+    seen: dict[str, object] = {}
+    original = app.extensions["gateway"].inbound.receive.__func__
+
+    def spying(self, sms, **kw):  # type: ignore[no-untyped-def]
+        seen["request_context"] = flask.has_request_context()
+        seen["app"] = flask.current_app._get_current_object()
+        seen["services"] = services()
+        return original(self, sms, **kw)
+
+    monkeypatch.setattr(type(app.extensions["gateway"].inbound), "receive", spying)
+    response = inbound(client, sms("HELP"))
+    assert response.status_code == 200 and len(replies(response)) == 1
+    assert seen["request_context"] is False and seen["app"] is app
+    assert seen["services"] is app.extensions["gateway"]
+    assert client.post("/sms/nowhere").status_code == 404
+    assert client.get("/sms/twilio/status").status_code == 405 and client.put("/sms/android").status_code == 405
+
+
+def test_an_error_in_a_webhook_is_a_logged_500_and_its_teardown_still_runs(app, client, monkeypatch, caplog) -> None:
+    torn: list[object] = []
+    webhooks = app.extensions["webhooks"]
+    monkeypatch.setattr(webhooks, "teardown", [*webhooks.teardown, torn.append])
+
+    def broken(*args, **kw):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the database said no")
+
+    monkeypatch.setattr(type(app.extensions["gateway"].inbound), "receive", broken)
+    with pytest.raises(RuntimeError):  # under TESTING it propagates, as Flask's does
+        inbound(client, sms("HELP"))
+    assert isinstance(torn[-1], RuntimeError)
+    monkeypatch.setattr(app, "testing", False)
+    response = inbound(client, sms("HELP"))
+    assert response.status_code == 500 and b"the database said no" not in response.data
+    assert isinstance(torn[-1], RuntimeError) and len(torn) == 2
+    assert "Exception on /sms/twilio [POST]" in caplog.text and "the database said no" in caplog.text
+
+
+def test_a_webhook_route_outside_the_webhook_prefix_stops_the_start(app, monkeypatch) -> None:
     from gateway.channels import hooks
 
-    stray = Blueprint("stray_hooks", __name__)
-    stray.add_url_rule("/webhooks/stray", "stray", lambda: "", methods=["POST"])
-    monkeypatch.setitem(hooks.WEBHOOKS, "stray", stray)
+    def stray(request):  # type: ignore[no-untyped-def]
+        return None
+
+    monkeypatch.setitem(hooks.WEBHOOKS, "stray", [("/webhooks/stray", stray)])
     with pytest.raises(RuntimeError, match="outside /sms/"):
-        hooks.webhook_app(app, before=[], teardown=[])
+        hooks.Webhooks(app, before=[], teardown=[])
 
 
 def test_behind_a_proxy_the_webhook_checks_the_signature_against_the_address_the_proxy_was_asked_for(

@@ -1,56 +1,84 @@
-"""The HTTP side of each channel: one blueprint per kind, keyed like gateway.channels.PROVIDERS.
+"""The HTTP side of each channel: one module per kind, keyed like gateway.channels.PROVIDERS.
 
 Every webhook refuses an oversized body first (hooks/base.py), checks who is calling (a
 signature, or a secret in the URL), parses the provider's form into an InboundSMS or a
 StatusUpdate, and hands it on: texts to `svc.inbound.receive`, statuses to `status.advance`.
 
-The webhooks are served by a Flask app of their own (`webhook_app`), which the gateway's app
-hands every request under PREFIX (`ByPath`): none of what the console and the API put on each
-request (a cookie session, the rate limiter's look-up, CSRF, page headers, language selection)
-runs for a provider's webhook. Under a burst those were about a fifth of a stored text's CPU.
+The webhooks are a WSGI app of their own (`Webhooks`), which the gateway's app hands every
+request under PREFIX (`ByPath`): none of what the console and the API put on each request (a
+cookie session, the rate limiter's look-up, CSRF, page headers, language selection) runs for a
+provider's webhook. Nor does Flask's request machinery (its request context, dispatch and
+response finalising): each webhook is a function of Werkzeug's request, the object Flask's own
+request extends, run inside the gateway's app context (`services()`, `g`, logging). That machinery
+cost about 0.1 ms of a stored text's 1 ms of a web process's CPU under wrk's JOIN shape (2 cores,
+2026-11-30, A B rounds: docs/benchmarks.md's eleventh pass); a broadcast's status callbacks
+cross it once per message too.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Blueprint, Flask
-from flask.sessions import SessionInterface
+from flask import Flask
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
 
 from gateway.channels.hooks import africastalking, android, twilio
 
-WEBHOOKS: dict[str, Blueprint] = {"twilio": twilio.bp, "africastalking": africastalking.bp, "android": android.bp}
+Handler = Callable[..., Response]  # the request, then the rule's arguments (Africa's Talking's token)
+# Each kind's webhooks: (rule, handler); every one is a POST.
+WEBHOOKS: dict[str, list[tuple[str, Handler]]] = {
+    "twilio": twilio.ROUTES, "africastalking": africastalking.ROUTES, "android": android.ROUTES}
 PREFIX = "/sms/"  # every webhook's path starts so (DESIGN.md's routes); nothing else does
 
 
-class _NoSessions(SessionInterface):
-    """No cookie session: a provider sends none, and reading one is a signer built per request."""
+class Webhooks:
+    """WSGI: the providers' webhooks, each run in `app`'s context with `before` run first and
+    `teardown` after, as Flask runs its hooks; an HTTP error is answered as Flask would (its page),
+    any other exception is logged and answered 500 (raised instead where Flask would propagate it)."""
 
-    def open_session(self, app: Flask, request: Any) -> None:
-        return None  # Flask then hands the request a NullSession, which is never saved
+    def __init__(self, app: Flask, before: Iterable[Callable[[], Any]], teardown: Iterable[Callable[..., Any]]) -> None:
+        self.app = app
+        self.before, self.teardown = list(before), list(teardown)
+        self.handlers: dict[str, Handler] = {}
+        rules = []
+        for kind, routes in WEBHOOKS.items():
+            for rule, handler in routes:
+                endpoint = f"{kind}.{handler.__name__}"
+                self.handlers[endpoint] = handler
+                rules.append(Rule(rule, endpoint=endpoint, methods=["POST"]))
+        stray = [rule.rule for rule in rules if not rule.rule.startswith(PREFIX)]
+        if stray:  # ByPath would never hand it a request: refuse to start rather than serve a 404
+            raise RuntimeError(f"webhook routes outside {PREFIX}: {stray}")
+        self.url_map = Map(rules)
 
-    def save_session(self, app: Flask, session: Any, response: Any) -> None:
-        return None
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        with self.app.app_context():
+            error: Exception | None = None
+            try:
+                try:
+                    response = self._dispatch(request)
+                except Exception as exc:
+                    error = exc
+                    if self.app.config.get("PROPAGATE_EXCEPTIONS") or self.app.testing or self.app.debug:
+                        raise
+                    self.app.logger.error("Exception on %s [%s]", request.path, request.method, exc_info=True)
+                    response = InternalServerError().get_response(environ)
+            finally:
+                for fn in self.teardown:
+                    fn(error)
+        return response(environ, start_response)
 
-
-def webhook_app(app: Flask, before: Iterable[Callable[[], Any]], teardown: Iterable[Callable[..., Any]]) -> Flask:
-    """The webhooks as an app sharing `app`'s config and services; `before` runs before each webhook
-    (the spool's replay, the embedded worker's start), `teardown` after it."""
-    hooks = Flask(app.import_name)  # the same name: the same logger, root path and templates
-    hooks.config = app.config  # one config: what the factory or a test sets there holds here too
-    hooks.session_interface = _NoSessions()
-    hooks.extensions["gateway"] = app.extensions["gateway"]
-    for blueprint in WEBHOOKS.values():
-        hooks.register_blueprint(blueprint)
-    for fn in before:
-        hooks.before_request(fn)
-    for fn in teardown:
-        hooks.teardown_request(fn)
-    stray = [rule.rule for rule in hooks.url_map.iter_rules() if rule.endpoint != "static"
-             and not rule.rule.startswith(PREFIX)]
-    if stray:  # ByPath would never hand it a request: refuse to start rather than serve a 404
-        raise RuntimeError(f"webhook routes outside {PREFIX}: {stray}")
-    return hooks
+    def _dispatch(self, request: Request) -> Response:
+        try:
+            endpoint, args = self.url_map.bind_to_environ(request.environ).match()
+            for fn in self.before:
+                fn()
+            return self.handlers[endpoint](request, **args)
+        except HTTPException as exc:  # 400, 403, 404, 405, 413: the error's own page, as Flask answers it
+            return exc.get_response(request.environ)
 
 
 class ByPath:

@@ -10,20 +10,19 @@ import ipaddress
 import logging
 from typing import cast
 
-from flask import Blueprint, abort, request
-from flask.typing import ResponseReturnValue
+from flask import abort
+from werkzeug.wrappers import Request, Response
 
 from gateway import services
 from gateway.channels.africastalking import AfricasTalkingProvider
 from gateway.channels.hooks.base import refuse_oversized, seen
 
-bp = Blueprint("africastalking_hooks", __name__)
-bp.before_request(refuse_oversized)  # before any form, body or signature is read
 logger = logging.getLogger(__name__)
 
 
-def _africastalking(token: str) -> AfricasTalkingProvider:
+def _africastalking(request: Request, token: str) -> AfricasTalkingProvider:
     """The provider, once the URL's secret token and (when set) the caller's address are right."""
+    refuse_oversized(request)  # before any form, body or secret is read
     settings = services().settings
     expected = settings.at_webhook_token
     # Africa's Talking signs nothing: the secret in the URL is what tells its callbacks apart.
@@ -45,10 +44,9 @@ def _africastalking(token: str) -> AfricasTalkingProvider:
     return cast(AfricasTalkingProvider, provider)
 
 
-@bp.post("/sms/africastalking/<token>")
-def africastalking_inbound(token: str) -> ResponseReturnValue:
+def africastalking_inbound(request: Request, token: str) -> Response:
     """An incoming SMS: store, handle, queue the replies; 200 with an empty body."""
-    provider = _africastalking(token)
+    provider = _africastalking(request, token)
     try:
         sms = provider.parse_inbound(request.form)
     except ValueError as exc:
@@ -56,13 +54,12 @@ def africastalking_inbound(token: str) -> ResponseReturnValue:
     svc = services()
     seen(svc.redis, provider.name)
     svc.inbound.receive(sms, inline=False)
-    return "", 200
+    return Response("")
 
 
-@bp.post("/sms/africastalking/<token>/status")
-def africastalking_status(token: str) -> ResponseReturnValue:
+def africastalking_status(request: Request, token: str) -> Response:
     """A delivery report; unknown ids are ignored."""
-    provider = _africastalking(token)
+    provider = _africastalking(request, token)
     try:
         update = provider.parse_status(request.form)
     except ValueError as exc:
@@ -71,4 +68,8 @@ def africastalking_status(token: str) -> ResponseReturnValue:
     seen(svc.redis, provider.name)
     # Kept in the spool while the database is away, applied when it is back: still acknowledged.
     svc.inbound.receive_status(provider.name, update)
-    return "", 200
+    return Response("")
+
+
+ROUTES = [("/sms/africastalking/<token>", africastalking_inbound),
+          ("/sms/africastalking/<token>/status", africastalking_status)]

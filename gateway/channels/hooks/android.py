@@ -8,20 +8,18 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from flask import Blueprint, abort, request
-from flask.typing import ResponseReturnValue
+from flask import abort
+from werkzeug.wrappers import Request, Response
 
 from gateway import services
 from gateway.channels.android import AndroidProvider, Ping
 from gateway.channels.base import InboundSMS, StatusUpdate
 from gateway.channels.hooks.base import refuse_oversized, seen
 
-bp = Blueprint("android_hooks", __name__)
-bp.before_request(refuse_oversized)  # before any form, body or signature is read
 logger = logging.getLogger(__name__)
 
 
-def _phone() -> AndroidProvider | None:
+def _phone(request: Request) -> AndroidProvider | None:
     """The phone this webhook claims to be from: `?phone=NAME`, else the only (or the `android`) phone."""
     chans = services().channels
     name = request.args.get("phone") or ("android" if "android" in chans.phones
@@ -29,10 +27,10 @@ def _phone() -> AndroidProvider | None:
     return cast(AndroidProvider, chans.provider(name)) if name in chans.phones else None
 
 
-@bp.post("/sms/android")
-def android_event() -> ResponseReturnValue:
+def android_event(request: Request) -> Response:
     """sms:received, sms:sent / delivered / failed, system:ping from a phone; signature checked."""
-    provider = _phone()
+    refuse_oversized(request)  # before any body or signature is read
+    provider = _phone(request)
     body = request.get_data(cache=True)  # at most MAX_WEBHOOK_BYTES: refuse_oversized ran first
     timestamp, signature = request.headers.get("X-Timestamp"), request.headers.get("X-Signature")
     # Each phone has its own key (channels.build refuses a shared one), so a signature proves which
@@ -57,4 +55,7 @@ def android_event() -> ResponseReturnValue:
         svc.inbound.receive_status(provider.name, event)
     elif isinstance(event, Ping):
         logger.debug("%s: %s", provider.name, event.event)
-    return {"ok": True}, 200
+    return Response('{"ok": true}', mimetype="application/json")
+
+
+ROUTES = [("/sms/android", android_event)]

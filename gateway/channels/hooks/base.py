@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import abort, request
+from flask import abort
+from werkzeug.wrappers import Request
 
 from gateway import channels
 
@@ -11,7 +12,7 @@ logger = logging.getLogger(__name__)
 MAX_WEBHOOK_BYTES = 64 * 1024  # a provider's webhook is a few hundred bytes
 
 
-def refuse_oversized() -> None:
+def refuse_oversized(request: Request) -> None:
     """413 for a webhook body far beyond what any provider sends, chunked bodies included.
 
     Content-Length alone is not enough: a chunked request has none. So the body is read here,

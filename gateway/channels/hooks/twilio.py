@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, abort, request
+from flask import abort
+from werkzeug.wrappers import Request, Response
 
 from gateway import services
 from gateway.channels.hooks.base import refuse_oversized
 from gateway.channels.twilio import TwilioProvider
 
-bp = Blueprint("twilio_hooks", __name__)
-bp.before_request(refuse_oversized)  # before any form, body or signature is read
 logger = logging.getLogger(__name__)
 
 
-def _signed_url() -> str:
+def _signed_url(request: Request) -> str:
     """The URL Twilio signed: PUBLIC_BASE_URL plus the path and query, else the request's own."""
     base = services().settings.public_base_url
     if base:
@@ -22,20 +21,20 @@ def _signed_url() -> str:
     return request.url
 
 
-def _verified_twilio() -> TwilioProvider:
+def _verified_twilio(request: Request) -> TwilioProvider:
+    refuse_oversized(request)  # before any form, body or signature is read
     twilio = services().twilio
     if twilio is None:
         logger.warning("Twilio webhook refused: no TWILIO_AUTH_TOKEN to check its signature")
         abort(403)
-    if not twilio.validate(_signed_url(), request.form, request.headers.get("X-Twilio-Signature")):
+    if not twilio.validate(_signed_url(request), request.form, request.headers.get("X-Twilio-Signature")):
         abort(403)
     return twilio  # type: ignore[no-any-return]
 
 
-@bp.post("/sms/twilio")
-def twilio_inbound() -> Response:
+def twilio_inbound(request: Request) -> Response:
     """Store the message, handle it, answer with the replies as TwiML."""
-    twilio = _verified_twilio()
+    twilio = _verified_twilio(request)
     try:
         sms = twilio.parse_inbound(request.form)
     except ValueError as exc:
@@ -45,10 +44,9 @@ def twilio_inbound() -> Response:
     return Response(twilio.twiml(list(received.texts) if received else []), mimetype="application/xml")
 
 
-@bp.post("/sms/twilio/status")
-def twilio_status() -> tuple[str, int]:
+def twilio_status(request: Request) -> Response:
     """Move a sent message's status forward; unknown ids are ignored."""
-    twilio = _verified_twilio()
+    twilio = _verified_twilio(request)
     try:
         update = twilio.parse_status(request.form)
     except ValueError as exc:
@@ -56,4 +54,7 @@ def twilio_status() -> tuple[str, int]:
     svc = services()
     # Kept in the spool while the database is away, applied when it is back: still acknowledged.
     svc.inbound.receive_status("twilio", update)
-    return "", 204
+    return Response(status=204)
+
+
+ROUTES = [("/sms/twilio", twilio_inbound), ("/sms/twilio/status", twilio_status)]
