@@ -9,10 +9,11 @@ request under PREFIX (`ByPath`): none of what the console and the API put on eac
 cookie session, the rate limiter's look-up, CSRF, page headers, language selection) runs for a
 provider's webhook. Nor does Flask's request machinery (its request context, dispatch and
 response finalising): each webhook is a function of Werkzeug's request, the object Flask's own
-request extends, run inside the gateway's app context (`services()`, `g`, logging). That machinery
-cost about 0.1 ms of a stored text's 1 ms of a web process's CPU under wrk's JOIN shape (2 cores,
-2026-11-30, A B rounds: docs/benchmarks.md's eleventh pass); a broadcast's status callbacks
-cross it once per message too.
+request extends, run inside the gateway's app context (`services()`, `g`, logging). Called in one
+process, a stored JOIN's webhook took about 220 µs instead of 240; under wrk's JOIN shape the web
+processes' CPU a text fell from 1.12 to 1.07 ms on average, inside the hour's noise (2 cores,
+2026-11-30, A B rounds: docs/benchmarks.md's eleventh pass). Status callbacks, one or more for
+every message a broadcast sends, save the same.
 """
 from __future__ import annotations
 
