@@ -153,7 +153,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for fn in before:
         app.before_request(fn)
     # The providers' webhooks (/sms/...) are an app of their own, without the console's and the API's hooks.
-    hooks = app.extensions["webhooks"] = Webhooks(app, before, teardown=[db.close_session])
+    # (db.init_app's teardown_appcontext closes a webhook's session: Webhooks pushes an app context each time.)
+    hooks = app.extensions["webhooks"] = Webhooks(app, before)
     app.wsgi_app = ByPath(app.wsgi_app, hooks)  # type: ignore[method-assign]
     if settings.proxy_fix_hops:  # outermost: the webhooks' signed URL is the one the proxy was asked for
         hops = settings.proxy_fix_hops

@@ -26,6 +26,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from gateway.channels.hooks import africastalking, android, twilio
+from gateway.channels.hooks.base import refuse_oversized
 
 Handler = Callable[..., Response]  # the request, then the rule's arguments (Africa's Talking's token)
 # Each kind's webhooks: (rule, handler); every one is a POST.
@@ -35,13 +36,14 @@ PREFIX = "/sms/"  # every webhook's path starts so (DESIGN.md's routes); nothing
 
 
 class Webhooks:
-    """WSGI: the providers' webhooks, each run in `app`'s context with `before` run first and
-    `teardown` after, as Flask runs its hooks; an HTTP error is answered as Flask would (its page),
-    any other exception is logged and answered 500 (raised instead where Flask would propagate it)."""
+    """WSGI: the providers' webhooks, each run in `app`'s context with `before` run first, as Flask
+    runs its hooks, and the app context's teardowns (the session's close) after, given the error as
+    Flask gives it; an HTTP error is answered as Flask would (its page), any other exception is
+    logged and answered 500 (raised instead where Flask would propagate it)."""
 
-    def __init__(self, app: Flask, before: Iterable[Callable[[], Any]], teardown: Iterable[Callable[..., Any]]) -> None:
+    def __init__(self, app: Flask, before: Iterable[Callable[[], Any]]) -> None:
         self.app = app
-        self.before, self.teardown = list(before), list(teardown)
+        self.before = list(before)
         self.handlers: dict[str, Handler] = {}
         rules = []
         for kind, routes in WEBHOOKS.items():
@@ -56,20 +58,19 @@ class Webhooks:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
-        with self.app.app_context():
-            error: Exception | None = None
-            try:
-                try:
-                    response = self._dispatch(request)
-                except Exception as exc:
-                    error = exc
-                    if self.app.config.get("PROPAGATE_EXCEPTIONS") or self.app.testing or self.app.debug:
-                        raise
-                    self.app.logger.error("Exception on %s [%s]", request.path, request.method, exc_info=True)
-                    response = InternalServerError().get_response(environ)
-            finally:
-                for fn in self.teardown:
-                    fn(error)
+        context = self.app.app_context()  # a new one each time: its own g, its teardowns at pop
+        context.push()
+        error: Exception | None = None
+        try:
+            response = self._dispatch(request)
+        except Exception as exc:
+            error = exc
+            if self.app.config.get("PROPAGATE_EXCEPTIONS") or self.app.testing or self.app.debug:
+                raise
+            self.app.logger.error("Exception on %s [%s]", request.path, request.method, exc_info=True)
+            response = InternalServerError().get_response(environ)
+        finally:
+            context.pop(error)
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:
@@ -77,6 +78,7 @@ class Webhooks:
             endpoint, args = self.url_map.bind_to_environ(request.environ).match()
             for fn in self.before:
                 fn()
+            refuse_oversized(request)  # before any form, body, signature or secret is read
             return self.handlers[endpoint](request, **args)
         except HTTPException as exc:  # 400, 403, 404, 405, 413: the error's own page, as Flask answers it
             return exc.get_response(request.environ)

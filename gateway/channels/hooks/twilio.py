@@ -7,7 +7,6 @@ from flask import abort
 from werkzeug.wrappers import Request, Response
 
 from gateway import services
-from gateway.channels.hooks.base import refuse_oversized
 from gateway.channels.twilio import TwilioProvider
 
 logger = logging.getLogger(__name__)
@@ -22,7 +21,6 @@ def _signed_url(request: Request) -> str:
 
 
 def _verified_twilio(request: Request) -> TwilioProvider:
-    refuse_oversized(request)  # before any form, body or signature is read
     twilio = services().twilio
     if twilio is None:
         logger.warning("Twilio webhook refused: no TWILIO_AUTH_TOKEN to check its signature")
