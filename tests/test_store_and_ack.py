@@ -578,10 +578,11 @@ def test_one_bad_text_in_a_batch_fails_only_its_own_webhook(
     assert writer is not None
     held = HeldWriter(twilio_app, monkeypatch)
     results: dict[str, Any] = {}
+    senders = {"first": B, "good": A, "bad": "+265991230003"}
 
     def store(name: str, sid: str) -> None:
         try:
-            results[name] = writer.store(InboundSMS("twilio", sid, A if name == "good" else B, None, "JOIN"), "MW")
+            results[name] = writer.store(InboundSMS("twilio", sid, senders[name], None, "JOIN"), "MW")
         except Exception as exc:  # noqa: BLE001 - checked below
             results[name] = exc
 
@@ -596,6 +597,35 @@ def test_one_bad_text_in_a_batch_fails_only_its_own_webhook(
     assert results["good"].deferred and results["first"].deferred
     assert isinstance(results["bad"], DataError)
     assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "JOIN"]
+    # the failed statements left nothing: the bad text's sender, upserted in them, is no contact
+    with gw.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Contact)) == 2
+
+
+@pytest.mark.postgres_only
+def test_a_batch_without_a_stop_is_one_round_trip_and_a_batch_with_one_is_one_transaction(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    sent: list[tuple[str, bool, str]] = []  # (statement's first word, autocommit, the server's transaction state)
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        dbapi = conn.connection.dbapi_connection
+        sent.append((statement.split()[0], dbapi.autocommit, dbapi.info.transaction_status.name))
+
+    event.listen(gw.engine, "before_cursor_execute", seen)
+    assert post(twilio_app, A, "JOIN") == []
+    # no BEGIN before it and no COMMIT after: psycopg sends those only outside autocommit
+    assert sent == [("WITH", True, "IDLE")]
+    sent.clear()
+    assert post(twilio_app, B, "STOP") == []
+    # the texts and the STOP's mark in one transaction: the mark is sent inside it, after the texts
+    assert [(word, autocommit) for word, autocommit, _ in sent] == [("WITH", False), ("UPDATE", False)]
+    assert sent[1][2] == "INTRANS"
+    assert stop_pending(twilio_app) == {A: False, B: True}
+    assert post(twilio_app, A, "Chikondi") == []  # and the next batch without a STOP: autocommit again
+    assert sent[-1] == ("WITH", True, "IDLE")
+    assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "STOP", "Chikondi"]
 
 
 @pytest.mark.postgres_only
