@@ -34,6 +34,11 @@ class LoadResult:
     censored_from: float = math.inf  # latencies >= this are lower bounds (timeouts)
 
     @property
+    def seconds(self) -> float:
+        """The run's length (as bench.wrk.WrkResult names it)."""
+        return self.elapsed
+
+    @property
     def achieved(self) -> float:
         """Answered with 2xx per second over the run."""
         return self.ok / self.elapsed if self.elapsed > 0 else 0.0

@@ -31,16 +31,18 @@ SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"rates": [20], "step_seconds": 1.0, "max_seconds": 2.0, "drain": 5.0,
               "sizes": [50], "latencies": [0.0], "caps": {0.0: 30.0}, "textbook_n": {0.0: 50},
               "ceiling_seconds": 1.0, "launch_only_n": 0, "pace_rate": 20.0, "pace_window": 3.0,
-              "burst_rate": 50, "burst_seconds": 2.0},
+              "burst_rate": 50, "burst_seconds": 2.0, "join_rounds": 1},
     # 25 req/s is not asked for: it shows the gateway's latency below its capacity on this machine
     "default": {"rates": [25, 100, 200, 400, 800], "step_seconds": 12.0, "max_seconds": 10.0, "drain": 8.0,
                 "sizes": [10_000], "latencies": [0.0, 0.15], "caps": {0.0: 90.0, 0.15: 40.0},
                 "textbook_n": {0.0: 2_000, 0.15: 300}, "ceiling_seconds": 8.0, "launch_only_n": 100_000,
-                "pace_rate": 50.0, "pace_window": 60.0, "burst_rate": 2000, "burst_seconds": 30.0},
+                "pace_rate": 50.0, "pace_window": 60.0, "burst_rate": 2000, "burst_seconds": 30.0,
+                "join_rounds": 3},
     "full": {"rates": [100, 200, 400, 800], "step_seconds": 30.0, "max_seconds": 20.0, "drain": 10.0,
              "sizes": [10_000, 100_000], "latencies": [0.0, 0.15], "caps": {0.0: 600.0, 0.15: 120.0},
              "textbook_n": {0.0: 10_000, 0.15: 1_000}, "ceiling_seconds": 15.0, "launch_only_n": 0,
-             "pace_rate": 50.0, "pace_window": 60.0, "burst_rate": 2000, "burst_seconds": 30.0},
+             "pace_rate": 50.0, "pace_window": 60.0, "burst_rate": 2000, "burst_seconds": 30.0,
+             "join_rounds": 3},
 }
 
 
@@ -119,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
             log("inbound")
             figures["inbound"] = inbound.run(stack, results, rates=p["rates"], step_seconds=p["step_seconds"],
-                                             max_seconds=p["max_seconds"], drain=p["drain"], profile_dir=profile_dir)
+                                             max_seconds=p["max_seconds"], drain=p["drain"], rounds=p["join_rounds"],
+                                             profile_dir=profile_dir)
         if "burst" in only:
             from bench import burst
 

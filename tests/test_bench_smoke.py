@@ -39,6 +39,11 @@ def test_benchmarks_run_at_tiny_sizes_and_print_sane_figures(db_url: str, redis_
         assert step["achieved"] > 0 and 0 < step["p50_ms"] <= step["p99_ms"] <= step["max_ms"], (target, step)
         assert inbound[target]["max"]["achieved"] > 0 and inbound[target]["max"]["errors"] == 0, (target, inbound[target])
     assert 0 < inbound["ratio"]
+    # The JOIN shape in turns, each from quiet: the workers had handled what came before it.
+    join = inbound["join"]
+    assert len(join["gateway"]) == len(join["ceiling"]) == len(join["ratios"]) == 1, join
+    assert join["gateway"][0]["ok"] > 0 and join["ceiling"][0]["ok"] > 0 and join["ratios"][0] > 0, join
+    assert join["left_unhandled"] == [0, 0] and len(join["waited_s"]) == 2, join
     # The embedded default (SQLite, queue in process) served and answered, not just started.
     embedded = inbound["embedded"]
     assert embedded["ok"] > 0 and embedded["errors"] == 0 and embedded["achieved"] > 0, embedded
