@@ -615,17 +615,42 @@ def test_a_batch_without_a_stop_is_one_round_trip_and_a_batch_with_one_is_one_tr
 
     event.listen(gw.engine, "before_cursor_execute", seen)
     assert post(twilio_app, A, "JOIN") == []
-    # no BEGIN before it and no COMMIT after: psycopg sends those only outside autocommit
+    # in autocommit and outside a transaction: psycopg sent no BEGIN before it and sends no COMMIT after
     assert sent == [("WITH", True, "IDLE")]
     sent.clear()
     assert post(twilio_app, B, "STOP") == []
-    # the texts and the STOP's mark in one transaction: the mark is sent inside it, after the texts
-    assert [(word, autocommit) for word, autocommit, _ in sent] == [("WITH", False), ("UPDATE", False)]
-    assert sent[1][2] == "INTRANS"
+    # the texts and the STOP's mark in one transaction, begun before the texts' statement
+    assert sent == [("WITH", True, "INTRANS"), ("UPDATE", True, "INTRANS")]
     assert stop_pending(twilio_app) == {A: False, B: True}
-    assert post(twilio_app, A, "Chikondi") == []  # and the next batch without a STOP: autocommit again
-    assert sent[-1] == ("WITH", True, "IDLE")
-    assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "STOP", "Chikondi"]
+    writer = gw.inbound.writer
+    assert writer is not None
+    (held,) = writer.connections()
+    resets = held.connection._connection_record.finalize_callback  # type: ignore[union-attr]
+    before = len(resets)
+    for body in ("Chikondi", "Zomba", "STOP"):  # and the next batches: one statement again, or a transaction
+        assert post(twilio_app, A, body) == []
+    assert sent[-4:] == [("WITH", True, "IDLE"), ("WITH", True, "IDLE"), ("WITH", True, "INTRANS"),
+                         ("UPDATE", True, "INTRANS")]
+    assert len(resets) == before  # the connection's setting is not made again for each batch
+    assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN", "STOP", "Chikondi", "Zomba", "STOP"]
+
+
+@pytest.mark.postgres_only
+def test_a_stop_and_its_mark_are_stored_together_or_not_at_all(
+        twilio_app: Flask, fake_twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from gateway.channels.base import InboundSMS
+    from gateway.inbound import deferred
+
+    writer = svc(twilio_app).inbound.writer
+    assert writer is not None
+    monkeypatch.setattr(deferred, "_MARK_STOP", "UPDATE contacts SET no_such_column = :at WHERE id = :contact_id")
+    with pytest.raises(DBAPIError):
+        writer.store(InboundSMS("twilio", "SM-stop", A, None, "STOP"), "MW", stop=True)
+    assert inbound(twilio_app) == []  # the mark failed: the STOP was not stored without it
+    assert writer.store(InboundSMS("twilio", "SM-join", B, None, "JOIN"), "MW") is not None  # and the writer goes on
+    assert [body for body, _, _ in inbound(twilio_app)] == ["JOIN"]
 
 
 @pytest.mark.postgres_only

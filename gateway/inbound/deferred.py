@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -156,7 +157,10 @@ class _Held:
 
     def connection(self) -> Connection:
         if self.conn is None or self.conn.closed or self.conn.invalidated:
-            self.conn = self.engine.connect()
+            conn = self.engine.connect()
+            if conn.dialect.name == "postgresql":  # set once: each setting adds a reset to the connection's record
+                conn.execution_options(isolation_level="AUTOCOMMIT")  # see Writer._write_on
+            self.conn = conn
         return self.conn
 
     def drop(self) -> None:
@@ -342,14 +346,15 @@ class Writer:
 
     @staticmethod
     def _write_on(conn: Connection, batch: list[_Waiting]) -> None:
-        # On PostgreSQL a batch with no STOP is one statement, atomic on its own: sent in autocommit
-        # it is one round trip, where BEGIN, the statement and COMMIT took three, each waiting for
-        # the GIL again among the request threads (wrk's JOIN shape, 2 cores, 2026-11-30, three A B
-        # rounds: 1,300 req/s against 1,225 on average). A STOP's mark is a second statement: that
-        # batch keeps its transaction.
-        alone = conn.dialect.name == "postgresql" and not any(item.params["stop_at"] for item in batch)
-        conn.execution_options(isolation_level="AUTOCOMMIT" if alone else conn.default_isolation_level)
-        with conn.begin():  # a connection, not an ORM session: nothing here is an object
+        # On PostgreSQL the connection is held in autocommit (_Held) and a batch with no STOP is one
+        # statement, atomic on its own: one round trip, where BEGIN, the statement and COMMIT took
+        # three, each waiting for the GIL again among the request threads (wrk's JOIN shape, 2 cores,
+        # 2026-11-30, three A B rounds: 1,300 req/s against 1,225 on average). A STOP's mark is a
+        # second statement: that batch opens a transaction of its own (psycopg's, as SQLAlchemy's
+        # begin() sends nothing in autocommit).
+        stop = any(item.params["stop_at"] is not None for item in batch)
+        with conn.begin(), (conn.connection.dbapi_connection.transaction()  # type: ignore[union-attr]
+                            if stop and conn.dialect.name == "postgresql" else nullcontext()):
             if conn.dialect.name == "postgresql":
                 rows = conn.execute(_sql(_PG_BATCH), {k: [item.params[k] for item in batch] for k in _COLUMNS})
                 got = {(r[2], r[3]): (int(r[0]), int(r[1])) for r in rows}
