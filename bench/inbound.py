@@ -373,7 +373,8 @@ def run(stack: Stack, results: Results, *, rates: list[int], step_seconds: float
                     f"{body}: {k['cpu_ms']:.1f} ms, {k['statements']:.0f} statements"
                     for body, k in cpu["kinds"].items()))
     results.add("inbound", "correctness",
-                f"{store['stored']} stored for {ok_total} answered 2xx (+60 warm-up); {store['reports']} reports, "
+                f"{store['stored']} stored for {ok_total} answered 2xx (+120 warm-up, and each JOIN turn's last "
+                f"requests, stored but not counted when wrk stopped); {store['reports']} reports, "
                 f"{store['stopped']} STOPs; {store['unhandled']} unhandled after the texts stored for workers "
                 f"(store and acknowledge) were handled by one burst worker in {drained:.0f} s; routes {store['routes']}")
     return figures
