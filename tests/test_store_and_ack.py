@@ -654,6 +654,30 @@ def test_a_stop_and_its_mark_are_stored_together_or_not_at_all(
 
 
 @pytest.mark.postgres_only
+def test_a_stop_batch_whose_connection_is_lost_at_commit_is_written_again_once(
+        twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
+    from sqlalchemy import text
+
+    gw = svc(twilio_app)
+    gw.inbound.pressure.forced = True
+    killed: list[int] = []
+
+    def kill_before_commit(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "stop_pending_at" in statement and not killed:  # as a database restart would, after the mark
+            killed.append(conn.connection.dbapi_connection.info.backend_pid)
+            # in autocommit: each look at pg_stat_activity is a new snapshot of it
+            with gw.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as other:
+                other.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": killed[0]})
+                gone = text("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = :pid)")
+                assert wait_for(lambda: bool(other.scalar(gone, {"pid": killed[0]})), 30)
+
+    event.listen(gw.engine, "after_cursor_execute", kill_before_commit)
+    assert post(twilio_app, A, "STOP") == []  # answered: not a 500
+    assert killed and not gw.inbound.spool.has_pending()  # written again on a new connection
+    assert [body for body, _, _ in inbound(twilio_app)] == ["STOP"] and stop_pending(twilio_app) == {A: True}
+
+
+@pytest.mark.postgres_only
 def test_the_writer_takes_a_new_connection_when_the_database_dropped_its_own(
         twilio_app: Flask, fake_twilio: FakeTwilio) -> None:
     from sqlalchemy import text
