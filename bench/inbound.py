@@ -181,10 +181,7 @@ def run_target(name: str, target: str, stack: Stack, rates: list[int], step_seco
             f"p50 {ms(r.p(50))}, p99 {ms(r.p(99))}, {r.errors} errors")
     finally:
         proc.stop()
-        for helper in helpers:
-            helper.stop()
-        if fake is not None:
-            fake.stop()
+        stop_beside(fake, helpers)
     return out
 
 
@@ -197,6 +194,14 @@ def workers_beside(name: str, stack: Stack, workers: int) -> tuple[Any, list[Pro
     fake_env = {"TWILIO_API_BASE_URL": fake.base_url} if fake else {}  # else stack.env points at the run's
     return fake, [Proc(f"{name}-worker{i}", ["nice", "-n", "10", str(BIN / "flask"), "--app", "app", "worker"],
                        stack.env(**fake_env), stack.workdir) for i in range(workers)]
+
+
+def stop_beside(fake: Any, helpers: list[Proc]) -> None:
+    """Stop what `workers_beside` started."""
+    for helper in helpers:
+        helper.stop()
+    if fake is not None:
+        fake.stop()
 
 
 def quiet(stack: Stack, timeout: float = QUIET_TIMEOUT) -> tuple[float, int]:
@@ -266,10 +271,7 @@ def join_rounds(stack: Stack, numbers: Numbers, seconds: float, rounds: int) -> 
     finally:
         gw.stop()
         ceiling.stop()
-        for helper in helpers:
-            helper.stop()
-        if fake is not None:
-            fake.stop()
+        stop_beside(fake, helpers)
     return out
 
 
