@@ -8,6 +8,8 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -309,6 +311,7 @@ def test_spool_files_are_0600_and_its_directories_0700_whatever_the_umask(
         spool_runner.invoke(args=["spool", "replay"])
     modes = {p.relative_to(spool.dir.parent).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in spool_files(spool_app)}
     assert modes["spool"] == 0o700 and modes["spool/rejected"] == 0o700 and modes["spool/.replay.lock"] == 0o600
+    assert modes["spool/.generation"] == 0o600
     assert [m for p, m in modes.items() if p.endswith(".json")] == [0o600]  # the one set aside
 
 
@@ -331,8 +334,9 @@ def test_a_replayed_text_leaves_nothing_behind(
         spool_app: Flask, spool_client: FlaskClient, spool_runner: FlaskCliRunner) -> None:
     send_while_away(spool_app, spool_client)
     assert "4 stored" in spool_runner.invoke(args=["spool", "replay"]).output
-    assert [p.name for p in spool_files(spool_app)[1:]] == [".replay.lock"]
+    assert [p.name for p in spool_files(spool_app)[1:]] == [".generation", ".replay.lock"]
     assert spool_for(spool_app).dir.joinpath(".replay.lock").read_bytes() == b""
+    assert len(spool_for(spool_app).dir.joinpath(".generation").read_bytes()) == 8  # a random value, no text
 
 
 def test_a_set_aside_text_is_counted_on_healthz_and_purged_after_the_retention(
@@ -475,22 +479,45 @@ def test_a_locked_table_fails_the_webhook_in_seconds_and_the_text_is_spooled_the
 
 def test_a_text_kept_by_another_process_is_seen_at_once_after_the_spool_was_found_empty(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """has_pending knows a quiet empty directory by one stat; a file kept since is never missed."""
+    """has_pending knows an empty spool with no system call (no stat, no scan); a text kept since, by
+    another process, is never missed; a file put there by other means is found within RECHECK."""
+    from gateway.inbound import spool as spool_module
+
     vault = NumberVault.from_keys([NUMBERS_KEY])
-    here, there = Spool(tmp_path / "spool", vault), Spool(tmp_path / "spool", vault)  # two processes
-    there.keep(InboundSMS("twilio", "SM-kept", ALICE, "+15005550006", "kept"))
-    for path in there.pending():
-        path.unlink()
-    long_ago = time.time() - 60
-    os.utime(there.dir, (long_ago, long_ago))  # quiet for a minute, and empty
-    scans = []
-    real_scandir = os.scandir
-    monkeypatch.setattr(os, "scandir", lambda p: scans.append(p) or real_scandir(p))
-    assert not here.has_pending(ALICE) and not here.has_pending()
-    assert len(scans) == 1  # the second look was one stat
-    there.keep(InboundSMS("twilio", "SM-away", ALICE, "+15005550006", "while the database is away"))
+    here = Spool(tmp_path / "spool", vault)
+    calls: list[str] = []
+    real_scandir, real_stat = os.scandir, os.stat
+    monkeypatch.setattr(os, "scandir", lambda p: calls.append("scandir") or real_scandir(p))
+    monkeypatch.setattr(os, "stat", lambda *a, **k: calls.append("stat") or real_stat(*a, **k))
+    assert not here.has_pending(ALICE) and calls.count("scandir") == 1  # the first look: a scan
+    calls.clear()
+    for _ in range(3):
+        assert not here.has_pending(ALICE) and not here.has_pending()
+    assert calls == []  # known empty: neither a stat nor a scan
+    generation = here.dir / spool_module.GENERATION
+    assert stat.S_IMODE(generation.stat().st_mode) == 0o600 and here.pending() == []  # private, and no text
+
+    # Another process keeps a text (a process of its own: its own mapping of the file).
+    code = ("import sys; from gateway.core.vault import NumberVault; from gateway.inbound.spool import Spool; "
+            "from gateway.channels.base import InboundSMS; "
+            "Spool(sys.argv[1], NumberVault.from_keys([sys.argv[2]])).keep("
+            "InboundSMS('twilio', 'SM-away', sys.argv[3], '+15005550006', 'while the database is away'))")
+    subprocess.run([sys.executable, "-c", code, str(here.dir), NUMBERS_KEY, ALICE], check=True, timeout=60,
+                   cwd=Path(__file__).resolve().parent.parent)
     assert here.has_pending(ALICE) and here.has_pending() and not here.has_pending(BEN)
-    for path in there.pending():
+    for path in here.pending():
         path.unlink()
-    assert not here.has_pending(ALICE)  # changed within the last second: scanned, not remembered
-    assert not here.has_pending(ALICE) and len(scans) == 6  # each look since the first: a scan
+    calls.clear()
+    assert not here.has_pending(ALICE) and calls.count("scandir") == 1  # changed since: scanned again
+    assert not here.has_pending(ALICE) and calls.count("scandir") == 1  # and known empty again
+
+    # A file that no keep() announced (an older version's, during a deploy): found once RECHECK is past.
+    record = here.keep(InboundSMS("twilio", "SM-by-hand", ALICE, "+15005550006", "by hand"))
+    by_hand = record.read_bytes()
+    record.unlink()
+    assert not here.has_pending()  # scanned: empty again, and known empty
+    (here.dir / record.name).write_bytes(by_hand)  # no new generation
+    assert not here.has_pending()  # unannounced, within RECHECK: not seen yet
+    real_monotonic = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real_monotonic() + spool_module.RECHECK + 1)
+    assert here.has_pending(ALICE) and not here.has_pending(BEN)

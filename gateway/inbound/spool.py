@@ -26,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import mmap
 import os
 import stat
 import time
@@ -49,10 +50,15 @@ from gateway.private import DIR_MODE, FILE_MODE, private_dir
 logger = logging.getLogger(__name__)
 STATUS = "status"  # the kind of a kept delivery status callback, and the tag in its file name
 REJECTED_RETENTION = timedelta(days=7)  # time to notice (on /healthz) and look at a set-aside text
-# A directory unchanged for this long, found empty, is known empty while its mtime stays the same:
-# any file added later (by any process) sets a newer mtime, even on a file system whose clock ticks
-# coarsely, so every webhook needs one stat instead of a scan and the sender's keyed digests.
-QUIET_NS = 1_000_000_000
+# Every webhook asks whether texts are kept (twice: the replay before it, and its sender's order). A
+# stat each time released the GIL twice a webhook, and under load each release is a wait for it
+# again among the request threads: wrk's JOIN shape, 2 cores, 2026-12-01, six A B rounds, 1,499
+# req/s against 1,319 without those two stats. So every process maps GENERATION (8 bytes) and each
+# keep() writes a new value there after its rename: a directory found empty stays known empty, with
+# no system call, while the value is unchanged; and it is looked at again after RECHECK seconds
+# anyway, for a file kept by other means (an older version during a deploy, an operator's hand).
+GENERATION = ".generation"
+RECHECK = 1.0
 
 
 def database_away(exc: BaseException) -> bool:
@@ -81,7 +87,9 @@ class Spool:
     def __init__(self, directory: str | os.PathLike[str], vault: NumberVault) -> None:
         self.dir = Path(directory)
         self.vault = vault
-        self._empty_as_of: tuple[int, int] | None = None  # (inode, mtime ns) of the directory seen empty
+        self._generation: mmap.mmap | None = None  # GENERATION, mapped (shared with every process)
+        self._unmapped_until = 0.0  # after a failed mapping, when to try again (monotonic seconds)
+        self._empty_as_of: tuple[bytes, float] = (b"", 0.0)  # the generation found empty, and until when
 
     def _private_dir(self, path: Path) -> None:
         """Create the directory 0700, and take an existing one (from an older version) back to 0700."""
@@ -121,7 +129,28 @@ class Spool:
             os.fsync(f.fileno())
         os.rename(tmp, self.dir / name)
         _fsync_dir(self.dir)
+        generation = self._mapped()
+        if generation is not None:  # after the rename: a process that reads the new value finds the file
+            generation[:] = os.urandom(8)
         return self.dir / name
+
+    def _mapped(self) -> mmap.mmap | None:
+        """GENERATION mapped into this process (created with the directory if missing); None if it cannot be."""
+        if self._generation is None and time.monotonic() >= self._unmapped_until:
+            try:
+                self._private_dir(self.dir)
+                fd = os.open(self.dir / GENERATION, os.O_RDWR | os.O_CREAT, FILE_MODE)
+                try:
+                    if os.fstat(fd).st_size < 8:
+                        os.ftruncate(fd, 8)  # zeros: the value before any keep()
+                    self._generation = mmap.mmap(fd, 8)
+                finally:
+                    os.close(fd)  # the mapping keeps the file
+            except OSError:
+                logger.warning("the spool's generation file cannot be mapped: every webhook scans the spool",
+                               exc_info=True)
+                self._unmapped_until = time.monotonic() + RECHECK
+        return self._generation
 
     def read(self, path: Path) -> dict[str, str]:
         """A kept record, decrypted (any configured numbers key opens it)."""
@@ -142,13 +171,12 @@ class Spool:
             return []
 
     def has_pending(self, sender: str | None = None) -> bool:
-        """Whether anything (from this sender) is kept: one stat while the directory stays as it was
-        last found empty, else one scan."""
-        try:
-            seen = os.stat(self.dir)
-        except FileNotFoundError:
-            return False
-        if self._empty_as_of == (seen.st_ino, seen.st_mtime_ns):
+        """Whether anything (from this sender) is kept: no system call while the directory is known
+        empty (GENERATION unchanged since it was found empty, within RECHECK), else one scan."""
+        mapped = self._mapped()
+        generation = mapped[:8] if mapped is not None else None  # read before the scan: a keep() after it changes it
+        now = time.monotonic()
+        if generation == self._empty_as_of[0] and now < self._empty_as_of[1]:
             return False
         try:
             with os.scandir(self.dir) as entries:
@@ -156,9 +184,8 @@ class Spool:
         except FileNotFoundError:
             return False
         if not kept:
-            # stat before the scan: a file added meanwhile has set a newer mtime than the one kept here
-            if time.time_ns() - seen.st_mtime_ns > QUIET_NS:
-                self._empty_as_of = (seen.st_ino, seen.st_mtime_ns)
+            if generation is not None:
+                self._empty_as_of = (generation, now + RECHECK)
             return False
         tags = [""] if sender is None else [f"-{t}-" for t in self._sender_tags(sender)]
         return any(t in name for name in kept for t in tags)
