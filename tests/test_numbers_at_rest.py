@@ -1,12 +1,18 @@
 """Phone numbers at rest: encrypted, found by a keyed digest, never stored or logged in plain."""
 from __future__ import annotations
 
+import base64
 import logging
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 
 from gateway import create_app
@@ -48,6 +54,36 @@ def test_seal_opens_only_with_its_key_and_is_not_deterministic() -> None:
     assert vault.seal(A) != sealed  # a random IV: equal numbers do not look equal at rest
     with pytest.raises(NumberKeyError):
         NumberVault.from_keys([KEY_2]).open(sealed)
+
+
+def _iv(sealed: str) -> bytes:
+    """The IV of a Fernet token (version byte, 8-byte time, then 16 bytes of IV)."""
+    return base64.urlsafe_b64decode(sealed)[9:25]
+
+
+def test_a_seal_is_a_fernet_token_of_the_newest_key_and_never_repeats_its_iv_even_across_a_fork() -> None:
+    """seal() builds the token itself (its IV from OpenSSL's generator, see vault.seal): any Fernet of
+    the newest key opens it, its time is now, and no two seals share an IV, in one process or after a fork."""
+    rotating = NumberVault.from_keys([KEY_2, KEY_1])
+    sealed = rotating.seal(A)
+    assert Fernet(base64.urlsafe_b64encode(HKDF(algorithm=hashes.SHA256(), length=64, salt=None,
+                  info=b"sms-gateway phone numbers v1").derive(KEY_2.encode())[:32])).decrypt(sealed) == A.encode()
+    assert abs(rotating.newest.extract_timestamp(sealed) - time.time()) < 60
+    with pytest.raises(NumberKeyError):
+        NumberVault.from_keys([KEY_1]).open(sealed)  # sealed with the newest key, not the older one
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child seals too, with the generator it inherited
+        os.close(read)
+        os.write(write, b"".join(_iv(rotating.seal(A)) for _ in range(200)))
+        os._exit(0)
+    os.close(write)
+    here = [_iv(rotating.seal(A)) for _ in range(2000)]
+    with os.fdopen(read, "rb") as pipe:
+        there = pipe.read()
+    os.waitpid(child, 0)
+    theirs = [there[i:i + 16] for i in range(0, len(there), 16)]
+    assert len(theirs) == 200 and len(set(here)) == 2000 and not set(here) & set(theirs)
 
 
 def test_digest_is_keyed_and_stable() -> None:

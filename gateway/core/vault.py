@@ -12,6 +12,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,16 +57,21 @@ class NumberVault:
 
     fernet: MultiFernet
     digest_keys: tuple[bytes, ...]  # newest first
+    newest: Fernet  # the newest key's, which seals (as MultiFernet.encrypt would)
 
     @classmethod
     def from_keys(cls, keys: Sequence[str]) -> NumberVault:
         """A vault for these secrets, newest first."""
         derived = [_derive(k) for k in keys]
-        return cls(MultiFernet([f for f, _ in derived]), tuple(d for _, d in derived))
+        return cls(MultiFernet([f for f, _ in derived]), tuple(d for _, d in derived), derived[0][0])
 
     def seal(self, number: str) -> str:
         """The number encrypted with the newest key (random IV: equal numbers seal differently)."""
-        return self.fernet.encrypt(number.encode()).decode("ascii")
+        # A Fernet token like Fernet.encrypt's, but its IV from OpenSSL's generator (ssl.RAND_bytes: a
+        # CSPRNG in this process, reseeded after a fork), not os.urandom. os.urandom is a system call
+        # that releases the GIL, and under load each release is a wait for it again among the request
+        # threads: a text stored under load is sealed once in its webhook. Any Fernet opens the token.
+        return self.newest._encrypt_from_parts(number.encode(), int(time.time()), ssl.RAND_bytes(16)).decode("ascii")
 
     def open(self, sealed: str) -> str:
         """The number back; NumberKeyError when no configured key opens it."""
