@@ -477,6 +477,29 @@ def test_a_locked_table_fails_the_webhook_in_seconds_and_the_text_is_spooled_the
         engine.dispose()
 
 
+def test_without_its_generation_file_the_spool_scans_every_time_and_misses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A spool whose generation file cannot be mapped (a file system without shared mappings) is slower,
+    never wrong: each look is a scan, a text kept is seen at once, and each process warns once."""
+    import mmap
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("no shared mappings here")
+
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    vault = NumberVault.from_keys([NUMBERS_KEY])
+    here, there = Spool(tmp_path / "spool", vault), Spool(tmp_path / "spool", vault)
+    scans: list[object] = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p: scans.append(p) or real_scandir(p))
+    with caplog.at_level(logging.WARNING, logger="gateway.inbound.spool"):
+        assert not here.has_pending(ALICE) and not here.has_pending(ALICE) and len(scans) == 2
+        there.keep(InboundSMS("twilio", "SM-away", ALICE, "+15005550006", "while the database is away"))
+        assert here.has_pending(ALICE) and not here.has_pending(BEN)
+    assert [r.getMessage() for r in caplog.records].count(
+        "the spool's generation file cannot be mapped: every webhook scans the spool") == 2  # here, there
+
+
 def test_a_text_kept_by_another_process_is_seen_at_once_after_the_spool_was_found_empty(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """has_pending knows an empty spool with no system call (no stat, no scan); a text kept since, by

@@ -150,8 +150,9 @@ class Spool:
                 finally:
                     os.close(fd)  # the mapping keeps the file
             except OSError:
-                logger.warning("the spool's generation file cannot be mapped: every webhook scans the spool",
-                               exc_info=True)
+                if not self._unmapped_until:  # once, not every RECHECK
+                    logger.warning("the spool's generation file cannot be mapped: every webhook scans the spool",
+                                   exc_info=True)
                 self._unmapped_until = time.monotonic() + RECHECK
         return self._generation
 
